@@ -1,0 +1,1 @@
+"""Reading and writing message files, row by row."""

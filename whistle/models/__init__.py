@@ -1,0 +1,1 @@
+"""Classifiers and their save/load."""

@@ -1,0 +1,32 @@
+"""The routing answer: what an operator, a batch record and the API all return."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class TopicScore(BaseModel):
+    topic: str = Field(description="topic code, e.g. W05 or OTHER")
+    topic_name: str
+    score: float = Field(ge=0, le=1, description="calibrated probability")
+
+
+class Departments(BaseModel):
+    lead: str | None = Field(None, description="the department that must act first")
+    assist: list[str] = Field(default_factory=list, description="departments also reported to")
+
+
+class RoutingAnswer(BaseModel):
+    id: str | None = None
+    topic: str | None = None
+    topic_name: str | None = None
+    area: str | None = None
+    sub: str | None = None
+    sub_name: str | None = None
+    confidence: float | None = Field(None, ge=0, le=1)
+    needs_review: bool = True
+    top: list[TopicScore] = Field(default_factory=list)
+    departments: Departments = Field(default_factory=Departments)
+    evidence: list[str] = Field(default_factory=list, description="words that drove the decision")
+    model_version: str | None = None
+    error: str | None = None

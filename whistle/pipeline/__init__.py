@@ -1,0 +1,1 @@
+"""Text pipeline: normalisation, privacy masking, segmentation, features."""

@@ -1,0 +1,57 @@
+"""Normalisation that real hotline and WeChat text needs, applied identically in training and serving."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from functools import lru_cache
+
+from whistle.pipeline.privacy import mask_pii
+
+_TAGS = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,200}>")
+_ENTITY_LEFTOVER = re.compile(r"&(?:nbsp|amp|lt|gt|quot|#\d+);?", re.IGNORECASE)
+# Emoji, pictographs, variation selectors, zero-width characters.
+_EMOJI = re.compile(
+    "[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U0001F900-\U0001F9FF\U0000FE00-\U0000FE0F"
+    "\U0000200B-\U0000200F\U00002060-\U0000206F\U0000FEFF\U000E0000-\U000E007F]+"
+)
+_WECHAT_EMOTE = re.compile(r"\[(?:[\u4e00-\u9fff]{1,4}|[A-Za-z]{2,10})\]")
+_SPACE = re.compile(r"\s+")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@lru_cache(maxsize=1)
+def _t2s():  # noqa: ANN202 - opencc has no type hints
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def normalize_text(text: str, max_chars: int = 2000) -> str:
+    """Simplified, half-width, HTML- and emoji-free, PII-masked, whitespace-collapsed text.
+
+    ``max_chars`` bounds the work per message: the topic is stated early, and a
+    100,000-character paste must not stall a worker.
+    """
+    if len(text) > max_chars * 2:
+        text = text[: max_chars * 2]
+    if "<" in text or "&" in text:
+        text = html.unescape(text)
+        text = _TAGS.sub(" ", text)
+        text = _ENTITY_LEFTOVER.sub(" ", text)
+    text = unicodedata.normalize("NFKC", text)
+    text = _EMOJI.sub(" ", text)
+    text = _WECHAT_EMOTE.sub(" ", text)
+    text = _t2s().convert(text)
+    text = mask_pii(text)
+    text = _SPACE.sub(" ", text).strip().lower()
+    return text[:max_chars]
+
+
+def han_ratio(text: str) -> float:
+    """Share of Chinese characters among the non-space characters."""
+    stripped = text.replace(" ", "")
+    if not stripped:
+        return 0.0
+    return len(_HAN.findall(stripped)) / len(stripped)

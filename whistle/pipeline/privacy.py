@@ -1,0 +1,21 @@
+"""Masking of personal data (phones, ID cards, bank cards, e-mail) before logging or storage."""
+
+from __future__ import annotations
+
+import re
+
+# Order matters: an 18-digit ID card number would also match the bank-card pattern.
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx](?![0-9A-Za-z])"), "<ID>"),
+    (re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)"), "<PHONE>"),
+    (re.compile(r"(?<!\d)0\d{2,3}-\d{7,8}(?!\d)"), "<PHONE>"),
+    (re.compile(r"(?<!\d)\d{16,19}(?!\d)"), "<CARD>"),
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<EMAIL>"),
+]
+
+
+def mask_pii(text: str) -> str:
+    """Replace personal numbers with placeholders; expects half-width digits (normalise first)."""
+    for pattern, placeholder in _PATTERNS:
+        text = pattern.sub(placeholder, text)
+    return text

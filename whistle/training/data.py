@@ -1,0 +1,112 @@
+"""Labelled data: reading, validation against the taxonomy, fingerprinting."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from whistle.errors import DataError
+from whistle.io.records import FieldMap, read_records
+from whistle.taxonomy import Taxonomy
+
+
+@dataclass
+class LabelledSet:
+    ids: list[str] = field(default_factory=list)
+    titles: list[str | None] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    subs: list[str | None] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def extend(self, other: LabelledSet) -> None:
+        for name in ("ids", "titles", "texts", "labels", "subs", "weights"):
+            getattr(self, name).extend(getattr(other, name))
+
+    def fingerprint(self) -> str:
+        """Order-independent hash of (id, label, sub, text): the same data gives the same print."""
+        items = sorted(
+            hashlib.sha256(f"{i}\x1f{lab}\x1f{s or ''}\x1f{ti or ''}\x1f{te}".encode()).hexdigest()
+            for i, lab, s, ti, te in zip(self.ids, self.labels, self.subs, self.titles, self.texts)
+        )
+        return hashlib.sha256("".join(items).encode()).hexdigest()[:16]
+
+
+def read_labelled(
+    path: str | Path,
+    label_field: str = "label",
+    fields: FieldMap | None = None,
+    sub_field: str = "sub",
+    conf_field: str = "conf",
+    low_conf_weight: float = 1.0,
+) -> LabelledSet:
+    """Read a labelled JSONL/CSV file; any unreadable row is an error naming the row."""
+    data = LabelledSet()
+    problems: list[str] = []
+    for rec in read_records(path, fields):
+        if rec.error:
+            problems.append(rec.error)
+            continue
+        label = rec.fields.get(label_field)
+        if label in (None, ""):
+            problems.append(f"{Path(path).name} row {rec.row}: no {label_field!r} value")
+            continue
+        data.ids.append(rec.id)
+        data.titles.append(rec.title)
+        data.texts.append(rec.text)  # type: ignore[arg-type]
+        data.labels.append(str(label))
+        sub = rec.fields.get(sub_field)
+        data.subs.append(str(sub) if sub not in (None, "") else None)
+        data.weights.append(low_conf_weight if rec.fields.get(conf_field) == "low" else 1.0)
+    if problems:
+        shown = "\n  ".join(problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise DataError(f"{path}: {len(problems)} unusable rows:\n  {shown}{more}")
+    if not data.labels:
+        raise DataError(f"{path}: no labelled rows")
+    return data
+
+
+def read_id_labels(path: str | Path, corpus: str | Path, fields: FieldMap | None = None,
+                   exclude_ids: set[str] | None = None) -> LabelledSet:
+    """Join an ``id,label,sub`` file (our own labels, committed without texts) with a corpus."""
+    wanted: dict[str, tuple[str, str | None]] = {}
+    with Path(path).open(encoding="utf-8-sig", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if not row.get("id") or not row.get("label"):
+                raise DataError(f"{path}: every row needs id and label, got {row}")
+            wanted[row["id"]] = (row["label"], row.get("sub") or None)
+    exclude_ids = exclude_ids or set()
+    data = LabelledSet()
+    for rec in read_records(corpus, fields):
+        if rec.error or rec.id not in wanted or rec.id in exclude_ids:
+            continue
+        label, sub = wanted[rec.id]
+        data.ids.append(rec.id)
+        data.titles.append(rec.title)
+        data.texts.append(rec.text)  # type: ignore[arg-type]
+        data.labels.append(label)
+        data.subs.append(sub)
+        data.weights.append(1.0)
+    return data
+
+
+def check_labels(data: LabelledSet, taxonomy: Taxonomy, source: str) -> None:
+    """Labels outside the taxonomy are an error that says what to do."""
+    if taxonomy.is_free:
+        return
+    unknown = taxonomy.unknown_labels(data.labels)
+    if unknown:
+        raise DataError(
+            f"{source}: labels not in taxonomy {taxonomy.name} v{taxonomy.version}: {', '.join(unknown[:10])}. "
+            f"Known labels: {', '.join(taxonomy.labels)}. For another label set use --taxonomy none "
+            f"or --taxonomy FILE, or choose the label column with --label-field."
+        )
+    bad_subs = sorted({s for s, lab in zip(data.subs, data.labels) if s and s not in taxonomy.subs_of(lab)})
+    if bad_subs:
+        raise DataError(f"{source}: sub-problem codes that do not belong to their topic: {', '.join(bad_subs[:10])}")
