@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny model trained on a hand-written fixture, and the ../shared data if present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from whistle.config import WhistleConfig
+from whistle.models.classifier import WhistleClassifier
+from whistle.taxonomy import Taxonomy
+from whistle.training.data import read_labelled
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "data" / "fixtures"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def tiny_config() -> WhistleConfig:
+    cfg = WhistleConfig()
+    cfg.features.min_df = 1
+    cfg.features.max_features = None
+    cfg.classifier.calibration_folds = 2
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def mini_data():
+    return read_labelled(FIXTURES / "labelled-mini.jsonl")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(mini_data) -> WhistleClassifier:
+    """A model trained in about a second on data/fixtures/labelled-mini.jsonl (34 messages)."""
+    model = WhistleClassifier(tiny_config(), Taxonomy.load())
+    model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights)
+    model.metadata["version"] = "tiny-test"
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_model, tmp_path_factory) -> Path:
+    from whistle.models.persistence import save_model
+
+    return save_model(tiny_model, tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "whistle" / "train.jsonl").is_file():
+        pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data beside the repo): skipping real-data test")
+    return SHARED_DATA
