@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from whistle.pipeline.features import Doc, HashIndex, NgramTfidf
+
+TEXTS = [
+    "小区门口占道经营严重",
+    "楼下烧烤店油烟很大晚上还吵",
+    "小区物业不作为电梯坏了",
+    "群租房隔断很多存在安全隐患",
+    "小区门口烧烤油烟",
+    "a b 小区",
+]
+
+
+def _aligned(ours: NgramTfidf, X, ref: TfidfVectorizer, R, prefix=""):
+    index = {t: i for i, t in enumerate(ref.get_feature_names_out())}
+    assert sorted(index) == sorted(prefix + t for t in ours.terms_)
+    perm = np.array([index[prefix + t] for t in ours.terms_])
+    return np.abs(R[:, perm].toarray() - X.toarray()).max()
+
+
+@pytest.mark.parametrize("ngram_range,min_df", [((1, 3), 1), ((2, 4), 2), ((1, 1), 1)])
+def test_char_tfidf_equals_sklearn(ngram_range, min_df):
+    docs = [Doc(t, ()) for t in TEXTS]
+    ours = NgramTfidf("char", ngram_range, min_df=min_df).fit(docs)
+    ref = TfidfVectorizer(analyzer="char", ngram_range=ngram_range, min_df=min_df, sublinear_tf=True, lowercase=False)
+    R = ref.fit_transform(TEXTS)
+    assert _aligned(ours, ours.transform(docs), ref, R) < 1e-6
+
+
+def test_word_tfidf_equals_sklearn():
+    token_lists = [t.split("|") for t in ["小区|门口|占道经营", "小区|物业|不作为", "群租房|隔断|小区|门口", "物业|小区"]]
+    docs = [Doc("", tuple(t)) for t in token_lists]
+    ours = NgramTfidf("word", (1, 2), min_df=1).fit(docs)
+
+    def analyzer(tokens):
+        return tokens + [a + b for a, b in zip(tokens, tokens[1:])]
+
+    ref = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True)
+    R = ref.fit_transform(token_lists)
+    assert _aligned(ours, ours.transform(docs), ref, R) < 1e-6
+
+
+def test_unseen_ngrams_and_empty_docs():
+    ours = NgramTfidf("char", (1, 2), min_df=1).fit([Doc(t, ()) for t in TEXTS])
+    X = ours.transform([Doc("", ()), Doc("完全没见过的字", ())])
+    assert X.shape == (2, len(ours.terms_))
+    assert X[0].nnz == 0
+    assert X[1].nnz == 0 or np.isclose(np.linalg.norm(X[1].toarray()), 1.0)
+
+
+def test_min_df_with_nothing_left_is_an_error():
+    with pytest.raises(ValueError, match="min_df"):
+        NgramTfidf("char", (3, 3), min_df=5).fit([Doc("小区", ())])
+
+
+def test_hash_index_finds_every_key_and_rejects_others():
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(0, 2**63, size=50_000, dtype=np.uint64))
+    index = HashIndex(keys)
+    assert np.array_equal(index.lookup(keys), np.arange(keys.shape[0]))
+    others = rng.integers(0, 2**63, size=10_000, dtype=np.uint64)
+    others = others[~np.isin(others, keys)]
+    assert (index.lookup(others) == -1).all()
+
+
+def test_vectorizer_pickles_and_rebuilds_its_index():
+    import pickle
+
+    docs = [Doc(t, ()) for t in TEXTS]
+    ours = NgramTfidf("char", (1, 3), min_df=1).fit(docs)
+    blob = pickle.dumps(ours)
+    assert b"HashIndex" not in blob  # derived table is not saved
+    clone = pickle.loads(blob)
+    assert (clone.transform(docs) != ours.transform(docs)).nnz == 0
