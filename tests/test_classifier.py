@@ -1,0 +1,112 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from whistle.errors import ModelLoadError
+from whistle.models.persistence import load_model, read_manifest, save_model
+from whistle.taxonomy import Taxonomy
+
+
+def test_route_gives_a_complete_answer(tiny_model):
+    [a] = tiny_model.route(["晚上楼下广场舞音响太吵了，严重扰民"], ids=["x1"])
+    assert a.error is None and a.id == "x1"
+    assert a.topic == "W05" and a.topic_name == "噪声扰民" and a.area == "综合执法"
+    assert a.sub in Taxonomy.load().subs_of("W05")
+    assert a.departments.lead == "城管执法局" and "生态环境局" in a.departments.assist
+    assert len(a.top) == 3 and a.top[0].topic == "W05"
+    assert a.top[0].score >= a.top[1].score >= a.top[2].score
+    assert a.confidence == a.top[0].score
+    assert a.evidence and all(term in "晚上楼下广场舞音响太吵了，严重扰民" for term in a.evidence)
+    assert a.model_version == "tiny-test"
+
+
+def test_sub_problem_always_belongs_to_the_topic(tiny_model, mini_data):
+    tax = Taxonomy.load()
+    for a in tiny_model.route(mini_data.texts, mini_data.titles):
+        if a.topic == "OTHER":
+            assert a.sub is None
+        else:
+            assert a.sub in tax.subs_of(a.topic)
+
+
+def test_probabilities_are_a_distribution(tiny_model, mini_data):
+    proba = tiny_model.predict_proba(mini_data.texts, mini_data.titles)
+    assert proba.shape == (len(mini_data.texts), len(tiny_model.classes_))
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert (proba >= 0).all()
+
+
+def test_unsure_answers_are_flagged(tiny_model):
+    # needs_review exactly when confidence is under the held-out threshold
+    answers = tiny_model.route(["今天天气不错，小区门口有点事情想说一下", "楼下烧烤店油烟很大"])
+    for a in answers:
+        assert a.needs_review == (a.confidence < tiny_model.review_threshold_)
+
+
+@pytest.mark.parametrize(
+    "text,reason",
+    [("", "empty"), ("   \n\t ", "empty"), ("This is an English complaint about noise", "not Chinese"),
+     ("违建" * 50_000, "too long"), (None, "must be a string"), (123, "must be a string")],
+)
+def test_bad_input_gets_an_error_not_an_exception(tiny_model, text, reason):
+    answers = tiny_model.route(["楼下烧烤店油烟很大", text, "物业不管电梯"])
+    assert [a.error is None for a in answers] == [True, False, True]
+    assert reason in answers[1].error and answers[1].topic is None
+
+
+def test_save_load_round_trip(tiny_model, tiny_model_dir, mini_data):
+    loaded = load_model(tiny_model_dir)
+    assert loaded.classes_ == tiny_model.classes_
+    np.testing.assert_allclose(loaded.predict_proba(mini_data.texts, mini_data.titles),
+                               tiny_model.predict_proba(mini_data.texts, mini_data.titles), rtol=1e-6)
+    manifest = read_manifest(tiny_model_dir)
+    assert manifest["labels"] == tiny_model.classes_
+    assert manifest["taxonomy"]["version"] == "1.1"
+    assert manifest["taxonomy"]["fingerprint"] == Taxonomy.load().fingerprint
+    assert set(manifest["sub_labels"]) <= set(Taxonomy.load().sub_codes)
+    assert manifest["config"]["features"]["char_ngrams"] == [1, 3]
+
+
+def test_missing_and_corrupted_model_dirs(tiny_model_dir, tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_model(tmp_path / "nothing-here")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelLoadError, match="manifest.json is missing"):
+        load_model(empty)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    with (broken / "model.joblib").open("r+b") as fh:
+        fh.seek(200)
+        fh.write(b"\x00garbage\x00")
+    with pytest.raises(ModelLoadError, match="corrupted"):
+        load_model(broken)
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_model_dir, truncated)
+    (truncated / "model.joblib").write_bytes((tiny_model_dir / "model.joblib").read_bytes()[:100])
+    with pytest.raises(ModelLoadError):
+        load_model(truncated)
+
+
+def test_model_from_another_taxonomy_is_refused(tiny_model_dir, tmp_path):
+    import yaml
+
+    from whistle.resources import default_taxonomy_path
+
+    raw = yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8"))
+    raw["version"] = "2.0"
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="retrain"):
+        load_model(tiny_model_dir, expect_taxonomy=Taxonomy.load(other))
+
+
+def test_saved_model_records_training_provenance(tiny_model, tmp_path):
+    tiny_model.metadata["data_fingerprint"] = "abc123"
+    out = save_model(tiny_model, tmp_path / "m")
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["data_fingerprint"] == "abc123"
+    assert len(manifest["model_sha256"]) == 64
+    assert not list(out.glob("*.tmp"))

@@ -1,0 +1,120 @@
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import FIXTURES
+from whistle.cli import app
+
+runner = CliRunner()
+MINI = FIXTURES / "labelled-mini.jsonl"
+
+
+@pytest.fixture(scope="module")
+def tiny_config_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    path.write_text("features: {min_df: 1, max_features: null}\nclassifier: {calibration_folds: 2}\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory, tiny_config_file) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "model"
+    result = runner.invoke(app, ["train", str(MINI), "-o", str(out), "--config", str(tiny_config_file)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["training_rows"] == 34 and "review_threshold" in summary
+    return out
+
+
+def test_test_verb_prints_figures_and_writes_report(trained_dir, tmp_path):
+    result = runner.invoke(app, ["test", str(trained_dir), str(MINI), "-o", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    for key in ("macro_f1", "accuracy", "top3_accuracy", "per_class"):
+        assert key in figures
+    assert figures["n"] == 34 and figures["per_class"]["W05"]["support"] == 5
+    assert figures["accuracy"] > 0.9  # its own training data
+    for name in ("report.md", "per_class.csv", "confusion.png", "metrics.json"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    assert (tmp_path / "rep" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_verb(trained_dir):
+    result = runner.invoke(app, ["predict", "--model", str(trained_dir), "小区已经停水三天了，自来水公司电话打不通"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["topic"] == "W13" and answer["departments"]["lead"] == "水务局"
+
+
+def test_predict_bad_text_exits_nonzero_with_reason(trained_dir):
+    result = runner.invoke(app, ["predict", "--model", str(trained_dir), "   "])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"] == "empty text"
+
+
+def test_tag_never_drops_a_row(trained_dir, tmp_path):
+    src = tmp_path / "in.jsonl"
+    lines = [
+        json.dumps({"id": "a", "text": "楼下烧烤店油烟很大"}, ensure_ascii=False),
+        "{broken json",
+        json.dumps({"id": "c", "title": "停水", "text": "小区停水三天"}, ensure_ascii=False),
+        json.dumps({"id": "d", "body": "no text field"}),
+        json.dumps({"id": "e", "text": ""}),
+        json.dumps({"id": "f", "text": "Only English here, nothing to route"}),
+        json.dumps({"id": "g", "text": 42}),
+        json.dumps(["not", "an", "object"]),
+    ]
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(trained_dir)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == len(lines)
+    assert [r["id"] for r in rows] == ["a", "row-2", "c", "d", "e", "f", "g", "row-8"]
+    assert [r["error"] is None for r in rows] == [True, False, True, False, False, False, False, False]
+    assert "line 2" in rows[1]["error"] and "broken JSON" in rows[1]["error"]
+    assert "'text'" in rows[3]["error"] and "empty text" in rows[4]["error"] and "not Chinese" in rows[5]["error"]
+    for r in rows:
+        assert set(r) >= {"id", "topic", "topic_name", "sub", "confidence", "needs_review", "top", "departments", "evidence", "error"}
+
+
+def test_tag_csv_and_missing_text_column(trained_dir, tmp_path):
+    src = tmp_path / "in.csv"
+    with src.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["编号", "内容"])
+        w.writerow(["1", "物业公司不管事，电梯坏了一个月"])
+        w.writerow(["2", "路口下水道堵塞，一下雨就积水"])
+    out = tmp_path / "out.jsonl"
+    ok = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(trained_dir),
+                             "--id-field", "编号", "--text-field", "内容", "--title-field", ""])
+    assert ok.exit_code == 0, ok.output
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["topic"]) for r in rows] == [("1", "W10"), ("2", "W13")]
+    out2 = tmp_path / "out2.jsonl"
+    bad = runner.invoke(app, ["tag", str(src), "-o", str(out2), "--model", str(trained_dir)])
+    assert bad.exit_code == 2 and "no 'text' column" in bad.output
+    assert not out2.exists() and not list(tmp_path.glob(".out2*"))
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["predict", "--model", str(tmp_path / "nope"), "小区停水"])
+    assert result.exit_code == 2 and "model directory not found" in result.output
+
+
+def test_labels_outside_the_taxonomy_suggest_taxonomy_none(tmp_path, tiny_config_file):
+    src = tmp_path / "teddy.jsonl"
+    rows = [("城乡建设", "小区物业不作为电梯坏了"), ("城乡建设", "楼上违建加盖"), ("教育文体", "孩子入学难"),
+            ("教育文体", "学校收费不合理"), ("城乡建设", "小区停水三天"), ("教育文体", "幼儿园学位紧张")]
+    src.write_text("\n".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) for lab, t in rows), encoding="utf-8")
+    refused = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m1")])
+    assert refused.exit_code == 2 and "--taxonomy none" in refused.output and "城乡建设" in refused.output
+    ok = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m2"), "--taxonomy", "none", "--config", str(tiny_config_file)])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["labels"] == ["城乡建设", "教育文体"]
+    pred = runner.invoke(app, ["predict", "--model", str(tmp_path / "m2"), "孩子上学的学校收费问题"])
+    answer = json.loads(pred.stdout)
+    assert answer["topic"] == "教育文体" and answer["departments"]["lead"] is None and answer["sub"] is None
