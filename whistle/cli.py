@@ -126,23 +126,50 @@ def predict(
 
 @app.command()
 def tag(
-    input: Annotated[Path, typer.Argument(help="JSONL or CSV file of messages")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write (one record per input row)")],
+    input: Annotated[Path, typer.Argument(help="messages: .jsonl, .csv (UTF-8 or GBK/GB18030), .xlsx or .parquet (Spark: a file or folder)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="file to write, format by extension: .jsonl .csv .xlsx .parquet")],
     model_dir: ModelOpt = None,
     id_field: IdField = "id",
     text_field: TextField = "text",
     title_field: TitleField = "title",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1024,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="messages per model call")] = 1024,
+    keep_columns: Annotated[bool, typer.Option("--keep-columns", help="carry every input column through to the output")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="processes tagging in parallel")] = 1,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="rows per checkpoint")] = 10_000,
+    resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run of the same command")] = False,
+    encoding: Annotated[str, typer.Option("--encoding", help="JSONL/CSV input encoding: auto, utf-8, gbk, gb18030, ...")] = "auto",
+    output_encoding: Annotated[str, typer.Option("--output-encoding", help="CSV output encoding (utf-8-sig for Excel)")] = "utf-8",
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="progress bar (default: on a terminal only)")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="local (this machine) or spark (see docs/batch.md)")] = "local",
+    spark_master: Annotated[Optional[str], typer.Option("--spark-master", help="e.g. local[4]; default: spark-submit's")] = None,
 ) -> None:
-    """Tag every row of a file; bad rows get an `error`, none is dropped."""
+    """Tag every row of a file; bad rows get an `error`, none is dropped. Prints a summary to stderr."""
     try:
-        from whistle.models.persistence import load_model
-        from whistle.tagging import tag_file
+        from whistle.batch import TagInterrupted, TagOptions, tag_file
 
-        model = load_model(model_dir)
+        fields = _fields(id_field, text_field, title_field)
         started = time.perf_counter()
-        summary = tag_file(model, input, output, _fields(id_field, text_field, title_field), batch_size)
-    except WhistleError as exc:
+        if engine == "spark":
+            from whistle.batch.spark import tag_spark
+
+            summary = tag_spark(input, output, model_dir, fields, keep_columns=keep_columns, master=spark_master)
+        elif engine == "local":
+            from whistle.models.persistence import load_model
+
+            model = load_model(model_dir)
+            opts = TagOptions(fields=fields, batch_size=batch_size, chunk_size=chunk_size, workers=workers,
+                              keep_columns=keep_columns, resume=resume, encoding=encoding,
+                              output_encoding=output_encoding, progress=progress)
+            summary = tag_file(model, input, output, options=opts)
+        else:
+            raise typer.BadParameter(f"--engine must be local or spark, not {engine!r}")
+    except TagInterrupted as exc:
+        typer.echo(f"whistle: interrupted: {exc}", err=True)
+        raise typer.Exit(130 if isinstance(exc.cause, KeyboardInterrupt) else 1) from None
+    except KeyboardInterrupt:
+        typer.echo("whistle: interrupted before the first chunk was finished; nothing kept", err=True)
+        raise typer.Exit(130) from None
+    except (WhistleError, OSError) as exc:
         _fail(exc)
     elapsed = time.perf_counter() - started
     typer.echo(json.dumps({"output": str(output), **summary.as_dict(), "seconds": round(elapsed, 2),

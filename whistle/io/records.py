@@ -1,7 +1,7 @@
-"""Streaming readers for message files (JSONL, CSV): one record per input row, never fewer.
+"""Streaming readers for message files (JSONL, CSV, Excel, Parquet): one record per input row, never fewer.
 
-A row that cannot be read (broken JSON, missing text column, wrong type) still comes out, with
-``error`` set, so downstream counts reconcile with the input.
+A row that cannot be read (broken JSON, undecodable bytes, missing text column, wrong type) still
+comes out, with ``error`` set, so downstream counts reconcile with the input.
 """
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from whistle.errors import DataError
+from whistle.io.formats import detect_format
+from whistle.io.text import AUTO, DecodedLines, open_binary, resolve_encoding
 
 csv.field_size_limit(sys.maxsize)
+
+__all__ = ["FieldMap", "InputRecord", "detect_format", "make_record", "parse_jsonl_line", "read_records"]
 
 
 @dataclass
@@ -27,7 +31,7 @@ class FieldMap:
 
 @dataclass
 class InputRecord:
-    row: int  # 1-based line (JSONL) or data row (CSV) number
+    row: int  # 1-based line (JSONL) or data row (CSV, Excel, Parquet) number
     id: str
     text: object = None
     title: str | None = None
@@ -35,36 +39,29 @@ class InputRecord:
     error: str | None = None
 
 
-def detect_format(path: str | Path) -> str:
-    name = str(path).lower()
-    for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv")):
-        if name.endswith(suffix) or name.endswith(suffix + ".gz"):
-            return fmt
-    raise DataError(f"{path}: unknown file type; use .jsonl or .csv")
+def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str = AUTO) -> Iterator[InputRecord]:
+    """Yield one InputRecord per input row, streaming (memory does not grow with the file).
 
-
-def _open_text(path: Path, encoding: str = "utf-8-sig"):  # noqa: ANN202
-    if str(path).endswith(".gz"):
-        import gzip
-
-        return gzip.open(path, "rt", encoding=encoding, newline="")
-    return path.open("r", encoding=encoding, newline="")
-
-
-def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str = "utf-8-sig") -> Iterator[InputRecord]:
-    """Yield one InputRecord per input row, streaming (memory does not grow with the file)."""
+    ``encoding`` applies to JSONL and CSV: ``auto`` (UTF-8, else GB18030), or any Python codec name.
+    Raises DataError before the first record when the file or its text column is missing.
+    """
     path = Path(path)
     fields = fields or FieldMap()
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
     fmt = detect_format(path)
     if fmt == "jsonl":
-        yield from _read_jsonl(path, fields, encoding)
-    else:
-        yield from _read_csv(path, fields, encoding)
+        return _read_jsonl(path, fields, resolve_encoding(path, encoding))
+    if fmt == "csv":
+        return _read_csv(path, fields, resolve_encoding(path, encoding))
+    from whistle.io import tabular  # pyarrow / openpyxl are optional: import only when needed
+
+    if fmt == "xlsx":
+        return tabular.read_xlsx(path, fields)
+    return tabular.read_parquet(path, fields)
 
 
-def _record(row: int, obj: dict[str, object], fields: FieldMap, where: str) -> InputRecord:
+def make_record(row: int, obj: dict[str, object], fields: FieldMap, where: str) -> InputRecord:
     raw_id = obj.get(fields.id)
     rec_id = str(raw_id) if raw_id not in (None, "") else f"row-{row}"
     rec = InputRecord(row=row, id=rec_id, fields=obj)
@@ -83,44 +80,62 @@ def _record(row: int, obj: dict[str, object], fields: FieldMap, where: str) -> I
     return rec
 
 
+def parse_jsonl_line(row: int, line: str, fields: FieldMap, where: str) -> InputRecord:
+    """One JSONL line to a record (shared with the Spark engine so both paths agree row for row)."""
+    if not line.strip():
+        return InputRecord(row=row, id=f"row-{row}", error=f"{where}: empty line")
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        msg = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return InputRecord(row=row, id=f"row-{row}", error=f"{where}: broken JSON ({msg})")
+    if not isinstance(obj, dict):
+        return InputRecord(row=row, id=f"row-{row}", error=f"{where}: expected a JSON object, got {type(obj).__name__}")
+    return make_record(row, obj, fields, where)
+
+
 def _read_jsonl(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRecord]:
-    with _open_text(path, encoding) as fh:
-        row = 0
-        for row, line in enumerate(fh, start=1):
+    with open_binary(path) as fh:
+        lines = DecodedLines(fh, encoding)
+        for row, line in enumerate(lines, start=1):
             where = f"{path.name} line {row}"
-            if not line.strip():
-                yield InputRecord(row=row, id=f"row-{row}", error=f"{where}: empty line")
+            if row in lines.bad_lines:
+                yield InputRecord(row=row, id=f"row-{row}", error=f"{where}: bytes that are not valid {encoding}")
                 continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                yield InputRecord(row=row, id=f"row-{row}", error=f"{where}: broken JSON ({exc.msg} at column {exc.colno})")
-                continue
-            if not isinstance(obj, dict):
-                yield InputRecord(row=row, id=f"row-{row}", error=f"{where}: expected a JSON object, got {type(obj).__name__}")
-                continue
-            yield _record(row, obj, fields, where)
+            yield parse_jsonl_line(row, line.rstrip("\r\n"), fields, where)
 
 
 def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRecord]:
-    with _open_text(path, encoding) as fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        if fields.text not in header:
+    # Validate the header eagerly (a wrong --text-field is a usage error, not a million row errors).
+    fh = open_binary(path)
+    lines = DecodedLines(fh, encoding)
+    reader = csv.reader(lines, delimiter="\t" if ".tsv" in path.name.lower() else ",")
+    try:
+        header = next(reader, None)
+        if header is not None and fields.text not in header:
             raise DataError(
                 f"{path}: no {fields.text!r} column (columns: {', '.join(header) or 'none'}); "
                 f"name the text column with --text-field"
             )
+    except BaseException:
+        fh.close()
+        raise
+    return _csv_rows(path, fh, lines, reader, header, fields)
+
+
+def _csv_rows(path: Path, fh, lines: DecodedLines, reader, header: list[str] | None,  # noqa: ANN001
+              fields: FieldMap) -> Iterator[InputRecord]:
+    with fh:
+        if header is None:
+            return
         width = len(header)
+        first_line = reader.line_num + 1
         for row, values in enumerate(reader, start=1):
             where = f"{path.name} row {row}"
-            if len(values) != width:
-                obj = dict(zip(header, values))
-                rec = _record(row, obj, fields, where)
+            rec = make_record(row, dict(zip(header, values)), fields, where)
+            if lines.any_bad(first_line, reader.line_num):
+                rec.error = f"{where}: bytes that are not valid {lines.encoding}"
+            elif len(values) != width:
                 rec.error = rec.error or f"{where}: {len(values)} values for {width} columns"
-                yield rec
-                continue
-            yield _record(row, dict(zip(header, values)), fields, where)
+            first_line = reader.line_num + 1
+            yield rec

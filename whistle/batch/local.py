@@ -1,0 +1,180 @@
+"""The single-machine engine: stream the input in chunks, tag them (in worker processes with
+``workers`` > 1), checkpoint each chunk, and join the chunks into the output at the end."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import multiprocessing
+import os
+import signal
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from whistle.batch.progress import progress_bar
+from whistle.batch.rows import batches, kept_columns, output_record, tag_records
+from whistle.batch.summary import TagSummary
+from whistle.batch.workdir import WorkDir, workdir_for
+from whistle.errors import DataError
+from whistle.io.formats import detect_format
+from whistle.io.records import FieldMap, InputRecord, read_records
+from whistle.io.text import AUTO
+from whistle.io.writers import write_output
+from whistle.models.classifier import WhistleClassifier
+
+
+@dataclass
+class TagOptions:
+    fields: FieldMap
+    batch_size: int = 1024  # messages per model.route call
+    chunk_size: int = 10_000  # rows per checkpoint (and per task sent to a worker)
+    workers: int = 1
+    keep_columns: bool = False
+    resume: bool = False
+    encoding: str = AUTO  # input encoding (JSONL/CSV)
+    output_encoding: str = "utf-8"  # CSV output encoding
+    progress: bool | None = None  # None: only on a terminal
+
+
+class TagInterrupted(Exception):
+    """The run stopped part way; finished chunks are kept for ``--resume``."""
+
+    def __init__(self, done_rows: int, workdir: Path, cause: BaseException) -> None:
+        super().__init__(f"stopped after {done_rows} rows ({type(cause).__name__}: {cause}); "
+                         f"finished chunks are kept in {workdir}: run the same command with --resume to continue")
+        self.done_rows = done_rows
+        self.cause = cause
+
+
+def render_chunk(model: WhistleClassifier, records: list[InputRecord], opts: TagOptions,
+                 kept_as_text: bool) -> tuple[list[str], TagSummary]:
+    summary = TagSummary(columns=kept_columns(records) if opts.keep_columns else [])
+    lines = []
+    for rec, answer in tag_records(model, records, opts.batch_size):
+        summary.add(answer)
+        lines.append(json.dumps(output_record(rec, answer, opts.keep_columns, kept_as_text), ensure_ascii=False) + "\n")
+    return lines, summary
+
+
+# ---- worker processes ------------------------------------------------------------------
+_MODEL: WhistleClassifier | None = None
+
+
+def _init_worker(model: WhistleClassifier) -> None:
+    global _MODEL
+    _MODEL = model
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the run cleanly
+
+
+def _tag_chunk(index: int, records: list[InputRecord], workdir: Path, opts: TagOptions, kept_as_text: bool) -> TagSummary:
+    lines, summary = render_chunk(_MODEL, records, opts, kept_as_text)  # type: ignore[arg-type]
+    WorkDir(workdir).write_chunk(index, lines, summary)
+    return summary
+
+
+def _pool(model: WhistleClassifier, workers: int) -> ProcessPoolExecutor:
+    # fork: workers share the parent's loaded model pages instead of each unpickling a copy.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(model,))
+
+
+# ---- the run ---------------------------------------------------------------------------
+def _state(input_path: Path, output_path: Path, model: WhistleClassifier, opts: TagOptions) -> dict[str, object]:
+    st = input_path.stat()
+    return {"input": str(input_path.resolve()), "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns,
+            "output_format": detect_format(output_path), "model_version": model.version,
+            "fields": [opts.fields.id, opts.fields.text, opts.fields.title], "keep_columns": opts.keep_columns,
+            "encoding": opts.encoding, "chunk_size": opts.chunk_size}
+
+
+def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str | Path,
+             fields: FieldMap | None = None, batch_size: int = 1024, options: TagOptions | None = None) -> TagSummary:
+    """Tag INPUT into OUTPUT (format by extension), one output row per input row, in input order.
+
+    The output appears only when complete. Interrupted runs raise TagInterrupted and keep their
+    finished chunks; ``options.resume`` continues from them without redoing or losing a row.
+    """
+    opts = options or TagOptions(fields=fields or FieldMap(), batch_size=batch_size)
+    input_path, output_path = Path(input_path), Path(output_path)
+    if output_path.resolve() == input_path.resolve():
+        raise DataError(f"output {output_path} would overwrite the input")
+    out_fmt = detect_format(output_path)
+    records = read_records(input_path, opts.fields, opts.encoding)  # fails here on a missing file/column
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    wd = WorkDir(workdir_for(output_path))
+    state = wd.start(_state(input_path, output_path, model, opts), opts.resume)
+    chunk_size = int(state["chunk_size"])  # a resumed run keeps the interrupted run's chunk boundaries
+    done = wd.done_chunks()
+    total = TagSummary()
+    for index in sorted(done):
+        total.merge(wd.chunk_summary(index))
+    total.resumed_rows = total.rows
+    kept_as_text = out_fmt != "jsonl"  # typed outputs need one type per column
+    bar = progress_bar(input_path, total.rows, opts.progress)
+    pool = _pool(model, opts.workers) if opts.workers > 1 else None
+    pending: set[Future] = set()
+    chunks = 0
+    try:
+        for index, chunk in enumerate(batches(records, chunk_size)):
+            chunks = index + 1
+            if index in done:
+                continue
+            if not opts.keep_columns:
+                for rec in chunk:
+                    rec.fields = {}  # nothing to carry: do not ship input rows to the workers
+            if pool is None:
+                lines, summary = render_chunk(model, chunk, opts, kept_as_text)
+                wd.write_chunk(index, lines, summary)
+                total.merge(summary)
+                bar.update(summary.rows)
+                continue
+            pending.add(pool.submit(_tag_chunk, index, chunk, wd.path, opts, kept_as_text))
+            if len(pending) >= 2 * opts.workers:  # bounded memory: a few chunks in flight, no more
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    total.merge(fut.result())
+                    bar.update(fut.result().rows)
+        for fut in pending:
+            total.merge(fut.result())
+            bar.update(fut.result().rows)
+        pending = set()
+    except BaseException as exc:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)  # running chunks finish and are kept
+        bar.close()
+        done_rows = sum(wd.chunk_summary(i).rows for i in wd.done_chunks())
+        if done_rows == 0 or isinstance(exc, DataError):
+            wd.remove()
+            raise
+        raise TagInterrupted(done_rows, wd.path, exc) from exc
+    if pool is not None:
+        pool.shutdown()
+    bar.close()
+    missing = [i for i in range(chunks) if not wd.is_done(i)]
+    if missing:  # cannot happen unless someone deletes chunk files under a running job
+        raise DataError(f"chunks {missing[:5]} are missing from {wd.path}; run again without --resume")
+    _finish(wd, chunks, output_path, out_fmt, total, opts)
+    return total
+
+
+def _finish(wd: WorkDir, chunks: int, output_path: Path, fmt: str, total: TagSummary, opts: TagOptions) -> None:
+    """Join the chunks into a temporary file beside the output, then move it into place."""
+    fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            out = gzip.GzipFile(fileobj=raw, mode="wb") if output_path.name.endswith(".gz") else raw
+            write_output(fmt, [wd.chunk_path(i) for i in range(chunks)], out, total.columns, total.rows,
+                         opts.output_encoding)
+            if out is not raw:
+                out.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, output_path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    wd.remove()

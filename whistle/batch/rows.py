@@ -1,0 +1,71 @@
+"""From input records to output rows: the one function both engines (local, Spark) apply."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+
+from whistle.io.records import InputRecord
+from whistle.models.answer import RoutingAnswer
+from whistle.models.classifier import WhistleClassifier
+
+# Output columns, in order: the routing answer, then the input row number; kept input columns follow.
+WHISTLE_COLUMNS: tuple[str, ...] = (*RoutingAnswer.model_fields, "row")
+KEPT_PREFIX = "input_"
+
+
+def kept_name(column: str) -> str:
+    """Output name of a carried-through input column; renamed only when it would clash with ours."""
+    return KEPT_PREFIX + column if column in WHISTLE_COLUMNS else column
+
+
+def as_text(value: object) -> str | None:
+    """Kept values in typed outputs are text: one schema whatever the rows hold (JSON for non-strings)."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except TypeError:  # dates and the like from Excel/Parquet
+        return str(value)
+
+
+def batches(items: Iterable[InputRecord], size: int) -> Iterator[list[InputRecord]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def tag_records(model: WhistleClassifier, records: Iterable[InputRecord],
+                batch_size: int = 1024) -> Iterator[tuple[InputRecord, RoutingAnswer]]:
+    """Answers in input order; rows the reader already marked bad keep their reader error."""
+    for batch in batches(records, batch_size):
+        ok = [r for r in batch if r.error is None]
+        routed = iter(model.route([r.text for r in ok], [r.title for r in ok], [r.id for r in ok]))
+        for rec in batch:
+            if rec.error is None:
+                answer = next(routed)
+                if answer.error:
+                    answer.error = f"row {rec.row}: {answer.error}"
+            else:
+                answer = RoutingAnswer(id=rec.id, error=rec.error, model_version=model.version)
+            yield rec, answer
+
+
+def output_record(rec: InputRecord, answer: RoutingAnswer, keep_columns: bool = False,
+                  kept_as_text: bool = False) -> dict[str, object]:
+    out = answer.model_dump()
+    out["row"] = rec.row
+    if keep_columns:
+        for column, value in rec.fields.items():
+            out[kept_name(column)] = as_text(value) if kept_as_text else value
+    return out
+
+
+def kept_columns(records: Sequence[InputRecord]) -> list[str]:
+    """Output names of the input columns seen in these records, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for rec in records:
+        for column in rec.fields:
+            seen.setdefault(kept_name(column), None)
+    return list(seen)

@@ -1,0 +1,56 @@
+"""Counts for a tagging run: mergeable per chunk, so a resumed run still reports the whole file."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from whistle.models.answer import RoutingAnswer
+
+
+@dataclass
+class TagSummary:
+    rows: int = 0
+    tagged: int = 0
+    errors: int = 0
+    needs_review: int = 0
+    topics: Counter = field(default_factory=Counter)
+    columns: list[str] = field(default_factory=list)  # kept input columns, in order of first appearance
+    resumed_rows: int = 0  # rows taken over from an interrupted run
+
+    def add(self, answer: RoutingAnswer) -> None:
+        self.rows += 1
+        if answer.error:
+            self.errors += 1
+            return
+        self.tagged += 1
+        self.needs_review += int(answer.needs_review)
+        self.topics[answer.topic] += 1
+
+    def merge(self, other: TagSummary) -> None:
+        self.rows += other.rows
+        self.tagged += other.tagged
+        self.errors += other.errors
+        self.needs_review += other.needs_review
+        self.topics.update(other.topics)
+        seen = set(self.columns)
+        self.columns.extend(c for c in other.columns if c not in seen)
+
+    def to_state(self) -> dict[str, object]:
+        return {"rows": self.rows, "tagged": self.tagged, "errors": self.errors,
+                "needs_review": self.needs_review, "topics": dict(self.topics), "columns": self.columns}
+
+    @classmethod
+    def from_state(cls, state: dict) -> TagSummary:
+        return cls(rows=state["rows"], tagged=state["tagged"], errors=state["errors"],
+                   needs_review=state["needs_review"], topics=Counter(state["topics"]), columns=list(state["columns"]))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rows": self.rows,
+            "tagged": self.tagged,
+            "errors": self.errors,
+            "needs_review_share": round(self.needs_review / self.tagged, 4) if self.tagged else 0.0,
+            "topics": dict(sorted(self.topics.items())),
+            **({"resumed_rows": self.resumed_rows} if self.resumed_rows else {}),
+        }

@@ -1,0 +1,84 @@
+"""Excel (.xlsx, openpyxl) and Parquet (pyarrow) readers; both optional extras (`pip install whistle[batch]`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from whistle.errors import DataError
+from whistle.io.records import FieldMap, InputRecord, make_record
+
+_PARQUET_BATCH = 8192
+
+
+def need(module: str, extra: str = "batch"):  # noqa: ANN201
+    """Import an optional dependency, or tell the user which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DataError(f"{module} is needed for this file type: pip install 'whistle[{extra}]'") from exc
+
+
+def _check_text_column(path: Path, columns: list[str], fields: FieldMap) -> None:
+    if fields.text not in columns:
+        raise DataError(f"{path}: no {fields.text!r} column (columns: {', '.join(columns) or 'none'}); "
+                        f"name the text column with --text-field")
+
+
+def _cell(value: object) -> object:
+    # Excel stores every number as a float: an id typed as 1024 should read "1024", not "1024.0".
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def read_xlsx(path: Path, fields: FieldMap) -> Iterator[InputRecord]:
+    """First worksheet; its first row is the header. read_only mode streams rows (flat memory)."""
+    openpyxl = need("openpyxl")
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        rows = wb.worksheets[0].iter_rows(values_only=True)
+        header = next(rows, None)
+        columns = [str(c) if c is not None else f"column{i + 1}" for i, c in enumerate(header or ())]
+        if header is not None:
+            _check_text_column(path, columns, fields)
+    except BaseException:
+        wb.close()
+        raise
+    return _xlsx_rows(path, wb, rows, columns, fields)
+
+
+def _xlsx_rows(path: Path, wb, rows, columns: list[str], fields: FieldMap) -> Iterator[InputRecord]:  # noqa: ANN001
+    try:
+        for row, values in enumerate(rows, start=1):
+            obj = {c: _cell(v) for c, v in zip(columns, values)}
+            yield make_record(row, obj, fields, f"{path.name} row {row}")
+    finally:
+        wb.close()
+
+
+def read_parquet(path: Path, fields: FieldMap) -> Iterator[InputRecord]:
+    pq = need("pyarrow.parquet")
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+    _check_text_column(path, pf.schema_arrow.names, fields)
+    return _parquet_rows(path, pf, fields)
+
+
+def _parquet_rows(path: Path, pf, fields: FieldMap) -> Iterator[InputRecord]:  # noqa: ANN001
+    row = 0
+    for batch in pf.iter_batches(batch_size=_PARQUET_BATCH):
+        for obj in batch.to_pylist():
+            row += 1
+            yield make_record(row, obj, fields, f"{path.name} row {row}")
+
+
+def count_rows(path: Path) -> int | None:
+    """Rows in an Excel or Parquet file from its metadata (for the progress bar), None if unknown."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return need("pyarrow.parquet").ParquetFile(path).metadata.num_rows
+    return None
