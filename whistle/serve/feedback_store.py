@@ -1,0 +1,124 @@
+"""Durable store of operator feedback (SQLAlchemy 2: SQLite file by default, PostgreSQL by URL).
+
+Every correction is kept (an audit trail); the training export takes the latest one per
+message id. Texts are stored PII-masked: the model masks them anyway before features, so
+nothing is lost for training, and a leaked database holds no phone or ID numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text, create_engine, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from whistle.pipeline.privacy import mask_pii
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Feedback(Base):
+    __tablename__ = "whistle_feedback"
+
+    pk: Mapped[int] = mapped_column("feedback_id", Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(128), index=True)
+    topic: Mapped[str] = mapped_column(String(32))
+    sub: Mapped[str | None] = mapped_column(String(32))
+    lead: Mapped[str | None] = mapped_column(String(64))
+    assist: Mapped[list[str]] = mapped_column(JSON, default=list)
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    predicted_topic: Mapped[str | None] = mapped_column(String(32))
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    operator: Mapped[str | None] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL: readers (export) never block the writer; synchronous=FULL: a stored row survives a crash.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+class FeedbackStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            db = self.engine.url.database
+            if db and db != ":memory:":
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def add(self, **fields: Any) -> Feedback:
+        for key in ("text", "title"):
+            if fields.get(key) is not None:
+                fields[key] = mask_pii(fields[key])
+        row = Feedback(**fields)
+        with self._sessions.begin() as session:
+            session.add(row)
+        return row
+
+    def count(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.scalar(select(func.count()).select_from(Feedback)) or 0)
+
+    def latest_per_message(self) -> Iterator[Feedback]:
+        """The newest feedback of each message id, oldest first (stable for diffs)."""
+        newest = (select(Feedback.message_id, func.max(Feedback.pk).label("pk"))
+                  .group_by(Feedback.message_id).subquery())
+        query = select(Feedback).join(newest, Feedback.pk == newest.c.pk).order_by(Feedback.pk)
+        with Session(self.engine) as session:
+            yield from session.scalars(query)
+
+    def ping(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def training_record(row: Feedback) -> dict[str, object]:
+    """One JSONL row that ``whistle train`` reads (id, title, text, label, sub, conf)."""
+    return {
+        "id": row.message_id, "title": row.title, "text": row.text, "label": row.topic, "sub": row.sub,
+        "conf": "high", "source": "feedback", "channel": row.channel,
+        "departments": {"lead": row.lead, "assist": list(row.assist or [])},
+        "predicted_topic": row.predicted_topic, "model_version": row.model_version,
+        "operator": row.operator, "created": row.created.isoformat() if row.created else None,
+    }
+
+
+def export_training(store: FeedbackStore, output: Path, include_textless: bool = False) -> dict[str, int]:
+    """Write the latest feedback per message as JSONL (atomically); rows without text are skipped."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.part")
+    written = skipped = 0
+    with tmp.open("w", encoding="utf-8") as fh:
+        for row in store.latest_per_message():
+            if not row.text and not include_textless:
+                skipped += 1
+                continue
+            fh.write(json.dumps(training_record(row), ensure_ascii=False) + "\n")
+            written += 1
+    tmp.replace(output)
+    return {"written": written, "skipped_without_text": skipped}

@@ -1,0 +1,82 @@
+"""The served model: loaded once, swapped atomically, version always known.
+
+A request reads ``holder.current`` once and uses that snapshot to the end, so a swap never
+mixes two models in one answer; the new model is fully loaded and warmed before the reference
+is replaced (a single attribute assignment: atomic under the GIL).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from whistle.models.classifier import WhistleClassifier
+from whistle.models.persistence import load_model, read_manifest
+from whistle.resources import default_model_dir
+from whistle.serve.fastpath import PROBE_TEXTS, speed_up
+
+log = logging.getLogger("whistle.serve")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: WhistleClassifier
+    directory: Path
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+
+class ModelHolder:
+    def __init__(self, model_dir: Path | None) -> None:
+        # Keep the path as given: a symlink (models/current -> models/v7) is re-resolved on reload.
+        self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+        self._current: LoadedModel | None = None
+        self._swap_lock = threading.Lock()  # one load at a time; readers never wait for it
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._current
+
+    def require(self) -> LoadedModel:
+        loaded = self._current
+        if loaded is None:
+            raise RuntimeError("no model loaded")
+        return loaded
+
+    def _load(self) -> LoadedModel:
+        model = load_model(self.model_dir)
+        speed_up(model)
+        model.route(list(PROBE_TEXTS))  # warm caches (vocabulary index, segmenter) before serving
+        return LoadedModel(model, self.model_dir)
+
+    def load(self) -> LoadedModel:
+        """Load (or reload) the model directory and switch to it. Blocking: call from a thread."""
+        with self._swap_lock:
+            new = self._load()
+            old, self._current = self._current, new
+        if old is not None:
+            log.info("model switched: %s -> %s", old.version, new.version)
+        else:
+            log.info("model loaded: %s from %s", new.version, self.model_dir)
+        return new
+
+    def disk_version(self) -> str | None:
+        """The version in the directory's manifest now (None when unreadable, e.g. mid-copy)."""
+        try:
+            return str(read_manifest(self.model_dir).get("version"))
+        except Exception:  # noqa: BLE001 - a half-replaced model dir is retried on the next poll
+            return None
+
+    def reload_if_changed(self) -> bool:
+        loaded = self._current
+        on_disk = self.disk_version()
+        if on_disk is None or (loaded is not None and on_disk == loaded.version):
+            return False
+        self.load()
+        return True
