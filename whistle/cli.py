@@ -176,6 +176,71 @@ def tag(
                            "rows_per_second": round(summary.rows / elapsed, 1) if elapsed else None}, ensure_ascii=False), err=True)
 
 
+@app.command()
+def serve(
+    model_dir: ModelOpt = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes (each loads the model)")] = 1,
+    db_url: Annotated[Optional[str], typer.Option("--db-url", help="feedback store URL (default: WHISTLE_DB_URL or ./whistle-feedback.sqlite3)")] = None,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = True,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the routing service (API, operator page at /, docs at /docs). Settings: WHISTLE_* env, see docs/service.md."""
+    import copy
+    import os
+    import tempfile
+
+    try:
+        import uvicorn
+        import uvicorn.config
+
+        from whistle.models.persistence import read_manifest
+        from whistle.resources import default_model_dir
+    except ImportError as exc:
+        _fail(RuntimeError(f"{exc}; install the service extra: pip install 'whistle[serve]'"))
+    try:
+        read_manifest(model_dir or default_model_dir())  # fail fast, before any worker starts
+    except WhistleError as exc:
+        _fail(exc)
+    # Settings travel by environment: every worker process builds the app from it.
+    if model_dir is not None:
+        os.environ["WHISTLE_MODEL_DIR"] = str(model_dir.resolve())
+    if db_url is not None:
+        os.environ["WHISTLE_DB_URL"] = db_url
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="whistle-prom-")
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["whistle"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
+    uvicorn.run("whistle.serve.app:create_app", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log, log_level=log_level, log_config=log_config)
+
+
+feedback_app = typer.Typer(no_args_is_help=True, help="Operator feedback stored by the service.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write (whistle train reads it)")],
+    db_url: Annotated[Optional[str], typer.Option("--db-url", help="default: WHISTLE_DB_URL or ./whistle-feedback.sqlite3")] = None,
+    include_textless: Annotated[bool, typer.Option("--include-textless", help="also rows sent without text")] = False,
+) -> None:
+    """Export the latest feedback per message as labelled training data."""
+    from whistle.serve.feedback_store import FeedbackStore, export_training
+    from whistle.serve.settings import ServeSettings
+
+    url = db_url or ServeSettings().db_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        _fail(WhistleError(f"no feedback database at {url.removeprefix('sqlite:///')}"))
+    store = FeedbackStore(url)
+    try:
+        summary = export_training(store, output, include_textless)
+    finally:
+        store.close()
+    typer.echo(json.dumps({"output": str(output), **summary}, ensure_ascii=False))
+
+
 def main() -> None:
     app()
 
