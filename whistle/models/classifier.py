@@ -234,25 +234,33 @@ class WhistleClassifier:
         when too few words point the same way.
         """
         limit = self.config.review.evidence_terms
+        if limit == 0:
+            return []
         start, end = X.indptr[row], X.indptr[row + 1]
         cols = X.indices[start:end]
         contrib = X.data[start:end] * self.topic_model.coef[class_idx, cols]
-        n_char = self.char_vectorizer.terms_.shape[0]
-        ranked = np.argsort(-contrib)
-        ranked = ranked[contrib[ranked] > 0]
-        words = [j for j in ranked if cols[j] >= n_char]
-        chars = [j for j in ranked if cols[j] < n_char]
+        is_word = cols >= self.char_vectorizer.terms_.shape[0]
         picked: list[str] = []
-        for j in words + chars:
+        for block in (is_word, ~is_word):
+            self._pick_terms(cols[block], contrib[block], limit, picked)
             if len(picked) >= limit:
                 break
+        return picked
+
+    def _pick_terms(self, cols: np.ndarray, contrib: np.ndarray, limit: int, picked: list[str]) -> None:
+        want = min(contrib.shape[0], limit * 4)
+        if want == 0:
+            return
+        top = np.argpartition(-contrib, want - 1)[:want]
+        for j in top[np.argsort(-contrib[top])]:
+            if contrib[j] <= 0 or len(picked) >= limit:
+                return
             term = str(self.feature_names[cols[j]])
             if len(term) < 2 or not _WORDLIKE.match(term) or term in _PLACEHOLDERS:
                 continue
             if any(term in p or p in term for p in picked):
                 continue
             picked.append(term)
-        return picked
 
     @property
     def version(self) -> str:
