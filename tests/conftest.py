@@ -50,3 +50,17 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "whistle" / "train.jsonl").is_file():
         pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data beside the repo): skipping real-data test")
     return SHARED_DATA
+
+
+# ---- the routing service (tests/test_serve*.py) ---------------------------------------------
+SERVE_KEY = "test-key-not-secret"
+
+
+@pytest.fixture()
+def serve_settings(tiny_model_dir, tmp_path):
+    """Service settings on the tiny model, a fresh SQLite file and a test API key."""
+    pytest.importorskip("fastapi")
+    from whistle.serve.settings import ServeSettings
+
+    return ServeSettings(model_dir=tiny_model_dir, db_url=f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
+                         api_keys=[SERVE_KEY], model_poll_seconds=0, max_batch=8, max_body_bytes=200_000)

@@ -78,6 +78,12 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
                   for e in exc.errors()[:20]]
         return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not a bad request. Logged through the PII-masking record factory (see logs.py).
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
     # ---- dependencies -------------------------------------------------------------------
     async def admin_key(request: Request, _: Annotated[str | None, Depends(api_key_header)] = None) -> None:
         check_key(settings, given_key(request))

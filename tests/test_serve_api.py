@@ -1,0 +1,159 @@
+"""The service API on the tiny model: answers, batches, taxonomy, health, metrics, bad requests."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from conftest import SERVE_KEY  # noqa: E402
+from whistle.models.answer import RoutingAnswer  # noqa: E402
+from whistle.serve.app import create_app  # noqa: E402
+
+NOISE = "每天晚上广场舞音响声音特别大，严重扰民，老人孩子都无法休息。"
+KEY = {"X-API-Key": SERVE_KEY}
+
+
+@pytest.fixture()
+def client(serve_settings):
+    with TestClient(create_app(serve_settings)) as c:
+        yield c
+
+
+def test_classify_returns_a_routing_answer_with_model_version(client):
+    r = client.post("/v1/classify", json={"text": NOISE, "title": "广场舞噪音", "channel": "hotline", "id": "m-1"})
+    assert r.status_code == 200, r.text
+    answer = RoutingAnswer.model_validate(r.json())
+    assert set(r.json()) == set(RoutingAnswer.model_fields)  # the same fields as `whistle tag` records
+    assert answer.id == "m-1" and answer.topic == "W05" and answer.model_version == "tiny-test"
+    assert answer.departments.lead == "城管执法局" and len(answer.top) == 3 and answer.evidence
+    assert r.headers["server-timing"].startswith("app;dur=")
+
+
+def test_batch_answers_in_order_and_marks_unusable_items(client):
+    items = [{"text": NOISE, "id": "a"}, {"text": "hello world, no chinese here", "id": "b"},
+             {"text": "楼下饭店的油烟直接排进居民楼，油烟味很重，窗户都不敢开。", "id": "c", "channel": "wechat"}]
+    r = client.post("/v1/classify/batch", json={"items": items})
+    assert r.status_code == 200, r.text
+    answers = r.json()["answers"]
+    assert [a["id"] for a in answers] == ["a", "b", "c"]
+    assert answers[0]["topic"] == "W05" and answers[2]["topic"] == "W06"
+    assert "not Chinese" in answers[1]["error"] and answers[1]["topic"] is None
+    assert all(a["model_version"] == "tiny-test" for a in answers)
+
+
+def test_concurrent_requests_get_their_own_answers(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = {f"n{i}": NOISE if i % 2 else "楼下饭店的油烟直接排进居民楼，油烟味很重，窗户都不敢开。" for i in range(24)}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda kv: client.post("/v1/classify", json={"text": kv[1], "id": kv[0]}).json(),
+                                texts.items()))
+    for (mid, _), a in zip(texts.items(), answers):
+        assert a["id"] == mid and a["topic"] == ("W05" if int(mid[1:]) % 2 else "W06")
+
+
+def test_taxonomy_health_readiness(client):
+    tax = client.get("/v1/taxonomy").json()
+    codes = [t["code"] for t in tax["topics"]]
+    assert len(codes) == 16 and codes[-1] == "OTHER" and len(tax["areas"]) == 3
+    w06 = next(t for t in tax["topics"] if t["code"] == "W06")
+    assert {s["code"] for s in w06["subs"]} == {"W06a", "W06b"} and w06["lead"] in tax["departments"]
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] and ready.json()["model_version"] == "tiny-test"
+
+
+def test_metrics_count_requests_topics_and_review(client):
+    client.post("/v1/classify", json={"text": NOISE})
+    client.post("/v1/classify", json={"text": NOISE, "channel": "made-up-channel"})
+    client.post("/v1/classify", json={"text": ""})
+    text = client.get("/metrics").text
+    assert 'whistle_http_requests_total{endpoint="/v1/classify",method="POST",status="200"} 2.0' in text
+    assert 'whistle_http_requests_total{endpoint="/v1/classify",method="POST",status="422"} 1.0' in text
+    assert 'whistle_topic_total{topic="W05"} 2.0' in text
+    assert 'whistle_answers_total{channel="other"} 1.0' in text  # free-form channel: bounded label
+    assert "whistle_needs_review_total" in text and 'whistle_model_info{version="tiny-test"} 1.0' in text
+    assert 'whistle_http_request_duration_seconds_bucket{endpoint="/v1/classify",le="0.01"}' in text
+
+
+def test_openapi_has_chinese_examples(client):
+    spec = client.get("/openapi.json").text
+    assert "烧烤店" in json.loads(json.dumps(spec)) and "/v1/feedback" in spec
+    assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("body, status, needle", [
+    ({"text": ""}, 422, "empty text"),
+    ({"text": "   \n "}, 422, "empty text"),
+    ({"text": "字" * 20_001}, 413, "limit is 20000"),
+    ({"text": NOISE, "title": "题" * 501}, 413, "title too long"),
+    ({"text": 123}, 422, "string"),
+    ({"text": NOISE, "title": ["x"]}, 422, "string"),
+    ({"text": NOISE, "id": 5}, 422, "string"),
+    ({"text": NOISE, "channel": "hot line!"}, 422, "pattern"),
+    ({"text": NOISE, "lang": "zh"}, 422, "Extra inputs"),
+    ({}, 422, "Field required"),
+    (["not", "an", "object"], 422, "valid dictionary"),
+    ({"text": "only latin letters here"}, 422, "not Chinese"),
+])
+def test_bad_single_requests_are_4xx_with_a_message(client, body, status, needle):
+    r = client.post("/v1/classify", json=body)
+    assert r.status_code == status, r.text
+    assert needle in r.text
+    assert "字字字字字" not in r.text  # the input is not echoed back
+
+
+def test_invalid_json_and_oversized_bodies(client):
+    r = client.post("/v1/classify", content=b'{"text": "abc', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "JSON" in r.text
+    r = client.post("/v1/classify", content=b"\xff\xfe garbage", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    r = client.post("/v1/classify", content="text=abc", headers={"content-type": "text/plain"})
+    assert r.status_code == 422
+    big = json.dumps({"items": [{"text": "字" * 19_000}] * 8}).encode()  # over max_body_bytes=200,000
+    r = client.post("/v1/classify/batch", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "too large" in r.json()["detail"]
+
+
+def test_bad_batches(client):
+    r = client.post("/v1/classify/batch", json={"items": [{"text": NOISE}] * 9})
+    assert r.status_code == 413 and "limit is 8" in r.json()["detail"]
+    assert client.post("/v1/classify/batch", json={"items": []}).status_code == 422
+    assert client.post("/v1/classify/batch", json=[{"text": NOISE}]).status_code == 422
+    r = client.post("/v1/classify/batch", json={"items": [{"text": NOISE}, {"text": "字" * 20_001}]})
+    assert r.status_code == 413 and "items[1]" in r.json()["detail"]
+
+
+def test_classification_can_require_a_key(serve_settings):
+    serve_settings.classify_requires_key = True
+    with TestClient(create_app(serve_settings)) as c:
+        assert c.post("/v1/classify", json={"text": NOISE}).status_code == 401
+        assert c.post("/v1/classify", json={"text": NOISE}, headers={"X-API-Key": "nope"}).status_code == 401
+        assert c.post("/v1/classify", json={"text": NOISE}, headers=KEY).status_code == 200
+        assert c.post("/v1/classify", json={"text": NOISE},
+                      headers={"Authorization": f"Bearer {SERVE_KEY}"}).status_code == 200
+
+
+def test_logs_never_hold_unmasked_phone_or_id_numbers(serve_settings, caplog):
+    """Force an internal error whose message carries the text: the logged traceback is masked."""
+    phone, id_card = "13812345678", "110105199003071234"
+    app = create_app(serve_settings)
+
+    def broken_route(texts, titles=None, ids=None):  # noqa: ANN001, ANN202
+        raise RuntimeError(f"cannot route {texts[0]}")
+
+    caplog.set_level(logging.DEBUG)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        app.state.holder.require().model.route = broken_route
+        r = c.post("/v1/classify", json={"text": f"我的电话{phone}，身份证{id_card}，楼下噪音扰民"})
+        logging.getLogger("whistle.serve").info("caller phone %s", phone)
+    assert r.status_code == 500
+    logged = "\n".join(rec.getMessage() + (rec.exc_text or "") for rec in caplog.records)
+    assert "cannot route" in logged and "<PHONE>" in logged  # the error was logged ...
+    assert phone not in logged and id_card not in logged  # ... masked
+    assert phone not in caplog.text and id_card not in caplog.text

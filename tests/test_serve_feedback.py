@@ -1,0 +1,80 @@
+"""Operator feedback: API key, validation, durable storage, export as training data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from conftest import SERVE_KEY  # noqa: E402
+from whistle.cli import app as cli  # noqa: E402
+from whistle.serve.app import create_app  # noqa: E402
+from whistle.serve.feedback_store import FeedbackStore  # noqa: E402
+from whistle.training.data import read_labelled  # noqa: E402
+
+KEY = {"X-API-Key": SERVE_KEY}
+TEXT = "楼下烧烤店油烟直接排到居民楼，窗户都不敢开。联系电话13812345678。"
+
+
+def fb(**over: object) -> dict[str, object]:
+    body = {"id": "rx-1", "topic": "W06", "sub": "W06a", "departments": {"lead": "生态环境局", "assist": ["城管执法局"]},
+            "text": TEXT, "title": "烧烤油烟", "channel": "hotline", "predicted_topic": "W05", "operator": "op-7"}
+    return {**body, **over}
+
+
+def test_feedback_needs_the_key_and_a_valid_label(serve_settings):
+    with TestClient(create_app(serve_settings)) as c:
+        assert c.post("/v1/feedback", json=fb()).status_code == 401
+        assert c.post("/v1/feedback", json=fb(), headers={"X-API-Key": SERVE_KEY + "x"}).status_code == 401
+        r = c.post("/v1/feedback", json=fb(topic="W99"), headers=KEY)
+        assert r.status_code == 422 and "unknown topic" in r.text
+        r = c.post("/v1/feedback", json=fb(sub="W05a"), headers=KEY)
+        assert r.status_code == 422 and "does not belong" in r.text
+        assert c.post("/v1/feedback", json=fb(extra=1), headers=KEY).status_code == 422
+        assert c.post("/v1/feedback", json=fb(id=""), headers=KEY).status_code == 422
+        r = c.post("/v1/feedback", json=fb(), headers=KEY)
+        assert r.status_code == 201 and r.json()["id"] == "rx-1" and r.json()["feedback_id"] >= 1
+        assert c.post("/admin/reload", headers={"X-API-Key": "wrong"}).status_code == 401
+
+
+def test_feedback_is_refused_when_no_key_is_configured(serve_settings):
+    serve_settings.api_keys = []
+    with TestClient(create_app(serve_settings)) as c:
+        r = c.post("/v1/feedback", json=fb(), headers=KEY)
+        assert r.status_code == 403 and "no API key configured" in r.text
+
+
+def test_feedback_survives_a_restart_and_exports_as_training_data(serve_settings, tmp_path):
+    with TestClient(create_app(serve_settings)) as c:
+        assert c.post("/v1/feedback", json=fb(), headers=KEY).status_code == 201
+        assert c.post("/v1/feedback", json=fb(id="rx-2", topic="W05", sub="W05b",
+                                               text="每天晚上广场舞音响声音特别大。"), headers=KEY).status_code == 201
+        # a later correction of rx-1 wins in the export; both stay in the store
+        assert c.post("/v1/feedback", json=fb(topic="W06", sub="W06b"), headers=KEY).status_code == 201
+        assert c.post("/v1/feedback", json=fb(id="rx-3", text=None), headers=KEY).status_code == 201
+    # a new process: only the file remains
+    store = FeedbackStore(serve_settings.db_url)
+    assert store.count() == 4
+    stored_text = next(r.text for r in store.latest_per_message() if r.message_id == "rx-1")
+    assert "13812345678" not in stored_text and "<PHONE>" in stored_text  # stored masked
+    store.close()
+
+    out = tmp_path / "feedback.jsonl"
+    result = CliRunner().invoke(cli, ["feedback", "export", "-o", str(out), "--db-url", serve_settings.db_url])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"output": str(out), "written": 2, "skipped_without_text": 1}
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["label"], r["sub"]) for r in rows] == [("rx-2", "W05", "W05b"), ("rx-1", "W06", "W06b")]
+    assert rows[1]["departments"] == {"lead": "生态环境局", "assist": ["城管执法局"]}
+    labelled = read_labelled(out)  # what `whistle train` reads
+    assert list(labelled.labels) == ["W05", "W06"] and list(labelled.subs) == ["W05b", "W06b"]
+
+
+def test_export_of_a_missing_database_fails_clearly(tmp_path):
+    result = CliRunner().invoke(cli, ["feedback", "export", "-o", str(tmp_path / "x.jsonl"),
+                                      "--db-url", f"sqlite:///{tmp_path / 'none.sqlite3'}"])
+    assert result.exit_code == 2 and "no feedback database" in result.output

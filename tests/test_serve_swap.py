@@ -1,0 +1,83 @@
+"""Model swap without downtime: load the new model, then switch; a broken one never replaces a good one."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from conftest import SERVE_KEY  # noqa: E402
+from whistle.models.persistence import MODEL_FILE, save_model  # noqa: E402
+from whistle.serve.app import create_app  # noqa: E402
+
+NOISE = "每天晚上广场舞音响声音特别大，严重扰民。"
+
+
+@pytest.fixture()
+def model_dir(tiny_model_dir, tmp_path):
+    return shutil.copytree(tiny_model_dir, tmp_path / "served")
+
+
+def _write_version(tiny_model, directory, version: str) -> None:
+    new = copy.deepcopy(tiny_model)
+    new.metadata = {**tiny_model.metadata, "version": version}
+    save_model(new, directory)
+
+
+def test_reload_switches_while_requests_keep_succeeding(serve_settings, model_dir, tiny_model):
+    serve_settings.model_dir = model_dir
+    with TestClient(create_app(serve_settings)) as c:
+        assert c.get("/readyz").json()["model_version"] == "tiny-test"
+        statuses: list[int] = []
+        versions: set[str] = set()
+        stop = threading.Event()
+
+        def hammer() -> None:
+            while not stop.is_set():
+                r = c.post("/v1/classify", json={"text": NOISE})
+                statuses.append(r.status_code)
+                versions.add(r.json().get("model_version"))
+
+        threads = [threading.Thread(target=hammer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        _write_version(tiny_model, model_dir, "tiny-v2")
+        r = c.post("/admin/reload", headers={"X-API-Key": SERVE_KEY})
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert r.status_code == 200, r.text
+        assert r.json() == {"previous_version": "tiny-test", "model_version": "tiny-v2", "switched": True}
+        assert statuses and set(statuses) == {200}  # no request failed during the swap
+        assert versions <= {"tiny-test", "tiny-v2"} and "tiny-v2" in versions
+        assert c.post("/v1/classify", json={"text": NOISE}).json()["model_version"] == "tiny-v2"
+        assert c.get("/readyz").json()["model_version"] == "tiny-v2"
+        assert 'whistle_model_info{version="tiny-v2"} 1.0' in c.get("/metrics").text
+        assert 'version="tiny-test"' not in c.get("/metrics").text
+
+
+def test_a_broken_new_model_is_refused_and_the_old_one_keeps_serving(serve_settings, model_dir):
+    serve_settings.model_dir = model_dir
+    with TestClient(create_app(serve_settings)) as c:
+        (model_dir / MODEL_FILE).write_bytes(b"not a model")
+        r = c.post("/admin/reload", headers={"X-API-Key": SERVE_KEY})
+        assert r.status_code == 409 and "still serving tiny-test" in r.json()["detail"]
+        assert c.post("/v1/classify", json={"text": NOISE}).json()["model_version"] == "tiny-test"
+
+
+def test_the_watcher_picks_up_a_model_written_into_the_directory(serve_settings, model_dir, tiny_model):
+    serve_settings.model_dir = model_dir
+    serve_settings.model_poll_seconds = 0.1
+    with TestClient(create_app(serve_settings)) as c:
+        _write_version(tiny_model, model_dir, "tiny-v3")
+        deadline = time.monotonic() + 10
+        while c.get("/readyz").json()["model_version"] != "tiny-v3" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.post("/v1/classify", json={"text": NOISE}).json()["model_version"] == "tiny-v3"
