@@ -1,0 +1,110 @@
+"""The operator page in a real headless Chromium (Playwright driving the system browser).
+
+Needs `pip install playwright` and a Chromium binary (Debian: `apt-get install chromium`);
+Playwright's own browser download is not used. Skipped with the reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+CHROMIUM = os.environ.get("WHISTLE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip("no chromium binary (apt-get install chromium, or set WHISTLE_CHROMIUM)", allow_module_level=True)
+
+import uvicorn  # noqa: E402
+
+from conftest import SERVE_KEY  # noqa: E402
+from whistle.serve.app import create_app  # noqa: E402
+from whistle.serve.feedback_store import FeedbackStore  # noqa: E402
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+TEXT = "楼下烧烤店油烟直接排到居民楼，窗户都不敢开，油烟味很重。"
+
+
+@pytest.fixture()
+def live_server(serve_settings):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(serve_settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "server did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture()
+def page():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def test_operator_classifies_confirms_and_corrects(live_server, page, serve_settings):
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live_server + "/")
+    sync_api.expect(page.get_by_test_id("version")).to_have_text("模型 tiny-test")
+
+    page.fill("#title", "烧烤店油烟")
+    page.fill("#text", TEXT)
+    page.fill("#msgid", "rx-browser-1")
+    page.get_by_test_id("classify").click()
+
+    sync_api.expect(page.get_by_test_id("topic")).to_contain_text("W06")
+    bars = page.locator("[data-testid=bars] .bar")
+    sync_api.expect(bars).to_have_count(3)
+    widths = [float(bars.nth(i).locator(".fill").evaluate("e => parseFloat(e.style.width)")) for i in range(3)]
+    assert widths == sorted(widths, reverse=True) and widths[0] > 0
+    sync_api.expect(page.get_by_test_id("lead")).to_have_text("生态环境局")
+    marks = page.locator("[data-testid=highlighted] mark").all_inner_texts()
+    assert marks and all(m in TEXT for m in marks)  # evidence words marked in the typed text
+
+    # confirm without a key: refused, and the page says so
+    page.get_by_test_id("confirm").click()
+    sync_api.expect(page.get_by_test_id("status")).to_contain_text("反馈未保存")
+
+    page.fill("#apikey", SERVE_KEY)
+    page.get_by_test_id("confirm").click()
+    sync_api.expect(page.get_by_test_id("status")).to_contain_text("已保存反馈")
+
+    page.select_option("[data-testid=fix-topic]", "W05")
+    sync_api.expect(page.get_by_test_id("fix-lead")).to_have_value("城管执法局")  # filled from the taxonomy
+    page.select_option("[data-testid=fix-sub]", "W05b")
+    page.fill("[data-testid=fix-assist]", "生态环境局，公安分局")
+    page.get_by_test_id("correct").click()
+    sync_api.expect(page.get_by_test_id("status")).to_contain_text("W05")
+    assert errors == []
+
+    store = FeedbackStore(serve_settings.db_url)
+    rows = sorted(store.latest_per_message(), key=lambda r: r.pk)
+    assert store.count() == 2 and len(rows) == 1  # confirmation, then a correction of the same message
+    last = rows[0]
+    assert (last.message_id, last.topic, last.sub, last.predicted_topic) == ("rx-browser-1", "W05", "W05b", "W06")
+    assert last.lead == "城管执法局" and last.assist == ["生态环境局", "公安分局"] and last.text == TEXT
+    store.close()
+
+
+def test_page_shows_why_a_text_cannot_be_classified(live_server, page):
+    page.goto(live_server + "/")
+    page.fill("#text", "only latin text")
+    page.get_by_test_id("classify").click()
+    sync_api.expect(page.get_by_test_id("status")).to_contain_text("not Chinese")
