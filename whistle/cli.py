@@ -132,7 +132,7 @@ def tag(
     id_field: IdField = "id",
     text_field: TextField = "text",
     title_field: TitleField = "title",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="messages per model call")] = 1024,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="messages per model call (memory grows with it)")] = 256,
     keep_columns: Annotated[bool, typer.Option("--keep-columns", help="carry every input column through to the output")] = False,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="processes tagging in parallel")] = 1,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="rows per checkpoint")] = 10_000,

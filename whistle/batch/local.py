@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import multiprocessing
@@ -76,6 +77,7 @@ def _tag_chunk(index: int, records: list[InputRecord], workdir: Path, opts: TagO
 
 def _pool(model: WhistleClassifier, workers: int) -> ProcessPoolExecutor:
     # fork: workers share the parent's loaded model pages instead of each unpickling a copy.
+    gc.freeze()  # keep the collector from touching (and so copying) the shared model's objects in each child
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(model,))

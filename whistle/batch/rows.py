@@ -41,7 +41,7 @@ def tag_records(model: WhistleClassifier, records: Iterable[InputRecord],
     """Answers in input order; rows the reader already marked bad keep their reader error."""
     for batch in batches(records, batch_size):
         ok = [r for r in batch if r.error is None]
-        routed = iter(model.route([r.text for r in ok], [r.title for r in ok], [r.id for r in ok]))
+        routed = iter(_route(model, ok))
         for rec in batch:
             if rec.error is None:
                 answer = next(routed)
@@ -50,6 +50,18 @@ def tag_records(model: WhistleClassifier, records: Iterable[InputRecord],
             else:
                 answer = RoutingAnswer(id=rec.id, error=rec.error, model_version=model.version)
             yield rec, answer
+
+
+def _route(model: WhistleClassifier, records: list[InputRecord]) -> list[RoutingAnswer]:
+    """The model on a batch; if it raises, on each half in turn, so only the culprit gets an error."""
+    try:
+        return model.route([r.text for r in records], [r.title for r in records], [r.id for r in records])
+    except Exception as exc:  # noqa: BLE001 - one odd message must not sink millions of rows
+        if len(records) == 1:
+            return [RoutingAnswer(id=records[0].id, error=f"model failed ({type(exc).__name__}: {exc})",
+                                  model_version=model.version)]
+        half = len(records) // 2
+        return _route(model, records[:half]) + _route(model, records[half:])
 
 
 def output_record(rec: InputRecord, answer: RoutingAnswer, keep_columns: bool = False,
