@@ -110,7 +110,7 @@ def wrk_phase(base: str, rows: list[dict[str, object]], args: argparse.Namespace
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     socket_errors = sum(int(x) for x in sock.groups()) if sock else 0
-    dist = dict(re.findall(r"^\s+(50|99)\.000%\s+([\d.]+\w+)", out, re.M))
+    dist = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+\w+)", out, re.M))
     return {"tool": "wrk", "duration_s": args.duration, "connections": args.connections, "requests": total,
             "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "errors": non2xx + socket_errors, "non_2xx": non2xx, "socket_errors": socket_errors,
