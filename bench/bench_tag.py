@@ -163,13 +163,15 @@ def resume(corpus: Path, rows: int, model: str, kills: int, workdir: Path, seed:
     out.unlink(missing_ok=True)
     log = []
     for k in range(kills):
-        delay = rng.uniform(4, max(5.0, ref_seconds / (kills + 1)))
+        delay = rng.uniform(1.0, max(2.0, ref_seconds / (kills + 1)))
         cmd = [sys.executable, "-m", "whistle.cli", "tag", str(data), "-o", str(out), *base] + (["--resume"] if k else [])
         proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, start_new_session=True)
+        partial = workdir / ".resume-out.jsonl.partial"
+        while not (partial / "state.json").exists() and proc.poll() is None:  # the clock starts once tagging does
+            time.sleep(0.05)
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)  # the whole tree, workers included: as abrupt as it gets
         proc.wait()
-        partial = workdir / ".resume-out.jsonl.partial"
         chunks = len(list(partial.glob("chunk-*.jsonl"))) if partial.exists() else 0
         log.append({"kill": k + 1, "after_seconds": round(delay, 1), "chunks_kept": chunks, "output_exists": out.exists()})
     rc, _, _, err = run_tag([str(data), "-o", str(out), *base, "--resume"])

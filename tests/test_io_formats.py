@@ -1,0 +1,85 @@
+"""Readers: every input row comes out as one record, whatever the format or encoding."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from whistle.errors import DataError
+from whistle.io.formats import detect_format
+from whistle.io.records import FieldMap, read_records
+from whistle.io.text import detect_encoding
+
+ROWS = [("1", "小区停水三天没人管"), ("2", "楼下烧烤店油烟很大"), ("3", "路口下水道堵塞")]
+
+
+def _write_csv(path, encoding, rows=ROWS):
+    with path.open("w", encoding=encoding, newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["编号", "内容"])
+        w.writerows(rows)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030"])
+def test_csv_encodings_are_detected(tmp_path, encoding):
+    src = tmp_path / "in.csv"
+    _write_csv(src, encoding)
+    recs = list(read_records(src, FieldMap(id="编号", text="内容", title=None)))
+    assert [(r.id, r.text, r.error) for r in recs] == [(i, t, None) for i, t in ROWS]
+
+
+def test_gbk_file_is_detected_as_gb18030(tmp_path):
+    src = tmp_path / "in.csv"
+    _write_csv(src, "gbk")
+    assert detect_encoding(src) == "gb18030"
+
+
+def test_undecodable_line_becomes_a_row_error_not_a_crash(tmp_path):
+    src = tmp_path / "in.jsonl"
+    good = [json.dumps({"id": i, "text": t}, ensure_ascii=False).encode() for i, t in ROWS]
+    src.write_bytes(b"\n".join([good[0], b'{"id": "x", "text": "\xff\xfe bad"}', good[1]]) + b"\n")
+    recs = list(read_records(src, encoding="utf-8"))
+    assert [r.id for r in recs] == ["1", "row-2", "2"]
+    assert recs[1].error and "not valid utf-8" in recs[1].error
+    assert recs[0].error is None and recs[2].error is None
+
+
+def test_csv_row_with_bad_bytes_keeps_its_place(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_bytes("编号,内容\n1,小区停水\n".encode() + b"2,\xff\xff\n" + "3,路灯不亮\n".encode())
+    recs = list(read_records(src, FieldMap(id="编号", text="内容", title=None), encoding="utf-8"))
+    assert [(r.id, r.error is None) for r in recs] == [("1", True), ("2", False), ("3", True)]
+
+
+def test_xlsx_reader(tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    src = tmp_path / "in.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["id", "title", "text", "区"])
+    ws.append([1024, "停水", "小区停水三天", "朝阳"])
+    ws.append([None, None, None, "海淀"])
+    wb.save(src)
+    recs = list(read_records(src))
+    assert [(r.row, r.id, r.text) for r in recs] == [(1, "1024", "小区停水三天"), (2, "row-2", None)]
+    assert recs[0].fields["区"] == "朝阳" and "must be a string" in recs[1].error
+
+
+def test_parquet_reader_and_missing_column(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": [1, 2], "text": ["小区停水", None]}), src)
+    recs = list(read_records(src))
+    assert [(r.id, r.error is None) for r in recs] == [("1", True), ("2", False)]
+    with pytest.raises(DataError, match="no 'body' column"):
+        read_records(src, FieldMap(text="body"))
+
+
+def test_unknown_extension_is_a_clear_error():
+    assert detect_format("x.csv.gz") == "csv" and detect_format("y.PARQUET") == "parquet"
+    with pytest.raises(DataError, match="unknown file type"):
+        detect_format("data.txt")

@@ -1,0 +1,204 @@
+"""The local batch engine: formats, workers, kept columns, interruptions and --resume."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from whistle.batch import TagInterrupted, TagOptions, tag_file
+from whistle.batch.workdir import WorkDir, workdir_for
+from whistle.cli import app
+from whistle.errors import DataError
+from whistle.io.records import FieldMap
+
+runner = CliRunner()
+TEXTS = ["小区停水三天没人管", "楼下烧烤店油烟很大熏得开不了窗", "路口下水道堵塞一下雨就积水", "物业不管电梯坏了一个月",
+         "工地夜间施工噪音扰民", "路灯坏了晚上很黑"]
+
+
+def _messages(n: int) -> list[dict]:
+    rows = [{"id": f"m{i}", "title": "", "text": TEXTS[i % len(TEXTS)] + "，" + str(i), "区": "朝阳"} for i in range(n)]
+    rows[3]["text"] = ""  # bad rows must come out too
+    rows[5] = {"id": "m5", "body": "no text"}
+    return rows
+
+
+def _write_jsonl(path: Path, rows: list[dict], broken_line: bool = True) -> Path:
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    if broken_line:
+        lines.insert(7, "{broken")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_every_row_out_in_order_with_small_chunks(tiny_model, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(40))
+    out = tmp_path / "out.jsonl"
+    summary = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=7, batch_size=3))
+    rows = _read_jsonl(out)
+    assert [r["row"] for r in rows] == list(range(1, 42))
+    assert summary.rows == 41 and summary.errors == 3 and summary.tagged == 38
+    assert sum(summary.topics.values()) == summary.tagged
+    assert rows[7]["error"] and "broken JSON" in rows[7]["error"]
+    assert not workdir_for(out).exists()
+
+
+def test_workers_give_the_same_output_as_one_process(tiny_model, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(60))
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    tag_file(tiny_model, src, one, options=TagOptions(fields=FieldMap(), chunk_size=9))
+    tag_file(tiny_model, src, two, options=TagOptions(fields=FieldMap(), chunk_size=9, workers=2))
+    assert one.read_bytes() == two.read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".xlsx"])
+def test_output_format_follows_the_extension(tiny_model, tmp_path, suffix):
+    pytest.importorskip("pyarrow" if suffix == ".parquet" else "openpyxl" if suffix == ".xlsx" else "csv")
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(12))
+    ref, out = tmp_path / "ref.jsonl", tmp_path / f"out{suffix}"
+    opts = TagOptions(fields=FieldMap(), keep_columns=True, chunk_size=5)
+    tag_file(tiny_model, src, ref, options=opts)
+    tag_file(tiny_model, src, out, options=opts)
+    expected = _read_jsonl(ref)
+    if suffix == ".csv":
+        with out.open(encoding="utf-8", newline="") as fh:
+            got = list(csv.DictReader(fh))
+        assert json.loads(got[0]["top"]) == expected[0]["top"]
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        got = pq.read_table(out).to_pylist()
+        assert got[0]["top"] == expected[0]["top"] and got[0]["departments"] == expected[0]["departments"]
+    else:
+        import openpyxl
+
+        ws = openpyxl.load_workbook(out, read_only=True).worksheets[0]
+        values = list(ws.iter_rows(values_only=True))
+        got = [dict(zip(values[0], v)) for v in values[1:]]
+    assert len(got) == len(expected) == 13
+    assert [str(g["id"]) for g in got] == [e["id"] for e in expected]
+    assert [g["topic"] or None for g in got] == [e["topic"] for e in expected]
+    assert [g.get("区") for g in got[:3]] == ["朝阳"] * 3
+    assert got[0]["input_id"] == "m0"  # kept column renamed: `id` is ours
+
+
+def test_keep_columns_carries_json_values_through(tiny_model, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", [{"id": 7, "text": "小区停水", "n": 3, "tags": ["a"]}], broken_line=False)
+    out = tmp_path / "out.jsonl"
+    tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), keep_columns=True))
+    row = _read_jsonl(out)[0]
+    assert row["id"] == "7" and row["input_id"] == 7 and row["n"] == 3 and row["tags"] == ["a"] and row["text"] == "小区停水"
+
+
+def test_disk_full_then_resume_loses_and_duplicates_nothing(tiny_model, tmp_path, monkeypatch):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(50))
+    ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
+    opts = TagOptions(fields=FieldMap(), chunk_size=6)
+    tag_file(tiny_model, src, ref, options=opts)
+    real_write, calls = WorkDir.write_chunk, []
+
+    def full_disk(self, index, lines, summary):
+        calls.append(index)
+        if len(calls) == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, index, lines, summary)
+
+    monkeypatch.setattr(WorkDir, "write_chunk", full_disk)
+    with pytest.raises(TagInterrupted, match="--resume") as info:
+        tag_file(tiny_model, src, out, options=opts)
+    assert info.value.done_rows == 18 and not out.exists()
+    assert not list(tmp_path.glob(".out.jsonl.*.part"))
+    monkeypatch.setattr(WorkDir, "write_chunk", real_write)
+    resumed = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
+    assert out.read_bytes() == ref.read_bytes()
+    assert resumed.rows == 51 and resumed.resumed_rows == 18 and resumed.errors == 3
+
+
+def test_resume_refuses_a_changed_input(tiny_model, tmp_path, monkeypatch):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(20))
+    out = tmp_path / "out.jsonl"
+    monkeypatch.setattr(WorkDir, "write_chunk", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):  # nothing finished: nothing kept
+        tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=5))
+    assert not workdir_for(out).exists()
+    monkeypatch.undo()
+    wd = WorkDir(workdir_for(out))
+    wd.start({"input": str(src.resolve()), "input_size": 1, "input_mtime_ns": 1}, resume=False)
+    with pytest.raises(DataError, match="cannot resume: .*input_size"):
+        tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), resume=True))
+
+
+def test_model_exception_fails_only_its_row(tiny_model, tmp_path, monkeypatch):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(10), broken_line=False)
+    real_route = type(tiny_model).route
+
+    def fragile(self, texts, titles=None, ids=None):
+        if any("，4" in t for t in texts):
+            raise ValueError("boom")
+        return real_route(self, texts, titles, ids)
+
+    monkeypatch.setattr(type(tiny_model), "route", fragile)
+    out = tmp_path / "out.jsonl"
+    summary = tag_file(tiny_model, src, out)
+    rows = _read_jsonl(out)
+    assert len(rows) == 10 and "model failed (ValueError: boom)" in rows[4]["error"]
+    assert [r["error"] is None for r in rows].count(True) == 7 and summary.errors == 3  # + empty text, no text
+
+
+def test_kill_9_and_resume_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(6000))
+    ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
+    base = [sys.executable, "-m", "whistle.cli", "tag", str(src), "--model", str(tiny_model_dir), "--chunk-size", "40",
+            "--workers", "2", "--no-progress"]
+    subprocess.run([*base, "-o", str(ref)], check=True, capture_output=True)
+    proc = subprocess.Popen([*base, "-o", str(out)], stderr=subprocess.DEVNULL, start_new_session=True)
+    partial, deadline = workdir_for(out), time.monotonic() + 120
+    while len(list(partial.glob("chunk-*.jsonl"))) < 5 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "the run finished before it could be killed: make the input bigger"
+    kept = len(list(partial.glob("chunk-*.jsonl")))
+    done = subprocess.run([*base, "-o", str(out), "--resume"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == ref.read_bytes()
+    summary = json.loads(done.stderr.strip().splitlines()[-1])
+    assert summary["rows"] == 6001 and summary["resumed_rows"] == kept * 40
+
+
+def test_cli_progress_only_when_asked_off_a_terminal(tiny_model_dir, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(30))
+    quiet = runner.invoke(app, ["tag", str(src), "-o", str(tmp_path / "a.jsonl"), "--model", str(tiny_model_dir)])
+    assert quiet.exit_code == 0 and "rows/s" not in quiet.output and "it/s" not in quiet.output
+    assert json.loads(quiet.output.strip().splitlines()[-1])["rows"] == 31
+    loud = runner.invoke(app, ["tag", str(src), "-o", str(tmp_path / "b.jsonl"), "--model", str(tiny_model_dir), "--progress"])
+    assert loud.exit_code == 0 and "100%" in loud.output and "rows/s" in loud.output
+
+
+def test_gbk_csv_in_gbk_csv_out(tiny_model_dir, tmp_path):
+    src = tmp_path / "in.csv"
+    with src.open("w", encoding="gbk", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["编号", "内容"])
+        w.writerows([["1", "小区停水三天"], ["2", "路灯坏了晚上很黑"]])
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--id-field", "编号",
+                                 "--text-field", "内容", "--title-field", "", "--keep-columns", "--output-encoding", "gbk"])
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="gbk", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["id"], r["内容"], r["error"]) for r in rows] == [("1", "小区停水三天", ""), ("2", "路灯坏了晚上很黑", "")]
