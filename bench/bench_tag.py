@@ -162,18 +162,24 @@ def resume(corpus: Path, rows: int, model: str, kills: int, workdir: Path, seed:
     rng = random.Random(seed)
     out.unlink(missing_ok=True)
     log = []
+    partial = workdir / ".resume-out.jsonl.partial"
+    n_chunks = -(-rows // chunk_size)
     for k in range(kills):
-        delay = rng.uniform(1.0, max(2.0, ref_seconds / (kills + 1)))
+        # Kill at a random point: after a random number of further chunks, then a random part of the next.
+        before = len(list(partial.glob("chunk-*.jsonl"))) if k else 0
+        target = min(n_chunks - 1, before + rng.randint(1, max(1, n_chunks // (kills + 1))))
         cmd = [sys.executable, "-m", "whistle.cli", "tag", str(data), "-o", str(out), *base] + (["--resume"] if k else [])
         proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, start_new_session=True)
-        partial = workdir / ".resume-out.jsonl.partial"
-        while not (partial / "state.json").exists() and proc.poll() is None:  # the clock starts once tagging does
-            time.sleep(0.05)
-        time.sleep(delay)
+        started = time.monotonic()
+        while len(list(partial.glob("chunk-*.jsonl"))) < target and proc.poll() is None:
+            time.sleep(0.02)
+        extra = rng.uniform(0, 2.0)
+        time.sleep(extra)
         os.killpg(proc.pid, signal.SIGKILL)  # the whole tree, workers included: as abrupt as it gets
         proc.wait()
         chunks = len(list(partial.glob("chunk-*.jsonl"))) if partial.exists() else 0
-        log.append({"kill": k + 1, "after_seconds": round(delay, 1), "chunks_kept": chunks, "output_exists": out.exists()})
+        log.append({"kill": k + 1, "after_seconds": round(time.monotonic() - started, 1), "chunks_kept": chunks,
+                    "leftover_tmp_files": len(list(partial.glob("*.tmp"))), "output_exists": out.exists()})
     rc, _, _, err = run_tag([str(data), "-o", str(out), *base, "--resume"])
     if rc:
         raise SystemExit(err[-3000:])

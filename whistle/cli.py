@@ -173,7 +173,8 @@ def tag(
         _fail(exc)
     elapsed = time.perf_counter() - started
     typer.echo(json.dumps({"output": str(output), **summary.as_dict(), "seconds": round(elapsed, 2),
-                           "rows_per_second": round(summary.rows / elapsed, 1) if elapsed else None}, ensure_ascii=False), err=True)
+                           "rows_per_second": round((summary.rows - summary.resumed_rows) / elapsed, 1) if elapsed else None},
+                          ensure_ascii=False), err=True)
 
 
 @app.command()
