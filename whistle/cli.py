@@ -47,7 +47,7 @@ def train(
     label_field: Annotated[str, typer.Option("--label-field")] = "label",
     taxonomy: Annotated[str, typer.Option("--taxonomy", help="taxonomy YAML, 'default' (bundled whistle-15) or 'none'")] = "default",
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON config (see whistle.config)")] = None,
-    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="unlabelled messages (JSONL) for vocabulary; also the texts of --extra-labels")] = None,
+    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="unlabelled messages (JSONL) for self-training; also the texts of --extra-labels")] = None,
     extra_labels: Annotated[Optional[list[Path]], typer.Option("--extra-labels", help="id,label,sub CSV joined with --corpus")] = None,
     exclude: Annotated[Optional[list[Path]], typer.Option("--exclude", help="held-out files whose ids are never used")] = None,
     id_field: IdField = "id",

@@ -45,9 +45,13 @@ def save_model(model: WhistleClassifier, directory: str | Path) -> Path:
     model.metadata.setdefault("version", f"{model.taxonomy.name}-{created[:10]}-{data_fp[:8]}")
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     os.close(fd)
-    joblib.dump(model, tmp, compress=("zlib", 6))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, directory / MODEL_FILE)
+    try:
+        joblib.dump(model, tmp, compress=("zlib", 6))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, directory / MODEL_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     manifest = {
         "format": FORMAT,
         "version": model.metadata["version"],
@@ -55,11 +59,12 @@ def save_model(model: WhistleClassifier, directory: str | Path) -> Path:
         "whistle": __version__,
         "sklearn": sklearn.__version__,
         "labels": list(model.classes_),
-        "sub_labels": list(model.sub_model.classes) if model.sub_model is not None else [],
+        "sub_labels": sorted(c for scorer in model.sub_models.values() for c in scorer.classes),
         "taxonomy": model.taxonomy.summary(),
         "segmenter": model.preprocessor.segmenter.engine_in_use,
         "config": json.loads(model.config.model_dump_json()),
         "heldout": model.heldout_,
+        "training": model.training_summary_,
         "model_sha256": _sha256(directory / MODEL_FILE),
         **{k: v for k, v in model.metadata.items() if k != "version"},
     }

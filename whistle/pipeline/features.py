@@ -40,7 +40,12 @@ def _mix(h: np.ndarray) -> np.ndarray:
         return h ^ (h >> np.uint64(31))
 
 
-def _codepoints(strings: Sequence[str], sep: str) -> tuple[str, np.ndarray]:
+_SEPARATORS = str.maketrans({"\x00": " ", "\x01": " "})
+
+
+def _codepoints(strings: Sequence[str], sep: str, sanitize: bool) -> tuple[str, np.ndarray]:
+    if sanitize:  # separators must not occur inside a text (a NUL in a title would split a document)
+        strings = [x.translate(_SEPARATORS) if ("\x00" in x or "\x01" in x) else x for x in strings]
     joined = sep.join(strings)
     return joined, np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
 
@@ -78,7 +83,7 @@ class NgramHasher:
         return self._word(docs)
 
     def _char(self, docs: Sequence[Doc]):  # noqa: ANN202
-        joined, codes = _codepoints([d.text for d in docs], "\x00")
+        joined, codes = _codepoints([d.text for d in docs], "\x00", sanitize=True)
         is_sep = codes == _SEP_DOC
         doc_of = np.cumsum(is_sep)
         lo, hi = self.ngram_range
@@ -102,7 +107,7 @@ class NgramHasher:
         return _concat(idx_parts, hash_parts, start_parts, end_parts, joined)
 
     def _word(self, docs: Sequence[Doc]):  # noqa: ANN202
-        joined, codes = _codepoints(["\x01".join(d.tokens) for d in docs], "\x00")
+        joined, codes = _codepoints(["\x01".join(d.tokens) for d in docs], "\x00", sanitize=False)
         bounds = np.nonzero(codes <= _SEP_TOK)[0]
         ends = np.concatenate([bounds, [codes.shape[0]]])
         starts = np.concatenate([[0], bounds + 1])
@@ -256,7 +261,7 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         if self.sublinear_tf:
             np.log(counts.data, out=counts.data)
             counts.data += 1.0
-        counts = counts @ sp.diags(self.idf_, format="csr")
+        counts.data *= self.idf_[counts.indices]
         return normalize(counts, copy=False)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:

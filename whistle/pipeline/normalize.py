@@ -17,6 +17,7 @@ _EMOJI = re.compile(
     "\U0000200B-\U0000200F\U00002060-\U0000206F\U0000FEFF\U000E0000-\U000E007F]+"
 )
 _WECHAT_EMOTE = re.compile(r"\[(?:[\u4e00-\u9fff]{1,4}|[A-Za-z]{2,10})\]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
@@ -40,6 +41,7 @@ def normalize_text(text: str, max_chars: int = 2000) -> str:
         text = html.unescape(text)
         text = _TAGS.sub(" ", text)
         text = _ENTITY_LEFTOVER.sub(" ", text)
+    text = _CONTROL.sub(" ", text)
     text = unicodedata.normalize("NFKC", text)
     text = _EMOJI.sub(" ", text)
     text = _WECHAT_EMOTE.sub(" ", text)

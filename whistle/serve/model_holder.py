@@ -16,8 +16,8 @@ from pathlib import Path
 from whistle.models.classifier import WhistleClassifier
 from whistle.models.persistence import load_model, read_manifest
 from whistle.resources import default_model_dir
-from whistle.serve.fastpath import PROBE_TEXTS, speed_up
 
+_WARM_UP_TEXTS = ("小区楼下烧烤店每天营业到凌晨，油烟和噪音严重扰民。", "家门口的路灯坏了一个多月，晚上漆黑一片。")
 log = logging.getLogger("whistle.serve")
 
 
@@ -51,8 +51,7 @@ class ModelHolder:
 
     def _load(self) -> LoadedModel:
         model = load_model(self.model_dir)
-        speed_up(model)
-        model.route(list(PROBE_TEXTS))  # warm caches (vocabulary index, segmenter) before serving
+        model.route(list(_WARM_UP_TEXTS))  # warm caches (vocabulary index, segmenter) before serving
         return LoadedModel(model, self.model_dir)
 
     def load(self) -> LoadedModel:

@@ -22,7 +22,7 @@ class TrainRequest:
     label_field: str = "label"
     fields: FieldMap | None = None
     extra_labels: list[Path] | None = None  # id,label,sub files joined with `corpus`
-    corpus: Path | None = None  # unlabelled messages: vocabulary and idf, and the join for extra labels
+    corpus: Path | None = None  # unlabelled messages: self-training, and the texts of extra labels
     exclude: list[Path] | None = None  # files whose ids must never be used (held-out test sets)
 
 
@@ -52,7 +52,7 @@ def _ids_of(paths: list[Path]) -> set[str]:
     return ids
 
 
-def _feature_docs(model: WhistleClassifier, req: TrainRequest, skip: set[str]) -> list[Doc]:
+def _unlabelled_docs(model: WhistleClassifier, req: TrainRequest, skip: set[str]) -> list[Doc]:
     if req.corpus is None:
         return []
     banned = skip | _ids_of(req.exclude or [])
@@ -67,8 +67,8 @@ def train(req: TrainRequest) -> WhistleClassifier:
     taxonomy = req.taxonomy or Taxonomy.free(data.labels)
     model = WhistleClassifier(req.config, taxonomy)
     model._build()
-    extra_docs = _feature_docs(model, req, set(data.ids))
-    model.fit(data.titles, data.texts, data.labels, data.subs, data.weights, feature_docs=extra_docs)
+    extra_docs = _unlabelled_docs(model, req, set(data.ids)) if req.config.classifier.self_training_weight > 0 else []
+    model.fit(data.titles, data.texts, data.labels, data.subs, data.weights, unlabelled=extra_docs)
     model.metadata.update({
         "data_fingerprint": data.fingerprint(),
         "training_rows": len(data),

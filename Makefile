@@ -1,0 +1,23 @@
+# Common tasks. SHARED points at the research data beside the repo (never copied into it).
+PYTHON ?= python3
+SHARED ?= ../shared/data
+MODEL_DIR ?= models/default
+
+.PHONY: install test model evaluate bench
+
+install:  ## the classical path plus the service and batch extras
+	$(PYTHON) -m pip install -q -e '.[serve,batch]'
+
+test:  ## install what the tests use and run them (this is what .ci/run calls)
+	$(PYTHON) -m pip install -q -e '.[serve,batch,spark,test]'
+	$(PYTHON) -m pytest -q
+
+model:  ## retrain the bundled default model reproducibly (about a minute on 2 cores)
+	$(PYTHON) -m whistle.cli train $(SHARED)/whistle/train.jsonl \
+		--config configs/default.yaml \
+		--corpus $(SHARED)/corpus.jsonl --extra-labels data/labels/extra-rare.csv \
+		--exclude $(SHARED)/whistle/test.jsonl \
+		-o $(MODEL_DIR)
+
+evaluate:  ## figures of the default model on the held-out test split, with a report
+	$(PYTHON) -m whistle.cli test $(MODEL_DIR) $(SHARED)/whistle/test.jsonl -o reports/default
