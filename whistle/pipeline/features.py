@@ -257,7 +257,7 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
             (np.ones(int(known.sum()), dtype=np.float32), (doc_idx[known], cols[known])),
             shape=(len(docs), self.hashes_.shape[0]),
         )
-        counts.sum_duplicates()
+        # COO -> CSR already sums repeated (doc, n-gram) pairs; no need to sort indices too
         if self.sublinear_tf:
             np.log(counts.data, out=counts.data)
             counts.data += 1.0

@@ -26,7 +26,7 @@ class TextPreprocessor:
             return "empty text"
         if len(full) > self.config.max_input_chars:
             return f"text too long: {len(full)} characters, the limit is {self.config.max_input_chars}"
-        ratio = han_ratio(full[:2000])
+        ratio = han_ratio(full)
         if ratio < self.config.min_han_ratio:
             return f"text is not Chinese ({ratio:.0%} Chinese characters, at least {self.config.min_han_ratio:.0%} needed)"
         return None
