@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from whistle.models.persistence import load_model
+
 pyspark = pytest.importorskip("pyspark", reason="pyspark not installed (pip install 'whistle[spark]')")
 pa = pytest.importorskip("pyarrow")
 if shutil.which("java") is None:
@@ -40,7 +42,8 @@ def test_spark_jsonl_matches_local(spark, tiny_model_dir, tiny_model, tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     local, dist = tmp_path / "local.parquet", tmp_path / "spark.parquet"
-    tag_file(tiny_model, src, local, options=TagOptions(fields=FieldMap(), keep_columns=True, chunk_size=64))
+    # the saved model (half-precision weights), as the executors load it
+    tag_file(load_model(tiny_model_dir), src, local, options=TagOptions(fields=FieldMap(), keep_columns=True, chunk_size=64))
     summary = tag_spark(src, dist, tiny_model_dir, FieldMap(), keep_columns=True, spark=spark)
     a, b = _rows(local), _rows(dist)
     assert len(b) == 300 and summary.rows == 300 and summary.errors == 3
@@ -53,7 +56,7 @@ def test_spark_parquet_across_partitions_keeps_row_numbers(spark, tiny_model_dir
     src = tmp_path / "in.parquet"
     pq.write_table(pa.table({"id": [str(i) for i in range(400)], "text": ["路口下水道堵塞积水"] * 400}), src, row_group_size=50)
     local, dist = tmp_path / "local.parquet", tmp_path / "spark.parquet"
-    tag_file(tiny_model, src, local)
+    tag_file(load_model(tiny_model_dir), src, local)
     tag_spark(src, dist, tiny_model_dir, FieldMap(), spark=spark.newSession())
     a, b = _rows(local), _rows(dist)
     assert [r["row"] for r in b] == list(range(1, 401)) and [r["id"] for r in b] == [str(i) for i in range(400)]
