@@ -77,6 +77,9 @@ def _tag_chunk(index: int, records: list[InputRecord], workdir: Path, opts: TagO
 
 def _pool(model: WhistleClassifier, workers: int) -> ProcessPoolExecutor:
     # fork: workers share the parent's loaded model pages instead of each unpickling a copy.
+    # Warm it first, so the lazily built parts (segmenter dictionary, n-gram lookup tables)
+    # are built once here and shared too, not rebuilt in every worker.
+    model.route(["小区楼下烧烤店油烟很大"])
     gc.freeze()  # keep the collector from touching (and so copying) the shared model's objects in each child
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
