@@ -36,10 +36,10 @@ class WhistleClassifier:
     # ---- features ---------------------------------------------------------------
     def _build(self) -> None:
         fc = self.config.features
-        self.preprocessor = TextPreprocessor(self.config.text)
-        per_block = None if fc.max_features is None else fc.max_features
-        self.char_vectorizer = NgramTfidf("char", fc.char_ngrams, fc.min_df, fc.max_df, per_block)
-        self.word_vectorizer = NgramTfidf("word", fc.word_ngrams, fc.min_df, fc.max_df, per_block)
+        if getattr(self, "preprocessor", None) is None:  # keep a warmed segmenter (train.py makes docs first)
+            self.preprocessor = TextPreprocessor(self.config.text)
+        self.char_vectorizer = NgramTfidf("char", fc.char_ngrams, fc.min_df, fc.max_df, fc.max_features)
+        self.word_vectorizer = NgramTfidf("word", fc.word_ngrams, fc.min_df, fc.max_df, fc.max_features)
 
     def docs(self, titles: Sequence[str | None], texts: Sequence[str]) -> list[Doc]:
         return self.preprocessor.docs(titles, texts)
@@ -73,7 +73,6 @@ class WhistleClassifier:
         if self.taxonomy is None:
             self.taxonomy = Taxonomy.free(labels)
         self._build()
-        cc = self.config.classifier
         docs = self.docs(titles, texts)
         self.char_vectorizer.fit(docs)
         self.word_vectorizer.fit(docs)

@@ -26,7 +26,7 @@ class TrainRequest:
     exclude: list[Path] | None = None  # files whose ids must never be used (held-out test sets)
 
 
-def load_training_set(req: TrainRequest) -> LabelledSet:
+def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = frozenset()) -> LabelledSet:
     data = LabelledSet()
     for path in req.data:
         part = read_labelled(path, req.label_field, req.fields, low_conf_weight=req.config.classifier.low_conf_weight)
@@ -36,7 +36,7 @@ def load_training_set(req: TrainRequest) -> LabelledSet:
     if req.extra_labels:
         if req.corpus is None:
             raise ValueError("extra labels (id,label,sub) need --corpus to find their texts")
-        banned = set(data.ids) | _ids_of(req.exclude or [])
+        banned = set(data.ids) | excluded
         for path in req.extra_labels:
             part = read_id_labels(path, req.corpus, req.fields, exclude_ids=banned)
             if req.taxonomy is not None:
@@ -52,10 +52,9 @@ def _ids_of(paths: list[Path]) -> set[str]:
     return ids
 
 
-def _unlabelled_docs(model: WhistleClassifier, req: TrainRequest, skip: set[str]) -> list[Doc]:
+def _unlabelled_docs(model: WhistleClassifier, req: TrainRequest, banned: set[str]) -> list[Doc]:
     if req.corpus is None:
         return []
-    banned = skip | _ids_of(req.exclude or [])
     recs = [r for r in read_records(req.corpus, req.fields) if r.error is None and r.id not in banned]
     recs = [r for r in recs if model.preprocessor.problem(r.title, r.text) is None]
     return model.docs([r.title for r in recs], [r.text for r in recs])  # type: ignore[misc]
@@ -63,11 +62,12 @@ def _unlabelled_docs(model: WhistleClassifier, req: TrainRequest, skip: set[str]
 
 def train(req: TrainRequest) -> WhistleClassifier:
     started = time.perf_counter()
-    data = load_training_set(req)
+    excluded = _ids_of(req.exclude or [])  # held-out ids, read once
+    data = load_training_set(req, excluded)
     taxonomy = req.taxonomy or Taxonomy.free(data.labels)
     model = WhistleClassifier(req.config, taxonomy)
     model._build()
-    extra_docs = _unlabelled_docs(model, req, set(data.ids)) if req.config.classifier.self_training_weight > 0 else []
+    extra_docs = _unlabelled_docs(model, req, set(data.ids) | excluded) if req.config.classifier.self_training_weight > 0 else []
     model.fit(data.titles, data.texts, data.labels, data.subs, data.weights, unlabelled=extra_docs)
     model.metadata.update({
         "data_fingerprint": data.fingerprint(),
