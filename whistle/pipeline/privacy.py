@@ -15,12 +15,14 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 
 
 # Every pattern needs 7+ digits in a row or an '@': most messages have neither, so skip them fast.
-_MAYBE_PII = re.compile(r"\d{7}|\d{3}[- ]\d{4}|@")
+# One pattern, no alternation, the first digits spelled out: the regex engine scans this form
+# several times faster than ``\d{7}|\d{3}[- ]\d{4}`` (it matches the same texts).
+_MAYBE_PII = re.compile(r"\d\d\d[- ]?\d{4}")
 
 
 def mask_pii(text: str) -> str:
     """Replace personal numbers with placeholders; expects half-width digits (normalise first)."""
-    if not _MAYBE_PII.search(text):
+    if "@" not in text and not _MAYBE_PII.search(text):
         return text
     for pattern, placeholder in _PATTERNS:
         text = pattern.sub(placeholder, text)

@@ -83,4 +83,4 @@ class Segmenter:
         """Words of ``text``, without whitespace and punctuation tokens."""
         self._ensure()
         # str.isalnum is C-fast and true for Chinese words, letters and digits alike
-        return [w for w in self._cut(text) if w.isalnum()]
+        return list(filter(str.isalnum, self._cut(text)))
