@@ -10,13 +10,15 @@ for the vocabulary only, to explain decisions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import normalize
+
+from whistle.pipeline.ngram_kernels import MIN_BATCH, kernels
 
 _P = np.uint64(1_000_003)
 _P_INV = np.uint64(pow(1_000_003, -1, 2**64))
@@ -48,6 +50,15 @@ def _codepoints(strings: Sequence[str], sep: str, sanitize: bool) -> tuple[str, 
         strings = [x.translate(_SEPARATORS) if ("\x00" in x or "\x01" in x) else x for x in strings]
     joined = sep.join(strings)
     return joined, np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+
+
+def _token_string(tokens: Sequence[str]) -> str:
+    """Tokens joined by the word separator; separators inside a token become spaces, or they
+    would split it (or its whole document) in two."""
+    joined = "\x01".join(tokens)
+    if "\x00" in joined or joined.count("\x01") != max(len(tokens) - 1, 0):
+        joined = "\x01".join(t.translate(_SEPARATORS) for t in tokens)
+    return joined
 
 
 def _span_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -82,7 +93,7 @@ class NgramHasher:
             return self._char(docs)
         return self._word(docs)
 
-    def _char(self, docs: Sequence[Doc]):  # noqa: ANN202
+    def _char(self, docs: Sequence[Doc]):
         joined, codes = _codepoints([d.text for d in docs], "\x00", sanitize=True)
         is_sep = codes == _SEP_DOC
         doc_of = np.cumsum(is_sep)
@@ -106,8 +117,8 @@ class NgramHasher:
                 end_parts.append(starts + n)
         return _concat(idx_parts, hash_parts, start_parts, end_parts, joined)
 
-    def _word(self, docs: Sequence[Doc]):  # noqa: ANN202
-        joined, codes = _codepoints(["\x01".join(d.tokens) for d in docs], "\x00", sanitize=False)
+    def _word(self, docs: Sequence[Doc]):
+        joined, codes = _codepoints([_token_string(d.tokens) for d in docs], "\x00", sanitize=False)
         bounds = np.nonzero(codes <= _SEP_TOK)[0]
         ends = np.concatenate([bounds, [codes.shape[0]]])
         starts = np.concatenate([[0], bounds + 1])
@@ -134,7 +145,7 @@ class NgramHasher:
         return _concat(idx_parts, hash_parts, start_parts, end_parts, joined)
 
 
-def _concat(idx_parts, hash_parts, start_parts, end_parts, joined):  # noqa: ANN001, ANN202
+def _concat(idx_parts, hash_parts, start_parts, end_parts, joined):
     if not hash_parts:
         empty = np.zeros(0, dtype=np.int64)
         return empty, np.zeros(0, dtype=np.uint64), joined, empty, empty
@@ -151,43 +162,81 @@ class HashIndex:
     """Open-addressing table from 64-bit n-gram hash to column; vectorised lookups.
 
     ``np.searchsorted`` over the vocabulary costs ~18 cache misses per n-gram; this costs ~1.
+    The table interleaves (key, column + 1) pairs, 0 marking a free slot, so one probe reads
+    one cache line; the compiled kernels (``_ngram_numba``) read the same table.
     """
 
     def __init__(self, keys: np.ndarray) -> None:
         bits = max(4, int(np.ceil(np.log2(max(keys.shape[0], 1) * 3))))
         self.shift = np.uint64(64 - bits)
         self.mask = (1 << bits) - 1
-        self.keys = np.zeros(1 << bits, dtype=np.uint64)
-        self.vals = np.full(1 << bits, -1, dtype=np.int64)
+        self.table = np.zeros(2 << bits, dtype=np.uint64)
+        table_keys, table_vals = self.table[0::2], self.table[1::2]
         pending = np.arange(keys.shape[0])
         slots = (keys >> self.shift).astype(np.int64)
         self.max_probe = 0
         while pending.size:
-            free = self.vals[slots[pending]] == -1
+            free = table_vals[slots[pending]] == 0
             cand = pending[free]
             _, first = np.unique(slots[cand], return_index=True)
             winners = cand[first]
-            self.keys[slots[winners]] = keys[winners]
-            self.vals[slots[winners]] = winners
+            table_keys[slots[winners]] = keys[winners]
+            table_vals[slots[winners]] = (winners + 1).astype(np.uint64)
             pending = np.setdiff1d(pending, winners, assume_unique=True)
             slots[pending] = (slots[pending] + 1) & self.mask
             self.max_probe += 1 if pending.size else 0
 
     def lookup(self, hashes: np.ndarray) -> np.ndarray:
         """Column of each hash, or -1 when it is not in the vocabulary."""
+        table_keys, table_vals = self.table[0::2], self.table[1::2]
         result = np.full(hashes.shape[0], -1, dtype=np.int64)
         slots = (hashes >> self.shift).astype(np.int64)
         pending = np.arange(hashes.shape[0])
         for _ in range(self.max_probe + 1):
             s = slots[pending]
-            hit = self.keys[s] == hashes[pending]
-            occupied = self.vals[s] != -1
-            result[pending[hit & occupied]] = self.vals[s[hit & occupied]]
+            vals = table_vals[s].astype(np.int64) - 1
+            hit = table_keys[s] == hashes[pending]
+            occupied = vals >= 0
+            result[pending[hit & occupied]] = vals[hit & occupied]
             pending = pending[~hit & occupied]
             if not pending.size:
                 break
             slots[pending] = (slots[pending] + 1) & self.mask
         return result
+
+
+def first_occurrence_counts(doc_idx: np.ndarray, cols: np.ndarray, n_docs: int, n_cols: int) -> sp.csr_matrix:
+    """Count matrix of (document, column) occurrences given in reading order (documents in
+    order): each row's columns in order of first occurrence, as the compiled kernels emit them."""
+    key = doc_idx.astype(np.int64) * n_cols + cols
+    uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    uniq, counts = uniq[order], counts[order]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(uniq // n_cols, minlength=n_docs))])
+    matrix = sp.csr_matrix((counts.astype(np.float32), (uniq % n_cols).astype(np.int32), indptr), shape=(n_docs, n_cols))
+    matrix.has_sorted_indices = False
+    return matrix
+
+
+class TermTable:
+    """The n-gram of each column, as one string and offsets: a few MB where an array of
+    600,000 Python strings takes ~40 MB, unpickles slowly, and is copied page by page into
+    every forked worker as their reference counts change."""
+
+    def __init__(self, terms: Sequence[str]) -> None:
+        self.blob = "".join(terms)
+        self.offsets = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum([len(t) for t in terms], out=self.offsets[1:])
+
+    def __len__(self) -> int:
+        return self.offsets.shape[0] - 1
+
+    def __getitem__(self, i: int) -> str:
+        return self.blob[self.offsets[i] : self.offsets[i + 1]]
+
+    def __iter__(self) -> Iterator[str]:
+        blob, offsets = self.blob, self.offsets.tolist()
+        return (blob[a:b] for a, b in zip(offsets, offsets[1:]))
 
 
 class NgramTfidf(TransformerMixin, BaseEstimator):
@@ -236,33 +285,79 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
             raise ValueError("no n-gram reaches min_df: too few or too short training texts")
         # name each kept hash by its first occurrence
         where = order[first]
-        self.terms_ = np.array([joined[s:e].replace("\x01", "") for s, e in zip(starts[where], ends[where])], dtype=object)
+        self.terms_ = TermTable([joined[s:e].replace("\x01", "") for s, e in zip(starts[where], ends[where])])
         self.hashes_ = uniq
         self.idf_ = (np.log((1 + n_docs) / (1 + df)) + 1.0).astype(np.float32)
         self._index = HashIndex(self.hashes_)
+        self._unigrams = None
         return self
 
     def __getstate__(self) -> dict[str, object]:
-        # the lookup table is derived data: rebuilt on first use, never saved
-        return {k: v for k, v in self.__dict__.items() if k != "_index"}
+        # the lookup tables are derived data: rebuilt on first use, never saved
+        return {k: v for k, v in self.__dict__.items() if k not in ("_index", "_unigrams")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        if isinstance(state.get("terms_"), np.ndarray):  # models saved before TermTable
+            state["terms_"] = TermTable(state["terms_"].tolist())  # type: ignore[union-attr]
+        self.__dict__.update(state)
 
     def transform(self, docs: Sequence[Doc]) -> sp.csr_matrix:
-        hasher = NgramHasher(self.kind, tuple(self.ngram_range))
-        doc_idx, hashes, _, _, _ = hasher(docs)
         if getattr(self, "_index", None) is None:
             self._index = HashIndex(self.hashes_)
-        cols = self._index.lookup(hashes)
-        known = cols >= 0
-        counts = sp.csr_matrix(
-            (np.ones(int(known.sum()), dtype=np.float32), (doc_idx[known], cols[known])),
-            shape=(len(docs), self.hashes_.shape[0]),
-        )
-        # COO -> CSR already sums repeated (doc, n-gram) pairs; no need to sort indices too
+        # Both paths give the same matrix, entries in order of first occurrence (not sorted:
+        # sorting costs more than the rest of the transform, and neither path needs it).
+        counts = self._counts_compiled(docs) if len(docs) >= MIN_BATCH else None
+        if counts is None:
+            counts = self._counts_numpy(docs)
         if self.sublinear_tf:
             np.log(counts.data, out=counts.data)
             counts.data += 1.0
         counts.data *= self.idf_[counts.indices]
         return normalize(counts, copy=False)
+
+    def _counts_numpy(self, docs: Sequence[Doc]) -> sp.csr_matrix:
+        doc_idx, hashes, _, starts, ends = NgramHasher(self.kind, tuple(self.ngram_range))(docs)
+        cols = self._index.lookup(hashes)
+        known = cols >= 0
+        doc_idx, cols, starts, ends = doc_idx[known], cols[known], starts[known], ends[known]
+        if self.kind == "char":  # by position, shorter n-grams first: the compiled path's order
+            order = np.lexsort((ends - starts, starts))
+        else:  # by document, n-gram orders one after another, as the compiled path reads them
+            order = np.argsort(doc_idx, kind="stable")
+        return first_occurrence_counts(doc_idx[order], cols[order], len(docs), self.hashes_.shape[0])
+
+    def _counts_compiled(self, docs: Sequence[Doc]) -> sp.csr_matrix | None:
+        k = kernels()
+        if k is None:
+            return None
+        ix, shape = self._index, (len(docs), self.hashes_.shape[0])
+        table = (ix.table, ix.shift, np.int64(ix.mask))
+        if self.kind == "char":
+            texts = [d.text for d in docs]
+            _, codes = _codepoints(texts, "\x00", sanitize=True)
+            lo, hi = self.ngram_range
+            indptr, indices, counts = k.char_counts(codes, len(docs), lo, hi, *table, self._unigram_columns(),
+                                                    max(map(len, texts)))
+        else:
+            doc_idx, hashes, _, _, _ = NgramHasher(self.kind, tuple(self.ngram_range))(docs)
+            if doc_idx.size > 1 and (np.diff(doc_idx) < 0).any():  # n-gram orders come one after another
+                order = np.argsort(doc_idx, kind="stable")
+                doc_idx, hashes = doc_idx[order], hashes[order]
+            longest = int(np.bincount(doc_idx).max()) if doc_idx.size else 0
+            indptr, indices, counts = k.hash_counts(doc_idx, hashes, len(docs), *table, longest)
+        matrix = sp.csr_matrix((counts, indices, indptr), shape=shape)
+        matrix.has_sorted_indices = False
+        return matrix
+
+    def _unigram_columns(self) -> np.ndarray:
+        """Column of every BMP character's unigram (-1: not in the vocabulary, or no unigrams)."""
+        if getattr(self, "_unigrams", None) is None:
+            if self.kind != "char" or self.ngram_range[0] != 1:
+                self._unigrams = np.zeros(0, dtype=np.int32)
+            else:
+                codes = np.arange(1 << 16, dtype=np.uint64)
+                self._unigrams = self._index.lookup(_mix(codes ^ np.uint64(1 << 56))).astype(np.int32)
+        return self._unigrams
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         prefix = "c:" if self.kind == "char" else "w:"

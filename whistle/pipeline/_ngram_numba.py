@@ -1,0 +1,138 @@
+"""The numba kernels behind ``ngram_kernels.kernels()``; importing this module imports numba.
+
+Top-level functions (not closures), so numba's on-disk cache (``cache=True``) finds them again in
+the next process instead of compiling anew (~3 s).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+P = np.uint64(1_000_003)
+M1 = np.uint64(0xBF58476D1CE4E5B9)
+M2 = np.uint64(0x94D049BB133111EB)
+S30, S27, S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def mix(h):
+    h = (h ^ (h >> S30)) * M1
+    h = (h ^ (h >> S27)) * M2
+    return h ^ (h >> S31)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def find(h, table, shift, mask):
+    """Column of hash ``h`` or -1: ``HashIndex``'s linear probing over its interleaved table
+    (key, column + 1; 0 marks a free slot), so a probe touches one cache line, not two."""
+    slot = np.int64(h >> shift)
+    while True:
+        v = table[2 * slot + 1]
+        if v == 0:
+            return -1
+        if table[2 * slot] == h:
+            return np.int64(v) - 1
+        slot = (slot + 1) & mask
+
+
+@numba.njit(cache=True, nogil=True)
+def local_table(most):
+    """Per-document de-duplication table for up to ``most`` n-grams: small enough for L1/L2."""
+    size = 1
+    while size < 2 * most + 2:
+        size *= 2
+    return np.full(size, -1, dtype=np.int32), np.empty(size, dtype=np.int32)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def count(col, lmask, lt_col, lt_at, indices, counts, slots, out):
+    """Add one occurrence of ``col`` to the current document; returns the new entry count."""
+    s = (np.int64(col) * 2654435761) & lmask
+    while True:
+        c = lt_col[s]
+        if c == col:
+            counts[lt_at[s]] += 1.0
+            return out
+        if c == -1:
+            lt_col[s] = col
+            lt_at[s] = out
+            indices[out] = col
+            counts[out] = 1.0
+            slots[out] = s
+            return out + 1
+        s = (s + 1) & lmask
+
+
+@numba.njit(cache=True, nogil=True)
+def char_counts(codes, n_docs, lo, hi, table, shift, mask, unigram, longest):
+    """Counts of the known character n-grams (lo..hi) of each document, columns unsorted.
+
+    ``codes``: code points of the batch's texts joined by 0, as ``features._codepoints``;
+    ``unigram``: column of each BMP character (-1: unknown), read directly instead of probing;
+    ``longest``: the longest text's length.
+    """
+    n = codes.shape[0]
+    cap = n * (hi - lo + 1) + 1
+    indptr = np.zeros(n_docs + 1, dtype=np.int64)
+    indices = np.empty(cap, dtype=np.int32)
+    counts = np.empty(cap, dtype=np.float32)
+    slots = np.empty(cap, dtype=np.int64)
+    lt_col, lt_at = local_table(longest * (hi - lo + 1))
+    lmask = lt_col.shape[0] - 1
+    out = 0
+    doc = 0
+    start = 0  # first code of the current document
+    for pos in range(n + 1):
+        if pos < n and codes[pos] != 0:
+            continue
+        doc_start = out
+        for i in range(start, pos):
+            h = np.uint64(0)
+            for k in range(hi):
+                if i + k >= pos:
+                    break
+                h = h * P + codes[i + k]
+                if k + 1 >= lo:
+                    if k == 0 and h < unigram.shape[0]:
+                        col = np.int64(unigram[h])
+                    else:
+                        col = find(mix(h ^ np.uint64((k + 1) << 56)), table, shift, mask)
+                    if col >= 0:
+                        out = count(np.int32(col), lmask, lt_col, lt_at, indices, counts, slots, out)
+        for j in range(doc_start, out):
+            lt_col[slots[j]] = -1
+        doc += 1
+        indptr[doc] = out
+        start = pos + 1
+    return indptr, indices[:out].copy(), counts[:out].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def hash_counts(doc_idx, hashes, n_docs, table, shift, mask, longest):
+    """Counts of the known hashes per document, columns unsorted; ``doc_idx`` non-decreasing,
+    ``longest``: the most hashes one document has."""
+    m = hashes.shape[0]
+    indptr = np.zeros(n_docs + 1, dtype=np.int64)
+    indices = np.empty(m + 1, dtype=np.int32)
+    counts = np.empty(m + 1, dtype=np.float32)
+    slots = np.empty(m + 1, dtype=np.int64)
+    lt_col, lt_at = local_table(longest)
+    lmask = lt_col.shape[0] - 1
+    out = 0
+    doc = 0
+    doc_start = 0
+    for j in range(m + 1):
+        d = doc_idx[j] if j < m else n_docs
+        while doc < d:  # close every document before d (some may have no n-gram)
+            for e in range(doc_start, out):
+                lt_col[slots[e]] = -1
+            doc += 1
+            indptr[doc] = out
+            doc_start = out
+        if j == m:
+            break
+        col = find(hashes[j], table, shift, mask)
+        if col >= 0:
+            out = count(np.int32(col), lmask, lt_col, lt_at, indices, counts, slots, out)
+    return indptr, indices[:out].copy(), counts[:out].copy()
