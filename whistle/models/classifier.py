@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from sklearn.model_selection import StratifiedKFold
 
 from whistle.config import WhistleConfig
-from whistle.models.answer import Departments, RoutingAnswer, TopicScore
+from whistle.models.answer import RoutingAnswer
 from whistle.models.calibration import fit_temperature, review_threshold, softmax
 from whistle.models.linear import LinearScorer, SparseScorer, fit_svc, prune
 from whistle.pipeline.features import Doc, NgramTfidf
@@ -50,13 +50,14 @@ class WhistleClassifier:
         w = self.config.features.word_weight
         if w != 1.0:
             xw = xw * w
-        return sp.hstack([xc, xw], format="csr")
+        return sp.hstack([xc, xw], format="csr")  # row by row, entry order kept: no re-sort
 
-    @property
-    def feature_names(self) -> np.ndarray:
-        if getattr(self, "_feature_names", None) is None:
-            self._feature_names = np.concatenate([self.char_vectorizer.terms_, self.word_vectorizer.terms_])
-        return self._feature_names
+    def feature_name(self, column: int) -> str:
+        """The n-gram behind a column of ``features()``: the char block first, then the words."""
+        n_char = len(self.char_vectorizer.terms_)
+        if column < n_char:
+            return self.char_vectorizer.terms_[column]
+        return self.word_vectorizer.terms_[column - n_char]
 
     # ---- training -----------------------------------------------------------------
     def fit(
@@ -76,7 +77,6 @@ class WhistleClassifier:
         docs = self.docs(titles, texts)
         self.char_vectorizer.fit(docs)
         self.word_vectorizer.fit(docs)
-        self._feature_names = None
         self._displayable = None
         X = self.features(docs)
         y = np.asarray(labels)
@@ -200,23 +200,24 @@ class WhistleClassifier:
         evidence = self.evidence(X, best)
         tax = self.taxonomy
         names = [tax.name_of(c) for c in self.classes_]
-        for row, i in enumerate(good):
-            topic = self.classes_[best[row]]
-            area = tax.area(topic)
+        areas = [(a.name if (a := tax.area(c)) else None) for c in self.classes_]
+        departments = [tax.departments(c) for c in self.classes_]
+        threshold = self.review_threshold_
+        # Nested parts as plain dicts: pydantic validates the whole answer in one (Rust) call.
+        for row, (i, top_idx, p) in enumerate(zip(good, order.tolist(), proba.tolist())):
+            b = top_idx[0]
             sub = subs[row]
-            confidence = float(proba[row, best[row]])
             answers[i] = RoutingAnswer(
                 id=ids[i],
-                topic=topic,
-                topic_name=names[best[row]],
-                area=area.name if area else None,
+                topic=self.classes_[b],
+                topic_name=names[b],
+                area=areas[b],
                 sub=sub,
                 sub_name=tax.name_of(sub) if sub else None,
-                confidence=round(confidence, 4),
-                needs_review=confidence < self.review_threshold_,
-                top=[TopicScore(topic=self.classes_[j], topic_name=names[j], score=round(float(proba[row, j]), 4))
-                     for j in order[row]],
-                departments=Departments(**tax.departments(topic)),
+                confidence=round(p[b], 4),
+                needs_review=p[b] < threshold,
+                top=[{"topic": self.classes_[j], "topic_name": names[j], "score": round(p[j], 4)} for j in top_idx],
+                departments=departments[b],
                 evidence=evidence[row],
                 model_version=version,
             )
@@ -248,16 +249,17 @@ class WhistleClassifier:
         if limit == 0 or X.nnz == 0:
             return picked
         rows = np.repeat(np.arange(n), np.diff(X.indptr))
-        contrib = X.data * self.topic_model.weights[X.indices, best[rows]]
-        usable = (contrib > 0) & self.displayable[X.indices]
-        is_word = X.indices >= self.char_vectorizer.terms_.shape[0]
-        names = self.feature_names
+        is_word = X.indices >= len(self.char_vectorizer.terms_)
         for block in (is_word, ~is_word):
-            need = np.array([len(p) < limit for p in picked])
-            m = usable & block & need[rows]
-            if not m.any():
+            need = np.fromiter((len(p) < limit for p in picked), dtype=bool, count=n)
+            # only this block's entries of rows still short of terms: the weight lookups are the cost
+            sel = np.nonzero(block & need[rows])[0]
+            if not sel.size:
                 continue
-            r, c, v = rows[m], X.indices[m], contrib[m]
+            c, r = X.indices[sel], rows[sel]
+            v = X.data[sel] * self.topic_model.weights[c, best[r]]
+            ok = (v > 0) & self.displayable[c]
+            r, c, v = r[ok], c[ok], v[ok]
             order = np.lexsort((-v, r))
             r, c = r[order], c[order]
             first = np.searchsorted(r, r)
@@ -266,7 +268,7 @@ class WhistleClassifier:
                 chosen = picked[row]
                 if len(chosen) >= limit:
                     continue
-                term = names[col]
+                term = self.feature_name(col)
                 if not any(term in p or p in term for p in chosen):
                     chosen.append(term)
         return picked
@@ -275,14 +277,13 @@ class WhistleClassifier:
     def displayable(self) -> np.ndarray:
         """Which features may be shown as evidence: words of two or more characters, no punctuation."""
         if getattr(self, "_displayable", None) is None:
-            self._displayable = np.array(
-                [len(t) >= 2 and bool(_WORDLIKE.match(t)) and t not in _PLACEHOLDERS for t in self.feature_names]
-            )
+            terms = (*self.char_vectorizer.terms_, *self.word_vectorizer.terms_)
+            self._displayable = np.array([len(t) >= 2 and bool(_WORDLIKE.match(t)) and t not in _PLACEHOLDERS for t in terms])
         return self._displayable
 
     def __getstate__(self) -> dict[str, object]:
         # derived lookup arrays are rebuilt on first use, not saved
-        return {k: v for k, v in self.__dict__.items() if k not in ("_feature_names", "_displayable")}
+        return {k: v for k, v in self.__dict__.items() if k != "_displayable"}  # derived: rebuilt on first use
 
     @property
     def version(self) -> str:

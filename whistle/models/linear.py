@@ -86,7 +86,9 @@ class SparseScorer:
 
     def __init__(self, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray) -> None:
         self.classes = list(classes)
-        self.weights = sp.csc_matrix(np.asarray(coef, dtype=np.float32).T)
+        # CSR [n_features, n_classes]: ``X @ W`` with CSR X multiplies directly; a CSC W would be
+        # converted to CSR (a full transposition) on every call.
+        self.weights = sp.csr_matrix(np.asarray(coef, dtype=np.float32).T)
         self.intercept = np.asarray(intercept, dtype=np.float32)
 
     def __getstate__(self) -> dict[str, object]:
@@ -94,7 +96,7 @@ class SparseScorer:
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.classes = state["classes"]  # type: ignore[assignment]
-        self.weights = _unpack(state["weights"]).tocsc()  # type: ignore[arg-type]
+        self.weights = _unpack(state["weights"]).tocsr()  # type: ignore[arg-type]
         self.intercept = state["intercept"]  # type: ignore[assignment]
 
     def scores(self, X: sp.csr_matrix) -> np.ndarray:
