@@ -135,7 +135,7 @@ def tag(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="messages per model call (memory grows with it)")] = 256,
     keep_columns: Annotated[bool, typer.Option("--keep-columns", help="carry every input column through to the output")] = False,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="processes tagging in parallel")] = 1,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="rows per checkpoint")] = 10_000,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="rows per checkpoint")] = 4_000,
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run of the same command")] = False,
     encoding: Annotated[str, typer.Option("--encoding", help="JSONL/CSV input encoding: auto, utf-8, gbk, gb18030, ...")] = "auto",
     output_encoding: Annotated[str, typer.Option("--output-encoding", help="CSV output encoding (utf-8-sig for Excel)")] = "utf-8",

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import gzip
-import json
 import multiprocessing
 import os
 import signal
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from whistle.batch.progress import progress_bar
-from whistle.batch.rows import batches, kept_columns, output_record, tag_records
+from whistle.batch.rows import batches, kept_columns, output_line, tag_records
 from whistle.batch.summary import TagSummary
 from whistle.batch.workdir import WorkDir, workdir_for
 from whistle.errors import DataError
@@ -30,7 +31,7 @@ from whistle.models.classifier import WhistleClassifier
 class TagOptions:
     fields: FieldMap
     batch_size: int = 1024  # messages per model.route call
-    chunk_size: int = 10_000  # rows per checkpoint (and per task sent to a worker)
+    chunk_size: int = 4_000  # rows per checkpoint and per worker task: the rows in memory scale with it
     workers: int = 1
     keep_columns: bool = False
     resume: bool = False
@@ -55,7 +56,7 @@ def render_chunk(model: WhistleClassifier, records: list[InputRecord], opts: Tag
     lines = []
     for rec, answer in tag_records(model, records, opts.batch_size):
         summary.add(answer)
-        lines.append(json.dumps(output_record(rec, answer, opts.keep_columns, kept_as_text), ensure_ascii=False) + "\n")
+        lines.append(output_line(rec, answer, opts.keep_columns, kept_as_text))
     return lines, summary
 
 
@@ -72,14 +73,35 @@ def _init_worker(model: WhistleClassifier) -> None:
 def _tag_chunk(index: int, records: list[InputRecord], workdir: Path, opts: TagOptions, kept_as_text: bool) -> TagSummary:
     lines, summary = render_chunk(_MODEL, records, opts, kept_as_text)  # type: ignore[arg-type]
     WorkDir(workdir).write_chunk(index, lines, summary)
+    del records, lines
+    _release_free_memory()
     return summary
+
+
+def _release_free_memory() -> None:
+    """Hand freed heap back to the OS: glibc keeps the high-water mark of every chunk otherwise."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc():  # noqa: ANN202
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # not glibc (macOS, musl): nothing to trim
+        return None
+
+
+_LIBC = _libc()
 
 
 def _pool(model: WhistleClassifier, workers: int) -> ProcessPoolExecutor:
     # fork: workers share the parent's loaded model pages instead of each unpickling a copy.
     # Warm it first, so the lazily built parts (segmenter dictionary, n-gram lookup tables)
     # are built once here and shared too, not rebuilt in every worker.
-    model.route(["小区楼下烧烤店油烟很大"])
+    model.route(["小区楼下烧烤店油烟很大"] * 32)  # a batch: loads the compiled n-gram kernels too
+    gc.collect()
+    _release_free_memory()  # the model loader's freed buffers would otherwise be copied into each worker's RSS
     gc.freeze()  # keep the collector from touching (and so copying) the shared model's objects in each child
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
@@ -137,11 +159,13 @@ def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str 
                 bar.update(summary.rows)
                 continue
             pending.add(pool.submit(_tag_chunk, index, chunk, wd.path, opts, kept_as_text))
+            del chunk
             if len(pending) >= 2 * opts.workers:  # bounded memory: a few chunks in flight, no more
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     total.merge(fut.result())
                     bar.update(fut.result().rows)
+                _release_free_memory()
         for fut in pending:
             total.merge(fut.result())
             bar.update(fut.result().rows)

