@@ -65,6 +65,29 @@ def count(col, lmask, lt_col, lt_at, indices, counts, slots, out):
 
 
 @numba.njit(cache=True, nogil=True)
+def resolve(hashes, cols, m, table, shift, mask):
+    """Columns of ``hashes[:m]`` into ``cols[:m]`` (entries already >= -1 are kept: direct hits).
+
+    Two passes: first read every home slot, a loop without branches, so the CPU overlaps the
+    cache misses (the table is 16 MB) instead of waiting on each; then settle the few that
+    collided by probing on.
+    """
+    for j in range(m):
+        if cols[j] == -2:
+            slot = np.int64(hashes[j] >> shift)
+            cols[j] = (
+                np.int64(table[2 * slot + 1]) - 1
+                if table[2 * slot] == hashes[j]
+                else -3 - np.int64(table[2 * slot + 1] == 0)
+            )
+    for j in range(m):
+        if cols[j] == -4:  # home slot free: unknown
+            cols[j] = -1
+        elif cols[j] == -3:  # home slot taken by another key: probe on
+            cols[j] = find(hashes[j], table, shift, mask)
+
+
+@numba.njit(cache=True, nogil=True)
 def char_counts(codes, n_docs, lo, hi, table, shift, mask, unigram, longest):
     """Counts of the known character n-grams (lo..hi) of each document, columns unsorted.
 
@@ -78,15 +101,18 @@ def char_counts(codes, n_docs, lo, hi, table, shift, mask, unigram, longest):
     indices = np.empty(cap, dtype=np.int32)
     counts = np.empty(cap, dtype=np.float32)
     slots = np.empty(cap, dtype=np.int64)
-    lt_col, lt_at = local_table(longest * (hi - lo + 1))
+    per_doc = longest * (hi - lo + 1) + 1
+    lt_col, lt_at = local_table(per_doc)
     lmask = lt_col.shape[0] - 1
+    hashes = np.empty(per_doc, dtype=np.uint64)
+    cols = np.empty(per_doc, dtype=np.int64)
     out = 0
     doc = 0
     start = 0  # first code of the current document
     for pos in range(n + 1):
         if pos < n and codes[pos] != 0:
             continue
-        doc_start = out
+        m = 0  # this document's n-grams, by position then length (the numpy path's order)
         for i in range(start, pos):
             h = np.uint64(0)
             for k in range(hi):
@@ -95,11 +121,16 @@ def char_counts(codes, n_docs, lo, hi, table, shift, mask, unigram, longest):
                 h = h * P + codes[i + k]
                 if k + 1 >= lo:
                     if k == 0 and h < unigram.shape[0]:
-                        col = np.int64(unigram[h])
+                        cols[m] = unigram[h]
                     else:
-                        col = find(mix(h ^ np.uint64((k + 1) << 56)), table, shift, mask)
-                    if col >= 0:
-                        out = count(np.int32(col), lmask, lt_col, lt_at, indices, counts, slots, out)
+                        hashes[m] = mix(h ^ np.uint64((k + 1) << 56))
+                        cols[m] = -2  # to look up
+                    m += 1
+        resolve(hashes, cols, m, table, shift, mask)
+        doc_start = out
+        for j in range(m):
+            if cols[j] >= 0:
+                out = count(np.int32(cols[j]), lmask, lt_col, lt_at, indices, counts, slots, out)
         for j in range(doc_start, out):
             lt_col[slots[j]] = -1
         doc += 1
@@ -119,6 +150,8 @@ def hash_counts(doc_idx, hashes, n_docs, table, shift, mask, longest):
     slots = np.empty(m + 1, dtype=np.int64)
     lt_col, lt_at = local_table(longest)
     lmask = lt_col.shape[0] - 1
+    cols = np.full(m, -2, dtype=np.int64)
+    resolve(hashes, cols, m, table, shift, mask)
     out = 0
     doc = 0
     doc_start = 0
@@ -132,7 +165,7 @@ def hash_counts(doc_idx, hashes, n_docs, table, shift, mask, longest):
             doc_start = out
         if j == m:
             break
-        col = find(hashes[j], table, shift, mask)
+        col = cols[j]
         if col >= 0:
             out = count(np.int32(col), lmask, lt_col, lt_at, indices, counts, slots, out)
     return indptr, indices[:out].copy(), counts[:out].copy()
