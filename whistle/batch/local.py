@@ -67,6 +67,9 @@ _MODEL: WhistleClassifier | None = None
 def _init_worker(model: WhistleClassifier) -> None:
     global _MODEL
     _MODEL = model
+    # A chunk allocates millions of short-lived, acyclic objects: collecting every 700 of them
+    # (the default) costs ~5 % of a worker's time for nothing. Cycles are still collected.
+    gc.set_threshold(100_000, 50, 100)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the run cleanly
 
 
