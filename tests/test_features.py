@@ -75,3 +75,30 @@ def test_vectorizer_pickles_and_rebuilds_its_index():
     assert b"HashIndex" not in blob  # derived table is not saved
     clone = pickle.loads(blob)
     assert (clone.transform(docs) != ours.transform(docs)).nnz == 0
+
+
+def test_term_table_indexes_iterates_and_pickles():
+    import pickle
+
+    from whistle.pipeline.features import TermTable
+
+    terms = ["小区", "c", "", "占道经营", "a\x01b"]
+    table = TermTable(terms)
+    assert len(table) == len(terms)
+    assert [table[i] for i in range(len(terms))] == terms
+    assert list(table) == terms
+    clone = pickle.loads(pickle.dumps(table))
+    assert list(clone) == terms
+
+
+def test_models_saved_with_term_arrays_still_load():
+    import pickle
+
+    docs = [Doc(t, ()) for t in TEXTS]
+    ours = NgramTfidf("char", (1, 2), min_df=1).fit(docs)
+    state = ours.__getstate__()
+    state["terms_"] = np.array(list(ours.terms_), dtype=object)  # the format before TermTable
+    old = NgramTfidf.__new__(NgramTfidf)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert list(old.terms_) == list(ours.terms_)
+    assert (old.transform(docs) != ours.transform(docs)).nnz == 0

@@ -202,3 +202,18 @@ def test_gbk_csv_in_gbk_csv_out(tiny_model_dir, tmp_path):
     with out.open(encoding="gbk", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["id"], r["内容"], r["error"]) for r in rows] == [("1", "小区停水三天", ""), ("2", "路灯坏了晚上很黑", "")]
+
+
+@pytest.mark.parametrize("keep_columns,kept_as_text", [(False, False), (True, False), (True, True)])
+def test_output_line_is_output_record_as_json(keep_columns, kept_as_text):
+    from whistle.batch.rows import output_line, output_record
+    from whistle.io.records import InputRecord
+    from whistle.models.answer import RoutingAnswer
+
+    answer = RoutingAnswer(id="a1", topic="W05", topic_name="噪声扰民", confidence=0.8123, needs_review=False,
+                           top=[{"topic": "W05", "topic_name": "噪声扰民", "score": 0.8123}],
+                           departments={"lead": "生态环境局", "assist": ["公安分局(派出所)"]}, evidence=["噪音", "夜间"])
+    rec = InputRecord(row=7, id="a1", text="晚上施工噪音", fields={"id": "a1", "n": 3, "tags": ["x"], "备注": None})
+    line = output_line(rec, answer, keep_columns, kept_as_text)
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert json.loads(line) == output_record(rec, answer, keep_columns, kept_as_text)
