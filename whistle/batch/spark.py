@@ -8,6 +8,7 @@ the input file: per-partition counts give each partition's offset, the position 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections import Counter
@@ -57,10 +58,23 @@ def _read(spark, path: str, fmt: str, fields: FieldMap, encoding: str):  # noqa:
     return df.select([F.col(c).cast("string").alias(c) for c in df.columns])
 
 
-def _jsonl_columns(spark, path: str) -> list[str]:  # noqa: ANN001
-    """Input columns of a JSONL file, for --keep-columns (Spark needs the output schema up front)."""
-    inferred = spark.read.option("mode", "PERMISSIVE").json(path)
-    return [c for c in inferred.columns if c != "_corrupt_record"]
+def _jsonl_columns(spark, path: str, sample_lines: int = 10_000) -> list[str]:  # noqa: ANN001
+    """Input columns of a JSONL file, for --keep-columns (Spark needs the output schema up front).
+
+    Spark infers them in alphabetical order; the local engine keeps the file's order (first
+    appearance), so the first lines give the order and Spark's inference the complete set.
+    """
+    inferred = [c for c in spark.read.option("mode", "PERMISSIVE").json(path).columns if c != "_corrupt_record"]
+    order: dict[str, None] = {}
+    for row in spark.read.text(path).limit(sample_lines).collect():
+        try:
+            obj = json.loads(row.value)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            order.update(dict.fromkeys(obj))
+    known = set(inferred)
+    return [c for c in order if c in known] + [c for c in inferred if c not in order]
 
 
 def _tagger(model_bc, offsets_bc, fields: FieldMap, fmt: str, where_name: str, keep: bool, schema):  # noqa: ANN001, ANN202
