@@ -67,6 +67,27 @@ def test_xlsx_reader(tmp_path):
     assert recs[0].fields["区"] == "朝阳" and "must be a string" in recs[1].error
 
 
+def test_xlsx_sheet_by_name(tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    src = tmp_path / "two-sheets.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "说明"
+    wb.active.append(["这一页是导出说明，不是数据"])
+    data = wb.create_sheet("工单")
+    data.append(["id", "text"])
+    data.append(["w1", "小区停水三天没人管"])
+    wb.save(src)
+    assert [(r.id, r.text) for r in read_records(src, sheet="工单")] == [("w1", "小区停水三天没人管")]
+    with pytest.raises(DataError, match="no 'text' column"):  # the first sheet by default
+        list(read_records(src))
+    with pytest.raises(DataError, match="worksheets: 说明, 工单"):
+        read_records(src, sheet="Sheet9")
+    csv_src = tmp_path / "in.csv"
+    _write_csv(csv_src, "utf-8")
+    with pytest.raises(DataError, match="--sheet applies to Excel"):
+        read_records(csv_src, sheet="工单")
+
+
 def test_parquet_reader_and_missing_column(tmp_path):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq

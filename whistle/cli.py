@@ -139,6 +139,7 @@ def tag(
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run of the same command")] = False,
     encoding: Annotated[str, typer.Option("--encoding", help="JSONL/CSV input encoding: auto, utf-8, gbk, gb18030, ...")] = "auto",
     output_encoding: Annotated[str, typer.Option("--output-encoding", help="CSV output encoding (utf-8-sig for Excel)")] = "utf-8",
+    sheet: Annotated[Optional[str], typer.Option("--sheet", help="Excel input: the worksheet to read (default: the first)")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="progress bar (default: on a terminal only)")] = None,
     engine: Annotated[str, typer.Option("--engine", help="local (this machine) or spark (see docs/batch.md)")] = "local",
     spark_master: Annotated[Optional[str], typer.Option("--spark-master", help="e.g. local[4]; default: spark-submit's")] = None,
@@ -152,6 +153,9 @@ def tag(
         if engine == "spark":
             from whistle.batch.spark import tag_spark
 
+            if sheet is not None:
+                raise typer.BadParameter("--sheet: the spark engine does not read Excel files")
+
             summary = tag_spark(input, output, model_dir, fields, keep_columns=keep_columns, master=spark_master)
         elif engine == "local":
             from whistle.models.persistence import load_model
@@ -159,7 +163,7 @@ def tag(
             model = load_model(model_dir)
             opts = TagOptions(fields=fields, batch_size=batch_size, chunk_size=chunk_size, workers=workers,
                               keep_columns=keep_columns, resume=resume, encoding=encoding,
-                              output_encoding=output_encoding, progress=progress)
+                              output_encoding=output_encoding, sheet=sheet, progress=progress)
             summary = tag_file(model, input, output, options=opts)
         else:
             raise typer.BadParameter(f"--engine must be local or spark, not {engine!r}")

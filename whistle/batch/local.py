@@ -37,6 +37,7 @@ class TagOptions:
     resume: bool = False
     encoding: str = AUTO  # input encoding (JSONL/CSV)
     output_encoding: str = "utf-8"  # CSV output encoding
+    sheet: str | None = None  # Excel input: the worksheet (default: the first)
     progress: bool | None = None  # None: only on a terminal
 
 
@@ -117,7 +118,7 @@ def _state(input_path: Path, output_path: Path, model: WhistleClassifier, opts: 
     return {"input": str(input_path.resolve()), "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns,
             "output_format": detect_format(output_path), "model_version": model.version,
             "fields": [opts.fields.id, opts.fields.text, opts.fields.title], "keep_columns": opts.keep_columns,
-            "encoding": opts.encoding, "chunk_size": opts.chunk_size}
+            "encoding": opts.encoding, "sheet": opts.sheet, "chunk_size": opts.chunk_size}
 
 
 def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str | Path,
@@ -132,7 +133,7 @@ def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str 
     if output_path.resolve() == input_path.resolve():
         raise DataError(f"output {output_path} would overwrite the input")
     out_fmt = detect_format(output_path)
-    records = read_records(input_path, opts.fields, opts.encoding)  # fails here on a missing file/column
+    records = read_records(input_path, opts.fields, opts.encoding, opts.sheet)  # fails here on a missing file/column
     output_path.parent.mkdir(parents=True, exist_ok=True)
     wd = WorkDir(workdir_for(output_path))
     state = wd.start(_state(input_path, output_path, model, opts), opts.resume)

@@ -39,17 +39,21 @@ class InputRecord:
     error: str | None = None
 
 
-def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str = AUTO) -> Iterator[InputRecord]:
+def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str = AUTO,
+                 sheet: str | None = None) -> Iterator[InputRecord]:
     """Yield one InputRecord per input row, streaming (memory does not grow with the file).
 
     ``encoding`` applies to JSONL and CSV: ``auto`` (UTF-8, else GB18030), or any Python codec name.
-    Raises DataError before the first record when the file or its text column is missing.
+    ``sheet`` names the Excel worksheet to read (default: the first).
+    Raises DataError before the first record when the file, its sheet or its text column is missing.
     """
     path = Path(path)
     fields = fields or FieldMap()
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
     fmt = detect_format(path)
+    if sheet is not None and fmt != "xlsx":
+        raise DataError(f"{path}: --sheet applies to Excel (.xlsx) input only")
     if fmt == "jsonl":
         return _read_jsonl(path, fields, resolve_encoding(path, encoding))
     if fmt == "csv":
@@ -57,7 +61,7 @@ def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str
     from whistle.io import tabular  # pyarrow / openpyxl are optional: import only when needed
 
     if fmt == "xlsx":
-        return tabular.read_xlsx(path, fields)
+        return tabular.read_xlsx(path, fields, sheet)
     return tabular.read_parquet(path, fields)
 
 

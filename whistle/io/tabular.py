@@ -34,12 +34,16 @@ def _cell(value: object) -> object:
     return value
 
 
-def read_xlsx(path: Path, fields: FieldMap) -> Iterator[InputRecord]:
-    """First worksheet; its first row is the header. read_only mode streams rows (flat memory)."""
+def read_xlsx(path: Path, fields: FieldMap, sheet: str | None = None) -> Iterator[InputRecord]:
+    """The named worksheet (default: the first); its first row is the header. read_only mode
+    streams rows (flat memory)."""
     openpyxl = need("openpyxl")
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
-        rows = wb.worksheets[0].iter_rows(values_only=True)
+        if sheet is not None and sheet not in wb.sheetnames:
+            raise DataError(f"{path}: no worksheet {sheet!r} (worksheets: {', '.join(wb.sheetnames)})")
+        ws = wb[sheet] if sheet is not None else wb.worksheets[0]
+        rows = ws.iter_rows(values_only=True)
         header = next(rows, None)
         columns = [str(c) if c is not None else f"column{i + 1}" for i, c in enumerate(header or ())]
         if header is not None:
