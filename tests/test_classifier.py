@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from whistle.errors import ModelLoadError
+from whistle.models.answer import RoutingAnswer
 from whistle.models.persistence import load_model, read_manifest, save_model
 from whistle.taxonomy import Taxonomy
 
@@ -36,6 +37,16 @@ def test_probabilities_are_a_distribution(tiny_model, mini_data):
     assert proba.shape == (len(mini_data.texts), len(tiny_model.classes_))
     assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     assert (proba >= 0).all()
+
+
+def test_route_dicts_are_exactly_the_validated_answers(tiny_model, mini_data):
+    texts = [*mini_data.texts[:10], "", "English only here", None, "违建" * 50_000]
+    ids = [f"m{i}" for i in range(len(texts))]
+    plain = tiny_model.route_dicts(texts, None, ids)
+    validated = [RoutingAnswer(**a).model_dump() for a in plain]
+    assert plain == validated
+    assert [list(a) for a in plain] == [list(v) for v in validated]  # field order too: it is the output's column order
+    assert sum(a["error"] is not None for a in plain) == 4
 
 
 def test_unsure_answers_are_flagged(tiny_model):

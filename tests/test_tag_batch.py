@@ -144,14 +144,14 @@ def test_resume_refuses_a_changed_input(tiny_model, tmp_path, monkeypatch):
 
 def test_model_exception_fails_only_its_row(tiny_model, tmp_path, monkeypatch):
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(10), broken_line=False)
-    real_route = type(tiny_model).route
+    real_route = type(tiny_model).route_dicts
 
     def fragile(self, texts, titles=None, ids=None):
         if any("，4" in t for t in texts):
             raise ValueError("boom")
         return real_route(self, texts, titles, ids)
 
-    monkeypatch.setattr(type(tiny_model), "route", fragile)
+    monkeypatch.setattr(type(tiny_model), "route_dicts", fragile)
     out = tmp_path / "out.jsonl"
     summary = tag_file(tiny_model, src, out)
     rows = _read_jsonl(out)
@@ -214,6 +214,8 @@ def test_output_line_is_output_record_as_json(keep_columns, kept_as_text):
                            top=[{"topic": "W05", "topic_name": "噪声扰民", "score": 0.8123}],
                            departments={"lead": "生态环境局", "assist": ["公安分局(派出所)"]}, evidence=["噪音", "夜间"])
     rec = InputRecord(row=7, id="a1", text="晚上施工噪音", fields={"id": "a1", "n": 3, "tags": ["x"], "备注": None})
-    line = output_line(rec, answer, keep_columns, kept_as_text)
+    line = output_line(rec, answer.model_dump(), keep_columns, kept_as_text)
     assert line.endswith("\n") and line.count("\n") == 1
-    assert json.loads(line) == output_record(rec, answer, keep_columns, kept_as_text)
+    record = output_record(rec, answer.model_dump(), keep_columns, kept_as_text)
+    assert json.loads(line) == record
+    assert list(record)[: len(answer.model_dump()) + 1] == [*answer.model_dump(), "row"]

@@ -88,7 +88,7 @@ def _release_free_memory() -> None:
         _LIBC.malloc_trim(0)
 
 
-def _libc():  # noqa: ANN202
+def _libc():
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return libc if hasattr(libc, "malloc_trim") else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from whistle.models.answer import RoutingAnswer
 
 
 @dataclass
@@ -18,14 +17,15 @@ class TagSummary:
     columns: list[str] = field(default_factory=list)  # kept input columns, in order of first appearance
     resumed_rows: int = 0  # rows taken over from an interrupted run
 
-    def add(self, answer: RoutingAnswer) -> None:
+    def add(self, answer: dict[str, object]) -> None:
+        """Count one answer (``RoutingAnswer`` fields, as batch tagging carries them)."""
         self.rows += 1
-        if answer.error:
+        if answer["error"]:
             self.errors += 1
             return
         self.tagged += 1
-        self.needs_review += int(answer.needs_review)
-        self.topics[answer.topic] += 1
+        self.needs_review += int(bool(answer["needs_review"]))
+        self.topics[answer["topic"]] += 1
 
     def merge(self, other: TagSummary) -> None:
         self.rows += other.rows

@@ -52,12 +52,16 @@ class WhistleClassifier:
             xw = xw * w
         return sp.hstack([xc, xw], format="csr")  # row by row, entry order kept: no re-sort
 
-    def feature_name(self, column: int) -> str:
-        """The n-gram behind a column of ``features()``: the char block first, then the words."""
+    def feature_names(self, columns: np.ndarray) -> list[str]:
+        """The n-grams behind columns of ``features()``: the char block first, then the words."""
         n_char = len(self.char_vectorizer.terms_)
-        if column < n_char:
-            return self.char_vectorizer.terms_[column]
-        return self.word_vectorizer.terms_[column - n_char]
+        is_char = columns < n_char
+        names: list[str] = [""] * columns.shape[0]
+        for mask, table, offset in ((is_char, self.char_vectorizer.terms_, 0), (~is_char, self.word_vectorizer.terms_, n_char)):
+            where = np.nonzero(mask)[0]
+            for k, term in zip(where.tolist(), table.take(columns[where] - offset)):
+                names[k] = term
+        return names
 
     # ---- training -----------------------------------------------------------------
     def fit(
@@ -177,18 +181,28 @@ class WhistleClassifier:
         ids: Sequence[str | None] | None = None,
     ) -> list[RoutingAnswer]:
         """Routing answers in input order; a message that cannot be classified gets ``error``."""
+        return [RoutingAnswer(**a) for a in self.route_dicts(texts, titles, ids)]
+
+    def route_dicts(
+        self,
+        texts: Sequence[object],
+        titles: Sequence[str | None] | None = None,
+        ids: Sequence[str | None] | None = None,
+    ) -> list[dict[str, object]]:
+        """``route`` as plain dicts, exactly ``RoutingAnswer.model_dump()`` (tested): batch tagging
+        writes them straight out, skipping pydantic's per-message validation (a tenth of its cost)."""
         n = len(texts)
         titles = titles if titles is not None else [None] * n
         ids = ids if ids is not None else [None] * n
         version = self.version
-        answers: list[RoutingAnswer | None] = [None] * n
+        answers: list[dict[str, object] | None] = [None] * n
         good: list[int] = []
         for i, (title, text) in enumerate(zip(titles, texts)):
             problem = self.preprocessor.problem(title, text)
             if problem is None:
                 good.append(i)
             else:
-                answers[i] = RoutingAnswer(id=ids[i], error=problem, model_version=version)
+                answers[i] = RoutingAnswer(id=ids[i], error=problem, model_version=version).model_dump()
         if not good:
             return answers  # type: ignore[return-value]
         X = self.features(self.docs([titles[i] for i in good], [texts[i] for i in good]))  # type: ignore[misc]
@@ -203,24 +217,24 @@ class WhistleClassifier:
         areas = [(a.name if (a := tax.area(c)) else None) for c in self.classes_]
         departments = [tax.departments(c) for c in self.classes_]
         threshold = self.review_threshold_
-        # Nested parts as plain dicts: pydantic validates the whole answer in one (Rust) call.
         for row, (i, top_idx, p) in enumerate(zip(good, order.tolist(), proba.tolist())):
             b = top_idx[0]
             sub = subs[row]
-            answers[i] = RoutingAnswer(
-                id=ids[i],
-                topic=self.classes_[b],
-                topic_name=names[b],
-                area=areas[b],
-                sub=sub,
-                sub_name=tax.name_of(sub) if sub else None,
-                confidence=round(p[b], 4),
-                needs_review=p[b] < threshold,
-                top=[{"topic": self.classes_[j], "topic_name": names[j], "score": round(p[j], 4)} for j in top_idx],
-                departments=departments[b],
-                evidence=evidence[row],
-                model_version=version,
-            )
+            answers[i] = {  # RoutingAnswer's fields, in its order
+                "id": ids[i],
+                "topic": self.classes_[b],
+                "topic_name": names[b],
+                "area": areas[b],
+                "sub": sub,
+                "sub_name": tax.name_of(sub) if sub else None,
+                "confidence": round(p[b], 4),
+                "needs_review": p[b] < threshold,
+                "top": [{"topic": self.classes_[j], "topic_name": names[j], "score": round(p[j], 4)} for j in top_idx],
+                "departments": {"lead": departments[b]["lead"], "assist": list(departments[b]["assist"])},
+                "evidence": evidence[row],
+                "model_version": version,
+                "error": None,
+            }
         return answers  # type: ignore[return-value]
 
     def _subs(self, X: sp.csr_matrix, best: np.ndarray) -> list[str | None]:
@@ -264,11 +278,10 @@ class WhistleClassifier:
             r, c = r[order], c[order]
             first = np.searchsorted(r, r)
             keep = (np.arange(r.shape[0]) - first) < limit * 3
-            for row, col in zip(r[keep].tolist(), c[keep].tolist()):
+            for row, term in zip(r[keep].tolist(), self.feature_names(c[keep])):
                 chosen = picked[row]
                 if len(chosen) >= limit:
                     continue
-                term = self.feature_name(col)
                 if not any(term in p or p in term for p in chosen):
                     chosen.append(term)
         return picked
