@@ -140,32 +140,64 @@ def char_counts(codes, n_docs, lo, hi, table, shift, mask, unigram, longest):
 
 
 @numba.njit(cache=True, nogil=True)
-def hash_counts(doc_idx, hashes, n_docs, table, shift, mask, longest):
-    """Counts of the known hashes per document, columns unsorted; ``doc_idx`` non-decreasing,
-    ``longest``: the most hashes one document has."""
-    m = hashes.shape[0]
+def word_counts(codes, n_docs, lo, hi, table, shift, mask, longest):
+    """Counts of the known word n-grams (lo..hi) of each document, columns unsorted.
+
+    ``codes``: code points of the batch's token strings (tokens joined by 1, documents by 0), as
+    ``features.NgramHasher._word`` builds them; ``longest``: the most tokens one document has.
+    The same hashes as the numpy path (its prefix-sum form is this Horner form in Z/2^64) and
+    the same order within a document: all unigrams in reading order, then the pairs, ...
+    """
+    n = codes.shape[0]
     indptr = np.zeros(n_docs + 1, dtype=np.int64)
-    indices = np.empty(m + 1, dtype=np.int32)
-    counts = np.empty(m + 1, dtype=np.float32)
-    slots = np.empty(m + 1, dtype=np.int64)
-    lt_col, lt_at = local_table(longest)
+    per_doc = longest * (hi - lo + 1) + 1
+    cap = n * (hi - lo + 1) + 1
+    indices = np.empty(cap, dtype=np.int32)
+    counts = np.empty(cap, dtype=np.float32)
+    slots = np.empty(cap, dtype=np.int64)
+    lt_col, lt_at = local_table(per_doc)
     lmask = lt_col.shape[0] - 1
-    cols = np.full(m, -2, dtype=np.int64)
-    resolve(hashes, cols, m, table, shift, mask)
+    words = np.empty(longest + 1, dtype=np.uint64)
+    hashes = np.empty(per_doc, dtype=np.uint64)
+    cols = np.empty(per_doc, dtype=np.int64)
     out = 0
     doc = 0
-    doc_start = 0
-    for j in range(m + 1):
-        d = doc_idx[j] if j < m else n_docs
-        while doc < d:  # close every document before d (some may have no n-gram)
-            for e in range(doc_start, out):
-                lt_col[slots[e]] = -1
-            doc += 1
-            indptr[doc] = out
-            doc_start = out
-        if j == m:
-            break
-        col = cols[j]
-        if col >= 0:
-            out = count(np.int32(col), lmask, lt_col, lt_at, indices, counts, slots, out)
+    pos = 0
+    while doc < n_docs:
+        n_words = 0  # hash each non-empty token of this document
+        h = np.uint64(0)
+        length = 0
+        while True:
+            c = codes[pos] if pos < n else np.uint64(0)
+            pos += 1
+            if c > 1:
+                h = h * P + c
+                length += 1
+                continue
+            if length:
+                words[n_words] = h
+                n_words += 1
+            h = np.uint64(0)
+            length = 0
+            if c == 0:
+                break
+        m = 0
+        for size in range(lo, hi + 1):
+            tag = np.uint64((size << 56) | (1 << 48))
+            for i in range(n_words - size + 1):
+                g = words[i]
+                for k in range(1, size):
+                    g = g * P + words[i + k]
+                hashes[m] = mix(g ^ tag)
+                cols[m] = -2
+                m += 1
+        resolve(hashes, cols, m, table, shift, mask)
+        doc_start = out
+        for j in range(m):
+            if cols[j] >= 0:
+                out = count(np.int32(cols[j]), lmask, lt_col, lt_at, indices, counts, slots, out)
+        for j in range(doc_start, out):
+            lt_col[slots[j]] = -1
+        doc += 1
+        indptr[doc] = out
     return indptr, indices[:out].copy(), counts[:out].copy()

@@ -11,6 +11,7 @@ for the vocabulary only, to explain decisions.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import pairwise
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,8 +236,13 @@ class TermTable:
         return self.blob[self.offsets[i] : self.offsets[i + 1]]
 
     def __iter__(self) -> Iterator[str]:
-        blob, offsets = self.blob, self.offsets.tolist()
-        return (blob[a:b] for a, b in zip(offsets, offsets[1:]))
+        blob = self.blob
+        return (blob[a:b] for a, b in pairwise(self.offsets.tolist()))
+
+    def take(self, columns: np.ndarray) -> list[str]:
+        """The terms of many columns at once (the offsets are read vectorised)."""
+        blob = self.blob
+        return [blob[a:b] for a, b in zip(self.offsets[columns].tolist(), self.offsets[columns + 1].tolist())]
 
 
 class NgramTfidf(TransformerMixin, BaseEstimator):
@@ -339,12 +345,10 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
             indptr, indices, counts = k.char_counts(codes, len(docs), lo, hi, *table, self._unigram_columns(),
                                                     max(map(len, texts)))
         else:
-            doc_idx, hashes, _, _, _ = NgramHasher(self.kind, tuple(self.ngram_range))(docs)
-            if doc_idx.size > 1 and (np.diff(doc_idx) < 0).any():  # n-gram orders come one after another
-                order = np.argsort(doc_idx, kind="stable")
-                doc_idx, hashes = doc_idx[order], hashes[order]
-            longest = int(np.bincount(doc_idx).max()) if doc_idx.size else 0
-            indptr, indices, counts = k.hash_counts(doc_idx, hashes, len(docs), *table, longest)
+            _, codes = _codepoints([_token_string(d.tokens) for d in docs], "\x00", sanitize=False)
+            lo, hi = self.ngram_range
+            longest = max(len(d.tokens) for d in docs)
+            indptr, indices, counts = k.word_counts(codes, len(docs), lo, hi, *table, longest)
         matrix = sp.csr_matrix((counts, indices, indptr), shape=shape)
         matrix.has_sorted_indices = False
         return matrix

@@ -19,7 +19,7 @@ MIN_BATCH = 16  # smaller batches (one message at a time) gain nothing worth the
 
 @lru_cache(maxsize=1)
 def kernels() -> ModuleType | None:
-    """The compiled kernels (``char_counts``, ``hash_counts``), or None when numba is missing or
+    """The compiled kernels (``char_counts``, ``word_counts``), or None when numba is missing or
     turned off."""
     if os.environ.get("WHISTLE_KERNELS", "1") == "0":
         return None
