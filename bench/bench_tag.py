@@ -2,6 +2,7 @@
 
     python bench/bench_tag.py make-data --corpus /work/shared/data/corpus.jsonl --rows 1000000 -o /tmp/b/1m.parquet
     python bench/bench_tag.py throughput /tmp/b/1m.parquet --model /tmp/whistle-model --workers 2
+    python bench/bench_tag.py throughput /tmp/b/100k.jsonl --model /tmp/whistle-model -o /tmp/b/100k.out.jsonl --name throughput_100k_w2
     python bench/bench_tag.py resume --corpus /work/shared/data/corpus.jsonl --rows 200000 --model /tmp/whistle-model
     python bench/bench_tag.py spark /tmp/b/1m.parquet --model /tmp/whistle-model --reference /tmp/b/1m.out.parquet
 
@@ -127,18 +128,33 @@ def _summary(stderr: str) -> dict:
     raise SystemExit(f"no summary in output:\n{stderr[-3000:]}")
 
 
+def cpu_calibration() -> float:
+    """Seconds for a fixed pure-Python loop (best of 3). The development VM's speed drifts by up
+    to ~30 % over an hour; this puts each throughput figure next to the speed of the CPU it got."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        total = 0
+        for i in range(5_000_000):
+            total += i
+        best = min(best, time.process_time() - start)
+    return round(best, 3)
+
+
 # ---- figures ----------------------------------------------------------------------------
-def throughput(data: Path, model: str, workers: int, out: Path) -> None:
+def throughput(data: Path, model: str, workers: int, out: Path, name: str | None = None) -> None:
+    calibration_before = cpu_calibration()
     rc, seconds, mem, err = run_tag([str(data), "-o", str(out), "--model", model, "--workers", str(workers), "--no-progress"])
     if rc:
         raise SystemExit(err[-3000:])
     s = _summary(err)
-    _save(f"throughput_w{workers}", {
+    calibration = [calibration_before, cpu_calibration()]
+    _save(name or f"throughput_w{workers}", {
         "rows": s["rows"], "tagged": s["tagged"], "errors": s["errors"], "workers": workers,
         "wall_seconds_incl_model_load": round(seconds, 1), "rows_per_second": round(s["rows"] / seconds, 1),
         "rows_per_second_reported": s["rows_per_second"],
         "peak_pss_mb_tree": round(mem.peak_pss / 1024), "peak_rss_mb_tree_sum": round(mem.peak_rss / 1024),
-        "input": str(data), "output": str(out)})
+        "cpu_calibration_loop_seconds_before_after": calibration, "input": str(data), "output": str(out)})
 
 
 def _table(path: Path) -> list[dict]:
@@ -214,6 +230,7 @@ def main() -> None:
     t.add_argument("--model", required=True)
     t.add_argument("--workers", type=int, default=2)
     t.add_argument("-o", type=Path, default=None)
+    t.add_argument("--name", default=None, help="results file: bench/results/tag_NAME.json (default throughput_wN)")
     r = sub.add_parser("resume")
     r.add_argument("--corpus", type=Path, required=True)
     r.add_argument("--rows", type=int, default=200_000)
@@ -232,7 +249,7 @@ def main() -> None:
     if a.cmd == "make-data":
         make_data(a.corpus, a.rows, a.o)
     elif a.cmd == "throughput":
-        throughput(a.data, a.model, a.workers, a.o or a.data.with_suffix(".out.parquet"))
+        throughput(a.data, a.model, a.workers, a.o or a.data.with_suffix(".out.parquet"), a.name)
     elif a.cmd == "resume":
         resume(a.corpus, a.rows, a.model, a.kills, a.workdir, a.seed, a.chunk_size)
     else:
