@@ -87,6 +87,21 @@ def resolve(hashes, cols, m, table, shift, mask):
             cols[j] = find(hashes[j], table, shift, mask)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def add_document(hashes, cols, m, table, shift, mask, lt_col, lt_at, indices, counts, slots, out):
+    """Look up one document's ``m`` n-grams and append its de-duplicated counts at ``out``;
+    returns the new end."""
+    resolve(hashes, cols, m, table, shift, mask)
+    lmask = lt_col.shape[0] - 1
+    start = out
+    for j in range(m):
+        if cols[j] >= 0:
+            out = count(np.int32(cols[j]), lmask, lt_col, lt_at, indices, counts, slots, out)
+    for j in range(start, out):
+        lt_col[slots[j]] = -1
+    return out
+
+
 @numba.njit(cache=True, nogil=True)
 def char_counts(codes, n_docs, lo, hi, table, shift, mask, unigram, longest):
     """Counts of the known character n-grams (lo..hi) of each document, columns unsorted.
@@ -103,7 +118,6 @@ def char_counts(codes, n_docs, lo, hi, table, shift, mask, unigram, longest):
     slots = np.empty(cap, dtype=np.int64)
     per_doc = longest * (hi - lo + 1) + 1
     lt_col, lt_at = local_table(per_doc)
-    lmask = lt_col.shape[0] - 1
     hashes = np.empty(per_doc, dtype=np.uint64)
     cols = np.empty(per_doc, dtype=np.int64)
     out = 0
@@ -126,13 +140,7 @@ def char_counts(codes, n_docs, lo, hi, table, shift, mask, unigram, longest):
                         hashes[m] = mix(h ^ np.uint64((k + 1) << 56))
                         cols[m] = -2  # to look up
                     m += 1
-        resolve(hashes, cols, m, table, shift, mask)
-        doc_start = out
-        for j in range(m):
-            if cols[j] >= 0:
-                out = count(np.int32(cols[j]), lmask, lt_col, lt_at, indices, counts, slots, out)
-        for j in range(doc_start, out):
-            lt_col[slots[j]] = -1
+        out = add_document(hashes, cols, m, table, shift, mask, lt_col, lt_at, indices, counts, slots, out)
         doc += 1
         indptr[doc] = out
         start = pos + 1
@@ -156,7 +164,6 @@ def word_counts(codes, n_docs, lo, hi, table, shift, mask, longest):
     counts = np.empty(cap, dtype=np.float32)
     slots = np.empty(cap, dtype=np.int64)
     lt_col, lt_at = local_table(per_doc)
-    lmask = lt_col.shape[0] - 1
     words = np.empty(longest + 1, dtype=np.uint64)
     hashes = np.empty(per_doc, dtype=np.uint64)
     cols = np.empty(per_doc, dtype=np.int64)
@@ -191,13 +198,7 @@ def word_counts(codes, n_docs, lo, hi, table, shift, mask, longest):
                 hashes[m] = mix(g ^ tag)
                 cols[m] = -2
                 m += 1
-        resolve(hashes, cols, m, table, shift, mask)
-        doc_start = out
-        for j in range(m):
-            if cols[j] >= 0:
-                out = count(np.int32(cols[j]), lmask, lt_col, lt_at, indices, counts, slots, out)
-        for j in range(doc_start, out):
-            lt_col[slots[j]] = -1
+        out = add_document(hashes, cols, m, table, shift, mask, lt_col, lt_at, indices, counts, slots, out)
         doc += 1
         indptr[doc] = out
     return indptr, indices[:out].copy(), counts[:out].copy()
