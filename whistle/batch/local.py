@@ -25,6 +25,7 @@ from whistle.io.records import FieldMap, InputRecord, read_records
 from whistle.io.text import AUTO
 from whistle.io.writers import write_output
 from whistle.models.classifier import WhistleClassifier
+from whistle.pipeline.ngram_kernels import MIN_BATCH
 
 
 @dataclass
@@ -103,7 +104,7 @@ def _pool(model: WhistleClassifier, workers: int) -> ProcessPoolExecutor:
     # fork: workers share the parent's loaded model pages instead of each unpickling a copy.
     # Warm it first, so the lazily built parts (segmenter dictionary, n-gram lookup tables)
     # are built once here and shared too, not rebuilt in every worker.
-    model.route(["小区楼下烧烤店油烟很大"] * 32)  # a batch: loads the compiled n-gram kernels too
+    model.route(["小区楼下烧烤店油烟很大"] * MIN_BATCH)  # a batch big enough to load the compiled kernels too
     gc.collect()
     _release_free_memory()  # the model loader's freed buffers would otherwise be copied into each worker's RSS
     gc.freeze()  # keep the collector from touching (and so copying) the shared model's objects in each child
@@ -163,7 +164,6 @@ def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str 
                 bar.update(summary.rows)
                 continue
             pending.add(pool.submit(_tag_chunk, index, chunk, wd.path, opts, kept_as_text))
-            del chunk
             if len(pending) >= 2 * opts.workers:  # bounded memory: a few chunks in flight, no more
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:

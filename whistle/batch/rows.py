@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 
 from whistle.io.records import InputRecord
-from whistle.models.answer import RoutingAnswer
+from whistle.models.answer import RoutingAnswer, error_answer
 from whistle.models.classifier import WhistleClassifier
 
 # Output columns, in order: the routing answer, then the input row number; kept input columns follow.
@@ -49,12 +49,8 @@ def tag_records(model: WhistleClassifier, records: Iterable[InputRecord],
                 if answer["error"]:
                     answer["error"] = f"row {rec.row}: {answer['error']}"
             else:
-                answer = _failed(rec.id, rec.error, model.version)
+                answer = error_answer(rec.id, rec.error, model.version)
             yield rec, answer
-
-
-def _failed(rec_id: str | None, error: str, version: str) -> dict[str, object]:
-    return RoutingAnswer(id=rec_id, error=error, model_version=version).model_dump()
 
 
 def _route(model: WhistleClassifier, records: list[InputRecord]) -> list[dict[str, object]]:
@@ -63,7 +59,7 @@ def _route(model: WhistleClassifier, records: list[InputRecord]) -> list[dict[st
         return model.route_dicts([r.text for r in records], [r.title for r in records], [r.id for r in records])
     except Exception as exc:  # noqa: BLE001 - one odd message must not sink millions of rows
         if len(records) == 1:
-            return [_failed(records[0].id, f"model failed ({type(exc).__name__}: {exc})", model.version)]
+            return [error_answer(records[0].id, f"model failed ({type(exc).__name__}: {exc})", model.version)]
         half = len(records) // 2
         return _route(model, records[:half]) + _route(model, records[half:])
 

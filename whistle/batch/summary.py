@@ -6,7 +6,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 
-
 @dataclass
 class TagSummary:
     rows: int = 0

@@ -30,3 +30,8 @@ class RoutingAnswer(BaseModel):
     evidence: list[str] = Field(default_factory=list, description="words that drove the decision")
     model_version: str | None = None
     error: str | None = None
+
+
+def error_answer(message_id: str | None, error: str, model_version: str | None) -> dict[str, object]:
+    """The answer for a message that could not be classified, as batch tagging carries answers."""
+    return RoutingAnswer(id=message_id, error=error, model_version=model_version).model_dump()

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from sklearn.model_selection import StratifiedKFold
 
 from whistle.config import WhistleConfig
-from whistle.models.answer import RoutingAnswer
+from whistle.models.answer import RoutingAnswer, error_answer
 from whistle.models.calibration import fit_temperature, review_threshold, softmax
 from whistle.models.linear import LinearScorer, SparseScorer, fit_svc, prune
 from whistle.pipeline.features import Doc, NgramTfidf
@@ -202,7 +202,7 @@ class WhistleClassifier:
             if problem is None:
                 good.append(i)
             else:
-                answers[i] = RoutingAnswer(id=ids[i], error=problem, model_version=version).model_dump()
+                answers[i] = error_answer(ids[i], problem, version)
         if not good:
             return answers  # type: ignore[return-value]
         X = self.features(self.docs([titles[i] for i in good], [texts[i] for i in good]))  # type: ignore[misc]
@@ -296,7 +296,7 @@ class WhistleClassifier:
 
     def __getstate__(self) -> dict[str, object]:
         # derived lookup arrays are rebuilt on first use, not saved
-        return {k: v for k, v in self.__dict__.items() if k != "_displayable"}  # derived: rebuilt on first use
+        return {k: v for k, v in self.__dict__.items() if k != "_displayable"}
 
     @property
     def version(self) -> str:

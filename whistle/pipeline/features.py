@@ -11,8 +11,8 @@ for the vocabulary only, to explain decisions.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
@@ -338,15 +338,14 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
             return None
         ix, shape = self._index, (len(docs), self.hashes_.shape[0])
         table = (ix.table, ix.shift, np.int64(ix.mask))
+        lo, hi = self.ngram_range
         if self.kind == "char":
             texts = [d.text for d in docs]
             _, codes = _codepoints(texts, "\x00", sanitize=True)
-            lo, hi = self.ngram_range
             indptr, indices, counts = k.char_counts(codes, len(docs), lo, hi, *table, self._unigram_columns(),
                                                     max(map(len, texts)))
         else:
             _, codes = _codepoints([_token_string(d.tokens) for d in docs], "\x00", sanitize=False)
-            lo, hi = self.ngram_range
             longest = max(len(d.tokens) for d in docs)
             indptr, indices, counts = k.word_counts(codes, len(docs), lo, hi, *table, longest)
         matrix = sp.csr_matrix((counts, indices, indptr), shape=shape)
