@@ -29,28 +29,19 @@ def _write(tmp_path: Path, mutate) -> Path:
     return path
 
 
-def test_duplicate_code_is_an_error(tmp_path):
-    def dup(raw):
-        raw["areas"][0]["topics"][1]["code"] = "W01"
+@pytest.mark.parametrize(
+    ("area", "topic", "key", "value", "match"),
+    [(0, 1, "code", "W01", "duplicate code 'W01'"),  # a duplicate code
+     (1, 0, "lead", "  ", "lead department"),  # a topic without a lead department
+     (0, 0, "leed", "x", "leed")],  # an unknown field (a typo)
+    ids=["duplicate-code", "no-lead-department", "unknown-field"],
+)
+def test_invalid_taxonomy_is_an_error(tmp_path, area, topic, key, value, match):
+    def mutate(raw):
+        raw["areas"][area]["topics"][topic][key] = value
 
-    with pytest.raises(TaxonomyError, match="duplicate code 'W01'"):
-        Taxonomy.load(_write(tmp_path, dup))
-
-
-def test_topic_without_lead_department_is_an_error(tmp_path):
-    def no_lead(raw):
-        raw["areas"][1]["topics"][0]["lead"] = "  "
-
-    with pytest.raises(TaxonomyError, match="lead department"):
-        Taxonomy.load(_write(tmp_path, no_lead))
-
-
-def test_unknown_field_is_an_error(tmp_path):
-    def typo(raw):
-        raw["areas"][0]["topics"][0]["leed"] = "x"
-
-    with pytest.raises(TaxonomyError, match="leed"):
-        Taxonomy.load(_write(tmp_path, typo))
+    with pytest.raises(TaxonomyError, match=match):
+        Taxonomy.load(_write(tmp_path, mutate))
 
 
 def test_missing_and_malformed_files(tmp_path):
