@@ -70,11 +70,35 @@ def test_kernels_can_be_turned_off(monkeypatch):
 
 
 def test_routing_answers_do_not_depend_on_the_path(tiny_model, monkeypatch):
+    from whistle.models import evidence
     from whistle.pipeline import features
 
     texts = [t for t in TEXTS if t.strip()]
     fast = [a.model_dump() for a in tiny_model.route(texts)]
     monkeypatch.setattr(features, "MIN_BATCH", 10**9)  # numpy path for every batch
+    monkeypatch.setattr(evidence, "MIN_BATCH", 10**9)
     slow = [a.model_dump() for a in tiny_model.route(texts)]
     assert fast == slow
     assert any(a["topic"] for a in fast)
+
+
+@pytest.mark.parametrize("columns", [(0, 40), (25, 60)])
+def test_compiled_evidence_candidates_equal_numpy(columns, monkeypatch):
+    import scipy.sparse as sp
+
+    from whistle.models import evidence
+
+    rng = np.random.default_rng(3)
+    X = sp.random(50, 60, density=0.3, format="csr", random_state=4)
+    X.data = np.round(X.data, 1)  # ties, which both paths must break by entry order
+    weights = rng.normal(size=(60, 5)).astype(np.float32)
+    best = rng.integers(0, 5, size=50)
+    displayable = rng.random(60) < 0.8
+    need = rng.random(50) < 0.7
+    fast = evidence.top_candidates(X, best, weights, displayable, columns, need, per_row=4)
+    monkeypatch.setattr(evidence, "MIN_BATCH", 10**9)
+    slow = evidence.top_candidates(X, best, weights, displayable, columns, need, per_row=4)
+    assert fast[0].size > 0
+    assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])
+    assert set(fast[0].tolist()) <= set(np.nonzero(need)[0].tolist())
+    assert all(columns[0] <= c < columns[1] and displayable[c] for c in fast[1].tolist())
