@@ -20,17 +20,40 @@ def test_taxonomy_covers_every_annotated_label(shared_data):
         assert set(data.labels) == set(tax.labels)
 
 
-def test_our_labels_join_the_corpus_and_never_touch_test(shared_data):
-    test_ids = {json.loads(line)["id"] for line in (shared_data / "whistle" / "test.jsonl").open(encoding="utf-8")}
-    corpus_ids = {json.loads(line)["id"] for line in (shared_data / "corpus.jsonl").open(encoding="utf-8")}
+def _grams(record: dict, n: int = 5) -> set[str]:
+    text = "".join(f"{record.get('title') or ''}{record.get('text') or ''}".split())
+    return {text[i:i + n] for i in range(len(text) - n + 1)}
+
+
+@pytest.mark.parametrize("name", ["extra-rare.csv", "extra-corpus.csv"])
+def test_our_labels_join_the_corpus_and_never_touch_test(shared_data, name):
+    read = lambda split: [json.loads(line) for line in (shared_data / split).open(encoding="utf-8")]  # noqa: E731
+    test, train, corpus = read("whistle/test.jsonl"), read("whistle/train.jsonl"), read("corpus.jsonl")
+    corpus_by_id = {r["id"]: r for r in corpus}
+    labelled_ids = {r["id"] for r in test} | {r["id"] for r in train}
     tax = Taxonomy.load()
-    with (REPO / "data" / "labels" / "extra-rare.csv").open(encoding="utf-8") as fh:
+    with (REPO / "data" / "labels" / name).open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert rows and set(rows[0]) == {"id", "label", "sub"}  # ids only: no texts are committed
+    assert len({r["id"] for r in rows}) == len(rows)
     for row in rows:
-        assert row["id"] in corpus_ids and row["id"] not in test_ids
+        assert row["id"] in corpus_by_id and row["id"] not in labelled_ids
         assert row["label"] in tax.labels
         assert (row["sub"] or None) in ([None] if row["label"] == "OTHER" else tax.subs_of(row["label"]))
+    # no near-copy of a held-out message either: < 40 % of a row's character 5-grams in any one test message
+    index: dict[str, list[int]] = {}
+    test_grams = [_grams(r) for r in test]
+    for k, grams in enumerate(test_grams):
+        for g in grams:
+            index.setdefault(g, []).append(k)
+    for row in rows:
+        grams = _grams(corpus_by_id[row["id"]])
+        hits: dict[int, int] = {}
+        for g in grams:
+            for k in index.get(g, ()):
+                hits[k] = hits.get(k, 0) + 1
+        for k, shared in hits.items():
+            assert shared / min(len(grams), len(test_grams[k])) < 0.4, (row["id"], test[k]["id"])
 
 
 def test_bundled_model_keeps_its_reported_quality(shared_data):
