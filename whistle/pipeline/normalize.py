@@ -11,13 +11,18 @@ from whistle.pipeline.privacy import mask_pii
 
 _TAGS = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,200}>")
 _ENTITY_LEFTOVER = re.compile(r"&(?:nbsp|amp|lt|gt|quot|#\d+);?", re.IGNORECASE)
+_CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 # Emoji, pictographs, variation selectors, zero-width characters.
-_EMOJI = re.compile(
-    "[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U0001F900-\U0001F9FF\U0000FE00-\U0000FE0F"
-    "\U0000200B-\U0000200F\U00002060-\U0000206F\U0000FEFF\U000E0000-\U000E007F]+"
+_EMOJI_CHARS = (
+    "\U0001F000-\U0001FAFF\U00002600-\U000027BF\U0001F900-\U0001F9FF\U0000FE00-\U0000FE0F"
+    "\U0000200B-\U0000200F\U00002060-\U0000206F\U0000FEFF\U000E0000-\U000E007F"
 )
+_CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
+_EMOJI = re.compile(f"[{_EMOJI_CHARS}]+")
 _WECHAT_EMOTE = re.compile(r"\[(?:[\u4e00-\u9fff]{1,4}|[A-Za-z]{2,10})\]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# A character that one of the three patterns above starts on: 97 % of messages have none, and one
+# search costs less than three substitutions.
+_MAYBE_NOISE = re.compile(f"[{_CONTROL_CHARS}{_EMOJI_CHARS}\\[]")
 _NOT_HAN = re.compile(r"[^\u4e00-\u9fff]")
 # Full-width ASCII forms and the ideographic space: NFKC maps each to its ASCII twin. Nearly every
 # Chinese message has full-width punctuation, so replacing these first (a few C passes) lets the
@@ -51,12 +56,13 @@ def normalize_text(text: str, max_chars: int = 2000) -> str:
         text = html.unescape(text)
         text = _TAGS.sub(" ", text)
         text = _ENTITY_LEFTOVER.sub(" ", text)
-    text = _CONTROL.sub(" ", text)
     text = _half_width(text)
     if not unicodedata.is_normalized("NFKC", text):  # the quick check is far cheaper than normalising
         text = unicodedata.normalize("NFKC", text)
-    text = _EMOJI.sub(" ", text)
-    text = _WECHAT_EMOTE.sub(" ", text)
+    if _MAYBE_NOISE.search(text):  # control characters pass NFKC unchanged, so they can go here too
+        text = _CONTROL.sub(" ", text)
+        text = _EMOJI.sub(" ", text)
+        text = _WECHAT_EMOTE.sub(" ", text)
     text = _t2s().convert(text)
     text = mask_pii(text)
     text = " ".join(text.split()).lower()  # str.split's whitespace is re's \s: same result, 2x faster
