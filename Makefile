@@ -15,7 +15,7 @@ test:  ## install what the tests use and run them (this is what .ci/run calls)
 model:  ## retrain the bundled default model reproducibly (about a minute on 2 cores)
 	$(PYTHON) -m whistle.cli train $(SHARED)/whistle/train.jsonl \
 		--config configs/default.yaml \
-		--corpus $(SHARED)/corpus.jsonl --extra-labels data/labels/extra-rare.csv \
+		--corpus $(SHARED)/corpus.jsonl --extra-labels data/labels/extra-rare.csv --extra-labels data/labels/extra-corpus.csv \
 		--exclude $(SHARED)/whistle/test.jsonl \
 		-o $(MODEL_DIR)
 

@@ -150,3 +150,22 @@ def test_nul_and_control_characters_do_not_break_a_batch(tiny_model):
     answers = tiny_model.route(["楼下烧烤\x00店油烟很大", "物业\x01不管\x07电梯"], ["标题\x00", None])
     assert all(a.error is None for a in answers)
     assert answers[0].topic == "W06"
+
+
+def test_review_threshold_is_set_on_the_data_files_rows_only(mini_data, tmp_path):
+    """Extra id-label files (a whole corpus, mostly easy OTHER) train the model but do not
+    calibrate it: the threshold is chosen on rows like the ones it will be judged on."""
+    from conftest import FIXTURES, tiny_config
+    from whistle.training.train import TrainRequest, train
+
+    corpus, extra = tmp_path / "corpus.jsonl", tmp_path / "extra.csv"
+    with corpus.open("w", encoding="utf-8") as fh:
+        for i in range(20):
+            fh.write(json.dumps({"id": f"c{i}", "text": f"请问社保卡怎么补办，第{i}次咨询"}, ensure_ascii=False) + "\n")
+    extra.write_text("id,label,sub\n" + "".join(f"c{i},OTHER,\n" for i in range(20)), encoding="utf-8")
+    cfg = tiny_config()
+    cfg.classifier.self_training_weight = 0
+    model = train(TrainRequest(data=[FIXTURES / "labelled-mini.jsonl"], taxonomy=Taxonomy.load(), config=cfg,
+                               corpus=corpus, extra_labels=[extra]))
+    assert model.metadata["training_rows"] == len(mini_data) + 20
+    assert model.heldout_["rows"] == len(mini_data)

@@ -73,9 +73,12 @@ class WhistleClassifier:
         subs: Sequence[str | None] | None = None,
         weights: Sequence[float] | None = None,
         unlabelled: Sequence[Doc] = (),
+        calibration_rows: Sequence[bool] | None = None,
     ) -> WhistleClassifier:
         """Fit everything. ``unlabelled`` messages are pseudo-labelled by a first model and added
-        at ``classifier.self_training_weight`` (self-training: +0.3 points accuracy in CV)."""
+        at ``classifier.self_training_weight`` (self-training: +0.3 points accuracy in CV).
+        ``calibration_rows`` marks the rows whose out-of-fold scores set the temperature and the
+        review threshold (default: all)."""
         if self.taxonomy is None:
             self.taxonomy = Taxonomy.free(labels)
         self._build()
@@ -89,7 +92,8 @@ class WhistleClassifier:
         pseudo = self._pseudo_labelled(X, y, w, unlabelled)
         self.topic_model = self._fit_topics(X, y, w, pseudo)
         self.classes_ = self.topic_model.classes
-        self._fit_calibration(X, y, w, pseudo)
+        calibrate = np.ones(len(y), dtype=bool) if calibration_rows is None else np.asarray(calibration_rows, dtype=bool)
+        self._fit_calibration(X, y, w, pseudo, calibrate)
         self._fit_subs(X, y, subs, w)
         self.training_summary_ = {"labelled": int(len(y)), "pseudo_labelled": 0 if pseudo is None else int(pseudo[0].shape[0])}
         return self
@@ -114,8 +118,9 @@ class WhistleClassifier:
         return LinearScorer.fit(X, y, w, cc.C, cc.class_weight, self.config.seed, cc.prune_quantile)
 
     def _fit_calibration(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray,
-                         pseudo: tuple[sp.csr_matrix, np.ndarray, np.ndarray] | None) -> None:
-        """Temperature and review threshold from out-of-fold scores of the labelled rows."""
+                         pseudo: tuple[sp.csr_matrix, np.ndarray, np.ndarray] | None, calibrate: np.ndarray) -> None:
+        """Temperature and review threshold from out-of-fold scores of the labelled rows (those
+        marked ``calibrate``)."""
         cc = self.config.classifier
         counts = np.unique(y, return_counts=True)[1]
         folds = max(2, min(cc.calibration_folds, int(counts.min())))
@@ -127,7 +132,7 @@ class WhistleClassifier:
             part = np.full((len(held_idx), len(self.classes_)), -10.0, dtype=np.float32)
             part[:, [index[c] for c in m.classes]] = m.scores(X[held_idx])
             oof[held_idx] = part
-        y_idx = np.array([index[c] for c in y])
+        oof, y_idx = oof[calibrate], np.array([index[c] for c in y[calibrate]])
         self.temperature_ = fit_temperature(oof, y_idx)
         proba = softmax(oof, self.temperature_)
         confidence = proba.max(axis=1)
@@ -136,6 +141,7 @@ class WhistleClassifier:
         sure = confidence >= self.review_threshold_
         self.heldout_ = {
             "folds": folds,
+            "rows": int(calibrate.sum()),
             "accuracy": round(float(correct.mean()), 4),
             "review_threshold": round(self.review_threshold_, 4),
             "review_share": round(float((~sure).mean()), 4),

@@ -26,13 +26,15 @@ class TrainRequest:
     exclude: list[Path] | None = None  # files whose ids must never be used (held-out test sets)
 
 
-def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = frozenset()) -> LabelledSet:
+def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = frozenset()) -> tuple[LabelledSet, int]:
+    """The DATA files' rows, then the extra labels' rows; and how many rows the DATA files gave."""
     data = LabelledSet()
     for path in req.data:
         part = read_labelled(path, req.label_field, req.fields, low_conf_weight=req.config.classifier.low_conf_weight)
         if req.taxonomy is not None:
             check_labels(part, req.taxonomy, str(path))
         data.extend(part)
+    from_data_files = len(data)
     if req.extra_labels:
         if req.corpus is None:
             raise ValueError("extra labels (id,label,sub) need --corpus to find their texts")
@@ -42,7 +44,7 @@ def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = f
             if req.taxonomy is not None:
                 check_labels(part, req.taxonomy, str(path))
             data.extend(part)
-    return data
+    return data, from_data_files
 
 
 def _ids_of(paths: list[Path]) -> set[str]:
@@ -63,12 +65,15 @@ def _unlabelled_docs(model: WhistleClassifier, req: TrainRequest, banned: set[st
 def train(req: TrainRequest) -> WhistleClassifier:
     started = time.perf_counter()
     excluded = _ids_of(req.exclude or [])  # held-out ids, read once
-    data = load_training_set(req, excluded)
+    data, from_data_files = load_training_set(req, excluded)
     taxonomy = req.taxonomy or Taxonomy.free(data.labels)
     model = WhistleClassifier(req.config, taxonomy)
     model._build()
     extra_docs = _unlabelled_docs(model, req, set(data.ids) | excluded) if req.config.classifier.self_training_weight > 0 else []
-    model.fit(data.titles, data.texts, data.labels, data.subs, data.weights, unlabelled=extra_docs)
+    # Calibrate on the DATA files' rows only: extra id-label files can cover a whole corpus, mostly
+    # easy OTHER, and would set a review threshold too lax for the messages operators see.
+    model.fit(data.titles, data.texts, data.labels, data.subs, data.weights, unlabelled=extra_docs,
+              calibration_rows=[i < from_data_files for i in range(len(data))])
     model.metadata.update({
         "data_fingerprint": data.fingerprint(),
         "training_rows": len(data),
