@@ -127,6 +127,7 @@ def test_saved_model_records_training_provenance(tiny_model, tmp_path):
 
 def test_self_training_uses_unlabelled_messages(mini_data):
     from conftest import tiny_config
+
     from whistle.models.classifier import WhistleClassifier
 
     cfg = tiny_config()
@@ -156,6 +157,7 @@ def test_review_threshold_is_set_on_the_data_files_rows_only(mini_data, tmp_path
     """Extra id-label files (a whole corpus, mostly easy OTHER) train the model but do not
     calibrate it: the threshold is chosen on rows like the ones it will be judged on."""
     from conftest import FIXTURES, tiny_config
+
     from whistle.training.train import TrainRequest, train
 
     corpus, extra = tmp_path / "corpus.jsonl", tmp_path / "extra.csv"

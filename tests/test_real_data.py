@@ -4,8 +4,8 @@ import csv
 import json
 
 import pytest
-
 from conftest import REPO
+
 from whistle.models.persistence import load_model
 from whistle.taxonomy import Taxonomy
 from whistle.training.data import check_labels, read_labelled
@@ -27,7 +27,9 @@ def _grams(record: dict, n: int = 5) -> set[str]:
 
 @pytest.mark.parametrize("name", ["extra-rare.csv", "extra-corpus.csv"])
 def test_our_labels_join_the_corpus_and_never_touch_test(shared_data, name):
-    read = lambda split: [json.loads(line) for line in (shared_data / split).open(encoding="utf-8")]  # noqa: E731
+    def read(split: str) -> list[dict]:
+        return [json.loads(line) for line in (shared_data / split).open(encoding="utf-8")]
+
     test, train, corpus = read("whistle/test.jsonl"), read("whistle/train.jsonl"), read("corpus.jsonl")
     corpus_by_id = {r["id"]: r for r in corpus}
     labelled_ids = {r["id"] for r in test} | {r["id"] for r in train}

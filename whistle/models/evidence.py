@@ -7,8 +7,8 @@ or for small batches.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
