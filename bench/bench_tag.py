@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -110,6 +111,21 @@ class TreeMemory(threading.Thread):
             time.sleep(0.25)
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes on this machine have used (and the hypervisor has stolen) since boot."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return float("nan")
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_tag(args: list[str]) -> tuple[int, float, TreeMemory, str]:
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "whistle.cli", "tag", *args], stderr=subprocess.PIPE, text=True)
@@ -144,16 +160,22 @@ def cpu_calibration() -> float:
 # ---- figures ----------------------------------------------------------------------------
 def throughput(data: Path, model: str, workers: int, out: Path, name: str | None = None) -> None:
     calibration_before = cpu_calibration()
+    busy_before, ours_before = _machine_busy_seconds(), _children_cpu_seconds()
     rc, seconds, mem, err = run_tag([str(data), "-o", str(out), "--model", model, "--workers", str(workers), "--no-progress"])
     if rc:
         raise SystemExit(err[-3000:])
     s = _summary(err)
+    ours = _children_cpu_seconds() - ours_before
+    # The VM's throughput drifts with what else runs on it: record the CPU the rest of the machine
+    # took during the run (other processes, hypervisor steal), so a slow figure can be told apart.
+    others = max(0.0, _machine_busy_seconds() - busy_before - ours)
     calibration = [calibration_before, cpu_calibration()]
     _save(name or f"throughput_w{workers}", {
         "rows": s["rows"], "tagged": s["tagged"], "errors": s["errors"], "workers": workers,
         "wall_seconds_incl_model_load": round(seconds, 1), "rows_per_second": round(s["rows"] / seconds, 1),
         "rows_per_second_reported": s["rows_per_second"],
         "peak_pss_mb_tree": round(mem.peak_pss / 1024), "peak_rss_mb_tree_sum": round(mem.peak_rss / 1024),
+        "cpu_seconds_run": round(ours, 1), "cpu_seconds_outside_the_run": round(others, 1),
         "cpu_calibration_loop_seconds_before_after": calibration, "input": str(data), "output": str(out)})
 
 
