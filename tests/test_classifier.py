@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from whistle.errors import ModelLoadError
+from whistle.errors import DataError, ModelLoadError
 from whistle.models.answer import RoutingAnswer
 from whistle.models.persistence import load_model, read_manifest, save_model
 from whistle.taxonomy import Taxonomy
@@ -171,3 +171,47 @@ def test_review_threshold_is_set_on_the_data_files_rows_only(mini_data, tmp_path
                                corpus=corpus, extra_labels=[extra]))
     assert model.metadata["training_rows"] == len(mini_data) + 20
     assert model.heldout_["rows"] == len(mini_data)
+
+
+def test_class_offsets_are_folded_into_the_saved_intercepts(mini_data):
+    """The macro-F1 offsets live in the topic model's intercepts, so serving, batch and Spark
+    apply them with no extra step; heldout_ records them."""
+    from conftest import tiny_config
+
+    from whistle.models.classifier import WhistleClassifier
+
+    fitted = {}
+    for shrink in (0.0, 1.0):
+        cfg = tiny_config()
+        cfg.classifier.class_bias_shrink = shrink
+        model = WhistleClassifier(cfg, Taxonomy.load())
+        model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights)
+        fitted[shrink] = model
+    assert fitted[0.0].heldout_["class_bias"] == {}
+    offsets = fitted[1.0].heldout_["class_bias"]
+    assert offsets  # the fixture has classes the first model under-predicts
+    expected = np.array([offsets.get(c, 0.0) for c in fitted[1.0].classes_])
+    np.testing.assert_allclose(fitted[1.0].topic_model.intercept - fitted[0.0].topic_model.intercept, expected, atol=1e-3)
+
+
+def test_extra_data_trains_but_does_not_calibrate(mini_data, tmp_path):
+    from conftest import FIXTURES, tiny_config
+
+    from whistle.training.train import TrainRequest, train
+
+    authored = tmp_path / "authored.jsonl"
+    rows = [{"id": f"a{i}", "text": t, "label": "W07", "sub": "W07b"}
+            for i, t in enumerate(["楼道里贴满了开锁小广告", "电梯里被人贴了办证牛皮癣", "门缝里塞满小卡片"])]
+    authored.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    cfg = tiny_config()
+    cfg.classifier.self_training_weight = 0
+    model = train(TrainRequest(data=[FIXTURES / "labelled-mini.jsonl"], taxonomy=Taxonomy.load(), config=cfg,
+                               extra_data=[authored]))
+    assert model.metadata["training_rows"] == len(mini_data) + 3
+    assert model.heldout_["rows"] == len(mini_data)
+    assert str(authored) in model.metadata["training_files"]
+
+    authored.write_text(json.dumps({"id": "x", "text": "小广告", "label": "W99"}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"authored\.jsonl: labels not in taxonomy .*W99"):
+        train(TrainRequest(data=[FIXTURES / "labelled-mini.jsonl"], taxonomy=Taxonomy.load(), config=cfg,
+                           extra_data=[authored]))

@@ -49,6 +49,7 @@ def train(
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON config (see whistle.config)")] = None,
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="unlabelled messages (JSONL) for self-training; also the texts of --extra-labels")] = None,
     extra_labels: Annotated[Optional[list[Path]], typer.Option("--extra-labels", help="id,label,sub CSV joined with --corpus")] = None,
+    extra_data: Annotated[Optional[list[Path]], typer.Option("--extra-data", help="labelled JSONL/CSV that trains but does not calibrate (e.g. authored examples)")] = None,
     exclude: Annotated[Optional[list[Path]], typer.Option("--exclude", help="held-out files whose ids are never used")] = None,
     id_field: IdField = "id",
     text_field: TextField = "text",
@@ -64,7 +65,7 @@ def train(
         req = TrainRequest(
             data=list(data), taxonomy=_taxonomy(taxonomy), config=WhistleConfig.load(config),
             label_field=label_field, fields=_fields(id_field, text_field, title_field),
-            extra_labels=extra_labels, corpus=corpus, exclude=exclude,
+            extra_labels=extra_labels, extra_data=extra_data, corpus=corpus, exclude=exclude,
         )
         model = run_train(req)
         save_model(model, output)

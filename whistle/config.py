@@ -46,6 +46,13 @@ class ClassifierConfig(_Section):
         0.3, ge=0, le=1,
         description="weight of unlabelled messages pseudo-labelled by a first model (0: off); needs --corpus",
     )
+    class_bias_shrink: float = Field(
+        0.5, ge=0, le=1,
+        description="per-class score offsets fitted on out-of-fold scores for macro-F1 (+ accuracy), times this (0: off)",
+    )
+    class_bias_accuracy_weight: float = Field(
+        1.0, ge=0, description="weight of accuracy beside macro-F1 when fitting the per-class offsets",
+    )
     prune_quantile: float = Field(
         0.5, ge=0, lt=1, description="share of the smallest non-zero weights set to zero (a smaller model file)"
     )

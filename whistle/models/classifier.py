@@ -15,7 +15,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from whistle.config import WhistleConfig
 from whistle.models.answer import RoutingAnswer, error_answer
-from whistle.models.calibration import fit_temperature, review_threshold, softmax
+from whistle.models.calibration import fit_class_bias, fit_temperature, review_threshold, softmax
 from whistle.models.evidence import top_candidates
 from whistle.models.linear import LinearScorer, SparseScorer, fit_svc, prune
 from whistle.pipeline.features import Doc, NgramTfidf
@@ -133,6 +133,12 @@ class WhistleClassifier:
             part[:, [index[c] for c in m.classes]] = m.scores(X[held_idx])
             oof[held_idx] = part
         oof, y_idx = oof[calibrate], np.array([index[c] for c in y[calibrate]])
+        bias = np.zeros(len(self.classes_), dtype=np.float32)
+        if cc.class_bias_shrink > 0:
+            bias = fit_class_bias(oof, y_idx, shrink=cc.class_bias_shrink,
+                                  accuracy_weight=cc.class_bias_accuracy_weight)
+            oof = oof + bias
+            self.topic_model.intercept = self.topic_model.intercept + bias
         self.temperature_ = fit_temperature(oof, y_idx)
         proba = softmax(oof, self.temperature_)
         confidence = proba.max(axis=1)
@@ -147,6 +153,7 @@ class WhistleClassifier:
             "review_share": round(float((~sure).mean()), 4),
             "accuracy_when_sure": round(float(correct[sure].mean()), 4) if sure.any() else None,
             "temperature": round(self.temperature_, 4),
+            "class_bias": {c: round(float(b), 3) for c, b in zip(self.classes_, bias) if b != 0},
         }
 
     def _fit_subs(self, X: sp.csr_matrix, y: np.ndarray, subs: Sequence[str | None] | None, w: np.ndarray) -> None:

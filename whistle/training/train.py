@@ -22,12 +22,14 @@ class TrainRequest:
     label_field: str = "label"
     fields: FieldMap | None = None
     extra_labels: list[Path] | None = None  # id,label,sub files joined with `corpus`
+    extra_data: list[Path] | None = None  # labelled files with texts that train but do not calibrate
     corpus: Path | None = None  # unlabelled messages: self-training, and the texts of extra labels
     exclude: list[Path] | None = None  # files whose ids must never be used (held-out test sets)
 
 
 def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = frozenset()) -> tuple[LabelledSet, int]:
-    """The DATA files' rows, then the extra labels' rows; and how many rows the DATA files gave."""
+    """The DATA files' rows, then the extra rows (``extra_data`` files, ``extra_labels`` joined with
+    the corpus); and how many rows the DATA files gave."""
     data = LabelledSet()
     for path in req.data:
         part = read_labelled(path, req.label_field, req.fields, low_conf_weight=req.config.classifier.low_conf_weight)
@@ -35,6 +37,11 @@ def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = f
             check_labels(part, req.taxonomy, str(path))
         data.extend(part)
     from_data_files = len(data)
+    for path in req.extra_data or []:
+        part = read_labelled(path, req.label_field, req.fields, low_conf_weight=req.config.classifier.low_conf_weight)
+        if req.taxonomy is not None:
+            check_labels(part, req.taxonomy, str(path))
+        data.extend(part)
     if req.extra_labels:
         if req.corpus is None:
             raise ValueError("extra labels (id,label,sub) need --corpus to find their texts")
@@ -77,7 +84,7 @@ def train(req: TrainRequest) -> WhistleClassifier:
     model.metadata.update({
         "data_fingerprint": data.fingerprint(),
         "training_rows": len(data),
-        "training_files": [str(p) for p in req.data] + [str(p) for p in (req.extra_labels or [])],
+        "training_files": [str(p) for p in [*req.data, *(req.extra_data or []), *(req.extra_labels or [])]],
         "unlabelled_docs": len(extra_docs),
         "train_seconds": round(time.perf_counter() - started, 1),
     })
