@@ -43,19 +43,42 @@ def test_our_labels_join_the_corpus_and_never_touch_test(shared_data, name):
         assert row["label"] in tax.labels
         assert (row["sub"] or None) in ([None] if row["label"] == "OTHER" else tax.subs_of(row["label"]))
     # no near-copy of a held-out message either: < 40 % of a row's character 5-grams in any one test message
+    _assert_no_near_copy([corpus_by_id[row["id"]] for row in rows], test)
+
+
+def _assert_no_near_copy(records: list[dict], reference: list[dict], limit: float = 0.4) -> None:
+    """No record shares ``limit`` or more of its character 5-grams with any one reference message."""
     index: dict[str, list[int]] = {}
-    test_grams = [_grams(r) for r in test]
-    for k, grams in enumerate(test_grams):
+    ref_grams = [_grams(r) for r in reference]
+    for k, grams in enumerate(ref_grams):
         for g in grams:
             index.setdefault(g, []).append(k)
-    for row in rows:
-        grams = _grams(corpus_by_id[row["id"]])
+    for rec in records:
+        grams = _grams(rec)
         hits: dict[int, int] = {}
         for g in grams:
             for k in index.get(g, ()):
                 hits[k] = hits.get(k, 0) + 1
         for k, shared in hits.items():
-            assert shared / min(len(grams), len(test_grams[k])) < 0.4, (row["id"], test[k]["id"])
+            assert shared / min(len(grams), len(ref_grams[k])) < limit, (rec.get("id"), reference[k]["id"])
+
+
+def test_authored_examples_are_our_own_text(shared_data):
+    """data/authored/ holds messages written by the project: valid codes, and none copied from
+    (or closely paraphrasing) a corpus, train or test message."""
+    tax = Taxonomy.load()
+    files = sorted((REPO / "data" / "authored").glob("*.jsonl"))
+    assert files
+    authored = read_labelled(files[0])
+    for path in files[1:]:
+        authored.extend(read_labelled(path))
+    check_labels(authored, tax, "data/authored")
+    assert "OTHER" not in authored.labels and len(set(authored.ids)) == len(authored)
+    reference = [json.loads(line) for name in ("corpus.jsonl", "whistle/train.jsonl", "whistle/test.jsonl")
+                 for line in (shared_data / name).open(encoding="utf-8")]
+    assert not set(authored.ids) & {r["id"] for r in reference}
+    _assert_no_near_copy([{"id": i, "title": ti, "text": te} for i, ti, te in zip(authored.ids, authored.titles, authored.texts)],
+                         reference)
 
 
 def test_bundled_model_keeps_its_reported_quality(shared_data):
