@@ -25,7 +25,6 @@ from whistle.io.records import FieldMap, InputRecord, read_records
 from whistle.io.text import AUTO
 from whistle.io.writers import write_output
 from whistle.models.classifier import WhistleClassifier
-from whistle.pipeline.ngram_kernels import MIN_BATCH
 
 
 @dataclass
@@ -104,7 +103,7 @@ def _pool(model: WhistleClassifier, workers: int) -> ProcessPoolExecutor:
     # fork: workers share the parent's loaded model pages instead of each unpickling a copy.
     # Warm it first, so the lazily built parts (segmenter dictionary, n-gram lookup tables)
     # are built once here and shared too, not rebuilt in every worker.
-    model.route(["小区楼下烧烤店油烟很大"] * MIN_BATCH)  # a batch big enough to load the compiled kernels too
+    model.warm_up()
     gc.collect()
     _release_free_memory()  # the model loader's freed buffers would otherwise be copied into each worker's RSS
     gc.freeze()  # keep the collector from touching (and so copying) the shared model's objects in each child

@@ -19,11 +19,15 @@ from whistle.models.calibration import fit_class_bias, fit_temperature, review_t
 from whistle.models.evidence import top_candidates
 from whistle.models.linear import LinearScorer, SparseScorer, fit_svc, prune
 from whistle.pipeline.features import Doc, NgramTfidf
+from whistle.pipeline.ngram_kernels import MIN_BATCH
 from whistle.pipeline.preprocess import TextPreprocessor
 from whistle.taxonomy import Taxonomy
 
 _PLACEHOLDERS = ("phone", "id", "card", "email")
 _WORDLIKE = re.compile(r"^[\w\u4e00-\u9fff]+$")
+
+
+WARM_UP_TEXTS = ("小区楼下烧烤店每天营业到凌晨，油烟和噪音严重扰民。", "家门口的路灯坏了一个多月，晚上漆黑一片。")
 
 
 class WhistleClassifier:
@@ -95,7 +99,7 @@ class WhistleClassifier:
         calibrate = np.ones(len(y), dtype=bool) if calibration_rows is None else np.asarray(calibration_rows, dtype=bool)
         self._fit_calibration(X, y, w, pseudo, calibrate)
         self._fit_subs(X, y, subs, w)
-        self.training_summary_ = {"labelled": int(len(y)), "pseudo_labelled": 0 if pseudo is None else int(pseudo[0].shape[0])}
+        self.training_summary_ = {"labelled": len(y), "pseudo_labelled": 0 if pseudo is None else int(pseudo[0].shape[0])}
         return self
 
     def _pseudo_labelled(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray,
@@ -187,6 +191,13 @@ class WhistleClassifier:
     def predict(self, texts: Sequence[str], titles: Sequence[str | None] | None = None) -> list[str]:
         proba = self.predict_proba(texts, titles)
         return [self.classes_[i] for i in proba.argmax(axis=1)]
+
+    def warm_up(self) -> None:
+        """Build the lazily built parts (segmenter dictionary, n-gram lookup tables, compiled
+        kernels) now, so the first real message is not the slow one. Both the single-message and
+        the batch path run: batches of MIN_BATCH or more use the compiled kernels."""
+        self.route(list(WARM_UP_TEXTS))
+        self.route([WARM_UP_TEXTS[i % len(WARM_UP_TEXTS)] for i in range(MIN_BATCH)])
 
     def route(
         self,

@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from whistle.models.classifier import WhistleClassifier
 from whistle.models.persistence import load_model, read_manifest
 from whistle.resources import default_model_dir
 
-_WARM_UP_TEXTS = ("小区楼下烧烤店每天营业到凌晨，油烟和噪音严重扰民。", "家门口的路灯坏了一个多月，晚上漆黑一片。")
 log = logging.getLogger("whistle.serve")
 
 
@@ -25,7 +24,7 @@ log = logging.getLogger("whistle.serve")
 class LoadedModel:
     model: WhistleClassifier
     directory: Path
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def version(self) -> str:
@@ -51,7 +50,7 @@ class ModelHolder:
 
     def _load(self) -> LoadedModel:
         model = load_model(self.model_dir)
-        model.route(list(_WARM_UP_TEXTS))  # warm caches (vocabulary index, segmenter) before serving
+        model.warm_up()  # before serving: the first request must not pay for the lazy builds
         return LoadedModel(model, self.model_dir)
 
     def load(self) -> LoadedModel:
