@@ -27,21 +27,23 @@ class TrainRequest:
     exclude: list[Path] | None = None  # files whose ids must never be used (held-out test sets)
 
 
+def _read_checked(req: TrainRequest, path: Path) -> LabelledSet:
+    """A labelled file with texts, its labels checked against the taxonomy in use."""
+    part = read_labelled(path, req.label_field, req.fields, low_conf_weight=req.config.classifier.low_conf_weight)
+    if req.taxonomy is not None:
+        check_labels(part, req.taxonomy, str(path))
+    return part
+
+
 def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = frozenset()) -> tuple[LabelledSet, int]:
     """The DATA files' rows, then the extra rows (``extra_data`` files, ``extra_labels`` joined with
     the corpus); and how many rows the DATA files gave."""
     data = LabelledSet()
     for path in req.data:
-        part = read_labelled(path, req.label_field, req.fields, low_conf_weight=req.config.classifier.low_conf_weight)
-        if req.taxonomy is not None:
-            check_labels(part, req.taxonomy, str(path))
-        data.extend(part)
+        data.extend(_read_checked(req, path))
     from_data_files = len(data)
     for path in req.extra_data or []:
-        part = read_labelled(path, req.label_field, req.fields, low_conf_weight=req.config.classifier.low_conf_weight)
-        if req.taxonomy is not None:
-            check_labels(part, req.taxonomy, str(path))
-        data.extend(part)
+        data.extend(_read_checked(req, path))
     if req.extra_labels:
         if req.corpus is None:
             raise ValueError("extra labels (id,label,sub) need --corpus to find their texts")
