@@ -165,13 +165,9 @@ def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str 
             pending.add(pool.submit(_tag_chunk, index, chunk, wd.path, opts, kept_as_text))
             if len(pending) >= 2 * opts.workers:  # bounded memory: a few chunks in flight, no more
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    total.merge(fut.result())
-                    bar.update(fut.result().rows)
+                _count(finished, total, bar)
                 _release_free_memory()
-        for fut in pending:
-            total.merge(fut.result())
-            bar.update(fut.result().rows)
+        _count(pending, total, bar)
         pending = set()
     except BaseException as exc:
         if pool is not None:
@@ -190,6 +186,14 @@ def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str 
         raise DataError(f"chunks {missing[:5]} are missing from {wd.path}; run again without --resume")
     _finish(wd, chunks, output_path, out_fmt, total, opts)
     return total
+
+
+def _count(futures: set[Future], total: TagSummary, bar) -> None:  # bar: tqdm or its quiet stand-in
+    """Add these chunks (waiting for any still running) to the run's summary and progress."""
+    for fut in futures:
+        summary = fut.result()
+        total.merge(summary)
+        bar.update(summary.rows)
 
 
 def _finish(wd: WorkDir, chunks: int, output_path: Path, fmt: str, total: TagSummary, opts: TagOptions) -> None:
