@@ -147,8 +147,9 @@ def _summary(stderr: str) -> dict:
 
 
 def cpu_calibration() -> float:
-    """Seconds for a fixed pure-Python loop (best of 3). The development VM's speed drifts by up
-    to ~30 % over an hour; this puts each throughput figure next to the speed of the CPU it got."""
+    """Seconds for a fixed pure-Python loop (best of 3). The development VM's speed drifts (the
+    same run has been 1.6x slower an hour later); this puts each throughput figure next to the
+    speed of the CPU it got. It tracks the drift only roughly: see cpu_seconds_run too."""
     best = float("inf")
     for _ in range(3):
         start = time.process_time()

@@ -36,7 +36,8 @@ def macro_f1_from_predictions(pred: np.ndarray, y: np.ndarray, n_classes: int) -
 
 def fit_class_bias(scores: np.ndarray, y: np.ndarray, step: float = 0.05, reach: float = 1.0,
                    passes: int = 3, shrink: float = 1.0, accuracy_weight: float = 0.0) -> np.ndarray:
-    """Per-class offsets added to the scores that maximise held-out macro-F1 (threshold moving).
+    """Per-class offsets added to the scores that maximise held-out macro-F1, plus
+    ``accuracy_weight`` x accuracy (threshold moving).
 
     A linear model trained on a few rare-class examples gives them high precision and low
     recall; raising their offset trades a little of the first for much of the second. Coordinate
@@ -58,9 +59,9 @@ def fit_class_bias(scores: np.ndarray, y: np.ndarray, step: float = 0.05, reach:
             keep = bias[c]
             for offset in grid:
                 bias[c] = offset
-                f1 = objective((scores + bias).argmax(axis=1))
-                if f1 > best + 1e-9:
-                    best, keep, changed = f1, offset, True
+                value = objective((scores + bias).argmax(axis=1))
+                if value > best + 1e-9:
+                    best, keep, changed = value, offset, True
             bias[c] = keep
         if not changed:
             break

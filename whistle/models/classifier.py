@@ -123,8 +123,8 @@ class WhistleClassifier:
 
     def _fit_calibration(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray,
                          pseudo: tuple[sp.csr_matrix, np.ndarray, np.ndarray] | None, calibrate: np.ndarray) -> None:
-        """Temperature and review threshold from out-of-fold scores of the labelled rows (those
-        marked ``calibrate``)."""
+        """Class offsets (folded into the topic intercepts), temperature and review threshold, all
+        from out-of-fold scores of the labelled rows marked ``calibrate``."""
         cc = self.config.classifier
         counts = np.unique(y, return_counts=True)[1]
         folds = max(2, min(cc.calibration_folds, int(counts.min())))
