@@ -49,7 +49,7 @@ def _free_port() -> int:
 
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def start_server(args: argparse.Namespace, port: int, db: Path) -> subprocess.Popen[bytes]:
@@ -104,13 +104,13 @@ def wrk_phase(base: str, rows: list[dict[str, object]], args: argparse.Namespace
            "--timeout", "5s", "--latency", "-s", fh.name, base]
     if args.client_cpus and shutil.which("taskset"):
         cmd = ["taskset", "-c", args.client_cpus, *cmd]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 60).stdout
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.duration + 60).stdout
     os.unlink(fh.name)
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     socket_errors = sum(int(x) for x in sock.groups()) if sock else 0
-    dist = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+\w+)", out, re.M))
+    dist = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+\w+)", out, re.MULTILINE))
     return {"tool": "wrk", "duration_s": args.duration, "connections": args.connections, "requests": total,
             "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "errors": non2xx + socket_errors, "non_2xx": non2xx, "socket_errors": socket_errors,

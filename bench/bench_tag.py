@@ -200,7 +200,7 @@ def resume(corpus: Path, rows: int, model: str, kills: int, workdir: Path, seed:
         make_data(corpus, rows, data)
     ref, out = workdir / "resume-ref.jsonl", workdir / "resume-out.jsonl"
     base = ["--model", model, "--workers", "2", "--no-progress", "--chunk-size", str(chunk_size)]
-    rc, ref_seconds, _, err = run_tag([str(data), "-o", str(ref), *base])
+    rc, _, _, err = run_tag([str(data), "-o", str(ref), *base])
     if rc:
         raise SystemExit(err[-3000:])
     rng = random.Random(seed)
@@ -235,7 +235,7 @@ def resume(corpus: Path, rows: int, model: str, kills: int, workdir: Path, seed:
 
 
 def spark(data: Path, model: str, reference: Path, out: Path, master: str) -> None:
-    rc, seconds, mem, err = run_tag([str(data), "-o", str(out), "--model", model, "--engine", "spark",
+    rc, seconds, _, err = run_tag([str(data), "-o", str(out), "--model", model, "--engine", "spark",
                                      "--spark-master", master])
     if rc:
         raise SystemExit(err[-3000:])

@@ -3,9 +3,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES
 from typer.testing import CliRunner
 
-from conftest import FIXTURES
 from whistle.cli import app
 
 runner = CliRunner()

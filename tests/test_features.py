@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -36,7 +38,7 @@ def test_word_tfidf_equals_sklearn():
     ours = NgramTfidf("word", (1, 2), min_df=1).fit(docs)
 
     def analyzer(tokens):
-        return tokens + [a + b for a, b in zip(tokens, tokens[1:])]
+        return tokens + [a + b for a, b in itertools.pairwise(tokens)]
 
     ref = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True)
     R = ref.fit_transform(token_lists)

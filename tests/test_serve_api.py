@@ -8,11 +8,11 @@ import logging
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from conftest import SERVE_KEY
+from fastapi.testclient import TestClient
 
-from conftest import SERVE_KEY  # noqa: E402
-from whistle.models.answer import RoutingAnswer  # noqa: E402
-from whistle.serve.app import create_app  # noqa: E402
+from whistle.models.answer import RoutingAnswer
+from whistle.serve.app import create_app
 
 NOISE = "每天晚上广场舞音响声音特别大，严重扰民，老人孩子都无法休息。"
 KEY = {"X-API-Key": SERVE_KEY}
@@ -144,7 +144,7 @@ def test_logs_never_hold_unmasked_phone_or_id_numbers(serve_settings, caplog):
     phone, id_card = "13812345678", "110105199003071234"
     app = create_app(serve_settings)
 
-    def broken_route(texts, titles=None, ids=None):  # noqa: ANN001, ANN202
+    def broken_route(texts, titles=None, ids=None):
         raise RuntimeError(f"cannot route {texts[0]}")
 
     caplog.set_level(logging.DEBUG)

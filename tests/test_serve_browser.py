@@ -20,11 +20,11 @@ CHROMIUM = os.environ.get("WHISTLE_CHROMIUM") or shutil.which("chromium") or shu
 if CHROMIUM is None:
     pytest.skip("no chromium binary (apt-get install chromium, or set WHISTLE_CHROMIUM)", allow_module_level=True)
 
-import uvicorn  # noqa: E402
+import uvicorn
+from conftest import SERVE_KEY
 
-from conftest import SERVE_KEY  # noqa: E402
-from whistle.serve.app import create_app  # noqa: E402
-from whistle.serve.feedback_store import FeedbackStore  # noqa: E402
+from whistle.serve.app import create_app
+from whistle.serve.feedback_store import FeedbackStore
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]

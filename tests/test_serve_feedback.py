@@ -7,14 +7,14 @@ import json
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
+from conftest import SERVE_KEY
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
-from conftest import SERVE_KEY  # noqa: E402
-from whistle.cli import app as cli  # noqa: E402
-from whistle.serve.app import create_app  # noqa: E402
-from whistle.serve.feedback_store import FeedbackStore  # noqa: E402
-from whistle.training.data import read_labelled  # noqa: E402
+from whistle.cli import app as cli
+from whistle.serve.app import create_app
+from whistle.serve.feedback_store import FeedbackStore
+from whistle.training.data import read_labelled
 
 KEY = {"X-API-Key": SERVE_KEY}
 TEXT = "楼下烧烤店油烟直接排到居民楼，窗户都不敢开。联系电话13812345678。"

@@ -7,12 +7,12 @@ import json
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from whistle.models.answer import RoutingAnswer  # noqa: E402
-from whistle.serve.app import create_app  # noqa: E402
+from whistle.models.answer import RoutingAnswer
+from whistle.serve.app import create_app
 
 # Han-heavy text as well as any Unicode (surrogates excluded: they cannot be sent as UTF-8 JSON).
 ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)

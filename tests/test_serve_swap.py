@@ -10,11 +10,11 @@ import time
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from conftest import SERVE_KEY
+from fastapi.testclient import TestClient
 
-from conftest import SERVE_KEY  # noqa: E402
-from whistle.models.persistence import MODEL_FILE, save_model  # noqa: E402
-from whistle.serve.app import create_app  # noqa: E402
+from whistle.models.persistence import MODEL_FILE, save_model
+from whistle.serve.app import create_app
 
 NOISE = "每天晚上广场舞音响声音特别大，严重扰民。"
 

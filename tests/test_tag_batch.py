@@ -173,7 +173,7 @@ def test_kill_9_and_resume_matches_an_uninterrupted_run(tiny_model_dir, tmp_path
     proc.wait()
     assert not out.exists(), "the run finished before it could be killed: make the input bigger"
     kept = len(list(partial.glob("chunk-*.jsonl")))
-    done = subprocess.run([*base, "-o", str(out), "--resume"], capture_output=True, text=True)
+    done = subprocess.run([*base, "-o", str(out), "--resume"], check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == ref.read_bytes()
     summary = json.loads(done.stderr.strip().splitlines()[-1])

@@ -16,9 +16,9 @@ if shutil.which("java") is None:
 
 pytestmark = pytest.mark.spark
 
-from whistle.batch import TagOptions, tag_file  # noqa: E402
-from whistle.batch.spark import spark_session, tag_spark  # noqa: E402
-from whistle.io.records import FieldMap  # noqa: E402
+from whistle.batch import TagOptions, tag_file
+from whistle.batch.spark import spark_session, tag_spark
+from whistle.io.records import FieldMap
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from whistle.version import __version__
 __all__ = ["__version__", "load_model"]
 
 
-def load_model(path: str | None = None):  # noqa: ANN201 - re-exported convenience
+def load_model(path: str | None = None):
     """Load a saved model directory; the bundled default model when ``path`` is None."""
     from whistle.models.persistence import load_model as _load
 

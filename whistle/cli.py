@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,7 @@ from whistle.errors import WhistleError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Sort Chinese resident complaints into the 15 whistle topics and route them.")
 
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="model directory (default: the bundled model)")]
+ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="model directory (default: the bundled model)")]
 IdField = Annotated[str, typer.Option("--id-field", help="column/field holding the message id")]
 TextField = Annotated[str, typer.Option("--text-field", help="column/field holding the message text")]
 TitleField = Annotated[str, typer.Option("--title-field", help="column/field holding the title ('' for none)")]
@@ -26,13 +26,13 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _fields(id_field: str, text_field: str, title_field: str):  # noqa: ANN202
+def _fields(id_field: str, text_field: str, title_field: str):
     from whistle.io.records import FieldMap
 
     return FieldMap(id=id_field, text=text_field, title=title_field or None)
 
 
-def _taxonomy(value: str):  # noqa: ANN202
+def _taxonomy(value: str):
     from whistle.taxonomy import Taxonomy
 
     if value == "none":
@@ -46,11 +46,11 @@ def train(
     output: Annotated[Path, typer.Option("--output", "-o", help="model directory to write")],
     label_field: Annotated[str, typer.Option("--label-field")] = "label",
     taxonomy: Annotated[str, typer.Option("--taxonomy", help="taxonomy YAML, 'default' (bundled whistle-15) or 'none'")] = "default",
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON config (see whistle.config)")] = None,
-    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="unlabelled messages (JSONL) for self-training; also the texts of --extra-labels")] = None,
-    extra_labels: Annotated[Optional[list[Path]], typer.Option("--extra-labels", help="id,label,sub CSV joined with --corpus")] = None,
-    extra_data: Annotated[Optional[list[Path]], typer.Option("--extra-data", help="labelled JSONL/CSV that trains but does not calibrate (e.g. authored examples)")] = None,
-    exclude: Annotated[Optional[list[Path]], typer.Option("--exclude", help="held-out files whose ids are never used")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML/JSON config (see whistle.config)")] = None,
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="unlabelled messages (JSONL) for self-training; also the texts of --extra-labels")] = None,
+    extra_labels: Annotated[list[Path] | None, typer.Option("--extra-labels", help="id,label,sub CSV joined with --corpus")] = None,
+    extra_data: Annotated[list[Path] | None, typer.Option("--extra-data", help="labelled JSONL/CSV that trains but does not calibrate (e.g. authored examples)")] = None,
+    exclude: Annotated[list[Path] | None, typer.Option("--exclude", help="held-out files whose ids are never used")] = None,
     id_field: IdField = "id",
     text_field: TextField = "text",
     title_field: TitleField = "title",
@@ -81,7 +81,7 @@ def test(
     model_dir: Annotated[Path, typer.Argument(help="model directory")],
     data: Annotated[Path, typer.Argument(help="labelled JSONL/CSV file")],
     label_field: Annotated[str, typer.Option("--label-field")] = "label",
-    report: Annotated[Optional[Path], typer.Option("--output", "-o", help="write a report (table, confusion matrix) here")] = None,
+    report: Annotated[Path | None, typer.Option("--output", "-o", help="write a report (table, confusion matrix) here")] = None,
     id_field: IdField = "id",
     text_field: TextField = "text",
     title_field: TitleField = "title",
@@ -106,8 +106,8 @@ def test(
 
 @app.command()
 def predict(
-    text: Annotated[Optional[str], typer.Argument(help="the complaint text ('-' or nothing: read lines from stdin)")] = None,
-    title: Annotated[Optional[str], typer.Option("--title")] = None,
+    text: Annotated[str | None, typer.Argument(help="the complaint text ('-' or nothing: read lines from stdin)")] = None,
+    title: Annotated[str | None, typer.Option("--title")] = None,
     model_dir: ModelOpt = None,
 ) -> None:
     """Route one complaint (or each stdin line) and print the answer as JSON."""
@@ -140,10 +140,10 @@ def tag(
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run of the same command")] = False,
     encoding: Annotated[str, typer.Option("--encoding", help="JSONL/CSV input encoding: auto, utf-8, gbk, gb18030, ...")] = "auto",
     output_encoding: Annotated[str, typer.Option("--output-encoding", help="CSV output encoding (utf-8-sig for Excel)")] = "utf-8",
-    sheet: Annotated[Optional[str], typer.Option("--sheet", help="Excel input: the worksheet to read (default: the first)")] = None,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="progress bar (default: on a terminal only)")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Excel input: the worksheet to read (default: the first)")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar (default: on a terminal only)")] = None,
     engine: Annotated[str, typer.Option("--engine", help="local (this machine) or spark (see docs/batch.md)")] = "local",
-    spark_master: Annotated[Optional[str], typer.Option("--spark-master", help="e.g. local[4]; default: spark-submit's")] = None,
+    spark_master: Annotated[str | None, typer.Option("--spark-master", help="e.g. local[4]; default: spark-submit's")] = None,
 ) -> None:
     """Tag every row of a file; bad rows get an `error`, none is dropped. Prints a summary to stderr."""
     try:
@@ -188,7 +188,7 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes (each loads the model)")] = 1,
-    db_url: Annotated[Optional[str], typer.Option("--db-url", help="feedback store URL (default: WHISTLE_DB_URL or ./whistle-feedback.sqlite3)")] = None,
+    db_url: Annotated[str | None, typer.Option("--db-url", help="feedback store URL (default: WHISTLE_DB_URL or ./whistle-feedback.sqlite3)")] = None,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = True,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
@@ -229,7 +229,7 @@ app.add_typer(feedback_app, name="feedback")
 @feedback_app.command("export")
 def feedback_export(
     output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write (whistle train reads it)")],
-    db_url: Annotated[Optional[str], typer.Option("--db-url", help="default: WHISTLE_DB_URL or ./whistle-feedback.sqlite3")] = None,
+    db_url: Annotated[str | None, typer.Option("--db-url", help="default: WHISTLE_DB_URL or ./whistle-feedback.sqlite3")] = None,
     include_textless: Annotated[bool, typer.Option("--include-textless", help="also rows sent without text")] = False,
 ) -> None:
     """Export the latest feedback per message as labelled training data."""

@@ -34,7 +34,7 @@ def estimate_rows(path: Path) -> int | None:
     return max(count - 1, 0) if fmt == "csv" else count
 
 
-def progress_bar(path: Path, initial: int, enabled: bool | None):  # noqa: ANN201
+def progress_bar(path: Path, initial: int, enabled: bool | None):
     """``enabled`` None: only when stderr is a terminal."""
     if enabled is False or (enabled is None and not sys.stderr.isatty()):
         return _NoBar()

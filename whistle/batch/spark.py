@@ -26,7 +26,7 @@ from whistle.io.writers import arrow_schema
 _PID = "__whistle_partition"
 
 
-def spark_session(master: str | None = None):  # noqa: ANN201
+def spark_session(master: str | None = None):
     """The active session (spark-submit's), or a local one; executors use this Python in local mode."""
     need("pyspark", "spark")
     from pyspark.sql import SparkSession
@@ -39,7 +39,7 @@ def spark_session(master: str | None = None):  # noqa: ANN201
     return builder.getOrCreate()
 
 
-def _read(spark, path: str, fmt: str, fields: FieldMap, encoding: str):  # noqa: ANN001, ANN202
+def _read(spark, path: str, fmt: str, fields: FieldMap, encoding: str):
     """The input as a DataFrame of strings (JSONL: one ``value`` per line, parsed by our own code)."""
     from pyspark.sql import functions as F
 
@@ -58,7 +58,7 @@ def _read(spark, path: str, fmt: str, fields: FieldMap, encoding: str):  # noqa:
     return df.select([F.col(c).cast("string").alias(c) for c in df.columns])
 
 
-def _jsonl_columns(spark, path: str, sample_lines: int = 10_000) -> list[str]:  # noqa: ANN001
+def _jsonl_columns(spark, path: str, sample_lines: int = 10_000) -> list[str]:
     """Input columns of a JSONL file, for --keep-columns (Spark needs the output schema up front).
 
     Spark infers them in alphabetical order; the local engine keeps the file's order (first
@@ -77,10 +77,10 @@ def _jsonl_columns(spark, path: str, sample_lines: int = 10_000) -> list[str]:  
     return [c for c in order if c in known] + [c for c in inferred if c not in order]
 
 
-def _tagger(model_bc, offsets_bc, fields: FieldMap, fmt: str, where_name: str, keep: bool, schema):  # noqa: ANN001, ANN202
+def _tagger(model_bc, offsets_bc, fields: FieldMap, fmt: str, where_name: str, keep: bool, schema):
     """The function each executor runs over its partition's Arrow batches."""
 
-    def run(batches: Iterator) -> Iterator:  # noqa: ANN001
+    def run(batches: Iterator) -> Iterator:
         import pyarrow as pa
 
         model = model_bc.value
@@ -106,7 +106,7 @@ def _tagger(model_bc, offsets_bc, fields: FieldMap, fmt: str, where_name: str, k
 
 def tag_spark(input_path: str | Path, output_path: str | Path, model_dir: str | Path | None = None,
               fields: FieldMap | None = None, keep_columns: bool = False, master: str | None = None,
-              encoding: str = "utf-8", spark=None) -> TagSummary:  # noqa: ANN001
+              encoding: str = "utf-8", spark=None) -> TagSummary:
     """Tag INPUT (a file or folder on any Spark path) into OUTPUT (a Spark output folder)."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -143,7 +143,7 @@ def tag_spark(input_path: str | Path, output_path: str | Path, model_dir: str | 
     return _summary(spark, dst, out_fmt, kept)
 
 
-def _write(df, path: str, fmt: str) -> None:  # noqa: ANN001
+def _write(df, path: str, fmt: str) -> None:
     """Spark's commit protocol publishes the folder only when every task succeeded (_SUCCESS marks it)."""
     from pyspark.sql import functions as F
 
@@ -157,7 +157,7 @@ def _write(df, path: str, fmt: str) -> None:  # noqa: ANN001
         flat.write.mode("overwrite").option("header", True).option("escape", '"').csv(path)
 
 
-def _summary(spark, path: str, fmt: str, kept: list[str]) -> TagSummary:  # noqa: ANN001
+def _summary(spark, path: str, fmt: str, kept: list[str]) -> TagSummary:
     """Counts from the written output (cheap to read back; re-running the model would not be)."""
     from pyspark.sql import functions as F
 

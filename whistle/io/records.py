@@ -132,7 +132,7 @@ def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputReco
     return _csv_rows(path, fh, lines, reader, header, fields)
 
 
-def _csv_rows(path: Path, fh, lines: DecodedLines, reader, header: list[str] | None,  # noqa: ANN001
+def _csv_rows(path: Path, fh, lines: DecodedLines, reader, header: list[str] | None,
               fields: FieldMap) -> Iterator[InputRecord]:
     with fh:
         if header is None:

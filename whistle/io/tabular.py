@@ -11,7 +11,7 @@ from whistle.io.records import FieldMap, InputRecord, make_record
 _PARQUET_BATCH = 2048  # rows decoded at a time: Python dicts of a batch cost ~1 KB a row
 
 
-def need(module: str, extra: str = "batch"):  # noqa: ANN201
+def need(module: str, extra: str = "batch"):
     """Import an optional dependency, or tell the user which extra installs it."""
     import importlib
 
@@ -54,7 +54,7 @@ def read_xlsx(path: Path, fields: FieldMap, sheet: str | None = None) -> Iterato
     return _xlsx_rows(path, wb, rows, columns, fields)
 
 
-def _xlsx_rows(path: Path, wb, rows, columns: list[str], fields: FieldMap) -> Iterator[InputRecord]:  # noqa: ANN001
+def _xlsx_rows(path: Path, wb, rows, columns: list[str], fields: FieldMap) -> Iterator[InputRecord]:
     try:
         for row, values in enumerate(rows, start=1):
             obj = {c: _cell(v) for c, v in zip(columns, values)}
@@ -68,13 +68,13 @@ def read_parquet(path: Path, fields: FieldMap) -> Iterator[InputRecord]:
     try:
         # pre_buffer=False: with it on, pyarrow keeps every column chunk it has read (memory grows with the file)
         pf = pq.ParquetFile(path, pre_buffer=False)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
+    except Exception as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
     _check_text_column(path, pf.schema_arrow.names, fields)
     return _parquet_rows(path, pf, fields)
 
 
-def _parquet_rows(path: Path, pf, fields: FieldMap) -> Iterator[InputRecord]:  # noqa: ANN001
+def _parquet_rows(path: Path, pf, fields: FieldMap) -> Iterator[InputRecord]:
     import pyarrow as pa
 
     pool = pa.default_memory_pool()

@@ -19,7 +19,7 @@ XLSX_MAX_ROWS = 1_048_576 - 1  # Excel's limit, less the header row
 _NESTED = ("top", "departments", "evidence")
 
 
-def arrow_schema(kept: Sequence[str] = ()):  # noqa: ANN201 - pyarrow is optional
+def arrow_schema(kept: Sequence[str] = ()):
     """The typed output schema (Parquet, Spark): nested answer fields stay nested; kept columns are text."""
     import pyarrow as pa
 

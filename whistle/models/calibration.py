@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from scipy.optimize import minimize_scalar
 
@@ -83,7 +85,7 @@ def review_threshold(confidence: np.ndarray, correct: np.ndarray, target_precisi
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     edges = np.linspace(0, 1, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         m = (confidence > lo) & (confidence <= hi)
         if m.any():
             ece += m.mean() * abs(correct[m].mean() - confidence[m].mean())

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import joblib
@@ -40,7 +40,7 @@ def save_model(model: WhistleClassifier, directory: str | Path) -> Path:
     """Write the model atomically: a crash never leaves a half-written model behind."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     data_fp = str(model.metadata.get("data_fingerprint", "unknown"))
     model.metadata.setdefault("version", f"{model.taxonomy.name}-{created[:10]}-{data_fp[:8]}")
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
@@ -99,7 +99,7 @@ def load_model(directory: str | Path | None = None, expect_taxonomy: Taxonomy | 
         raise ModelLoadError(f"{model_path}: checksum mismatch, the file is corrupted or was replaced")
     try:
         model = joblib.load(model_path)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a broken file
+    except Exception as exc:
         raise ModelLoadError(f"{model_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
     if not isinstance(model, WhistleClassifier):
         raise ModelLoadError(f"{model_path}: holds a {type(model).__name__}, not a WhistleClassifier")

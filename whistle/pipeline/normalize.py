@@ -38,7 +38,7 @@ def _half_width(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _t2s():  # noqa: ANN202 - opencc has no type hints
+def _t2s():
     import opencc
 
     return opencc.OpenCC("t2s")

@@ -53,7 +53,7 @@ class Segmenter:
         engine = self.engine
         if engine == "auto":
             try:
-                import rjieba  # noqa: F401
+                import rjieba
 
                 engine = "rjieba"
             except ImportError:

@@ -21,8 +21,15 @@ from whistle.serve.limits import BodyLimit
 from whistle.serve.logs import install_pii_masking
 from whistle.serve.metrics import ServeMetrics
 from whistle.serve.model_holder import ModelHolder
-from whistle.serve.schemas import (BatchRequest, BatchResponse, ClassifyRequest, FeedbackRequest, FeedbackStored,
-                                   Readiness, ReloadResponse)
+from whistle.serve.schemas import (
+    BatchRequest,
+    BatchResponse,
+    ClassifyRequest,
+    FeedbackRequest,
+    FeedbackStored,
+    Readiness,
+    ReloadResponse,
+)
 from whistle.serve.security import api_key_header, check_key, given_key
 from whistle.serve.settings import ServeSettings
 from whistle.serve.taxonomy_view import taxonomy_view
@@ -197,7 +204,7 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
         previous = holder.require().version
         try:
             new = await asyncio.to_thread(holder.load)
-        except Exception as exc:  # noqa: BLE001 - the old model keeps serving
+        except Exception as exc:
             log.error("reload failed, still serving %s: %s", previous, exc)
             raise HTTPException(status.HTTP_409_CONFLICT, f"new model not loaded, still serving {previous}: {exc}") from exc
         metrics.model_switched(previous, new.version)

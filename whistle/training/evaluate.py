@@ -38,7 +38,7 @@ def evaluate(model: WhistleClassifier, data: LabelledSet, batch_size: int = 2048
     pred_subs = np.array([a.sub or "" for a in answers])
     has_sub = (gold_subs != "") & correct
     return {
-        "n": int(len(y)),
+        "n": len(y),
         "errors": int(sum(a.error is not None for a in answers)),
         "macro_f1": round(float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)), 4),
         "accuracy": round(float(accuracy_score(y, pred)), 4),
