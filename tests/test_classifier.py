@@ -215,3 +215,25 @@ def test_extra_data_trains_but_does_not_calibrate(mini_data, tmp_path):
     with pytest.raises(DataError, match=r"authored\.jsonl: labels not in taxonomy .*W99"):
         train(TrainRequest(data=[FIXTURES / "labelled-mini.jsonl"], taxonomy=Taxonomy.load(), config=cfg,
                            extra_data=[authored]))
+
+
+def test_extra_label_ids_missing_from_the_corpus_are_an_error(tmp_path):
+    """A label file made on another corpus must not lose its labels without a word."""
+    from conftest import FIXTURES, tiny_config
+
+    from whistle.training.data import read_id_labels
+    from whistle.training.train import TrainRequest, train
+
+    corpus, extra = tmp_path / "corpus.jsonl", tmp_path / "extra.csv"
+    corpus.write_text(json.dumps({"id": "c1", "text": "请问社保卡怎么补办"}, ensure_ascii=False) + "\n"
+                      + json.dumps({"id": "c2", "body": "请问"}) + "\n", encoding="utf-8")
+    extra.write_text("id,label,sub\nc1,OTHER,\nzz9,W06,\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"extra\.csv: 1 of its 2 ids have no usable text in .*corpus\.jsonl.*zz9"):
+        train(TrainRequest(data=[FIXTURES / "labelled-mini.jsonl"], taxonomy=Taxonomy.load(), config=tiny_config(),
+                           corpus=corpus, extra_labels=[extra]))
+    extra.write_text("id,label,sub\nc1,OTHER,\nc2,W06,\n", encoding="utf-8")  # c2 has no text
+    with pytest.raises(DataError, match=r"c2.*unusable corpus rows: .*line 2: no 'text' field"):
+        read_id_labels(extra, corpus)
+    extra.write_text("id,label,sub\nc1,OTHER,\n", encoding="utf-8")
+    assert read_id_labels(extra, corpus).labels == ["OTHER"]
+    assert read_id_labels(extra, corpus, exclude_ids={"c1"}).ids == []  # held out on purpose: no error

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from whistle.errors import DataError
-from whistle.io.records import FieldMap, read_records
+from whistle.io.records import FieldMap, InputRecord, read_records
 from whistle.taxonomy import Taxonomy
 
 
@@ -72,9 +73,11 @@ def read_labelled(
     return data
 
 
-def read_id_labels(path: str | Path, corpus: str | Path, fields: FieldMap | None = None,
-                   exclude_ids: set[str] | None = None) -> LabelledSet:
-    """Join an ``id,label,sub`` file (our own labels, committed without texts) with a corpus."""
+def read_id_labels(path: str | Path, corpus: str | Path | Iterable[InputRecord], fields: FieldMap | None = None,
+                   exclude_ids: set[str] | None = None, corpus_name: str | None = None) -> LabelledSet:
+    """Join an ``id,label,sub`` file (our own labels, committed without texts) with a corpus: a
+    file, or its records already read (``corpus_name`` then names it in errors). An id the corpus lacks, or whose corpus row is unusable, is
+    an error: those labels would otherwise be dropped without a word."""
     wanted: dict[str, tuple[str, str | None]] = {}
     with Path(path).open(encoding="utf-8-sig", newline="") as fh:
         for row in csv.DictReader(fh):
@@ -82,9 +85,18 @@ def read_id_labels(path: str | Path, corpus: str | Path, fields: FieldMap | None
                 raise DataError(f"{path}: every row needs id and label, got {row}")
             wanted[row["id"]] = (row["label"], row.get("sub") or None)
     exclude_ids = exclude_ids or set()
+    records = read_records(corpus, fields) if isinstance(corpus, str | Path) else corpus
     data = LabelledSet()
-    for rec in read_records(corpus, fields):
-        if rec.error or rec.id not in wanted or rec.id in exclude_ids:
+    found: set[str] = set()
+    unusable: list[str] = []
+    for rec in records:
+        if rec.id not in wanted:
+            continue
+        if rec.error:
+            unusable.append(rec.error)
+            continue
+        found.add(rec.id)
+        if rec.id in exclude_ids:
             continue
         label, sub = wanted[rec.id]
         data.ids.append(rec.id)
@@ -93,6 +105,14 @@ def read_id_labels(path: str | Path, corpus: str | Path, fields: FieldMap | None
         data.labels.append(label)
         data.subs.append(sub)
         data.weights.append(1.0)
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        where = corpus if isinstance(corpus, str | Path) else corpus_name or "the corpus"
+        detail = f"; unusable corpus rows: {'; '.join(unusable[:3])}" if unusable else ""
+        raise DataError(
+            f"{path}: {len(missing)} of its {len(wanted)} ids have no usable text in {where} "
+            f"(e.g. {', '.join(missing[:5])}){detail}. Give the --corpus these labels were made on."
+        )
     return data
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from whistle.config import WhistleConfig
-from whistle.io.records import FieldMap, read_records
+from whistle.io.records import FieldMap, InputRecord, read_records
 from whistle.models.classifier import WhistleClassifier
 from whistle.pipeline.features import Doc
 from whistle.taxonomy import Taxonomy
@@ -35,9 +35,16 @@ def _read_checked(req: TrainRequest, path: Path) -> LabelledSet:
     return part
 
 
-def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = frozenset()) -> tuple[LabelledSet, int]:
+def _read_corpus(req: TrainRequest) -> list[InputRecord]:
+    """The corpus, read once: it gives the extra labels their texts and self-training its messages."""
+    return [] if req.corpus is None else list(read_records(req.corpus, req.fields))
+
+
+def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = frozenset(),
+                      corpus: list[InputRecord] | None = None) -> tuple[LabelledSet, int]:
     """The DATA files' rows, then the extra rows (``extra_data`` files, ``extra_labels`` joined with
-    the corpus); and how many rows the DATA files gave."""
+    the corpus); and how many rows the DATA files gave. ``corpus``: the corpus's records if already
+    read (else it is read here)."""
     data = LabelledSet()
     for path in req.data:
         data.extend(_read_checked(req, path))
@@ -48,8 +55,9 @@ def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = f
         if req.corpus is None:
             raise ValueError("extra labels (id,label,sub) need --corpus to find their texts")
         banned = set(data.ids) | excluded
+        records = corpus if corpus is not None else _read_corpus(req)
         for path in req.extra_labels:
-            part = read_id_labels(path, req.corpus, req.fields, exclude_ids=banned)
+            part = read_id_labels(path, records, exclude_ids=banned, corpus_name=str(req.corpus))
             if req.taxonomy is not None:
                 check_labels(part, req.taxonomy, str(path))
             data.extend(part)
@@ -63,10 +71,8 @@ def _ids_of(paths: list[Path]) -> set[str]:
     return ids
 
 
-def _unlabelled_docs(model: WhistleClassifier, req: TrainRequest, banned: set[str]) -> list[Doc]:
-    if req.corpus is None:
-        return []
-    recs = [r for r in read_records(req.corpus, req.fields) if r.error is None and r.id not in banned]
+def _unlabelled_docs(model: WhistleClassifier, corpus: list[InputRecord], banned: set[str]) -> list[Doc]:
+    recs = [r for r in corpus if r.error is None and r.id not in banned]
     recs = [r for r in recs if model.preprocessor.problem(r.title, r.text) is None]
     return model.docs([r.title for r in recs], [r.text for r in recs])  # type: ignore[misc]
 
@@ -74,11 +80,12 @@ def _unlabelled_docs(model: WhistleClassifier, req: TrainRequest, banned: set[st
 def train(req: TrainRequest) -> WhistleClassifier:
     started = time.perf_counter()
     excluded = _ids_of(req.exclude or [])  # held-out ids, read once
-    data, from_data_files = load_training_set(req, excluded)
+    corpus = _read_corpus(req)
+    data, from_data_files = load_training_set(req, excluded, corpus)
     taxonomy = req.taxonomy or Taxonomy.free(data.labels)
     model = WhistleClassifier(req.config, taxonomy)
     model._build()
-    extra_docs = _unlabelled_docs(model, req, set(data.ids) | excluded) if req.config.classifier.self_training_weight > 0 else []
+    extra_docs = _unlabelled_docs(model, corpus, set(data.ids) | excluded) if req.config.classifier.self_training_weight > 0 else []
     # Calibrate on the DATA files' rows only: extra id-label files can cover a whole corpus, mostly
     # easy OTHER, and would set a review threshold too lax for the messages operators see.
     model.fit(data.titles, data.texts, data.labels, data.subs, data.weights, unlabelled=extra_docs,
