@@ -63,3 +63,25 @@ def test_spark_parquet_across_partitions_keeps_row_numbers(spark, tiny_model_dir
     a, b = _rows(local), _rows(dist)
     assert [r["row"] for r in b] == list(range(1, 401)) and [r["id"] for r in b] == [str(i) for i in range(400)]
     assert a == b
+
+
+def test_spark_csv_flags_bad_rows_as_the_local_engine_does(spark, tiny_model_dir, tmp_path):
+    """Short and long rows, an empty text and a quoted multi-line text: both engines give the same rows."""
+    texts = ["小区停水三天没人管", "楼下烧烤店油烟很大", "路口下水道堵塞积水", "物业不管电梯坏了", "路灯坏了很黑"]
+    rows = [f'm{i},"{texts[i % 5]}{i}",{i}' for i in range(60)]
+    rows[5] = "m5,只有两列"  # short: 2 values for 3 columns
+    rows[6] = "m6,四列太多,6,extra"  # long
+    rows[7] = "m7,,7"  # empty text
+    rows[8] = 'm8,"第一行\n第二行，路灯坏了",8'  # one record over two lines
+    rows[9] = "m9"  # no text at all
+    src = tmp_path / "in.csv"
+    src.write_text("id,text,n\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    local, dist = tmp_path / "local.parquet", tmp_path / "spark.parquet"
+    tag_file(load_model(tiny_model_dir), src, local, options=TagOptions(fields=FieldMap(), keep_columns=True, chunk_size=16))
+    summary = tag_spark(src, dist, tiny_model_dir, FieldMap(), keep_columns=True, spark=spark)
+    a, b = _rows(local), _rows(dist)
+    errors = {r["id"]: r["error"] for r in a if r["error"]}
+    assert set(errors) == {"m5", "m6", "m7", "m9"}, errors
+    assert "2 values for 3 columns" in errors["m5"] and "4 values for 3 columns" in errors["m6"]
+    assert len(b) == 60 and summary.rows == 60 and summary.errors == 4
+    assert a == b

@@ -8,6 +8,8 @@ the input file: per-partition counts give each partition's offset, the position 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import sys
@@ -19,11 +21,12 @@ from whistle.batch.rows import WHISTLE_COLUMNS, kept_name, output_record, tag_re
 from whistle.batch.summary import TagSummary
 from whistle.errors import DataError
 from whistle.io.formats import detect_format
-from whistle.io.records import FieldMap, make_record, parse_jsonl_line
+from whistle.io.records import FieldMap, InputRecord, make_record, parse_jsonl_line
 from whistle.io.tabular import need
 from whistle.io.writers import arrow_schema
 
 _PID = "__whistle_partition"
+_CORRUPT = "__whistle_malformed"  # Spark puts a CSV row whose value count is off here, whole
 
 
 def spark_session(master: str | None = None):
@@ -46,8 +49,17 @@ def _read(spark, path: str, fmt: str, fields: FieldMap, encoding: str):
     if fmt == "jsonl":
         return spark.read.text(path)
     if fmt == "csv":
-        df = (spark.read.option("header", True).option("multiLine", True).option("escape", '"')
-              .option("encoding", encoding).csv(path))
+        from pyspark.sql.types import StringType, StructField, StructType
+
+        def reader():
+            return (spark.read.option("header", True).option("multiLine", True).option("escape", '"')
+                    .option("encoding", encoding))
+
+        # Without a malformed-record column Spark pads a short row with nulls and drops a long row's
+        # extra values without a word; with it, the row comes whole and the tagger flags it.
+        header = reader().csv(path).columns
+        schema = StructType([StructField(c, StringType()) for c in header] + [StructField(_CORRUPT, StringType())])
+        df = reader().schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _CORRUPT).csv(path)
     elif fmt == "parquet":
         df = spark.read.parquet(path)
     else:
@@ -77,7 +89,16 @@ def _jsonl_columns(spark, path: str, sample_lines: int = 10_000) -> list[str]:
     return [c for c in order if c in known] + [c for c in inferred if c not in order]
 
 
-def _tagger(model_bc, offsets_bc, fields: FieldMap, fmt: str, where_name: str, keep: bool, schema):
+def _malformed_csv_row(row: int, raw: str, header: list[str], fields: FieldMap, where: str) -> InputRecord:
+    """A CSV row Spark found malformed, read as the local CSV reader reads it (same error text)."""
+    values = next(csv.reader(io.StringIO(raw)), [])
+    rec = make_record(row, dict(zip(header, values)), fields, where)
+    rec.error = rec.error or f"{where}: {len(values)} values for {len(header)} columns"
+    return rec
+
+
+def _tagger(model_bc, offsets_bc, fields: FieldMap, fmt: str, where_name: str, keep: bool, schema,
+            header: list[str]):
     """The function each executor runs over its partition's Arrow batches."""
 
     def run(batches: Iterator) -> Iterator:
@@ -93,8 +114,14 @@ def _tagger(model_bc, offsets_bc, fields: FieldMap, fmt: str, where_name: str, k
             for pid, obj in zip(pids, data):
                 position += 1
                 row = offsets[pid] + position
+                raw = obj.pop(_CORRUPT, None)
                 if fmt == "jsonl":
                     rec = parse_jsonl_line(row, obj["value"] or "", fields, f"{where_name} line {row}")
+                elif raw is not None:
+                    rec = _malformed_csv_row(row, raw, header, fields, f"{where_name} row {row}")
+                elif fmt == "csv":  # Spark reads an empty CSV cell as null; the local reader as ""
+                    rec = make_record(row, {k: "" if v is None else v for k, v in obj.items()}, fields,
+                                      f"{where_name} row {row}")
                 else:
                     rec = make_record(row, obj, fields, f"{where_name} row {row}")
                 records.append(rec)
@@ -127,7 +154,8 @@ def tag_spark(input_path: str | Path, output_path: str | Path, model_dir: str | 
     df = _read(spark, src, in_fmt, fields, encoding).withColumn(_PID, F.spark_partition_id())
     kept: list[str] = []
     if keep_columns:
-        kept = [kept_name(c) for c in (_jsonl_columns(spark, src) if in_fmt == "jsonl" else df.columns) if c != _PID]
+        kept = [kept_name(c) for c in (_jsonl_columns(spark, src) if in_fmt == "jsonl" else df.columns)
+                if c not in (_PID, _CORRUPT)]
     # Each partition's first row number: rows before it in input order (file splits are read in order).
     counts = dict(df.groupBy(_PID).count().collect())
     offsets, start = {}, 0
@@ -136,8 +164,9 @@ def tag_spark(input_path: str | Path, output_path: str | Path, model_dir: str | 
         start += counts[pid]
     schema = arrow_schema(kept)
     sc = spark.sparkContext
+    header = [c for c in df.columns if c not in (_PID, _CORRUPT)]
     run = _tagger(sc.broadcast(model), sc.broadcast(offsets), fields, in_fmt, Path(src.rstrip("/")).name,
-                  keep_columns, schema)
+                  keep_columns, schema, header)
     tagged = df.mapInArrow(run, from_arrow_schema(schema))
     _write(tagged, dst, out_fmt)
     return _summary(spark, dst, out_fmt, kept)
