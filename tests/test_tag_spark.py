@@ -66,7 +66,8 @@ def test_spark_parquet_across_partitions_keeps_row_numbers(spark, tiny_model_dir
 
 
 def test_spark_csv_flags_bad_rows_as_the_local_engine_does(spark, tiny_model_dir, tmp_path):
-    """Short and long rows, an empty text and a quoted multi-line text: both engines give the same rows."""
+    """Short and long rows, an empty text, a quoted multi-line text and mixed \r\n / \n line endings
+    (files joined from several exports): both engines give the same rows, none lost."""
     texts = ["小区停水三天没人管", "楼下烧烤店油烟很大", "路口下水道堵塞积水", "物业不管电梯坏了", "路灯坏了很黑"]
     rows = [f'm{i},"{texts[i % 5]}{i}",{i}' for i in range(60)]
     rows[5] = "m5,只有两列"  # short: 2 values for 3 columns
@@ -75,7 +76,7 @@ def test_spark_csv_flags_bad_rows_as_the_local_engine_does(spark, tiny_model_dir
     rows[8] = 'm8,"第一行\n第二行，路灯坏了",8'  # one record over two lines
     rows[9] = "m9"  # no text at all
     src = tmp_path / "in.csv"
-    src.write_text("id,text,n\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    src.write_bytes(("id,text,n\r\n" + "".join(r + ("\r\n" if i < 30 else "\n") for i, r in enumerate(rows))).encode())
     local, dist = tmp_path / "local.parquet", tmp_path / "spark.parquet"
     tag_file(load_model(tiny_model_dir), src, local, options=TagOptions(fields=FieldMap(), keep_columns=True, chunk_size=16))
     summary = tag_spark(src, dist, tiny_model_dir, FieldMap(), keep_columns=True, spark=spark)

@@ -52,12 +52,15 @@ def _read(spark, path: str, fmt: str, fields: FieldMap, encoding: str):
         from pyspark.sql.types import StringType, StructField, StructType
 
         def reader():
+            # lineSep "\n": left to detect it, Spark's multi-line parser takes the first line's ending
+            # for the whole file, and in a file that mixes \r\n and \n it merges rows (lost rows).
+            # A \r\n line's trailing \r is then part of its last value: the tagger strips it.
             return (spark.read.option("header", True).option("multiLine", True).option("escape", '"')
-                    .option("encoding", encoding))
+                    .option("encoding", encoding).option("lineSep", "\n"))
 
         # Without a malformed-record column Spark pads a short row with nulls and drops a long row's
         # extra values without a word; with it, the row comes whole and the tagger flags it.
-        header = reader().csv(path).columns
+        header = [c.removesuffix("\r") for c in reader().csv(path).columns]
         schema = StructType([StructField(c, StringType()) for c in header] + [StructField(_CORRUPT, StringType())])
         df = reader().schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _CORRUPT).csv(path)
     elif fmt == "parquet":
@@ -87,6 +90,15 @@ def _jsonl_columns(spark, path: str, sample_lines: int = 10_000) -> list[str]:
             order.update(dict.fromkeys(obj))
     known = set(inferred)
     return [c for c in order if c in known] + [c for c in inferred if c not in order]
+
+
+def _csv_cells(obj: dict[str, str | None], header: list[str]) -> dict[str, str]:
+    """A well-formed CSV row's cells as the local reader gives them: an empty cell is "" (Spark:
+    null), and the last cell loses the \r of a \r\n line ending (see ``_read``)."""
+    cells = {k: "" if v is None else v for k, v in obj.items()}
+    if header and cells.get(header[-1], "").endswith("\r"):
+        cells[header[-1]] = cells[header[-1]][:-1]
+    return cells
 
 
 def _malformed_csv_row(row: int, raw: str, header: list[str], fields: FieldMap, where: str) -> InputRecord:
@@ -119,9 +131,8 @@ def _tagger(model_bc, offsets_bc, fields: FieldMap, fmt: str, where_name: str, k
                     rec = parse_jsonl_line(row, obj["value"] or "", fields, f"{where_name} line {row}")
                 elif raw is not None:
                     rec = _malformed_csv_row(row, raw, header, fields, f"{where_name} row {row}")
-                elif fmt == "csv":  # Spark reads an empty CSV cell as null; the local reader as ""
-                    rec = make_record(row, {k: "" if v is None else v for k, v in obj.items()}, fields,
-                                      f"{where_name} row {row}")
+                elif fmt == "csv":
+                    rec = make_record(row, _csv_cells(obj, header), fields, f"{where_name} row {row}")
                 else:
                     rec = make_record(row, obj, fields, f"{where_name} row {row}")
                 records.append(rec)
