@@ -19,6 +19,8 @@ def test_route_gives_a_complete_answer(tiny_model):
     assert len(a.top) == 3 and a.top[0].topic == "W05"
     assert a.top[0].score >= a.top[1].score >= a.top[2].score
     assert a.confidence == a.top[0].score
+    # four decimals that print as four decimals (not float32's 0.9976000189781189)
+    assert all(len(repr(t.score).split(".")[1]) <= 4 for t in a.top)
     assert a.evidence and all(term in "晚上楼下广场舞音响太吵了，严重扰民" for term in a.evidence)
     assert a.model_version == "tiny-test"
 

@@ -242,8 +242,9 @@ class WhistleClassifier:
         areas = [(a.name if (a := tax.area(c)) else None) for c in self.classes_]
         departments = [tax.departments(c) for c in self.classes_]
         threshold = self.review_threshold_
-        # rounded once for the batch: Python's round() costs ~3 us a call
-        top_scores = np.round(np.take_along_axis(proba, order, axis=1), 4).tolist()
+        # rounded once for the batch (Python's round() costs ~3 us a call), in float64: float32's
+        # 0.9976 comes out as 0.9976000189781189 in JSON
+        top_scores = np.round(np.take_along_axis(proba, order, axis=1).astype(np.float64), 4).tolist()
         sure = (proba[np.arange(len(best)), best] >= threshold).tolist()
         for row, (i, top_idx, scores) in enumerate(zip(good, order.tolist(), top_scores)):
             b = top_idx[0]
