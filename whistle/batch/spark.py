@@ -21,7 +21,7 @@ from whistle.batch.rows import WHISTLE_COLUMNS, kept_name, output_record, tag_re
 from whistle.batch.summary import TagSummary
 from whistle.errors import DataError
 from whistle.io.formats import detect_format
-from whistle.io.records import FieldMap, InputRecord, make_record, parse_jsonl_line
+from whistle.io.records import FieldMap, InputRecord, csv_record, make_record, parse_jsonl_line
 from whistle.io.tabular import need
 from whistle.io.writers import arrow_schema
 
@@ -103,10 +103,7 @@ def _csv_cells(obj: dict[str, str | None], header: list[str]) -> dict[str, str]:
 
 def _malformed_csv_row(row: int, raw: str, header: list[str], fields: FieldMap, where: str) -> InputRecord:
     """A CSV row Spark found malformed, read as the local CSV reader reads it (same error text)."""
-    values = next(csv.reader(io.StringIO(raw)), [])
-    rec = make_record(row, dict(zip(header, values)), fields, where)
-    rec.error = rec.error or f"{where}: {len(values)} values for {len(header)} columns"
-    return rec
+    return csv_record(row, header, next(csv.reader(io.StringIO(raw)), []), fields, where)
 
 
 def _tagger(model_bc, offsets_bc, fields: FieldMap, fmt: str, where_name: str, keep: bool, schema,
@@ -162,11 +159,12 @@ def tag_spark(input_path: str | Path, output_path: str | Path, model_dir: str | 
         from whistle.io.text import detect_encoding
 
         encoding = detect_encoding(Path(src)) if Path(src).is_file() else "utf-8"
-    df = _read(spark, src, in_fmt, fields, encoding).withColumn(_PID, F.spark_partition_id())
+    df = _read(spark, src, in_fmt, fields, encoding)
+    columns = [c for c in df.columns if c != _CORRUPT]  # the input's own columns (CSV: its header)
+    df = df.withColumn(_PID, F.spark_partition_id())
     kept: list[str] = []
     if keep_columns:
-        kept = [kept_name(c) for c in (_jsonl_columns(spark, src) if in_fmt == "jsonl" else df.columns)
-                if c not in (_PID, _CORRUPT)]
+        kept = [kept_name(c) for c in (_jsonl_columns(spark, src) if in_fmt == "jsonl" else columns)]
     # Each partition's first row number: rows before it in input order (file splits are read in order).
     counts = dict(df.groupBy(_PID).count().collect())
     offsets, start = {}, 0
@@ -175,9 +173,8 @@ def tag_spark(input_path: str | Path, output_path: str | Path, model_dir: str | 
         start += counts[pid]
     schema = arrow_schema(kept)
     sc = spark.sparkContext
-    header = [c for c in df.columns if c not in (_PID, _CORRUPT)]
     run = _tagger(sc.broadcast(model), sc.broadcast(offsets), fields, in_fmt, Path(src.rstrip("/")).name,
-                  keep_columns, schema, header)
+                  keep_columns, schema, columns)
     tagged = df.mapInArrow(run, from_arrow_schema(schema))
     _write(tagged, dst, out_fmt)
     return _summary(spark, dst, out_fmt, kept)

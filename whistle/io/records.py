@@ -19,7 +19,7 @@ from whistle.io.text import AUTO, DecodedLines, open_binary, resolve_encoding
 
 csv.field_size_limit(sys.maxsize)
 
-__all__ = ["FieldMap", "InputRecord", "detect_format", "make_record", "parse_jsonl_line", "read_records"]
+__all__ = ["FieldMap", "InputRecord", "csv_record", "detect_format", "make_record", "parse_jsonl_line", "read_records"]
 
 
 @dataclass
@@ -89,6 +89,15 @@ def make_record(row: int, obj: dict[str, object], fields: FieldMap, where: str) 
     return rec
 
 
+def csv_record(row: int, header: list[str], values: list[str], fields: FieldMap, where: str) -> InputRecord:
+    """One CSV row to a record; a row with more or fewer values than the header is an error (shared
+    with the Spark engine so both paths agree row for row)."""
+    rec = make_record(row, dict(zip(header, values)), fields, where)
+    if len(values) != len(header):
+        rec.error = rec.error or f"{where}: {len(values)} values for {len(header)} columns"
+    return rec
+
+
 def parse_jsonl_line(row: int, line: str, fields: FieldMap, where: str) -> InputRecord:
     """One JSONL line to a record (shared with the Spark engine so both paths agree row for row)."""
     if not line.strip():
@@ -137,14 +146,11 @@ def _csv_rows(path: Path, fh, lines: DecodedLines, reader, header: list[str] | N
     with fh:
         if header is None:
             return
-        width = len(header)
         first_line = reader.line_num + 1
         for row, values in enumerate(reader, start=1):
             where = f"{path.name} row {row}"
-            rec = make_record(row, dict(zip(header, values)), fields, where)
+            rec = csv_record(row, header, values, fields, where)
             if lines.any_bad(first_line, reader.line_num):
                 rec.error = f"{where}: bytes that are not valid {lines.encoding}"
-            elif len(values) != width:
-                rec.error = rec.error or f"{where}: {len(values)} values for {width} columns"
             first_line = reader.line_num + 1
             yield rec

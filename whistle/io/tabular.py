@@ -68,7 +68,7 @@ def read_parquet(path: Path, fields: FieldMap) -> Iterator[InputRecord]:
     try:
         # pre_buffer=False: with it on, pyarrow keeps every column chunk it has read (memory grows with the file)
         pf = pq.ParquetFile(path, pre_buffer=False)
-    except Exception as exc:
+    except Exception as exc:  # pyarrow raises several types for a broken file
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
     _check_text_column(path, pf.schema_arrow.names, fields)
     return _parquet_rows(path, pf, fields)

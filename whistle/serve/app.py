@@ -204,7 +204,7 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
         previous = holder.require().version
         try:
             new = await asyncio.to_thread(holder.load)
-        except Exception as exc:
+        except Exception as exc:  # any failure: the old model keeps serving
             log.error("reload failed, still serving %s: %s", previous, exc)
             raise HTTPException(status.HTTP_409_CONFLICT, f"new model not loaded, still serving {previous}: {exc}") from exc
         metrics.model_switched(previous, new.version)

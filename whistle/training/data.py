@@ -76,8 +76,9 @@ def read_labelled(
 def read_id_labels(path: str | Path, corpus: str | Path | Iterable[InputRecord], fields: FieldMap | None = None,
                    exclude_ids: set[str] | None = None, corpus_name: str | None = None) -> LabelledSet:
     """Join an ``id,label,sub`` file (our own labels, committed without texts) with a corpus: a
-    file, or its records already read (``corpus_name`` then names it in errors). An id the corpus lacks, or whose corpus row is unusable, is
-    an error: those labels would otherwise be dropped without a word."""
+    file, or its records already read (``corpus_name`` then names it in errors). An id the corpus
+    lacks, or whose corpus row is unusable, is an error: those labels would otherwise be dropped
+    without a word."""
     wanted: dict[str, tuple[str, str | None]] = {}
     with Path(path).open(encoding="utf-8-sig", newline="") as fh:
         for row in csv.DictReader(fh):

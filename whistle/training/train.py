@@ -40,11 +40,10 @@ def _read_corpus(req: TrainRequest) -> list[InputRecord]:
     return [] if req.corpus is None else list(read_records(req.corpus, req.fields))
 
 
-def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = frozenset(),
-                      corpus: list[InputRecord] | None = None) -> tuple[LabelledSet, int]:
+def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str],
+                      corpus: list[InputRecord]) -> tuple[LabelledSet, int]:
     """The DATA files' rows, then the extra rows (``extra_data`` files, ``extra_labels`` joined with
-    the corpus); and how many rows the DATA files gave. ``corpus``: the corpus's records if already
-    read (else it is read here)."""
+    ``corpus``, the records of ``req.corpus``); and how many rows the DATA files gave."""
     data = LabelledSet()
     for path in req.data:
         data.extend(_read_checked(req, path))
@@ -55,9 +54,8 @@ def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str] = f
         if req.corpus is None:
             raise ValueError("extra labels (id,label,sub) need --corpus to find their texts")
         banned = set(data.ids) | excluded
-        records = corpus if corpus is not None else _read_corpus(req)
         for path in req.extra_labels:
-            part = read_id_labels(path, records, exclude_ids=banned, corpus_name=str(req.corpus))
+            part = read_id_labels(path, corpus, exclude_ids=banned, corpus_name=str(req.corpus))
             if req.taxonomy is not None:
                 check_labels(part, req.taxonomy, str(path))
             data.extend(part)
