@@ -53,6 +53,45 @@ def test_csv_row_with_bad_bytes_keeps_its_place(tmp_path):
     assert [(r.id, r.error is None) for r in recs] == [("1", True), ("2", False), ("3", True)]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".csv.gz"])
+def test_bare_cr_line_endings_are_lines(tmp_path, suffix):
+    """Old Mac exports end lines in a bare \r: every row still comes out as its own record, and a
+    quoted CSV value keeps its line break."""
+    import gzip
+
+    if ".csv" in suffix:
+        rows = [*ROWS, ("4", "第一行\r第二行")]
+        body = "id,text\r" + "".join(f'{i},"{t}"\r' for i, t in rows)
+    else:
+        rows = ROWS
+        body = "".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\r" for i, t in rows)
+    src = tmp_path / f"in{suffix}"
+    src.write_bytes(gzip.compress(body.encode()) if suffix.endswith(".gz") else body.encode())
+    recs = list(read_records(src))
+    assert [(r.id, r.text, r.error) for r in recs] == [(i, t, None) for i, t in rows]
+
+
+def test_csv_bare_cr_inside_an_unquoted_value_is_kept(tmp_path):
+    """Python's csv module rejects it; the row is read as Spark reads it, \r and all."""
+    src = tmp_path / "in.csv"
+    src.write_bytes("id,text\r\n1,路灯坏了\r很黑\r\n2,小区停水\n".encode())
+    recs = list(read_records(src))
+    assert [(r.id, r.text, r.error) for r in recs] == [("1", "路灯坏了\r很黑", None), ("2", "小区停水", None)]
+
+
+def test_unreadable_csv_row_becomes_its_error_and_reading_goes_on(tmp_path):
+    """A stray \n inside an unquoted value of a \r-ended file, past the part looked at to find the
+    line ending: that row gets an error, the rows after it are read."""
+    filler = [(str(i), "小区楼下烧烤店油烟很大" * 5) for i in range(2000)]  # ~300 KB before the bad row
+    body = "id,text\r" + "".join(f"{i},{t}\r" for i, t in filler) + "bad,路灯\n坏了\r" + "last,小区停水\r"
+    src = tmp_path / "in.csv"
+    src.write_bytes(body.encode())
+    recs = list(read_records(src))
+    assert len(recs) == 2002 and all(r.error is None for r in recs[:2000])
+    assert recs[2000].id == "row-2001" and "line break inside an unquoted value" in recs[2000].error
+    assert (recs[2001].id, recs[2001].text, recs[2001].error) == ("last", "小区停水", None)
+
+
 def test_xlsx_reader(tmp_path):
     openpyxl = pytest.importorskip("openpyxl")
     src = tmp_path / "in.xlsx"

@@ -65,9 +65,11 @@ def test_spark_parquet_across_partitions_keeps_row_numbers(spark, tiny_model_dir
     assert a == b
 
 
-def test_spark_csv_flags_bad_rows_as_the_local_engine_does(spark, tiny_model_dir, tmp_path):
-    """Short and long rows, an empty text, a quoted multi-line text and mixed \r\n / \n line endings
-    (files joined from several exports): both engines give the same rows, none lost."""
+@pytest.mark.parametrize("endings", ["mixed", "cr"])
+def test_spark_csv_flags_bad_rows_as_the_local_engine_does(spark, tiny_model_dir, tmp_path, endings):
+    """Short and long rows, an empty text, a quoted multi-line text, and line endings mixed \r\n / \n
+    (files joined from several exports) or bare \r (old Mac exports): both engines give the same
+    rows, none lost."""
     texts = ["小区停水三天没人管", "楼下烧烤店油烟很大", "路口下水道堵塞积水", "物业不管电梯坏了", "路灯坏了很黑"]
     rows = [f'm{i},"{texts[i % 5]}{i}",{i}' for i in range(60)]
     rows[5] = "m5,只有两列"  # short: 2 values for 3 columns
@@ -76,7 +78,13 @@ def test_spark_csv_flags_bad_rows_as_the_local_engine_does(spark, tiny_model_dir
     rows[8] = 'm8,"第一行\n第二行，路灯坏了",8'  # one record over two lines
     rows[9] = "m9"  # no text at all
     src = tmp_path / "in.csv"
-    src.write_bytes(("id,text,n\r\n" + "".join(r + ("\r\n" if i < 30 else "\n") for i, r in enumerate(rows))).encode())
+    if endings == "mixed":
+        rows[10] = "m10,路灯\r坏了,10"  # a bare \r inside an unquoted value: kept, as Spark keeps it
+        body = "id,text,n\r\n" + "".join(r + ("\r\n" if i < 30 else "\n") for i, r in enumerate(rows))
+    else:
+        rows[8] = 'm8,"第一行\r第二行，路灯坏了",8'
+        body = "id,text,n\r" + "".join(r + "\r" for r in rows)
+    src.write_bytes(body.encode())
     local, dist = tmp_path / "local.parquet", tmp_path / "spark.parquet"
     tag_file(load_model(tiny_model_dir), src, local, options=TagOptions(fields=FieldMap(), keep_columns=True, chunk_size=16))
     summary = tag_spark(src, dist, tiny_model_dir, FieldMap(), keep_columns=True, spark=spark)

@@ -42,6 +42,19 @@ def spark_session(master: str | None = None):
     return builder.getOrCreate()
 
 
+def _csv_line_separator(path: str, sample_bytes: int = 1 << 20) -> str:
+    """"\r" for a file whose lines end in a bare CR (old Mac exports), else "\n".
+
+    Spark's CSV reader needs the separator given (see ``_read``), and with "\n" a CR-only file
+    would be one line. Only a local file can be looked at here; a directory, glob or remote path
+    is read with "\n" (\r\n lines are still fine)."""
+    if not os.path.isfile(path):
+        return "\n"
+    with open(path, "rb") as fh:
+        head = fh.read(sample_bytes)
+    return "\r" if b"\r" in head and b"\n" not in head else "\n"
+
+
 def _read(spark, path: str, fmt: str, fields: FieldMap, encoding: str):
     """The input as a DataFrame of strings (JSONL: one ``value`` per line, parsed by our own code)."""
     from pyspark.sql import functions as F
@@ -51,12 +64,14 @@ def _read(spark, path: str, fmt: str, fields: FieldMap, encoding: str):
     if fmt == "csv":
         from pyspark.sql.types import StringType, StructField, StructType
 
+        line_sep = _csv_line_separator(path)
+
         def reader():
-            # lineSep "\n": left to detect it, Spark's multi-line parser takes the first line's ending
+            # lineSep given: left to detect it, Spark's multi-line parser takes the first line's ending
             # for the whole file, and in a file that mixes \r\n and \n it merges rows (lost rows).
             # A \r\n line's trailing \r is then part of its last value: the tagger strips it.
             return (spark.read.option("header", True).option("multiLine", True).option("escape", '"')
-                    .option("encoding", encoding).option("lineSep", "\n"))
+                    .option("encoding", encoding).option("lineSep", line_sep))
 
         # Without a malformed-record column Spark pads a short row with nulls and drops a long row's
         # extra values without a word; with it, the row comes whole and the tagger flags it.

@@ -126,10 +126,13 @@ def _read_jsonl(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRe
 def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRecord]:
     # Validate the header eagerly (a wrong --text-field is a usage error, not a million row errors).
     fh = open_binary(path)
-    lines = DecodedLines(fh, encoding)
+    lines = DecodedLines(fh, encoding, bare_cr=_BARE_CR)
     reader = csv.reader(lines, delimiter="\t" if ".tsv" in path.name.lower() else ",")
     try:
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise DataError(f"{path}: unreadable header line ({exc})") from None
         if header is not None and fields.text not in header:
             raise DataError(
                 f"{path}: no {fields.text!r} column (columns: {', '.join(header) or 'none'}); "
@@ -141,14 +144,38 @@ def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputReco
     return _csv_rows(path, fh, lines, reader, header, fields)
 
 
+# A Unicode noncharacter: never in real text, so it can stand in for a \r inside a line.
+_BARE_CR = "\ufdd0"
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    message = str(exc)
+    if "new-line character seen in unquoted field" in message:  # the csv module's wording is for programmers
+        return "a line break inside an unquoted value; values with line breaks must be in double quotes"
+    return message
+
+
 def _csv_rows(path: Path, fh, lines: DecodedLines, reader, header: list[str] | None,
               fields: FieldMap) -> Iterator[InputRecord]:
     with fh:
         if header is None:
             return
         first_line = reader.line_num + 1
-        for row, values in enumerate(reader, start=1):
+        row = 0
+        while True:
+            row += 1
             where = f"{path.name} row {row}"
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # the reader goes on with the next line
+                yield InputRecord(row=row, id=f"row-{row}", error=f"{where}: unreadable CSV row ({_csv_problem(exc)})")
+                first_line = reader.line_num + 1
+                continue
+            if lines.any_cr(first_line, reader.line_num):
+                values = [v.replace(_BARE_CR, "\r") for v in values]
             rec = csv_record(row, header, values, fields, where)
             if lines.any_bad(first_line, reader.line_num):
                 rec.error = f"{where}: bytes that are not valid {lines.encoding}"
