@@ -61,7 +61,8 @@ def test_unsure_answers_are_flagged(tiny_model):
 @pytest.mark.parametrize(
     "text,reason",
     [("", "empty"), ("   \n\t ", "empty"), ("This is an English complaint about noise", "not Chinese"),
-     ("违建" * 50_000, "too long"), (None, "must be a string"), (123, "must be a string")],
+     ("违建" * 50_000, "too long"), (None, "must be a string"), (123, "must be a string"),
+     ("[微笑][强]", "only emoticons"), ("12345678 !!", "not Chinese")],
 )
 def test_bad_input_gets_an_error_not_an_exception(tiny_model, text, reason):
     answers = tiny_model.route(["楼下烧烤店油烟很大", text, "物业不管电梯"])
@@ -239,3 +240,11 @@ def test_extra_label_ids_missing_from_the_corpus_are_an_error(tmp_path):
     extra.write_text("id,label,sub\nc1,OTHER,\n", encoding="utf-8")
     assert read_id_labels(extra, corpus).labels == ["OTHER"]
     assert read_id_labels(extra, corpus, exclude_ids={"c1"}).ids == []  # held out on purpose: no error
+
+
+def test_the_text_decides_whether_a_message_is_chinese(tiny_model):
+    url = "https://example.com/complaints/view?id=123456"
+    ok, title_only, too_long = tiny_model.route(["楼下烧烤店油烟很大", "", "楼下很吵" * 5000],
+                                                [url, "楼下烧烤店油烟很大", "路灯"])
+    assert ok.error is None and title_only.error is None
+    assert "title and text together" in too_long.error

@@ -1,3 +1,5 @@
+import pytest
+
 from whistle.pipeline.normalize import han_ratio, normalize_text
 from whistle.pipeline.privacy import mask_pii
 from whistle.pipeline.segment import Segmenter
@@ -32,6 +34,9 @@ def test_han_ratio():
     assert han_ratio("hello world") == 0.0
     assert han_ratio("小区 物业") == 1.0
     assert han_ratio("小区abc") == 0.4
+    assert han_ratio("电话13812345678，2024年12月1日") == 1.0  # digits and punctuation do not count
+    assert han_ratio("𠮷野家门口") == 1.0  # extension B
+    assert han_ratio("12345 !!!") == 0.0
 
 
 def test_domain_words_stay_whole_with_both_engines():
@@ -58,3 +63,23 @@ def test_segmenter_pickles_without_engine():
     seg.cut("小区")
     clone = pickle.loads(pickle.dumps(seg))
     assert clone.cut("群租房") == seg.cut("群租房")
+
+
+@pytest.mark.parametrize("number", ["138.1234.5678", "138—1234—5678", "+86 138 1234 5678", "01087654321", "(010)87654321",
+                                    "010 87654321", "110101 19900307 123X", "110101900307123"])
+def test_personal_numbers_written_with_separators_are_masked(number):
+    masked = mask_pii(f"联系人{number}，请回电")
+    assert masked.startswith("联系人<") and masked.endswith(">，请回电"), masked
+
+
+def test_numbers_that_are_not_personal_stay():
+    for text in ("3号楼502室", "2024年12月1日", "面积120平方米", "订单号20241201", "1号线到3号楼走500米"):
+        assert mask_pii(text) == text
+
+
+def test_logs_mask_percent_encoded_and_full_width_numbers():
+    from whistle.serve.logs import mask_for_log
+
+    assert mask_for_log("GET /v1/taxonomy?phone=%31%33%38%31%32%33%34%35%36%37%38 200") == "GET /v1/taxonomy?phone=<PHONE> 200"
+    assert mask_for_log("?p=138%201234%205678") == "?p=<PHONE>"
+    assert mask_for_log("电话１３８１２３４５６７８") == "电话<PHONE>"

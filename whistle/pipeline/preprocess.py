@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from whistle.config import TextConfig
 from whistle.pipeline.features import Doc
-from whistle.pipeline.normalize import han_ratio, normalize_text
+from whistle.pipeline.normalize import han_ratio, normalize_text, without_emoticons
 from whistle.pipeline.segment import Segmenter
 
 
@@ -21,12 +21,17 @@ class TextPreprocessor:
             return f"text must be a string, got {type(text).__name__}"
         if title is not None and not isinstance(title, str):
             return f"title must be a string, got {type(title).__name__}"
-        full = f"{title or ''}{text}"
-        if not text.strip() and not (title or "").strip():
-            return "empty text"
-        if len(full) > self.config.max_input_chars:
-            return f"text too long: {len(full)} characters, the limit is {self.config.max_input_chars}"
-        ratio = han_ratio(full)
+        title = title or ""
+        length = len(title) + len(text)
+        if length > self.config.max_input_chars:
+            both = " (title and text together)" if title else ""
+            return f"text too long: {length} characters{both}, the limit is {self.config.max_input_chars}"
+        # the text decides, or the title when the text has nothing: a URL or code as title must not
+        # make a Chinese message 'not Chinese'
+        body = without_emoticons(text).strip() or without_emoticons(title).strip()
+        if not body:
+            return "empty text" + (" (only emoticons)" if (text + title).strip() else "")
+        ratio = han_ratio(body)
         if ratio < self.config.min_han_ratio:
             return f"text is not Chinese ({ratio:.0%} Chinese characters, at least {self.config.min_han_ratio:.0%} needed)"
         return None
