@@ -66,6 +66,9 @@ def test_taxonomy_health_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] and ready.json()["model_version"] == "tiny-test"
+    for path in ("/healthz", "/readyz", "/"):  # load balancers probe with HEAD
+        head = client.head(path)
+        assert head.status_code == 200 and head.content == b"", path
 
 
 def test_metrics_count_requests_topics_and_review(client):
@@ -118,6 +121,11 @@ def test_invalid_json_and_oversized_bodies(client):
     big = json.dumps({"items": [{"text": "字" * 19_000}] * 8}).encode()  # over max_body_bytes=200,000
     r = client.post("/v1/classify/batch", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and "too large" in r.json()["detail"]
+    # sent in chunks with no Content-Length: found while reading, still a 413 (not FastAPI's 400)
+    for path in ("/v1/classify", "/v1/classify/batch"):
+        r = client.post(path, content=(big[i:i + 65_536] for i in range(0, len(big), 65_536)),
+                        headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "too large" in r.json()["detail"], (path, r.status_code, r.text)
 
 
 def test_bad_batches(client):
@@ -157,3 +165,35 @@ def test_logs_never_hold_unmasked_phone_or_id_numbers(serve_settings, caplog):
     assert "cannot route" in logged and "<PHONE>" in logged  # the error was logged ...
     assert phone not in logged and id_card not in logged  # ... masked
     assert phone not in caplog.text and id_card not in caplog.text
+
+
+def test_a_lone_surrogate_is_routed_not_a_server_error(client):
+    """A client that cuts an emoji's UTF-16 pair in half sends "\\ud83d" alone (valid JSON)."""
+    body = '{"text": "每天晚上广场舞音响声音特别大\\ud83d，严重扰民", "title": "噪音\\ude00", "id": "s"}'
+    r = client.post("/v1/classify", content=body.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["topic"] == "W05"
+
+
+def test_a_failing_request_does_not_fail_the_others_scored_with_it(serve_settings):
+    """Concurrent requests are scored together; when scoring one of them raises, only that one fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with TestClient(create_app(serve_settings), raise_server_exceptions=False) as c:
+        model = c.app.state.holder.require().model
+        real_route = model.route
+
+        def route(texts, titles=None, ids=None):
+            if "boom" in ids:
+                raise RuntimeError("scoring failed")
+            return real_route(texts, titles, ids)
+
+        model.route = route
+        try:
+            ids = ["boom" if i == 5 else f"n{i}" for i in range(24)]
+            with ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(lambda i: c.post("/v1/classify", json={"text": NOISE, "id": i}).status_code, ids))
+        finally:
+            del model.route
+        assert statuses[5] == 500
+        assert statuses[:5] + statuses[6:] == [200] * 23

@@ -108,3 +108,20 @@ def test_page_shows_why_a_text_cannot_be_classified(live_server, page):
     page.fill("#text", "only latin text")
     page.get_by_test_id("classify").click()
     sync_api.expect(page.get_by_test_id("status")).to_contain_text("not Chinese")
+
+
+def test_each_message_without_a_typed_id_gets_its_own(live_server, page, serve_settings):
+    """Feedback on the second message must not overwrite the first one's (same generated id)."""
+    page.goto(live_server + "/")
+    page.fill("#apikey", SERVE_KEY)
+    for text in (TEXT, "每天晚上广场舞音响声音特别大，严重扰民。"):
+        page.fill("#text", text)
+        page.get_by_test_id("classify").click()
+        sync_api.expect(page.get_by_test_id("status")).to_contain_text("工单号 op-")
+        page.get_by_test_id("confirm").click()
+        sync_api.expect(page.get_by_test_id("status")).to_contain_text("已保存反馈")
+    sync_api.expect(page.locator("#msgid")).to_have_value("")
+    store = FeedbackStore(serve_settings.db_url)
+    rows = list(store.latest_per_message())
+    store.close()
+    assert len(rows) == 2 and len({r.message_id for r in rows}) == 2

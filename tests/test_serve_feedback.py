@@ -78,3 +78,41 @@ def test_export_of_a_missing_database_fails_clearly(tmp_path):
     result = CliRunner().invoke(cli, ["feedback", "export", "-o", str(tmp_path / "x.jsonl"),
                                       "--db-url", f"sqlite:///{tmp_path / 'none.sqlite3'}"])
     assert result.exit_code == 2 and "no feedback database" in result.output
+
+
+def test_a_correction_without_text_keeps_the_message_in_the_export(serve_settings):
+    with TestClient(create_app(serve_settings)) as c:
+        assert c.post("/v1/feedback", json=fb(id="L1", topic="W05", sub="W05b", text="楼下烧烤店晚上很吵"), headers=KEY).status_code == 201
+        # the operator corrects the label; the client does not send the text again, or sends it blank
+        assert c.post("/v1/feedback", json=fb(id="L1", topic="W06", sub="W06a", text=None, title=None), headers=KEY).status_code == 201
+        assert c.post("/v1/feedback", json=fb(id="L1", topic="W06", sub="W06b", text="   ", title=None), headers=KEY).status_code == 201
+        assert c.post("/v1/feedback", json=fb(id="L2", text=""), headers=KEY).status_code == 201
+        r = c.get("/v1/feedback/export", headers=KEY)
+    rows = [json.loads(line) for line in r.text.splitlines()]
+    assert [(x["id"], x["label"], x["sub"], x["text"]) for x in rows] == [("L1", "W06", "W06b", "楼下烧烤店晚上很吵")]
+    store = FeedbackStore(serve_settings.db_url)
+    assert store.count() == 4  # the audit trail keeps every row as sent (blank texts as none)
+    store.close()
+
+
+def test_stored_feedback_masks_every_free_text_field(serve_settings):
+    phone_fw = "１３８１２３４５６７８"  # full-width digits, as typed with a Chinese input method
+    body = fb(id="P1", text=f"电话{phone_fw}，座机(010)87654321，身份证110101 19900307 123X",
+              title="手机138.1234.5678", operator="张三 13712345678")
+    with TestClient(create_app(serve_settings)) as c:
+        assert c.post("/v1/feedback", json=body, headers=KEY).status_code == 201
+    store = FeedbackStore(serve_settings.db_url)
+    row = next(store.latest_per_message())
+    store.close()
+    stored = f"{row.text} {row.title} {row.operator}"
+    for secret in (phone_fw, "12345678", "87654321", "19900307", "13712345678", "1234.5678"):
+        assert secret not in stored, stored
+    assert row.text.count("<PHONE>") == 2 and "<ID>" in row.text and row.operator == "张三 <PHONE>"
+
+
+def test_feedback_checks_predicted_topic_and_title_length(serve_settings):
+    with TestClient(create_app(serve_settings)) as c:
+        r = c.post("/v1/feedback", json=fb(predicted_topic="ZZZ"), headers=KEY)
+        assert r.status_code == 422 and "unknown predicted_topic" in r.text
+        r = c.post("/v1/feedback", json=fb(title="路灯" * 300), headers=KEY)
+        assert r.status_code == 413 and "title too long" in r.text

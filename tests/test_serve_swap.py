@@ -81,3 +81,36 @@ def test_the_watcher_picks_up_a_model_written_into_the_directory(serve_settings,
         while c.get("/readyz").json()["model_version"] != "tiny-v3" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert c.post("/v1/classify", json={"text": NOISE}).json()["model_version"] == "tiny-v3"
+
+
+def test_reload_follows_a_repointed_symlink(serve_settings, tiny_model_dir, tiny_model, tmp_path):
+    """docs/service.md: point the service at a symlink (current -> v1), repoint it, reload."""
+    v1, v2 = shutil.copytree(tiny_model_dir, tmp_path / "v1"), tmp_path / "v2"
+    _write_version(tiny_model, v2, "tiny-v2")
+    current = tmp_path / "current"
+    current.symlink_to(v1, target_is_directory=True)
+    serve_settings.model_dir = current
+    with TestClient(create_app(serve_settings)) as c:
+        assert c.get("/readyz").json()["model_version"] == "tiny-test"
+        current.unlink()
+        current.symlink_to(v2, target_is_directory=True)
+        r = c.post("/admin/reload", headers={"X-API-Key": SERVE_KEY})
+        assert r.json() == {"previous_version": "tiny-test", "model_version": "tiny-v2", "switched": True}
+
+
+def test_serve_command_keeps_the_symlink_it_was_given(tiny_model_dir, tmp_path, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from whistle.cli import app
+
+    current = tmp_path / "current"
+    current.symlink_to(tiny_model_dir, target_is_directory=True)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.delenv("WHISTLE_MODEL_DIR", raising=False)
+    result = CliRunner().invoke(app, ["serve", "--model", str(current)])
+    assert result.exit_code == 0, result.output
+    import os
+
+    assert os.environ["WHISTLE_MODEL_DIR"] == str(current.absolute())
+    monkeypatch.delenv("WHISTLE_MODEL_DIR")

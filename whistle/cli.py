@@ -211,7 +211,9 @@ def serve(
         _fail(exc)
     # Settings travel by environment: every worker process builds the app from it.
     if model_dir is not None:
-        os.environ["WHISTLE_MODEL_DIR"] = str(model_dir.resolve())
+        # absolute, not resolved: a symlink (models/current -> v7) must stay one, so that a reload
+        # after repointing it loads the new target
+        os.environ["WHISTLE_MODEL_DIR"] = str(model_dir.absolute())
     if db_url is not None:
         os.environ["WHISTLE_DB_URL"] = db_url
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 
 from whistle.models.answer import RoutingAnswer
 from whistle.serve.batcher import InferenceQueue, Item
-from whistle.serve.feedback_store import FeedbackStore, training_record
+from whistle.serve.feedback_store import FeedbackStore, has_text, training_record
 from whistle.serve.limits import BodyLimit
 from whistle.serve.logs import install_pii_masking
 from whistle.serve.metrics import ServeMetrics
@@ -153,9 +153,12 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
         if req.sub is not None and req.sub not in tax.subs_of(req.topic):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 f"sub-problem {req.sub!r} does not belong to topic {req.topic}")
-        for value, name in ((req.text, "text"), (req.title, "title")):
-            if value is not None and len(value) > settings.max_text_chars:
-                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"{name} too long")
+        if req.predicted_topic is not None and req.predicted_topic not in tax.labels:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown predicted_topic {req.predicted_topic!r}")
+        for value, name, limit in ((req.text, "text", settings.max_text_chars), (req.title, "title", settings.max_title_chars)):
+            if value is not None and len(value) > limit:
+                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
+                                    f"{name} too long: {len(value)} characters, the limit is {limit}")
         # Sync endpoint: FastAPI runs it in its thread pool, so the database write never blocks the loop.
         row = request.app.state.store.add(
             message_id=req.id, topic=req.topic, sub=req.sub, lead=req.departments.lead,
@@ -172,16 +175,16 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
         import json
 
         rows = [json.dumps(jsonable_encoder(training_record(r)), ensure_ascii=False) + "\n"
-                for r in request.app.state.store.latest_per_message() if r.text]
+                for r in request.app.state.store.latest_per_message() if has_text(r.text)]
         return StreamingResponse(iter(rows), media_type="application/x-ndjson")
 
     # ---- operations --------------------------------------------------------------------
-    @app.get("/healthz", tags=["ops"])
+    @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["ops"])  # HEAD: load balancers probe with it
     async def healthz() -> dict[str, str]:
         """Alive (the process answers); says nothing about the model."""
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=Readiness, tags=["ops"], responses={503: {"model": Readiness}})
+    @app.api_route("/readyz", methods=["GET", "HEAD"], response_model=Readiness, tags=["ops"], responses={503: {"model": Readiness}})
     async def readyz() -> JSONResponse:
         loaded = holder.current
         if loaded is None:
@@ -211,7 +214,7 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
         return ReloadResponse(previous_version=previous, model_version=new.version, switched=new.version != previous)
 
     # ---- operator page -------------------------------------------------------------------
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 

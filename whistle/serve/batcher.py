@@ -59,7 +59,6 @@ class InferenceQueue:
         return await future
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             jobs = [await self._queue.get()]
             size = len(jobs[0].items)
@@ -72,17 +71,38 @@ class InferenceQueue:
             items = [it for j in jobs for it in j.items]
             try:
                 loaded = self.holder.require()  # one snapshot for the whole batch
-                answers = await loop.run_in_executor(
-                    self._executor, loaded.model.route,
-                    [i.text for i in items], [i.title for i in items], [i.id for i in items])
-            except Exception as exc:  # noqa: BLE001 - handed to each waiting request, which answers 500/503
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting requests, which answer 503
+                _fail(jobs, exc)
+                continue
+            try:
+                answers = await self._score(loaded, items)
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting requests, which answer 500
+                if len(jobs) == 1:
+                    _fail(jobs, exc)
+                    continue
+                # One request's input must not fail the others scored with it: score each alone.
                 for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
+                    try:
+                        _settle(j, await self._score(loaded, j.items), loaded)
+                    except Exception as one:  # noqa: BLE001
+                        _fail([j], one)
                 continue
             start = 0
             for j in jobs:
-                part = answers[start:start + len(j.items)]
+                _settle(j, answers[start:start + len(j.items)], loaded)
                 start += len(j.items)
-                if not j.future.done():
-                    j.future.set_result((part, loaded))
+
+    async def _score(self, loaded: LoadedModel, items: list[Item]) -> list[RoutingAnswer]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, loaded.model.route, [i.text for i in items], [i.title for i in items], [i.id for i in items])
+
+
+def _settle(job: _Job, answers: list[RoutingAnswer], loaded: LoadedModel) -> None:
+    if not job.future.done():  # the client may have gone away
+        job.future.set_result((answers, loaded))
+
+
+def _fail(jobs: list[_Job], exc: Exception) -> None:
+    for j in jobs:
+        if not j.future.done():
+            j.future.set_exception(exc)

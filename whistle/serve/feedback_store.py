@@ -1,8 +1,9 @@
 """Durable store of operator feedback (SQLAlchemy 2: SQLite file by default, PostgreSQL by URL).
 
 Every correction is kept (an audit trail); the training export takes the latest one per
-message id. Texts are stored PII-masked: the model masks them anyway before features, so
-nothing is lost for training, and a leaked database holds no phone or ID numbers.
+message id. Free text (text, title, operator) is stored PII-masked: the model masks texts anyway
+before features, so nothing is lost for training, and a leaked database holds no phone or ID
+numbers. Message ids are kept as given: masking two phone-number ids alike would merge them.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, Integer, String, Text, create_engine, event, func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 
-from whistle.pipeline.privacy import mask_pii
+from whistle.pipeline.privacy import mask_pii_raw
 
 
 class Base(DeclarativeBase):
@@ -68,9 +69,9 @@ class FeedbackStore:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def add(self, **fields: Any) -> Feedback:
-        for key in ("text", "title"):
+        for key in ("text", "title", "operator"):
             if fields.get(key) is not None:
-                fields[key] = mask_pii(fields[key])
+                fields[key] = mask_pii_raw(fields[key])
         row = Feedback(**fields)
         with self._sessions.begin() as session:
             session.add(row)
@@ -81,12 +82,25 @@ class FeedbackStore:
             return int(session.scalar(select(func.count()).select_from(Feedback)) or 0)
 
     def latest_per_message(self) -> Iterator[Feedback]:
-        """The newest feedback of each message id, oldest first (stable for diffs)."""
+        """The newest feedback of each message id, oldest first (stable for diffs). A newest row
+        without text takes title and text from the message's newest feedback that has a text: a
+        correction need not send the text again, and must not drop the message from training."""
         newest = (select(Feedback.message_id, func.max(Feedback.pk).label("pk"))
                   .group_by(Feedback.message_id).subquery())
-        query = select(Feedback).join(newest, Feedback.pk == newest.c.pk).order_by(Feedback.pk)
+        with_text = (select(Feedback.message_id, func.max(Feedback.pk).label("pk"))
+                     .where(func.trim(Feedback.text) != "").group_by(Feedback.message_id).subquery())
+        texted = aliased(Feedback)
+        query = (select(Feedback, texted.title, texted.text)
+                 .join(newest, Feedback.pk == newest.c.pk)
+                 .outerjoin(with_text, with_text.c.message_id == Feedback.message_id)
+                 .outerjoin(texted, texted.pk == with_text.c.pk)
+                 .order_by(Feedback.pk))
         with Session(self.engine) as session:
-            yield from session.scalars(query)
+            for row, title, text in session.execute(query):
+                if not has_text(row.text) and text is not None:
+                    session.expunge(row)  # a detached copy: filling it in must not write to the store
+                    row.title, row.text = title, text
+                yield row
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:
@@ -95,6 +109,10 @@ class FeedbackStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def has_text(text: str | None) -> bool:
+    return bool(text and text.strip())  # rows stored before blank texts were refused may hold "" or spaces
 
 
 def training_record(row: Feedback) -> dict[str, object]:
@@ -115,7 +133,7 @@ def export_training(store: FeedbackStore, output: Path, include_textless: bool =
     written = skipped = 0
     with tmp.open("w", encoding="utf-8") as fh:
         for row in store.latest_per_message():
-            if not row.text and not include_textless:
+            if not has_text(row.text) and not include_textless:
                 skipped += 1
                 continue
             fh.write(json.dumps(training_record(row), ensure_ascii=False) + "\n")

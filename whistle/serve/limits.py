@@ -21,26 +21,34 @@ class BodyLimit:
             await self._refuse(send)
             return
         seen = 0
-        started = False
+        started = too_large = refused = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:  # chunked upload without (or lying about) Content-Length
+                    too_large = True
                     raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, refused
+            if too_large:
+                # FastAPI turns any error while reading the body into its own 400 ("error parsing
+                # the body"): the client gets our 413 instead
+                if message["type"] == "http.response.start" and not refused:
+                    refused = True
+                    await self._refuse(send)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
-            if not started:
+            if not started and not refused:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:

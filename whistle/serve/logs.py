@@ -7,17 +7,18 @@ A log-record factory masks every record of the process at creation, whatever log
 from __future__ import annotations
 
 import logging
+import re
 
-from whistle.pipeline.privacy import mask_pii
+from whistle.pipeline.privacy import mask_pii_raw
 
-_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９＋－", "0123456789+-")
+# Percent-encoded digits and separators, as in a logged query string (?phone=%31%33%38...).
+_ENCODED = re.compile(r"%(3[0-9]|2[0BDEbde])")
 
 
 def mask_for_log(text: str) -> str:
-    # mask_pii expects half-width digits: a full-width number must not slip through.
-    if any("０" <= ch <= "９" for ch in text):
-        text = text.translate(_FULLWIDTH_DIGITS)
-    return mask_pii(text)
+    if "%" in text:  # decode them, or an encoded number slips past the patterns
+        text = _ENCODED.sub(lambda m: chr(int(m.group(1), 16)), text)
+    return mask_pii_raw(text)
 
 
 def install_pii_masking() -> None:

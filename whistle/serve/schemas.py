@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from whistle.models.answer import RoutingAnswer
+from whistle.pipeline.normalize import repair_surrogates
+
+# Every string a client sends: a lone surrogate is valid JSON but cannot be stored or logged.
+Text = Annotated[str, AfterValidator(repair_surrogates)]
 
 # Not an Enum: a new intake channel must not break old clients; it is only recorded.
 Channel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32,
                                            pattern=r"^[A-Za-z0-9_\-]+$")]
-MessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
-Department = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+MessageId = Annotated[Text, StringConstraints(min_length=1, max_length=128)]
+Code = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+Department = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 EXAMPLE_TEXT = "小区楼下烧烤店每天营业到凌晨两点，油烟和噪音严重扰民，联系电话13812345678。"
 
@@ -26,8 +30,8 @@ class _Strict(BaseModel):
 class ClassifyRequest(_Strict):
     """One message. Length limits are checked by the app against its settings (see app.py)."""
 
-    text: str = Field(description="the complaint text (Chinese)")
-    title: str | None = Field(None, description="title or summary, if the channel has one")
+    text: Text = Field(description="the complaint text (Chinese)")
+    title: Text | None = Field(None, description="title or summary, if the channel has one")
     channel: Channel = Field("hotline", description="hotline | wechat | web | ...")
     id: MessageId | None = Field(None, description="message id, echoed back; feedback refers to it")
 
@@ -62,12 +66,19 @@ class FeedbackRequest(_Strict):
     topic: Code = Field(description="final topic code, e.g. W06 or OTHER")
     sub: Code | None = Field(None, description="final sub-problem code, e.g. W06a")
     departments: FeedbackDepartments = Field(default_factory=FeedbackDepartments)
-    text: str | None = Field(None, description="the message text; needed for the row to be training data")
-    title: str | None = None
+    text: Text | None = Field(None, description="the message text; needed for the row to be training data "
+                              "(feedback without it takes the text of the message's earlier feedback)")
+    title: Text | None = None
     channel: Channel | None = None
     predicted_topic: Code | None = Field(None, description="what the model suggested")
-    model_version: str | None = Field(None, max_length=128)
-    operator: str | None = Field(None, max_length=64)
+    model_version: Text | None = Field(None, max_length=128)
+    operator: Text | None = Field(None, max_length=64)
+
+    @field_validator("text", "title")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        # a blank text is no text: it must not replace the message's text in the training export
+        return value if value is None or value.strip() else None
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "id": "rx-20240612-0001", "topic": "W06", "sub": "W06a",
