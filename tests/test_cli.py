@@ -118,3 +118,42 @@ def test_labels_outside_the_taxonomy_suggest_taxonomy_none(tmp_path, tiny_config
     pred = runner.invoke(app, ["predict", "--model", str(tmp_path / "m2"), "孩子上学的学校收费问题"])
     answer = json.loads(pred.stdout)
     assert answer["topic"] == "教育文体" and answer["departments"]["lead"] is None and answer["sub"] is None
+
+
+def test_predict_from_stdin_writes_one_json_line_per_input_line(trained_dir):
+    for lines in (["楼下烧烤店油烟很大"], ["楼下烧烤店油烟很大", "物业不管电梯"]):
+        result = runner.invoke(app, ["predict", "-m", str(trained_dir)], input="\n".join(lines) + "\n")
+        assert result.exit_code == 0, result.output
+        out = result.stdout.splitlines()
+        assert len(out) == len(lines) and all(json.loads(line)["topic"] for line in out)
+
+
+def test_mistakes_in_output_paths_and_encodings_are_refused_before_the_work(trained_dir, tmp_path):
+    a_file = tmp_path / "afile"
+    a_file.write_text("x", encoding="utf-8")
+    result = runner.invoke(app, ["train", str(MINI), "-o", str(a_file)])
+    assert result.exit_code == 2 and "is not a directory" in result.output
+    result = runner.invoke(app, ["test", str(trained_dir), str(MINI), "-o", str(a_file)])
+    assert result.exit_code == 2 and "is not a directory" in result.output
+    result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path), "-m", str(trained_dir)])
+    assert result.exit_code == 2 and "is a directory" in result.output
+    result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path / "o.csv"), "-m", str(trained_dir), "--output-encoding", "bogus"])
+    assert result.exit_code == 2 and "unknown --output-encoding" in result.output
+    result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path / "o.jsonl"), "-m", str(trained_dir), "--encoding", "bogus"])
+    assert result.exit_code == 2 and "unknown encoding" in result.output
+    assert not list(tmp_path.glob("o.*")) and not list(tmp_path.glob(".o.*"))
+
+
+def test_excel_output_keeps_formula_like_ids_as_text_and_drops_control_characters(trained_dir, tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    src = tmp_path / "in.jsonl"
+    rows = [{"id": "=1+1", "text": "楼下烧烤店油烟很大"}, {"id": "a\x01b", "text": "物业不管电梯\x0b坏了"}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out.xlsx"
+    result = runner.invoke(app, ["tag", str(src), "-o", str(out), "-m", str(trained_dir), "--keep-columns"])
+    assert result.exit_code == 0, result.output
+    sheet = openpyxl.load_workbook(out).active
+    header = [c.value for c in sheet[1]]
+    ids = [sheet.cell(row=r, column=header.index("id") + 1) for r in (2, 3)]
+    assert [(c.value, c.data_type) for c in ids] == [("=1+1", "s"), ("a\ufffdb", "s")]
+    assert sheet.cell(row=3, column=header.index("text") + 1).value == "物业不管电梯\ufffd坏了"

@@ -143,3 +143,69 @@ def test_unknown_extension_is_a_clear_error():
     assert detect_format("x.csv.gz") == "csv" and detect_format("y.PARQUET") == "parquet"
     with pytest.raises(DataError, match="unknown file type"):
         detect_format("data.txt")
+
+
+def test_one_bad_byte_does_not_turn_a_utf8_file_into_gb18030(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_bytes("id,text\n1,小区停水三天".encode() + b"\xff\n" + "".join(f"{i},{t}\n" for i, t in ROWS[1:]).encode())
+    assert detect_encoding(src) == "utf-8"
+    recs = list(read_records(src))
+    assert "not valid utf-8" in recs[0].error
+    assert [(r.id, r.text, r.error) for r in recs[1:]] == [(i, t, None) for i, t in ROWS[1:]]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_utf16_files_are_refused_clearly(tmp_path, encoding):
+    src = tmp_path / "in.csv"
+    src.write_bytes("\ufeffid,text\n1,小区停水\n".encode(encoding))
+    with pytest.raises(DataError, match="UTF-16"):
+        read_records(src)
+
+
+def test_unknown_or_unsupported_encodings_are_refused(tmp_path):
+    src = tmp_path / "in.csv"
+    _write_csv(src, "utf-8")
+    with pytest.raises(DataError, match="unknown encoding"):
+        read_records(src, encoding="bogus")
+    with pytest.raises(DataError, match="not supported"):
+        read_records(src, encoding="utf-16")
+
+
+def test_a_column_name_used_twice_is_an_error(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("id,text,text\n1,小区停水,hello\n", encoding="utf-8")
+    with pytest.raises(DataError, match="used twice: text"):
+        read_records(src)
+
+
+def test_a_json_array_file_is_not_read_as_json_lines(tmp_path):
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps([{"id": i, "text": t} for i, t in ROWS], ensure_ascii=False, indent=2), encoding="utf-8")
+    with pytest.raises(DataError, match="JSON array, not JSON Lines"):
+        read_records(src)
+    src.write_text('[1, 2]\n{"id": "a", "text": "小区停水"}\n', encoding="utf-8")  # JSONL whose first row is an array
+    assert [r.error is None for r in read_records(src)] == [False, True]
+
+
+def test_damaged_gzip_and_folders_are_errors_that_name_the_file(tmp_path):
+    import gzip
+
+    whole = gzip.compress("".join(json.dumps({"id": str(i), "text": "小区停水" * 50}) + "\n" for i in range(2000)).encode())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match="cut.jsonl.gz: damaged or incomplete gzip"):
+        list(read_records(cut))
+    fake = tmp_path / "fake.jsonl.gz"
+    fake.write_text('{"id": "1"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="fake.jsonl.gz: damaged or incomplete gzip"):
+        list(read_records(fake))
+    with pytest.raises(DataError, match="is a directory"):
+        read_records(tmp_path)
+
+
+def test_a_file_that_is_not_a_workbook_is_a_clear_error(tmp_path):
+    pytest.importorskip("openpyxl")
+    src = tmp_path / "in.xlsx"
+    src.write_bytes(b"not a zip at all")
+    with pytest.raises(DataError, match="not a readable .xlsx workbook"):
+        read_records(src)

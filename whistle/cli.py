@@ -26,6 +26,14 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _writable_dir(path: Path, what: str) -> None:
+    """Refuse before the work, not after it: a directory to write must not be an existing file."""
+    from whistle.errors import DataError
+
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{path}: exists and is not a directory; give a new or existing directory for {what}")
+
+
 def _fields(id_field: str, text_field: str, title_field: str):
     from whistle.io.records import FieldMap
 
@@ -62,6 +70,7 @@ def train(
         from whistle.training.train import TrainRequest
         from whistle.training.train import train as run_train
 
+        _writable_dir(output, "the model")
         req = TrainRequest(
             data=list(data), taxonomy=_taxonomy(taxonomy), config=WhistleConfig.load(config),
             label_field=label_field, fields=_fields(id_field, text_field, title_field),
@@ -92,6 +101,8 @@ def test(
         from whistle.training.data import read_labelled
         from whistle.training.evaluate import evaluate, write_report
 
+        if report is not None:
+            _writable_dir(report, "the report")
         model = load_model(model_dir)
         labelled = read_labelled(data, label_field, _fields(id_field, text_field, title_field))
         metrics = evaluate(model, labelled)
@@ -117,12 +128,27 @@ def predict(
         model = load_model(model_dir)
     except WhistleError as exc:
         _fail(exc)
-    texts = [text] if text not in (None, "-") else [line.rstrip("\n") for line in sys.stdin]
+    from_stdin = text in (None, "-")
+    texts = [line.rstrip("\n") for line in sys.stdin] if from_stdin else [text]
     answers = model.route(texts, [title] * len(texts))
-    for answer in answers:
-        typer.echo(answer.model_dump_json(indent=None if len(answers) > 1 else 2))
+    for answer in answers:  # stdin: one JSON line per input line, however many there are
+        typer.echo(answer.model_dump_json(indent=None if from_stdin else 2))
     if len(answers) == 1 and answers[0].error:
         raise typer.Exit(1)
+
+
+def _check_tag_paths(output: Path, output_encoding: str) -> None:
+    """Mistakes that would otherwise surface only after every row was tagged."""
+    import codecs
+
+    from whistle.errors import DataError
+
+    if output.is_dir():
+        raise DataError(f"{output}: is a directory; give the output file's name (e.g. {output / 'tagged.jsonl'})")
+    try:
+        codecs.lookup(output_encoding)
+    except LookupError:
+        raise DataError(f"unknown --output-encoding {output_encoding!r}; e.g. utf-8, utf-8-sig or gbk") from None
 
 
 @app.command()
@@ -150,6 +176,7 @@ def tag(
         from whistle.batch import TagInterrupted, TagOptions, tag_file
 
         fields = _fields(id_field, text_field, title_field)
+        _check_tag_paths(output, output_encoding)
         started = time.perf_counter()
         if engine == "spark":
             from whistle.batch.spark import tag_spark

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from whistle.errors import DataError
 from whistle.io.formats import detect_format
-from whistle.io.text import AUTO, DecodedLines, open_binary, resolve_encoding
+from whistle.io.text import AUTO, DecodedLines, head_bytes, open_binary, resolve_encoding
 
 csv.field_size_limit(sys.maxsize)
 
@@ -54,12 +54,15 @@ def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str
     """
     path = Path(path)
     fields = fields or FieldMap()
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; give a file (the spark engine reads folders: --engine spark)")
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
     fmt = detect_format(path)
     if sheet is not None and fmt != "xlsx":
         raise DataError(f"{path}: --sheet applies to Excel (.xlsx) input only")
     if fmt == "jsonl":
+        _refuse_json_array(path)
         return _read_jsonl(path, fields, resolve_encoding(path, encoding))
     if fmt == "csv":
         return _read_csv(path, fields, resolve_encoding(path, encoding))
@@ -89,6 +92,16 @@ def make_record(row: int, obj: dict[str, object], fields: FieldMap, where: str) 
     return rec
 
 
+def check_columns(path: Path, columns: list[str], fields: FieldMap) -> None:
+    """The text column is there and no column name repeats (the last one would silently win)."""
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise DataError(f"{path}: column names used twice: {', '.join(repeated)}; rename them so each is unique")
+    if fields.text not in columns:
+        raise DataError(f"{path}: no {fields.text!r} column (columns: {', '.join(columns) or 'none'}); "
+                        f"name the text column with --text-field")
+
+
 def csv_record(row: int, header: list[str], values: list[str], fields: FieldMap, where: str) -> InputRecord:
     """One CSV row to a record; a row with more or fewer values than the header is an error (shared
     with the Spark engine so both paths agree row for row)."""
@@ -112,6 +125,21 @@ def parse_jsonl_line(row: int, line: str, fields: FieldMap, where: str) -> Input
     return make_record(row, obj, fields, where)
 
 
+def _refuse_json_array(path: Path) -> None:
+    """A file that is one JSON array (pretty-printed or not) is not JSON Lines: read line by line it
+    would be a row error per line. A JSONL file whose first line is an array is still JSONL."""
+    stripped = head_bytes(path, 1 << 20, line=True).strip().lstrip(b"\xef\xbb\xbf")
+    if not stripped.startswith(b"["):
+        return
+    try:
+        json.loads(stripped)
+        return
+    except ValueError:
+        pass
+    raise DataError(f"{path}: a JSON array, not JSON Lines (one object per line); "
+                    f"convert it first, e.g. jq -c '.[]' {path.name} > {path.stem}.jsonl")
+
+
 def _read_jsonl(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRecord]:
     with open_binary(path) as fh:
         lines = DecodedLines(fh, encoding)
@@ -133,11 +161,8 @@ def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputReco
             header = next(reader, None)
         except csv.Error as exc:
             raise DataError(f"{path}: unreadable header line ({exc})") from None
-        if header is not None and fields.text not in header:
-            raise DataError(
-                f"{path}: no {fields.text!r} column (columns: {', '.join(header) or 'none'}); "
-                f"name the text column with --text-field"
-            )
+        if header is not None:
+            check_columns(path, header, fields)
     except BaseException:
         fh.close()
         raise

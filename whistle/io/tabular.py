@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from whistle.errors import DataError
-from whistle.io.records import FieldMap, InputRecord, make_record
+from whistle.io.records import FieldMap, InputRecord, check_columns, make_record
 
 _PARQUET_BATCH = 2048  # rows decoded at a time: Python dicts of a batch cost ~1 KB a row
 
@@ -21,12 +22,6 @@ def need(module: str, extra: str = "batch"):
         raise DataError(f"{module} is needed for this file type: pip install 'whistle[{extra}]'") from exc
 
 
-def _check_text_column(path: Path, columns: list[str], fields: FieldMap) -> None:
-    if fields.text not in columns:
-        raise DataError(f"{path}: no {fields.text!r} column (columns: {', '.join(columns) or 'none'}); "
-                        f"name the text column with --text-field")
-
-
 def _cell(value: object) -> object:
     # Excel stores every number as a float: an id typed as 1024 should read "1024", not "1024.0".
     if isinstance(value, float) and value.is_integer():
@@ -38,7 +33,10 @@ def read_xlsx(path: Path, fields: FieldMap, sheet: str | None = None) -> Iterato
     """The named worksheet (default: the first); its first row is the header. read_only mode
     streams rows (flat memory)."""
     openpyxl = need("openpyxl")
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .xlsx workbook ({exc or type(exc).__name__})") from None
     try:
         if sheet is not None and sheet not in wb.sheetnames:
             raise DataError(f"{path}: no worksheet {sheet!r} (worksheets: {', '.join(wb.sheetnames)})")
@@ -47,7 +45,7 @@ def read_xlsx(path: Path, fields: FieldMap, sheet: str | None = None) -> Iterato
         header = next(rows, None)
         columns = [str(c) if c is not None else f"column{i + 1}" for i, c in enumerate(header or ())]
         if header is not None:
-            _check_text_column(path, columns, fields)
+            check_columns(path, columns, fields)
     except BaseException:
         wb.close()
         raise
@@ -70,7 +68,7 @@ def read_parquet(path: Path, fields: FieldMap) -> Iterator[InputRecord]:
         pf = pq.ParquetFile(path, pre_buffer=False)
     except Exception as exc:  # pyarrow raises several types for a broken file
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
-    _check_text_column(path, pf.schema_arrow.names, fields)
+    check_columns(path, pf.schema_arrow.names, fields)
     return _parquet_rows(path, pf, fields)
 
 

@@ -6,12 +6,19 @@ undecodable line becomes an error on its row instead of an exception that stops 
 
 from __future__ import annotations
 
+import codecs
 import gzip
+import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from whistle.errors import DataError
+
 AUTO = "auto"
+# What a damaged or mislabelled .gz raises while being read (EOFError: cut short).
+BROKEN_GZIP = (EOFError, gzip.BadGzipFile, zlib.error)
 _SAMPLE = 1 << 16
 _CHUNK = 1 << 20
 
@@ -20,21 +27,61 @@ def open_binary(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if str(path).endswith(".gz") else path.open("rb")  # type: ignore[return-value]
 
 
-def detect_encoding(path: Path) -> str:
-    """UTF-8 when the first 64 KiB decode as UTF-8, else GB18030 (a superset of GBK and GB2312)."""
+def head_bytes(path: Path, size: int, line: bool = False) -> bytes:
+    """The file's first ``size`` bytes (or its first line, at most that long), a damaged .gz
+    being an error that names the file."""
     with open_binary(path) as fh:
-        sample = fh.read(_SAMPLE)
+        try:
+            return fh.readline(size) if line else fh.read(size)
+        except BROKEN_GZIP as exc:
+            raise DataError(f"{path}: {_gzip_problem(exc)}") from None
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 or GB18030 (a superset of GBK and GB2312), judged line by line on the first 64 KiB.
+
+    A line either decodes as UTF-8 with Chinese in it, or does not decode at all: GBK's byte pairs
+    almost never form valid UTF-8. The majority decides, so one bad byte in a UTF-8 file makes one
+    row's error, not a whole file of GB18030 mojibake tagged as if it were text."""
+    sample = head_bytes(path, _SAMPLE)
+    _refuse_utf16(sample, path)
+    utf8 = bad = 0
+    lines = re.split(rb"\r\n?|\n", sample)
+    for n, line in enumerate(lines, start=1):
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            utf8 += 1
+        except UnicodeDecodeError as exc:
+            # a character cut at the sample's end is not evidence against UTF-8
+            cut = n == len(lines) and len(sample) == _SAMPLE and exc.reason == "unexpected end of data"
+            utf8, bad = (utf8 + 1, bad) if cut else (utf8, bad + 1)
+    return "gb18030" if bad > utf8 else "utf-8"
+
+
+def _refuse_utf16(sample: bytes, path: Path) -> None:
+    # Lines are split on the newline byte, which only works for ASCII-compatible encodings.
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or sample[:200].count(b"\x00") > 20:
+        raise DataError(f"{path}: looks like UTF-16 (or UTF-32) text, which is not read; "
+                        f"save it as UTF-8 (or GBK) and try again")
+
+
+def check_encoding(encoding: str) -> str:
+    """A codec name that lines can be read in, or a clear error (before any work is done)."""
+    if encoding == AUTO:
+        return encoding
     try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the sample's end is not evidence against UTF-8.
-        if exc.start < len(sample) - 4:
-            return "gb18030"
-    return "utf-8"
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r}; use auto, utf-8, gbk or gb18030") from None
+    if name.startswith(("utf-16", "utf-32")):
+        raise DataError(f"encoding {encoding!r} is not supported: save the file as UTF-8 (or GBK)")
+    return encoding
 
 
 def resolve_encoding(path: Path, encoding: str) -> str:
-    enc = detect_encoding(path) if encoding == AUTO else encoding
+    enc = detect_encoding(path) if check_encoding(encoding) == AUTO else encoding
     # GBK files are decoded as GB18030: same bytes for every GBK character, and it knows more.
     return "gb18030" if enc.lower().replace("-", "") in ("gbk", "gb2312", "cp936") else enc
 
@@ -54,6 +101,12 @@ class DecodedLines:
         self.line_no = 0
 
     def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self._lines()
+        except BROKEN_GZIP as exc:  # EOFError alone would end the command as a bare 'Aborted.'
+            raise DataError(f"{getattr(self._fh, 'name', 'input')}: {_gzip_problem(exc)}") from None
+
+    def _lines(self) -> Iterator[str]:
         for raw in physical_lines(self._fh):
             self.line_no += 1
             try:
@@ -95,3 +148,8 @@ def physical_lines(fh: BinaryIO) -> Iterator[bytes]:
             yield line + b"\r"
     if rest:
         yield rest
+
+
+
+def _gzip_problem(exc: BaseException) -> str:
+    return f"damaged or incomplete gzip file ({exc or 'cut short'})"

@@ -89,8 +89,22 @@ def write_parquet(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str]) ->
 
 def write_xlsx(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], rows: int) -> None:
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     from whistle.batch.rows import WHISTLE_COLUMNS
+
+    def cell(value: object) -> object:
+        if not isinstance(value, str) or not value:
+            return value
+        if ILLEGAL_CHARACTERS_RE.search(value):  # control characters: Excel files cannot hold them
+            value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+        if value[0] != "=":
+            return value
+        # kept as text: openpyxl would write "=1+1" as a formula (the id lost; formula injection)
+        c = WriteOnlyCell(ws, value=value)
+        c.data_type = "s"
+        return c
 
     if rows > XLSX_MAX_ROWS:
         raise DataError(f"{rows} rows do not fit in an Excel sheet ({XLSX_MAX_ROWS} at most): write .parquet or .csv")
@@ -99,7 +113,7 @@ def write_xlsx(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], rows:
     ws = wb.create_sheet("whistle")
     ws.append(columns)
     for rec in _chunk_dicts(chunks):
-        ws.append([_flat(rec.get(c)) for c in columns])
+        ws.append([cell(_flat(rec.get(c))) for c in columns])
     wb.save(out)
 
 
