@@ -118,6 +118,10 @@ def test_invalid_json_and_oversized_bodies(client):
     assert r.status_code == 422
     r = client.post("/v1/classify", content="text=abc", headers={"content-type": "text/plain"})
     assert r.status_code == 422
+    for body, extra in (('{"text": "楼下烧烤店油烟很大"}'.encode("gbk"), {}),
+                        (__import__("gzip").compress(b'{"text": "abc"}'), {"content-encoding": "gzip"})):
+        r = client.post("/v1/classify", content=body, headers={"content-type": "application/json", **extra})
+        assert r.status_code == 422 and "UTF-8, uncompressed" in r.json()["detail"], r.text
     big = json.dumps({"items": [{"text": "字" * 19_000}] * 8}).encode()  # over max_body_bytes=200,000
     r = client.post("/v1/classify/batch", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and "too large" in r.json()["detail"]

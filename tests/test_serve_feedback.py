@@ -70,6 +70,7 @@ def test_feedback_survives_a_restart_and_exports_as_training_data(serve_settings
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [(r["id"], r["label"], r["sub"]) for r in rows] == [("rx-2", "W05", "W05b"), ("rx-1", "W06", "W06b")]
     assert rows[1]["departments"] == {"lead": "生态环境局", "assist": ["城管执法局"]}
+    assert rows[1]["created"].endswith("+00:00")  # UTC, said so
     labelled = read_labelled(out)  # what `whistle train` reads
     assert list(labelled.labels) == ["W05", "W06"] and list(labelled.subs) == ["W05b", "W06b"]
 

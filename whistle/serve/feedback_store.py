@@ -111,6 +111,11 @@ class FeedbackStore:
         self.engine.dispose()
 
 
+def _utc(when: datetime) -> datetime:
+    # stored in UTC; SQLite hands the time back without its zone
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def has_text(text: str | None) -> bool:
     return bool(text and text.strip())  # rows stored before blank texts were refused may hold "" or spaces
 
@@ -122,7 +127,7 @@ def training_record(row: Feedback) -> dict[str, object]:
         "conf": "high", "source": "feedback", "channel": row.channel,
         "departments": {"lead": row.lead, "assist": list(row.assist or [])},
         "predicted_topic": row.predicted_topic, "model_version": row.model_version,
-        "operator": row.operator, "created": row.created.isoformat() if row.created else None,
+        "operator": row.operator, "created": _utc(row.created).isoformat() if row.created else None,
     }
 
 
