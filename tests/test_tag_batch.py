@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import ctypes
 import errno
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -219,3 +221,153 @@ def test_output_line_is_output_record_as_json(keep_columns, kept_as_text):
     record = output_record(rec, answer.model_dump(), keep_columns, kept_as_text)
     assert json.loads(line) == record
     assert list(record)[: len(answer.model_dump()) + 1] == [*answer.model_dump(), "row"]
+
+
+# ---- damaged checkpoints and orphaned workers ---------------------------------------------------
+def _interrupted(model, src: Path, out: Path, monkeypatch, chunks_done: int = 3, chunk_size: int = 6) -> WorkDir:
+    """A run stopped (as by Ctrl-C) after ``chunks_done`` chunks, its checkpoint kept for --resume."""
+    real_write, calls = WorkDir.write_chunk, []
+
+    def stop(self, index, lines, summary):
+        calls.append(index)
+        if len(calls) > chunks_done:
+            raise KeyboardInterrupt()
+        real_write(self, index, lines, summary)
+
+    with monkeypatch.context() as m:
+        m.setattr(WorkDir, "write_chunk", stop)
+        with pytest.raises(TagInterrupted):
+            tag_file(model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=chunk_size))
+    return WorkDir(workdir_for(out))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])  # a copy cut short: mid-line, mid-character
+
+
+def _append_line(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + path.read_bytes().splitlines(keepends=True)[0])
+
+
+def _rewrite_summary(**changes):
+    def rewrite(path: Path) -> None:
+        path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), **changes}), encoding="utf-8")
+    return rewrite
+
+
+@pytest.mark.parametrize("damage", [_truncate, _append_line, Path.unlink], ids=["truncated", "grown", "missing"])
+def test_resume_redoes_a_damaged_chunk_file(tiny_model, tmp_path, monkeypatch, damage):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(50))
+    ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
+    tag_file(tiny_model, src, ref, options=TagOptions(fields=FieldMap(), chunk_size=6))
+    wd = _interrupted(tiny_model, src, out, monkeypatch)
+    damage(wd.chunk_path(1))
+    resumed = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
+    assert out.read_bytes() == ref.read_bytes()
+    assert resumed.rows == 51 and resumed.resumed_rows == 12 and resumed.errors == 3
+
+
+@pytest.mark.parametrize("damage", [
+    lambda p: p.write_text("{broken"), lambda p: p.write_text("[]"), lambda p: p.write_text("garbage"),
+    lambda p: p.write_bytes(b"\xff\xfe"), _rewrite_summary(bytes=None),  # as an older version wrote it
+    _rewrite_summary(rows="6"), _rewrite_summary(rows=5, tagged=5, errors=0),  # fewer rows than the input has there
+], ids=["broken", "list", "garbage", "not-utf8", "no-size", "rows-text", "rows-wrong"])
+def test_resume_redoes_a_chunk_whose_summary_is_damaged(tiny_model, tmp_path, monkeypatch, damage):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(50))
+    ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
+    tag_file(tiny_model, src, ref, options=TagOptions(fields=FieldMap(), chunk_size=6))
+    wd = _interrupted(tiny_model, src, out, monkeypatch)
+    damage(wd.summary_path(0))
+    resumed = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
+    assert out.read_bytes() == ref.read_bytes()
+    assert resumed.rows == 51 and resumed.resumed_rows == 12 and resumed.errors == 3
+
+
+@pytest.mark.parametrize("state", ["{broken", "[]", "garbage", None], ids=["broken", "list", "garbage", "chunk-size-0"])
+def test_resume_from_a_damaged_state_file_is_a_clear_error(tiny_model_dir, tiny_model, tmp_path, monkeypatch, state):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(50))
+    out = tmp_path / "out.jsonl"
+    wd = _interrupted(tiny_model, src, out, monkeypatch)
+    state_file = wd.path / "state.json"
+    if state is None:  # valid JSON, the same run, but a chunk size no run could have
+        _rewrite_summary(chunk_size=0)(state_file)
+    else:
+        state_file.write_text(state)
+    with pytest.raises(DataError, match=r"checkpoint in .*\.out\.jsonl\.partial is damaged .*run without --resume"):
+        tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
+    result = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--resume"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = (f"whistle: error: cannot resume: the checkpoint in {wd.path} is damaged (state.json is not a run's "
+               f"state); run without --resume to start over, or remove {wd.path}")
+    assert result.output.strip().splitlines() == [message]
+    assert wd.path.is_dir() and not out.exists()  # nothing removed behind the user's back
+
+
+def _running_children(pid: int) -> list[int]:
+    """Live (not zombie) child processes of ``pid``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]  # the name before ")" may hold spaces
+        except (OSError, IndexError, ValueError):
+            continue  # ended while we looked
+        if int(ppid) == pid and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_workers_die_with_a_killed_parent(tiny_model_dir, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(6000))
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "whistle.cli", "tag", str(src), "-o", str(out), "--model",
+                             str(tiny_model_dir), "--chunk-size", "20", "--workers", "2", "--no-progress"],
+                            stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            workers = _running_children(proc.pid)
+            time.sleep(0.01)
+        assert len(workers) == 2, "the workers never started"
+        proc.kill()
+        proc.wait()
+        assert not out.exists(), "the run finished before it could be killed: make the input bigger"
+        deadline = time.monotonic() + 5
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [w for w in workers if _alive(w)], "workers outlived their killed parent"
+    finally:
+        proc.kill()
+        for w in workers:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+
+
+def _worker_start(parent_pid: int) -> None:
+    from whistle.batch.local import _exit_with_parent
+
+    _exit_with_parent(parent_pid)
+    libc = ctypes.CDLL(None)
+    sig = ctypes.c_int(0)
+    libc.prctl(2, ctypes.byref(sig))  # PR_GET_PDEATHSIG
+    os._exit(sig.value)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_worker_asks_for_a_signal_on_parent_death_or_exits_if_it_missed_it():
+    ctx = multiprocessing.get_context("fork")
+    with_parent = ctx.Process(target=_worker_start, args=(os.getpid(),))
+    orphan = ctx.Process(target=_worker_start, args=(os.getpid() + 1_000_000,))  # as if the parent died first
+    for p in (with_parent, orphan):
+        p.start()
+        p.join(10)
+    assert with_parent.exitcode == signal.SIGKILL  # the signal the kernel sends when the parent dies
+    assert orphan.exitcode == 1

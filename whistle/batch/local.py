@@ -10,6 +10,7 @@ import gzip
 import multiprocessing
 import os
 import signal
+import sys
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -63,15 +64,29 @@ def render_chunk(model: WhistleClassifier, records: list[InputRecord], opts: Tag
 
 # ---- worker processes ------------------------------------------------------------------
 _MODEL: WhistleClassifier | None = None
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _init_worker(model: WhistleClassifier) -> None:
+def _init_worker(model: WhistleClassifier, parent_pid: int) -> None:
     global _MODEL
+    _exit_with_parent(parent_pid)
     _MODEL = model
     # A chunk allocates millions of short-lived, acyclic objects: collecting every 700 of them
     # (the default) costs ~5 % of a worker's time for nothing. Cycles are still collected.
     gc.set_threshold(100_000, 50, 100)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the run cleanly
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this worker when the parent dies, kill -9 included: an orphaned worker
+    would wait on its task queue for ever, holding hundreds of MB. No-op where there is no prctl."""
+    if _PRCTL is not None:
+        # Strictly, on the death of the thread that forked us: the pool forks its workers from the
+        # thread that submits the tasks, and tag_file shuts the pool down before that thread returns.
+        # SIGKILL, not SIGTERM: chunks are written atomically, so there is nothing to finish.
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    if os.getppid() != parent_pid:  # the parent died before prctl ran: no signal will come
+        os._exit(1)
 
 
 def _tag_chunk(index: int, records: list[InputRecord], workdir: Path, opts: TagOptions, kept_as_text: bool) -> TagSummary:
@@ -84,19 +99,20 @@ def _tag_chunk(index: int, records: list[InputRecord], workdir: Path, opts: TagO
 
 def _release_free_memory() -> None:
     """Hand freed heap back to the OS: glibc keeps the high-water mark of every chunk otherwise."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
-def _libc():
+def _libc() -> ctypes.CDLL | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:  # not glibc (macOS, musl): nothing to trim
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:  # no C library to load (Windows)
         return None
 
 
 _LIBC = _libc()
+_MALLOC_TRIM = getattr(_LIBC, "malloc_trim", None)  # glibc only: not macOS, not musl
+_PRCTL = getattr(_LIBC, "prctl", None) if sys.platform.startswith("linux") else None
 
 
 def _pool(model: WhistleClassifier, workers: int) -> ProcessPoolExecutor:
@@ -109,7 +125,8 @@ def _pool(model: WhistleClassifier, workers: int) -> ProcessPoolExecutor:
     gc.freeze()  # keep the collector from touching (and so copying) the shared model's objects in each child
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(model,))
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(model, os.getpid()))
 
 
 # ---- the run ---------------------------------------------------------------------------
@@ -138,20 +155,17 @@ def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str 
     wd = WorkDir(workdir_for(output_path))
     state = wd.start(_state(input_path, output_path, model, opts), opts.resume)
     chunk_size = int(state["chunk_size"])  # a resumed run keeps the interrupted run's chunk boundaries
-    done = wd.done_chunks()
+    done = wd.done_chunks()  # only chunks still as they were written: damaged ones are redone
     total = TagSummary()
-    for index in sorted(done):
-        total.merge(wd.chunk_summary(index))
-    total.resumed_rows = total.rows
     kept_as_text = out_fmt != "jsonl"  # typed outputs need one type per column
-    bar = progress_bar(input_path, total.rows, opts.progress)
+    bar = progress_bar(input_path, sum(s.rows for s in done.values()), opts.progress)
     pool = _pool(model, opts.workers) if opts.workers > 1 else None
     pending: set[Future] = set()
     chunks = 0
     try:
         for index, chunk in enumerate(batches(records, chunk_size)):
             chunks = index + 1
-            if index in done:
+            if _reuse(done.get(index), chunk, total):
                 continue
             if not opts.keep_columns:
                 for rec in chunk:
@@ -173,7 +187,7 @@ def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str 
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)  # running chunks finish and are kept
         bar.close()
-        done_rows = sum(wd.chunk_summary(i).rows for i in wd.done_chunks())
+        done_rows = sum(s.rows for s in wd.done_chunks().values())
         if done_rows == 0 or isinstance(exc, DataError):
             wd.remove()
             raise
@@ -182,10 +196,19 @@ def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str 
         pool.shutdown()
     bar.close()
     missing = [i for i in range(chunks) if not wd.is_done(i)]
-    if missing:  # cannot happen unless someone deletes chunk files under a running job
-        raise DataError(f"chunks {missing[:5]} are missing from {wd.path}; run again without --resume")
+    if missing:  # cannot happen unless someone deletes or damages chunk files under a running job
+        raise DataError(f"chunks {missing[:5]} are missing or damaged in {wd.path}; run again without --resume")
     _finish(wd, chunks, output_path, out_fmt, total, opts)
     return total
+
+
+def _reuse(done: TagSummary | None, chunk: list[InputRecord], total: TagSummary) -> bool:
+    """Count a chunk the interrupted run finished, if it holds as many rows as the input has there."""
+    if done is None or done.rows != len(chunk):
+        return False
+    total.merge(done)
+    total.resumed_rows += done.rows
+    return True
 
 
 def _count(futures: set[Future], total: TagSummary, bar) -> None:  # bar: tqdm or its quiet stand-in

@@ -41,8 +41,14 @@ class TagSummary:
 
     @classmethod
     def from_state(cls, state: dict) -> TagSummary:
-        return cls(rows=state["rows"], tagged=state["tagged"], errors=state["errors"],
-                   needs_review=state["needs_review"], topics=Counter(state["topics"]), columns=list(state["columns"]))
+        """The inverse of ``to_state``; ValueError for anything it did not write (a damaged checkpoint)."""
+        counts = {k: state.get(k) for k in ("rows", "tagged", "errors", "needs_review")}
+        topics, columns = state.get("topics"), state.get("columns")
+        if (not all(_is_count(n) for n in counts.values()) or counts["rows"] != counts["tagged"] + counts["errors"]
+                or not isinstance(topics, dict) or not all(_is_count(n) for n in topics.values())
+                or not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
+            raise ValueError(f"not a chunk summary: {str(state)[:200]}")
+        return cls(**counts, topics=Counter(topics), columns=list(columns))
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -53,3 +59,7 @@ class TagSummary:
             "topics": dict(sorted(self.topics.items())),
             **({"resumed_rows": self.resumed_rows} if self.resumed_rows else {}),
         }
+
+
+def _is_count(value: object) -> bool:
+    return type(value) is int and value >= 0
