@@ -242,9 +242,11 @@ def test_extra_label_ids_missing_from_the_corpus_are_an_error(tmp_path):
     assert read_id_labels(extra, corpus, exclude_ids={"c1"}).ids == []  # held out on purpose: no error
 
 
-def test_the_text_decides_whether_a_message_is_chinese(tiny_model):
+def test_a_message_is_chinese_if_its_text_or_its_title_is(tiny_model):
     url = "https://example.com/complaints/view?id=123456"
-    ok, title_only, too_long = tiny_model.route(["楼下烧烤店油烟很大", "", "楼下很吵" * 5000],
-                                                [url, "楼下烧烤店油烟很大", "路灯"])
-    assert ok.error is None and title_only.error is None
+    ok, title_only, english_body, neither, too_long = tiny_model.route(
+        ["楼下烧烤店油烟很大", "", "Only English words here", "Only English words here", "楼下很吵" * 5000],
+        [url, "楼下烧烤店油烟很大", "楼下烧烤店油烟很大", url, "路灯"])
+    assert ok.error is None and title_only.error is None and english_body.error is None
+    assert "not Chinese" in neither.error
     assert "title and text together" in too_long.error

@@ -26,12 +26,12 @@ class TextPreprocessor:
         if length > self.config.max_input_chars:
             both = " (title and text together)" if title else ""
             return f"text too long: {length} characters{both}, the limit is {self.config.max_input_chars}"
-        # the text decides, or the title when the text has nothing: a URL or code as title must not
-        # make a Chinese message 'not Chinese'
-        body = without_emoticons(text).strip() or without_emoticons(title).strip()
-        if not body:
+        body, head = without_emoticons(text).strip(), without_emoticons(title).strip()
+        if not body and not head:
             return "empty text" + (" (only emoticons)" if (text + title).strip() else "")
-        ratio = han_ratio(body)
+        # Chinese enough if the text or the title is: a URL as title must not make a Chinese
+        # message 'not Chinese', and a Chinese title over an English body still says what it is about
+        ratio = max(han_ratio(body), han_ratio(head))
         if ratio < self.config.min_han_ratio:
             return f"text is not Chinese ({ratio:.0%} Chinese characters, at least {self.config.min_han_ratio:.0%} needed)"
         return None
