@@ -157,3 +157,22 @@ def test_excel_output_keeps_formula_like_ids_as_text_and_drops_control_character
     ids = [sheet.cell(row=r, column=header.index("id") + 1) for r in (2, 3)]
     assert [(c.value, c.data_type) for c in ids] == [("=1+1", "s"), ("a\ufffdb", "s")]
     assert sheet.cell(row=3, column=header.index("text") + 1).value == "物业不管电梯\ufffd坏了"
+
+
+def test_macro_f1_counts_only_classes_the_data_has_or_the_model_predicts(trained_dir, tmp_path):
+    rows = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines()]
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(rows[0], ensure_ascii=False) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["test", str(trained_dir), str(one)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["accuracy"] == 1.0 and figures["macro_f1"] == 1.0  # not 1/16 for 15 absent classes
+
+
+def test_training_on_a_single_label_is_a_clear_error(tmp_path):
+    src = tmp_path / "one_label.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": "楼下烧烤店油烟很大", "label": "W06"}) + "\n" for i in range(5)),
+                   encoding="utf-8")
+    result = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "at least two labels" in result.output and "one_label.jsonl" in result.output
+    assert "np.str_" not in result.output

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from whistle.config import WhistleConfig
+from whistle.errors import DataError
 from whistle.io.records import FieldMap, InputRecord, read_records
 from whistle.models.classifier import WhistleClassifier
 from whistle.pipeline.features import Doc
@@ -80,6 +81,9 @@ def train(req: TrainRequest) -> WhistleClassifier:
     excluded = _ids_of(req.exclude or [])  # held-out ids, read once
     corpus = _read_corpus(req)
     data, from_data_files = load_training_set(req, excluded, corpus)
+    if len(set(data.labels)) < 2:
+        files = ", ".join(str(p) for p in [*req.data, *(req.extra_data or []), *(req.extra_labels or [])])
+        raise DataError(f"{files}: a model needs at least two labels to tell apart; found only {sorted(set(data.labels))}")
     taxonomy = req.taxonomy or Taxonomy.free(data.labels)
     model = WhistleClassifier(req.config, taxonomy)
     model._build()
