@@ -209,3 +209,15 @@ def test_a_file_that_is_not_a_workbook_is_a_clear_error(tmp_path):
     src.write_bytes(b"not a zip at all")
     with pytest.raises(DataError, match="not a readable .xlsx workbook"):
         read_records(src)
+
+
+def test_a_quote_never_closed_is_an_error_not_a_silent_loss_of_the_rows_after_it(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('id,text\n1,小区停水\n2,"楼下很吵\n3,路灯坏了\n4,物业不管\n', encoding="utf-8")
+    recs = list(read_records(src))
+    assert [r.id for r in recs] == ["1", "2"] and recs[0].error is None
+    assert "in.csv row 2 (line 3): a quote opened here is never closed" in recs[1].error
+    assert "the 2 lines after it" in recs[1].error
+    # a quoted value over several lines, properly closed, at the end of the file is fine
+    src.write_text('id,text\n1,小区停水\n2,"楼下很吵\n晚上也吵"\n', encoding="utf-8")
+    assert [(r.id, r.text, r.error) for r in read_records(src)] == [("1", "小区停水", None), ("2", "楼下很吵\n晚上也吵", None)]

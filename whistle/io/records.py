@@ -154,7 +154,7 @@ def _read_jsonl(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRe
 def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRecord]:
     # Validate the header eagerly (a wrong --text-field is a usage error, not a million row errors).
     fh = open_binary(path)
-    lines = DecodedLines(fh, encoding, bare_cr=_BARE_CR)
+    lines = DecodedLines(fh, encoding, bare_cr=_BARE_CR, count_quotes=True)
     reader = csv.reader(lines, delimiter="\t" if ".tsv" in path.name.lower() else ",")
     try:
         try:
@@ -187,22 +187,38 @@ def _csv_rows(path: Path, fh, lines: DecodedLines, reader, header: list[str] | N
             return
         first_line = reader.line_num + 1
         row = 0
+        held: tuple[InputRecord, str, int, int, int] | None = None  # the previous row, its lines and quotes
         while True:
             row += 1
             where = f"{path.name} row {row}"
+            lines.quotes = 0
             try:
                 values = next(reader)
             except StopIteration:
+                if held is not None:
+                    yield _unclosed_quote_check(*held)
                 return
             except csv.Error as exc:
                 # the reader goes on with the next line
-                yield InputRecord(row=row, id=f"row-{row}", error=f"{where}: unreadable CSV row ({_csv_problem(exc)})")
-                first_line = reader.line_num + 1
-                continue
-            if lines.any_cr(first_line, reader.line_num):
-                values = [v.replace(_BARE_CR, "\r") for v in values]
-            rec = csv_record(row, header, values, fields, where)
-            if lines.any_bad(first_line, reader.line_num):
-                rec.error = f"{where}: bytes that are not valid {lines.encoding}"
+                rec = InputRecord(row=row, id=f"row-{row}", error=f"{where}: unreadable CSV row ({_csv_problem(exc)})")
+            else:
+                if lines.any_cr(first_line, reader.line_num):
+                    values = [v.replace(_BARE_CR, "\r") for v in values]
+                rec = csv_record(row, header, values, fields, where)
+                if lines.any_bad(first_line, reader.line_num):
+                    rec.error = f"{where}: bytes that are not valid {lines.encoding}"
+            if held is not None:  # a row is yielded once the next one shows it was not the last
+                yield held[0]
+            held = (rec, where, first_line, reader.line_num, lines.quotes)
             first_line = reader.line_num + 1
-            yield rec
+
+
+def _unclosed_quote_check(rec: InputRecord, where: str, first_line: int, last_line: int, quotes: int) -> InputRecord:
+    """The last row, with an error if a quote opened in it is never closed. The csv module then
+    reads the rest of the file into that one value without a word, and the rows after it would
+    vanish. In a well-formed row quotes come in pairs (an escaped one is doubled), so an odd count
+    in a last row that spans several lines is that case."""
+    if last_line > first_line and quotes % 2:
+        rec.error = (f"{where} (line {first_line}): a quote opened here is never closed, so the "
+                     f"{last_line - first_line} lines after it were read into this row; close or remove that quote")
+    return rec

@@ -89,15 +89,19 @@ def resolve_encoding(path: Path, encoding: str) -> str:
 class DecodedLines:
     """Iterate decoded lines; ``bad_lines`` holds the 1-based numbers of lines that did not decode."""
 
-    def __init__(self, fh: BinaryIO, encoding: str, bare_cr: str | None = None) -> None:
+    def __init__(self, fh: BinaryIO, encoding: str, bare_cr: str | None = None, count_quotes: bool = False) -> None:
         """``bare_cr``: a stand-in for a \r inside a line (not its ending). Python's csv module
         rejects one in an unquoted value, while Spark's reader keeps it; the CSV reader swaps it in
-        and back (``cr_lines`` holds those lines' numbers) so both engines read the same value."""
+        and back (``cr_lines`` holds those lines' numbers) so both engines read the same value.
+        ``count_quotes``: add up the double quotes of the lines read in ``quotes`` (the CSV reader
+        resets it per row to find a quote that is never closed)."""
         self._fh = fh
         self.encoding = encoding
         self.bad_lines: set[int] = set()
         self.cr_lines: set[int] = set()
         self._bare_cr = bare_cr
+        self._count_quotes = count_quotes
+        self.quotes = 0
         self.line_no = 0
 
     def __iter__(self) -> Iterator[str]:
@@ -116,6 +120,8 @@ class DecodedLines:
                 line = raw.decode(self.encoding, errors="replace")
             if self.line_no == 1 and line.startswith("\ufeff"):
                 line = line[1:]
+            if self._count_quotes:
+                self.quotes += line.count('"')
             if self._bare_cr is not None and "\r" in line:
                 body = line.rstrip("\r\n")
                 if "\r" in body:
