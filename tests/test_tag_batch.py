@@ -106,6 +106,15 @@ def test_keep_columns_carries_json_values_through(tiny_model, tmp_path):
     assert row["id"] == "7" and row["input_id"] == 7 and row["n"] == 3 and row["tags"] == ["a"] and row["text"] == "小区停水"
 
 
+def test_kept_columns_never_collide(tiny_model, tmp_path):
+    """`id` is ours, so the input's becomes input_id; an input_id of the input must not be overwritten."""
+    src = _write_jsonl(tmp_path / "in.jsonl", [{"id": "ORIG-1", "input_id": "X-9", "text": "小区停水"}], broken_line=False)
+    out = tmp_path / "out.jsonl"
+    tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(id="input_id"), keep_columns=True))
+    row = _read_jsonl(out)[0]
+    assert (row["id"], row["input_id"], row["input_input_id"]) == ("X-9", "ORIG-1", "X-9")
+
+
 def test_disk_full_then_resume_loses_and_duplicates_nothing(tiny_model, tmp_path, monkeypatch):
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(50))
     ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"

@@ -16,8 +16,10 @@ KEPT_PREFIX = "input_"
 
 
 def kept_name(column: str) -> str:
-    """Output name of a carried-through input column; renamed only when it would clash with ours."""
-    return KEPT_PREFIX + column if column in WHISTLE_COLUMNS else column
+    """Output name of a carried-through input column: prefixed when it is one of ours, and when it
+    already starts with the prefix. The second rule keeps the renaming one-to-one: an input with
+    both ``id`` and ``input_id`` gives ``input_id`` and ``input_input_id``, and no value is lost."""
+    return KEPT_PREFIX + column if column in WHISTLE_COLUMNS or column.startswith(KEPT_PREFIX) else column
 
 
 def as_text(value: object) -> str | None:
