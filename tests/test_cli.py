@@ -176,3 +176,14 @@ def test_training_on_a_single_label_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m")])
     assert result.exit_code == 2 and "at least two labels" in result.output and "one_label.jsonl" in result.output
     assert "np.str_" not in result.output
+
+
+def test_characters_the_output_encoding_cannot_hold_are_counted_and_reported(trained_dir, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a\U0001F600", "text": "楼下烧烤店油烟很大"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["tag", str(src), "-o", str(out), "-m", str(trained_dir), "--output-encoding", "gbk"])
+    assert result.exit_code == 0, result.output
+    assert '"unwritable_characters": 1' in result.stderr and "became '?'" in result.stderr
+    with out.open(encoding="gbk", newline="") as fh:
+        assert next(csv.DictReader(fh))["id"] == "a?"

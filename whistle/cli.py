@@ -207,6 +207,9 @@ def tag(
     typer.echo(json.dumps({"output": str(output), **summary.as_dict(), "seconds": round(elapsed, 2),
                            "rows_per_second": round((summary.rows - summary.resumed_rows) / elapsed, 1) if elapsed else None},
                           ensure_ascii=False), err=True)
+    if summary.unwritable_chars:
+        typer.echo(f"whistle: warning: {summary.unwritable_chars} characters cannot be written in {output_encoding} "
+                   f"and became '?' in {output}; --output-encoding utf-8-sig keeps them (Excel reads it)", err=True)
 
 
 @app.command()

@@ -225,8 +225,8 @@ def _finish(wd: WorkDir, chunks: int, output_path: Path, fmt: str, total: TagSum
     try:
         with os.fdopen(fd, "wb") as raw:
             out = gzip.GzipFile(fileobj=raw, mode="wb") if output_path.name.endswith(".gz") else raw
-            write_output(fmt, [wd.chunk_path(i) for i in range(chunks)], out, total.columns, total.rows,
-                         opts.output_encoding)
+            total.unwritable_chars = write_output(fmt, [wd.chunk_path(i) for i in range(chunks)], out,
+                                                  total.columns, total.rows, opts.output_encoding)
             if out is not raw:
                 out.close()
             raw.flush()

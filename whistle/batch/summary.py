@@ -15,6 +15,7 @@ class TagSummary:
     topics: Counter = field(default_factory=Counter)
     columns: list[str] = field(default_factory=list)  # kept input columns, in order of first appearance
     resumed_rows: int = 0  # rows taken over from an interrupted run
+    unwritable_chars: int = 0  # characters the CSV output encoding could not hold, written as "?"
 
     def add(self, answer: dict[str, object]) -> None:
         """Count one answer (``RoutingAnswer`` fields, as batch tagging carries them)."""
@@ -58,6 +59,7 @@ class TagSummary:
             "needs_review_share": round(self.needs_review / self.tagged, 4) if self.tagged else 0.0,
             "topics": dict(sorted(self.topics.items())),
             **({"resumed_rows": self.resumed_rows} if self.resumed_rows else {}),
+            **({"unwritable_characters": self.unwritable_chars} if self.unwritable_chars else {}),
         }
 
 

@@ -6,6 +6,7 @@ by chunk so memory stays flat whatever the row count.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import shutil
@@ -17,6 +18,20 @@ from whistle.errors import DataError
 
 XLSX_MAX_ROWS = 1_048_576 - 1  # Excel's limit, less the header row
 _NESTED = ("top", "departments", "evidence")
+
+# Characters the CSV output encoding cannot hold (an emoji in GBK) become "?", counted so that the
+# run can say how many: silently changed ids or texts would go unnoticed.
+_REPLACED = [0]
+
+
+def _count_and_replace(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    _REPLACED[0] += exc.end - exc.start
+    return "?" * (exc.end - exc.start), exc.end
+
+
+codecs.register_error("whistle-count-replace", _count_and_replace)
 
 
 def arrow_schema(kept: Sequence[str] = ()):
@@ -57,19 +72,22 @@ def write_jsonl(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str]) -> N
             shutil.copyfileobj(fh, out, 1 << 20)
 
 
-def write_csv(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], encoding: str = "utf-8") -> None:
+def write_csv(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], encoding: str = "utf-8") -> int:
+    """Returns how many characters the encoding could not hold (written as "?")."""
     import io
 
     from whistle.batch.rows import WHISTLE_COLUMNS
 
     columns = [*WHISTLE_COLUMNS, *kept]
-    text = io.TextIOWrapper(out, encoding=encoding, errors="replace", newline="", write_through=False)
+    _REPLACED[0] = 0
+    text = io.TextIOWrapper(out, encoding=encoding, errors="whistle-count-replace", newline="", write_through=False)
     writer = csv.writer(text)
     writer.writerow(columns)
     for rec in _chunk_dicts(chunks):
         writer.writerow([_flat(rec.get(c)) for c in columns])
     text.flush()
     text.detach()
+    return _REPLACED[0]
 
 
 def write_parquet(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str]) -> None:
@@ -118,14 +136,16 @@ def write_xlsx(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], rows:
 
 
 def write_output(fmt: str, chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], rows: int,
-                 csv_encoding: str = "utf-8") -> None:
+                 csv_encoding: str = "utf-8") -> int:
+    """Write the output; returns how many characters the CSV encoding could not hold (else 0)."""
+    if fmt == "csv":
+        return write_csv(chunks, out, kept, csv_encoding)
     if fmt == "jsonl":
         write_jsonl(chunks, out, kept)
-    elif fmt == "csv":
-        write_csv(chunks, out, kept, csv_encoding)
     elif fmt == "parquet":
         write_parquet(chunks, out, kept)
     elif fmt == "xlsx":
         write_xlsx(chunks, out, kept, rows)
     else:  # pragma: no cover - detect_format only returns the four above
         raise DataError(f"cannot write {fmt}")
+    return 0
