@@ -187,3 +187,9 @@ def test_characters_the_output_encoding_cannot_hold_are_counted_and_reported(tra
     assert '"unwritable_characters": 1' in result.stderr and "became '?'" in result.stderr
     with out.open(encoding="gbk", newline="") as fh:
         assert next(csv.DictReader(fh))["id"] == "a?"
+
+
+def test_predict_reads_gbk_from_stdin(trained_dir):
+    result = runner.invoke(app, ["predict", "-m", str(trained_dir)], input="楼下烧烤店油烟很大\n".encode("gbk"))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["error"] is None

@@ -115,6 +115,14 @@ def test(
     typer.echo(json.dumps(shown, ensure_ascii=False))
 
 
+def _decoded(line: bytes) -> str:
+    # a Windows console or an old export pipes GBK: read it as such rather than as 'not Chinese'
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("gb18030", errors="replace")
+
+
 @app.command()
 def predict(
     text: Annotated[str | None, typer.Argument(help="the complaint text ('-' or nothing: read lines from stdin)")] = None,
@@ -129,7 +137,7 @@ def predict(
     except WhistleError as exc:
         _fail(exc)
     from_stdin = text in (None, "-")
-    texts = [line.rstrip("\n") for line in sys.stdin] if from_stdin else [text]
+    texts = [_decoded(line).rstrip("\r\n") for line in sys.stdin.buffer] if from_stdin else [text]
     answers = model.route(texts, [title] * len(texts))
     for answer in answers:  # stdin: one JSON line per input line, however many there are
         typer.echo(answer.model_dump_json(indent=None if from_stdin else 2))

@@ -81,6 +81,9 @@ def make_record(row: int, obj: dict[str, object], fields: FieldMap, where: str) 
         rec.error = f"{where}: no {fields.text!r} field"
         return rec
     rec.text = obj[fields.text]
+    if rec.text is None:  # null in JSON, an empty cell (or a formula never calculated) in Excel
+        rec.error = f"{where}: {fields.text!r} is empty"
+        return rec
     if not isinstance(rec.text, str):
         rec.error = f"{where}: {fields.text!r} must be a string, got {type(rec.text).__name__}"
         return rec
