@@ -75,7 +75,9 @@ def test_metrics_count_requests_topics_and_review(client):
     client.post("/v1/classify", json={"text": NOISE})
     client.post("/v1/classify", json={"text": NOISE, "channel": "made-up-channel"})
     client.post("/v1/classify", json={"text": ""})
+    client.post("/v1/classify", content=b"x" * 300_000, headers={"content-type": "application/json"})  # body limit
     text = client.get("/metrics").text
+    assert 'whistle_http_requests_total{endpoint="/v1/classify",method="POST",status="413"} 1.0' in text
     assert 'whistle_http_requests_total{endpoint="/v1/classify",method="POST",status="200"} 2.0' in text
     assert 'whistle_http_requests_total{endpoint="/v1/classify",method="POST",status="422"} 1.0' in text
     assert 'whistle_topic_total{topic="W05"} 2.0' in text

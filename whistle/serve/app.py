@@ -76,8 +76,10 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
                     "坐席确认或纠正后的结果经 /v1/feedback 回流为训练数据。",
     )
     app.state.settings, app.state.holder, app.state.metrics = settings, holder, metrics
+    # the last added runs first: the body limit refuses a huge body before anything reads it, and
+    # timing wraps even that, so refused requests are counted too
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Timing, metrics=metrics, endpoints=ENDPOINTS)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # added last: runs first
 
     # ---- errors: a bad request is a 4xx with a readable message, never a 500 ---------------
     @app.exception_handler(RequestValidationError)
