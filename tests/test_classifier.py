@@ -250,3 +250,63 @@ def test_a_message_is_chinese_if_its_text_or_its_title_is(tiny_model):
     assert ok.error is None and title_only.error is None and english_body.error is None
     assert "not Chinese" in neither.error
     assert "title and text together" in too_long.error
+
+
+def _mini_rows() -> list[dict]:
+    from conftest import FIXTURES
+
+    return [json.loads(line) for line in (FIXTURES / "labelled-mini.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _write(path, rows) -> object:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_held_out_ids_never_train_even_in_the_data_files(tmp_path):
+    """--exclude test.jsonl with a train file that overlaps it: the overlap is dropped and counted."""
+    from conftest import tiny_config
+
+    from whistle.training.train import TrainRequest, train
+
+    rows = _mini_rows()
+    assert all(r.get("id") for r in rows)
+    data, held = _write(tmp_path / "train.jsonl", rows), _write(tmp_path / "test.jsonl", rows[:4])
+    model = train(TrainRequest(data=[data], taxonomy=Taxonomy.load(), config=tiny_config(), exclude=[held]))
+    assert model.metadata["training_rows"] == len(rows) - 4
+    assert model.metadata["dropped_rows"] == {"held_out": 4, "repeated": 0}
+
+
+def test_a_message_given_twice_trains_once_and_conflicting_labels_are_an_error(tmp_path):
+    from conftest import tiny_config
+
+    from whistle.training.train import TrainRequest, train
+
+    rows = _mini_rows()
+    again = _write(tmp_path / "again.jsonl", rows[:3])
+    model = train(TrainRequest(data=[_write(tmp_path / "a.jsonl", rows), again], taxonomy=Taxonomy.load(), config=tiny_config()))
+    assert model.metadata["training_rows"] == len(rows) and model.metadata["dropped_rows"]["repeated"] == 3
+    flipped = [{**r, "label": "OTHER" if r["label"] != "OTHER" else "W05", "sub": None} for r in rows[:2]]
+    with pytest.raises(DataError, match="2 message ids come with two different labels"):
+        train(TrainRequest(data=[_write(tmp_path / "a.jsonl", rows), _write(tmp_path / "b.jsonl", flipped)],
+                           taxonomy=Taxonomy.load(), config=tiny_config()))
+    # rows without ids are different messages, whatever file they come from
+    no_ids = [{k: v for k, v in r.items() if k != "id"} for r in rows]
+    model = train(TrainRequest(data=[_write(tmp_path / "x.jsonl", no_ids), _write(tmp_path / "y.jsonl", no_ids)],
+                               taxonomy=Taxonomy.load(), config=tiny_config()))
+    assert model.metadata["training_rows"] == 2 * len(rows)
+
+
+def test_label_files_must_be_utf8_and_give_each_id_one_label(tmp_path):
+    from whistle.training.data import read_id_labels
+
+    corpus = _write(tmp_path / "corpus.jsonl", [{"id": "c1", "text": "请问社保卡怎么补办"}])
+    extra = tmp_path / "extra.csv"
+    extra.write_bytes("id,label,sub\nc1,其他,\n".encode("gbk"))
+    with pytest.raises(DataError, match=r"extra\.csv: not UTF-8"):
+        read_id_labels(extra, corpus)
+    extra.write_text("id,label,sub\nc1,OTHER,\nc1,W06,W06a\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"extra\.csv: 1 ids have two different labels \(e\.g\. c1\)"):
+        read_id_labels(extra, corpus)
+    extra.write_text("id,label,sub\nc1,OTHER,\nc1,OTHER,\n", encoding="utf-8")  # the same twice: fine
+    assert read_id_labels(extra, corpus).ids == ["c1"]

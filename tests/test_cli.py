@@ -193,3 +193,12 @@ def test_predict_reads_gbk_from_stdin(trained_dir):
     result = runner.invoke(app, ["predict", "-m", str(trained_dir)], input="楼下烧烤店油烟很大\n".encode("gbk"))
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["error"] is None
+
+
+def test_a_bad_config_is_one_line_naming_each_bad_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("classifier:\n  C: abc\n  bogus: 1\n", encoding="utf-8")
+    result = runner.invoke(app, ["train", str(MINI), "-o", str(tmp_path / "m"), "--config", str(bad)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "classifier.C:" in lines[0] and "classifier.bogus:" in lines[0] and "http" not in lines[0]

@@ -81,7 +81,8 @@ def train(
     except (WhistleError, ValueError) as exc:
         _fail(exc)
     summary = {"model": str(output), "version": model.version, "labels": model.classes_, **model.heldout_,
-               "training_rows": model.metadata["training_rows"], "train_seconds": model.metadata["train_seconds"]}
+               "training_rows": model.metadata["training_rows"], "dropped_rows": model.metadata["dropped_rows"],
+               "train_seconds": model.metadata["train_seconds"]}
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 

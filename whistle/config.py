@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from whistle.errors import DataError
 
@@ -83,5 +83,8 @@ class WhistleConfig(_Section):
             raw = path.read_text(encoding="utf-8")
             data = json.loads(raw) if path.suffix == ".json" else yaml.safe_load(raw)
             return cls.model_validate(data or {})
+        except ValidationError as exc:  # one line per bad key, without pydantic's links
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10])
+            raise DataError(f"config {path}: {problems}") from None
         except (OSError, ValueError, yaml.YAMLError) as exc:
             raise DataError(f"config {path}: {exc}") from exc

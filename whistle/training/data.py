@@ -57,7 +57,9 @@ def read_labelled(
         if label in (None, ""):
             problems.append(f"{Path(path).name} row {rec.row}: no {label_field!r} value")
             continue
-        data.ids.append(rec.id)
+        # a row without an id gets one that names its file: "row-3" of two files is not one message
+        given = rec.fields.get((fields or FieldMap()).id) not in (None, "")
+        data.ids.append(rec.id if given else f"{Path(path).name}:{rec.id}")
         data.titles.append(rec.title)
         data.texts.append(rec.text)  # type: ignore[arg-type]
         data.labels.append(str(label))
@@ -80,18 +82,26 @@ def read_id_labels(path: str | Path, corpus: str | Path | Iterable[InputRecord],
     lacks, or whose corpus row is unusable, is an error: those labels would otherwise be dropped
     without a word."""
     wanted: dict[str, tuple[str, str | None]] = {}
-    with Path(path).open(encoding="utf-8-sig", newline="") as fh:
-        for row in csv.DictReader(fh):
-            if not row.get("id") or not row.get("label"):
-                raise DataError(f"{path}: every row needs id and label, got {row}")
-            wanted[row["id"]] = (row["label"], row.get("sub") or None)
+    conflicts: list[str] = []
+    try:
+        with Path(path).open(encoding="utf-8-sig", newline="") as fh:
+            for row in csv.DictReader(fh):
+                if not row.get("id") or not row.get("label"):
+                    raise DataError(f"{path}: every row needs id and label, got {row}")
+                label = (row["label"], row.get("sub") or None)
+                if wanted.setdefault(row["id"], label) != label:
+                    conflicts.append(row["id"])
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    if conflicts:
+        raise DataError(f"{path}: {len(conflicts)} ids have two different labels (e.g. {', '.join(conflicts[:5])})")
     exclude_ids = exclude_ids or set()
     records = read_records(corpus, fields) if isinstance(corpus, str | Path) else corpus
     data = LabelledSet()
     found: set[str] = set()
     unusable: list[str] = []
     for rec in records:
-        if rec.id not in wanted:
+        if rec.id not in wanted or rec.id in found:  # an id the corpus repeats: its first message
             continue
         if rec.error:
             unusable.append(rec.error)

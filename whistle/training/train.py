@@ -42,31 +42,62 @@ def _read_corpus(req: TrainRequest) -> list[InputRecord]:
 
 
 def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str],
-                      corpus: list[InputRecord]) -> tuple[LabelledSet, int]:
+                      corpus: list[InputRecord]) -> tuple[LabelledSet, int, dict[str, int]]:
     """The DATA files' rows, then the extra rows (``extra_data`` files, ``extra_labels`` joined with
-    ``corpus``, the records of ``req.corpus``); and how many rows the DATA files gave."""
+    ``corpus``, the records of ``req.corpus``); how many rows the DATA files gave; and how many
+    rows were dropped as held out or repeated."""
+    dropped = {"held_out": 0, "repeated": 0}
     data = LabelledSet()
     for path in req.data:
         data.extend(_read_checked(req, path))
+    data = _without_excluded_and_repeats(data, excluded, req.data, dropped)
     from_data_files = len(data)
     for path in req.extra_data or []:
         data.extend(_read_checked(req, path))
+    data = _without_excluded_and_repeats(data, excluded, [*req.data, *(req.extra_data or [])], dropped)
     if req.extra_labels:
         if req.corpus is None:
             raise ValueError("extra labels (id,label,sub) need --corpus to find their texts")
-        banned = set(data.ids) | excluded
-        for path in req.extra_labels:
-            part = read_id_labels(path, corpus, exclude_ids=banned, corpus_name=str(req.corpus))
+        for path in req.extra_labels:  # the files before (and the DATA files) win for an id they share
+            part = read_id_labels(path, corpus, exclude_ids=set(data.ids) | excluded, corpus_name=str(req.corpus))
             if req.taxonomy is not None:
                 check_labels(part, req.taxonomy, str(path))
             data.extend(part)
-    return data, from_data_files
+    return data, from_data_files, dropped
 
 
-def _ids_of(paths: list[Path]) -> set[str]:
+def _without_excluded_and_repeats(data: LabelledSet, excluded: frozenset[str] | set[str],
+                                  paths: list[Path], dropped: dict[str, int]) -> LabelledSet:
+    """Rows whose id is held out (--exclude) are dropped: a test set must never leak into training.
+    A message given twice is trained once; twice with different labels is an error."""
+    kept = LabelledSet()
+    first: dict[str, tuple[str, str | None]] = {}
+    conflicts: list[str] = []
+    for i, message_id in enumerate(data.ids):
+        label = (data.labels[i], data.subs[i])
+        if message_id in excluded:
+            dropped["held_out"] += 1
+            continue
+        if message_id in first:
+            if first[message_id] != label:
+                conflicts.append(message_id)
+            dropped["repeated"] += 1
+            continue
+        first[message_id] = label
+        for name in ("ids", "titles", "texts", "labels", "subs", "weights"):
+            getattr(kept, name).append(getattr(data, name)[i])
+    if conflicts:
+        raise DataError(f"{', '.join(str(p) for p in paths)}: {len(conflicts)} message ids come with two different "
+                        f"labels (e.g. {', '.join(conflicts[:5])}); fix or remove one of each")
+    return kept
+
+
+def _ids_of(paths: list[Path], fields: FieldMap | None) -> set[str]:
+    """The message ids of held-out files (rows without an id have none to match)."""
+    id_field = (fields or FieldMap()).id
     ids: set[str] = set()
     for p in paths:
-        ids.update(r.id for r in read_records(p) if r.error is None)
+        ids.update(r.id for r in read_records(p, fields) if r.fields.get(id_field) not in (None, ""))
     return ids
 
 
@@ -78,9 +109,9 @@ def _unlabelled_docs(model: WhistleClassifier, corpus: list[InputRecord], banned
 
 def train(req: TrainRequest) -> WhistleClassifier:
     started = time.perf_counter()
-    excluded = _ids_of(req.exclude or [])  # held-out ids, read once
+    excluded = _ids_of(req.exclude or [], req.fields)  # held-out ids, read once
     corpus = _read_corpus(req)
-    data, from_data_files = load_training_set(req, excluded, corpus)
+    data, from_data_files, dropped = load_training_set(req, excluded, corpus)
     if len(set(data.labels)) < 2:
         files = ", ".join(str(p) for p in [*req.data, *(req.extra_data or []), *(req.extra_labels or [])])
         raise DataError(f"{files}: a model needs at least two labels to tell apart; found only {sorted(set(data.labels))}")
@@ -95,6 +126,7 @@ def train(req: TrainRequest) -> WhistleClassifier:
     model.metadata.update({
         "data_fingerprint": data.fingerprint(),
         "training_rows": len(data),
+        "dropped_rows": dropped,  # held out by --exclude, or given twice
         "training_files": [str(p) for p in [*req.data, *(req.extra_data or []), *(req.extra_labels or [])]],
         "unlabelled_docs": len(extra_docs),
         "train_seconds": round(time.perf_counter() - started, 1),
