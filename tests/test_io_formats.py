@@ -221,3 +221,9 @@ def test_a_quote_never_closed_is_an_error_not_a_silent_loss_of_the_rows_after_it
     # a quoted value over several lines, properly closed, at the end of the file is fine
     src.write_text('id,text\n1,小区停水\n2,"楼下很吵\n晚上也吵"\n', encoding="utf-8")
     assert [(r.id, r.text, r.error) for r in read_records(src)] == [("1", "小区停水", None), ("2", "楼下很吵\n晚上也吵", None)]
+
+
+def test_blank_lines_in_a_csv_are_not_rows(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,小区停水\n\n2,路灯坏了\n\n", encoding="utf-8")
+    assert [(r.row, r.id, r.error) for r in read_records(src)] == [(1, "1", None), (2, "2", None)]

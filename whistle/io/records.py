@@ -205,6 +205,10 @@ def _csv_rows(path: Path, fh, lines: DecodedLines, reader, header: list[str] | N
                 # the reader goes on with the next line
                 rec = InputRecord(row=row, id=f"row-{row}", error=f"{where}: unreadable CSV row ({_csv_problem(exc)})")
             else:
+                if not values:  # a blank line is no row (Spark and pandas skip it too): not counted
+                    row -= 1
+                    first_line = reader.line_num + 1
+                    continue
                 if lines.any_cr(first_line, reader.line_num):
                     values = [v.replace(_BARE_CR, "\r") for v in values]
                 rec = csv_record(row, header, values, fields, where)
