@@ -202,3 +202,12 @@ def test_a_bad_config_is_one_line_naming_each_bad_key(tmp_path):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "classifier.C:" in lines[0] and "classifier.bogus:" in lines[0] and "http" not in lines[0]
+
+
+def test_training_data_without_any_usable_text_is_a_clear_error(tmp_path):
+    src = tmp_path / "empty_texts.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": "  ", "label": lab}) + "\n"
+                           for i, lab in enumerate(["W05", "W06", "OTHER"])), encoding="utf-8")
+    result = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "no row has a text the model can learn from" in result.output
+    assert "empty_texts.jsonl" in result.output and "empty text" in result.output

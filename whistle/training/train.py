@@ -112,12 +112,15 @@ def train(req: TrainRequest) -> WhistleClassifier:
     excluded = _ids_of(req.exclude or [], req.fields)  # held-out ids, read once
     corpus = _read_corpus(req)
     data, from_data_files, dropped = load_training_set(req, excluded, corpus)
+    files = ", ".join(str(p) for p in [*req.data, *(req.extra_data or []), *(req.extra_labels or [])])
     if len(set(data.labels)) < 2:
-        files = ", ".join(str(p) for p in [*req.data, *(req.extra_data or []), *(req.extra_labels or [])])
         raise DataError(f"{files}: a model needs at least two labels to tell apart; found only {sorted(set(data.labels))}")
     taxonomy = req.taxonomy or Taxonomy.free(data.labels)
     model = WhistleClassifier(req.config, taxonomy)
     model._build()
+    if all(model.preprocessor.problem(ti, te) for ti, te in zip(data.titles, data.texts)):
+        example = model.preprocessor.problem(data.titles[0], data.texts[0])
+        raise DataError(f"{files}: no row has a text the model can learn from (e.g. row 1: {example})")
     extra_docs = _unlabelled_docs(model, corpus, set(data.ids) | excluded) if req.config.classifier.self_training_weight > 0 else []
     # Calibrate on the DATA files' rows only: extra id-label files can cover a whole corpus, mostly
     # easy OTHER, and would set a review threshold too lax for the messages operators see.
