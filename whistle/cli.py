@@ -193,7 +193,8 @@ def tag(
             if sheet is not None:
                 raise typer.BadParameter("--sheet: the spark engine does not read Excel files")
 
-            summary = tag_spark(input, output, model_dir, fields, keep_columns=keep_columns, master=spark_master)
+            summary = tag_spark(input, output, model_dir, fields, keep_columns=keep_columns, master=spark_master,
+                                encoding=encoding)
         elif engine == "local":
             from whistle.models.persistence import load_model
 

@@ -62,7 +62,7 @@ def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str
     if sheet is not None and fmt != "xlsx":
         raise DataError(f"{path}: --sheet applies to Excel (.xlsx) input only")
     if fmt == "jsonl":
-        _refuse_json_array(path)
+        refuse_json_array(path)
         return _read_jsonl(path, fields, resolve_encoding(path, encoding))
     if fmt == "csv":
         return _read_csv(path, fields, resolve_encoding(path, encoding))
@@ -128,7 +128,7 @@ def parse_jsonl_line(row: int, line: str, fields: FieldMap, where: str) -> Input
     return make_record(row, obj, fields, where)
 
 
-def _refuse_json_array(path: Path) -> None:
+def refuse_json_array(path: Path) -> None:
     """A file that is one JSON array (pretty-printed or not) is not JSON Lines: read line by line it
     would be a row error per line. A JSONL file whose first line is an array is still JSONL."""
     stripped = head_bytes(path, 1 << 20, line=True).strip().lstrip(b"\xef\xbb\xbf")
@@ -157,7 +157,7 @@ def _read_jsonl(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRe
 def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRecord]:
     # Validate the header eagerly (a wrong --text-field is a usage error, not a million row errors).
     fh = open_binary(path)
-    lines = DecodedLines(fh, encoding, bare_cr=_BARE_CR, count_quotes=True)
+    lines = DecodedLines(fh, encoding, bare_cr=BARE_CR, count_quotes=True)
     reader = csv.reader(lines, delimiter="\t" if ".tsv" in path.name.lower() else ",")
     try:
         try:
@@ -173,7 +173,7 @@ def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputReco
 
 
 # A Unicode noncharacter: never in real text, so it can stand in for a \r inside a line.
-_BARE_CR = "\ufdd0"
+BARE_CR = "\ufdd0"
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -210,7 +210,7 @@ def _csv_rows(path: Path, fh, lines: DecodedLines, reader, header: list[str] | N
                     first_line = reader.line_num + 1
                     continue
                 if lines.any_cr(first_line, reader.line_num):
-                    values = [v.replace(_BARE_CR, "\r") for v in values]
+                    values = [v.replace(BARE_CR, "\r") for v in values]
                 rec = csv_record(row, header, values, fields, where)
                 if lines.any_bad(first_line, reader.line_num):
                     rec.error = f"{where}: bytes that are not valid {lines.encoding}"
