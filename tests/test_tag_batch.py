@@ -264,29 +264,26 @@ def _rewrite_summary(**changes):
     return rewrite
 
 
-@pytest.mark.parametrize("damage", [_truncate, _append_line, Path.unlink], ids=["truncated", "grown", "missing"])
-def test_resume_redoes_a_damaged_chunk_file(tiny_model, tmp_path, monkeypatch, damage):
+_DAMAGED_CHUNKS = {  # what a resumed run must notice and redo: (the chunk's data file or its summary, damage)
+    "truncated": ("data", _truncate), "grown": ("data", _append_line), "missing": ("data", Path.unlink),
+    "summary-broken": ("summary", lambda p: p.write_text("{broken")),
+    "summary-list": ("summary", lambda p: p.write_text("[]")),
+    "summary-garbage": ("summary", lambda p: p.write_text("garbage")),
+    "summary-not-utf8": ("summary", lambda p: p.write_bytes(b"\xff\xfe")),
+    "summary-no-size": ("summary", _rewrite_summary(bytes=None)),  # as an older version wrote it
+    "summary-rows-text": ("summary", _rewrite_summary(rows="6")),
+    "summary-rows-wrong": ("summary", _rewrite_summary(rows=5, tagged=5, errors=0)),  # fewer rows than the input has there
+}
+
+
+@pytest.mark.parametrize("case", list(_DAMAGED_CHUNKS))
+def test_resume_redoes_a_damaged_chunk(tiny_model, tmp_path, monkeypatch, case):
+    part, damage = _DAMAGED_CHUNKS[case]
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(50))
     ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
     tag_file(tiny_model, src, ref, options=TagOptions(fields=FieldMap(), chunk_size=6))
     wd = _interrupted(tiny_model, src, out, monkeypatch)
-    damage(wd.chunk_path(1))
-    resumed = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
-    assert out.read_bytes() == ref.read_bytes()
-    assert resumed.rows == 51 and resumed.resumed_rows == 12 and resumed.errors == 3
-
-
-@pytest.mark.parametrize("damage", [
-    lambda p: p.write_text("{broken"), lambda p: p.write_text("[]"), lambda p: p.write_text("garbage"),
-    lambda p: p.write_bytes(b"\xff\xfe"), _rewrite_summary(bytes=None),  # as an older version wrote it
-    _rewrite_summary(rows="6"), _rewrite_summary(rows=5, tagged=5, errors=0),  # fewer rows than the input has there
-], ids=["broken", "list", "garbage", "not-utf8", "no-size", "rows-text", "rows-wrong"])
-def test_resume_redoes_a_chunk_whose_summary_is_damaged(tiny_model, tmp_path, monkeypatch, damage):
-    src = _write_jsonl(tmp_path / "in.jsonl", _messages(50))
-    ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
-    tag_file(tiny_model, src, ref, options=TagOptions(fields=FieldMap(), chunk_size=6))
-    wd = _interrupted(tiny_model, src, out, monkeypatch)
-    damage(wd.summary_path(0))
+    damage(wd.chunk_path(1) if part == "data" else wd.summary_path(0))
     resumed = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
     assert out.read_bytes() == ref.read_bytes()
     assert resumed.rows == 51 and resumed.resumed_rows == 12 and resumed.errors == 3
