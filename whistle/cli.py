@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from whistle.errors import WhistleError
+from whistle.errors import DataError, WhistleError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Sort Chinese resident complaints into the 15 whistle topics and route them.")
@@ -28,8 +28,6 @@ def _fail(exc: Exception) -> None:
 
 def _writable_dir(path: Path, what: str) -> None:
     """Refuse before the work, not after it: a directory to write must not be an existing file."""
-    from whistle.errors import DataError
-
     if path.exists() and not path.is_dir():
         raise DataError(f"{path}: exists and is not a directory; give a new or existing directory for {what}")
 
@@ -149,8 +147,6 @@ def predict(
 def _check_tag_paths(output: Path, output_encoding: str) -> None:
     """Mistakes that would otherwise surface only after every row was tagged."""
     import codecs
-
-    from whistle.errors import DataError
 
     if output.is_dir():
         raise DataError(f"{output}: is a directory; give the output file's name (e.g. {output / 'tagged.jsonl'})")

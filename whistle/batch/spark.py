@@ -31,7 +31,15 @@ from whistle.io.records import (
     refuse_json_array,
 )
 from whistle.io.tabular import need
-from whistle.io.text import AUTO, DecodedLines, check_encoding, head_bytes, open_binary, resolve_encoding
+from whistle.io.text import (
+    AUTO,
+    DecodedLines,
+    check_encoding,
+    ends_lines_with_bare_cr,
+    head_bytes,
+    open_binary,
+    resolve_encoding,
+)
 from whistle.io.writers import arrow_schema
 
 _PID = "__whistle_partition"
@@ -68,8 +76,7 @@ def _line_separator(path: str, sample_bytes: int = 1 << 20) -> str:
     path is read with "\n" (\r\n lines are still fine)."""
     if not os.path.isfile(path):
         return "\n"
-    head = head_bytes(Path(path), sample_bytes)
-    return "\r" if b"\r" in head and b"\n" not in head else "\n"
+    return "\r" if ends_lines_with_bare_cr(head_bytes(Path(path), sample_bytes)) else "\n"
 
 
 def _encoding(path: str, fmt: str, encoding: str) -> str:

@@ -95,6 +95,11 @@ def make_record(row: int, obj: dict[str, object], fields: FieldMap, where: str) 
     return rec
 
 
+def has_given_id(rec: InputRecord, fields: FieldMap | None = None) -> bool:
+    """Whether the row had its own id (else ``make_record`` made one from the row number)."""
+    return rec.fields.get((fields or FieldMap()).id) not in (None, "")
+
+
 def check_columns(path: Path, columns: list[str], fields: FieldMap) -> None:
     """The text column is there and no column name repeats (the last one would silently win)."""
     repeated = sorted({c for c in columns if columns.count(c) > 1})

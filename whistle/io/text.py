@@ -130,10 +130,19 @@ class DecodedLines:
             yield line
 
     def any_cr(self, first_line: int, last_line: int) -> bool:
-        return bool(self.cr_lines) and any(n in self.cr_lines for n in range(first_line, last_line + 1))
+        return _any_between(self.cr_lines, first_line, last_line)
 
     def any_bad(self, first_line: int, last_line: int) -> bool:
-        return bool(self.bad_lines) and any(n in self.bad_lines for n in range(first_line, last_line + 1))
+        return _any_between(self.bad_lines, first_line, last_line)
+
+
+def _any_between(line_numbers: set[int], first_line: int, last_line: int) -> bool:
+    return bool(line_numbers) and any(n in line_numbers for n in range(first_line, last_line + 1))
+
+
+def ends_lines_with_bare_cr(head: bytes) -> bool:
+    """Whether a file's first bytes show bare \r line endings (old Mac exports)."""
+    return b"\r" in head and b"\n" not in head
 
 
 def physical_lines(fh: BinaryIO) -> Iterator[bytes]:
@@ -143,7 +152,7 @@ def physical_lines(fh: BinaryIO) -> Iterator[bytes]:
     GB18030: neither byte occurs inside a character."""
     peek = getattr(fh, "peek", None)
     head = peek(_SAMPLE) if peek is not None else b""  # the buffer's first bytes (8 KiB or more)
-    if b"\r" not in head or b"\n" in head:
+    if not ends_lines_with_bare_cr(head):
         yield from fh
         return
     rest = b""
@@ -154,7 +163,6 @@ def physical_lines(fh: BinaryIO) -> Iterator[bytes]:
             yield line + b"\r"
     if rest:
         yield rest
-
 
 
 def _gzip_problem(exc: BaseException) -> str:

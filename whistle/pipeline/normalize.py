@@ -13,7 +13,8 @@ _TAGS = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,200}>")
 _ENTITY_LEFTOVER = re.compile(r"&(?:nbsp|amp|lt|gt|quot|#\d+);?", re.IGNORECASE)
 # Control characters, and lone UTF-16 surrogates: a client that cuts an emoji's pair in half sends
 # one, and it cannot be encoded (OpenCC, SQLite and the output files would fail on it).
-_CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
+_SURROGATES = r"\ud800-\udfff"
+_CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f" + _SURROGATES
 # Emoji, pictographs, variation selectors, zero-width characters.
 _EMOJI_CHARS = (
     "\U0001F000-\U0001FAFF\U00002600-\U000027BF\U0001F900-\U0001F9FF\U0000FE00-\U0000FE0F"
@@ -73,7 +74,7 @@ def normalize_text(text: str, max_chars: int = 2000) -> str:
     return text[:max_chars]
 
 
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_SURROGATE = re.compile(f"[{_SURROGATES}]")
 
 
 def repair_surrogates(text: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from whistle.errors import DataError
-from whistle.io.records import FieldMap, InputRecord, read_records
+from whistle.io.records import FieldMap, InputRecord, has_given_id, read_records
 from whistle.taxonomy import Taxonomy
 
 
@@ -25,9 +25,15 @@ class LabelledSet:
     def __len__(self) -> int:
         return len(self.labels)
 
+    _COLUMNS = ("ids", "titles", "texts", "labels", "subs", "weights")
+
     def extend(self, other: LabelledSet) -> None:
-        for name in ("ids", "titles", "texts", "labels", "subs", "weights"):
+        for name in self._COLUMNS:
             getattr(self, name).extend(getattr(other, name))
+
+    def take(self, rows: list[int]) -> LabelledSet:
+        """These rows, in this order."""
+        return LabelledSet(**{name: [getattr(self, name)[i] for i in rows] for name in self._COLUMNS})
 
     def fingerprint(self) -> str:
         """Order-independent hash of (id, label, sub, text): the same data gives the same print."""
@@ -58,8 +64,7 @@ def read_labelled(
             problems.append(f"{Path(path).name} row {rec.row}: no {label_field!r} value")
             continue
         # a row without an id gets one that names its file: "row-3" of two files is not one message
-        given = rec.fields.get((fields or FieldMap()).id) not in (None, "")
-        data.ids.append(rec.id if given else f"{Path(path).name}:{rec.id}")
+        data.ids.append(rec.id if has_given_id(rec, fields) else f"{Path(path).name}:{rec.id}")
         data.titles.append(rec.title)
         data.texts.append(rec.text)  # type: ignore[arg-type]
         data.labels.append(str(label))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from whistle.config import WhistleConfig
 from whistle.errors import DataError
-from whistle.io.records import FieldMap, InputRecord, read_records
+from whistle.io.records import FieldMap, InputRecord, has_given_id, read_records
 from whistle.models.classifier import WhistleClassifier
 from whistle.pipeline.features import Doc
 from whistle.taxonomy import Taxonomy
@@ -70,7 +70,7 @@ def _without_excluded_and_repeats(data: LabelledSet, excluded: frozenset[str] | 
                                   paths: list[Path], dropped: dict[str, int]) -> LabelledSet:
     """Rows whose id is held out (--exclude) are dropped: a test set must never leak into training.
     A message given twice is trained once; twice with different labels is an error."""
-    kept = LabelledSet()
+    keep: list[int] = []
     first: dict[str, tuple[str, str | None]] = {}
     conflicts: list[str] = []
     for i, message_id in enumerate(data.ids):
@@ -84,20 +84,18 @@ def _without_excluded_and_repeats(data: LabelledSet, excluded: frozenset[str] | 
             dropped["repeated"] += 1
             continue
         first[message_id] = label
-        for name in ("ids", "titles", "texts", "labels", "subs", "weights"):
-            getattr(kept, name).append(getattr(data, name)[i])
+        keep.append(i)
     if conflicts:
         raise DataError(f"{', '.join(str(p) for p in paths)}: {len(conflicts)} message ids come with two different "
                         f"labels (e.g. {', '.join(conflicts[:5])}); fix or remove one of each")
-    return kept
+    return data.take(keep)
 
 
 def _ids_of(paths: list[Path], fields: FieldMap | None) -> set[str]:
     """The message ids of held-out files (rows without an id have none to match)."""
-    id_field = (fields or FieldMap()).id
     ids: set[str] = set()
     for p in paths:
-        ids.update(r.id for r in read_records(p, fields) if r.fields.get(id_field) not in (None, ""))
+        ids.update(r.id for r in read_records(p, fields) if has_given_id(r, fields))
     return ids
 
 
@@ -112,7 +110,8 @@ def train(req: TrainRequest) -> WhistleClassifier:
     excluded = _ids_of(req.exclude or [], req.fields)  # held-out ids, read once
     corpus = _read_corpus(req)
     data, from_data_files, dropped = load_training_set(req, excluded, corpus)
-    files = ", ".join(str(p) for p in [*req.data, *(req.extra_data or []), *(req.extra_labels or [])])
+    sources = [*req.data, *(req.extra_data or []), *(req.extra_labels or [])]
+    files = ", ".join(str(p) for p in sources)
     if len(set(data.labels)) < 2:
         raise DataError(f"{files}: a model needs at least two labels to tell apart; found only {sorted(set(data.labels))}")
     taxonomy = req.taxonomy or Taxonomy.free(data.labels)
@@ -130,7 +129,7 @@ def train(req: TrainRequest) -> WhistleClassifier:
         "data_fingerprint": data.fingerprint(),
         "training_rows": len(data),
         "dropped_rows": dropped,  # held out by --exclude, or given twice
-        "training_files": [str(p) for p in [*req.data, *(req.extra_data or []), *(req.extra_labels or [])]],
+        "training_files": [str(p) for p in sources],
         "unlabelled_docs": len(extra_docs),
         "train_seconds": round(time.perf_counter() - started, 1),
     })
