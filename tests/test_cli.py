@@ -211,3 +211,17 @@ def test_training_data_without_any_usable_text_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m")])
     assert result.exit_code == 2 and "no row has a text the model can learn from" in result.output
     assert "empty_texts.jsonl" in result.output and "empty text" in result.output
+
+
+def test_whole_number_labels_are_one_class_however_they_are_stored(tmp_path, tiny_config_file):
+    # Excel and pandas keep numbers as floats: 1.0 in one row and 1 in another are the same class
+    src = tmp_path / "numbered.jsonl"
+    rows = [(1, "小区物业不作为电梯坏了"), (1.0, "楼上违建加盖"), (2, "孩子入学难"),
+            (2.0, "学校收费不合理"), (1, "小区停水三天"), (2, "幼儿园学位紧张")]
+    src.write_text("\n".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) for lab, t in rows), encoding="utf-8")
+    result = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m"), "--taxonomy", "none", "--config", str(tiny_config_file)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["labels"] == ["1", "2"]
+    scored = runner.invoke(app, ["test", str(tmp_path / "m"), str(src)])
+    assert scored.exit_code == 0, scored.output
+    assert set(json.loads(scored.stdout)["per_class"]) <= {"1", "2"}

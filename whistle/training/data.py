@@ -44,6 +44,14 @@ class LabelledSet:
         return hashlib.sha256("".join(items).encode()).hexdigest()[:16]
 
 
+def label_text(value: object) -> str:
+    """A label as text. A whole number stored as a float (1.0, as Excel and pandas keep numbers)
+    is the same class as 1: ``str`` alone would make them two."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def read_labelled(
     path: str | Path,
     label_field: str = "label",
@@ -67,9 +75,9 @@ def read_labelled(
         data.ids.append(rec.id if has_given_id(rec, fields) else f"{Path(path).name}:{rec.id}")
         data.titles.append(rec.title)
         data.texts.append(rec.text)  # type: ignore[arg-type]
-        data.labels.append(str(label))
+        data.labels.append(label_text(label))
         sub = rec.fields.get(sub_field)
-        data.subs.append(str(sub) if sub not in (None, "") else None)
+        data.subs.append(label_text(sub) if sub not in (None, "") else None)
         data.weights.append(low_conf_weight if rec.fields.get(conf_field) == "low" else 1.0)
     if problems:
         shown = "\n  ".join(problems[:10])
