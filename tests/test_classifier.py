@@ -106,17 +106,29 @@ def test_missing_and_corrupted_model_dirs(tiny_model_dir, tmp_path):
         load_model(truncated)
 
 
-def test_model_from_another_taxonomy_is_refused(tiny_model_dir, tmp_path):
+def test_an_edited_taxonomy_reroutes_without_retraining_but_other_codes_are_refused(tiny_model_dir, tmp_path):
     import yaml
 
     from whistle.resources import default_taxonomy_path
 
     raw = yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8"))
-    raw["version"] = "2.0"
-    other = tmp_path / "other.yaml"
-    other.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    with pytest.raises(ModelLoadError, match="retrain"):
-        load_model(tiny_model_dir, expect_taxonomy=Taxonomy.load(other))
+    topics = {t["code"]: t for area in raw["areas"] for t in area["topics"]}
+    topics["W06"]["lead"] = "区生态环境分局"  # a city's own department name
+    topics["W06"]["name"] = "油烟和扬尘"
+    raw["version"] = "1.1-city"
+    edited = tmp_path / "city.yaml"
+    edited.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    before = load_model(tiny_model_dir).route(["楼下烧烤店油烟很大"])[0]
+    after = load_model(tiny_model_dir, taxonomy=Taxonomy.load(edited)).route(["楼下烧烤店油烟很大"])[0]
+    assert before.topic == after.topic == "W06"
+    assert before.departments.lead != "区生态环境分局"
+    assert after.departments.lead == "区生态环境分局" and after.topic_name == "油烟和扬尘"
+
+    topics["W06"]["subs"] = topics["W06"]["subs"][:1]  # a sub-problem the model predicts is gone
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="W06b.*retrain"):
+        load_model(tiny_model_dir, taxonomy=Taxonomy.load(fewer))
 
 
 def test_saved_model_records_training_provenance(tiny_model, tmp_path):
@@ -310,3 +322,71 @@ def test_label_files_must_be_utf8_and_give_each_id_one_label(tmp_path):
         read_id_labels(extra, corpus)
     extra.write_text("id,label,sub\nc1,OTHER,\nc1,OTHER,\n", encoding="utf-8")  # the same twice: fine
     assert read_id_labels(extra, corpus).ids == ["c1"]
+
+
+def test_hand_edited_or_foreign_manifests_are_clear_errors(tiny_model_dir, tmp_path):
+    def copy_with(name: str, edit) -> object:
+        target = tmp_path / name
+        shutil.copytree(tiny_model_dir, target)
+        manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+        (target / "manifest.json").write_text(json.dumps(edit(manifest)), encoding="utf-8")
+        return target
+
+    with pytest.raises(ModelLoadError, match="JSON object"):
+        load_model(copy_with("list", lambda m: []))
+    with pytest.raises(ModelLoadError, match="lacks version"):
+        load_model(copy_with("no-version", lambda m: {k: v for k, v in m.items() if k != "version"}))
+    with pytest.raises(ModelLoadError, match="lacks model_sha256"):
+        load_model(copy_with("no-sum", lambda m: {k: v for k, v in m.items() if k != "model_sha256"}))
+
+
+def test_a_model_pickled_by_another_release_is_refused_when_loaded_not_when_used(tiny_model, tmp_path):
+    import copy
+
+    old = copy.copy(tiny_model)
+    del old.temperature_  # as if an older release had not had it
+    directory = save_model(old, tmp_path / "old")
+    with pytest.raises(ModelLoadError, match="temperature_.*retrain"):
+        load_model(directory)
+
+
+def test_a_model_that_differs_in_data_taxonomy_or_recipe_gets_another_version(tiny_model, tmp_path):
+    import copy
+
+    from whistle.models.persistence import _version
+
+    def variant(**change) -> object:
+        m = copy.copy(tiny_model)
+        m.metadata = {"data_fingerprint": "d1"}
+        for key, value in change.items():
+            setattr(m, key, value)
+        return m
+
+    base = variant()
+    city = Taxonomy.load()
+    city = city.model_copy(update={"version": "1.1-city"})
+    recipe = tiny_model.config.model_copy(deep=True)
+    recipe.classifier.C = 2.0
+    versions = {_version(m, "2026-12-02T00:00:00Z") for m in (base, variant(taxonomy=city), variant(config=recipe))}
+    assert len(versions) == 3
+    assert _version(variant(), "2026-12-02T00:00:00Z") == _version(base, "2026-12-02T00:00:00Z")  # reproducible
+
+
+def test_a_failed_save_leaves_the_previous_model_usable(tiny_model, tmp_path, monkeypatch):
+    import copy
+
+    target = save_model(copy.copy(tiny_model), tmp_path / "m")
+    before = (target / "model.joblib").read_bytes()
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pathlib.Path.write_text", disk_full)
+    newer = copy.copy(tiny_model)
+    newer.metadata = {"version": "newer", "data_fingerprint": "other"}  # other bytes than the saved one
+    with pytest.raises(OSError, match="No space"):
+        save_model(newer, target)
+    monkeypatch.undo()
+    assert (target / "model.joblib").read_bytes() == before
+    assert load_model(target).classes_ == tiny_model.classes_
+    assert not list(target.glob("*.tmp"))

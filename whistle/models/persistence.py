@@ -26,6 +26,9 @@ from whistle.version import __version__
 FORMAT = "whistle-model/1"
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
+# what a fitted WhistleClassifier holds; a model pickled by another release may lack some
+_FITTED = ("preprocessor", "char_vectorizer", "word_vectorizer", "topic_model", "sub_models", "classes_",
+           "temperature_", "review_threshold_", "taxonomy", "config")
 
 
 def _sha256(path: Path) -> str:
@@ -36,39 +39,55 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _version(model: WhistleClassifier, created: str) -> str:
+    """Taxonomy, day and a hash of everything that makes the model: the training data, the
+    taxonomy's content (departments too) and the recipe. Two models that differ in any of these
+    never share a version, so a service polling the directory sees the change."""
+    recipe = model.config.model_dump_json()
+    made_of = f"{model.metadata.get('data_fingerprint', 'unknown')}|{model.taxonomy.fingerprint}|{recipe}"
+    return f"{model.taxonomy.name}-{created[:10]}-{hashlib.sha256(made_of.encode('utf-8')).hexdigest()[:8]}"
+
+
+def _temporary(directory: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
 def save_model(model: WhistleClassifier, directory: str | Path) -> Path:
-    """Write the model atomically: a crash never leaves a half-written model behind."""
+    """Write both files in full before either replaces its old copy: a crash or a full disk never
+    leaves a half-written model, and an older model in ``directory`` stays usable until then."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    data_fp = str(model.metadata.get("data_fingerprint", "unknown"))
-    model.metadata.setdefault("version", f"{model.taxonomy.name}-{created[:10]}-{data_fp[:8]}")
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    os.close(fd)
+    model.metadata.setdefault("version", _version(model, created))
+    model_tmp, manifest_tmp = _temporary(directory), _temporary(directory)
     try:
-        joblib.dump(model, tmp, compress=("zlib", 6))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, directory / MODEL_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    manifest = {
-        "format": FORMAT,
-        "version": model.metadata["version"],
-        "created": created,
-        "whistle": __version__,
-        "sklearn": sklearn.__version__,
-        "labels": list(model.classes_),
-        "sub_labels": sorted(c for scorer in model.sub_models.values() for c in scorer.classes),
-        "taxonomy": model.taxonomy.summary(),
-        "segmenter": model.preprocessor.segmenter.engine_in_use,
-        "config": json.loads(model.config.model_dump_json()),
-        "heldout": model.heldout_,
-        "training": model.training_summary_,
-        "model_sha256": _sha256(directory / MODEL_FILE),
-        **{k: v for k, v in model.metadata.items() if k != "version"},
-    }
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        joblib.dump(model, model_tmp, compress=("zlib", 6))
+        manifest = {
+            "format": FORMAT,
+            "version": model.metadata["version"],
+            "created": created,
+            "whistle": __version__,
+            "sklearn": sklearn.__version__,
+            "labels": list(model.classes_),
+            "sub_labels": sorted(c for scorer in model.sub_models.values() for c in scorer.classes),
+            "taxonomy": model.taxonomy.summary(),
+            "segmenter": model.preprocessor.segmenter.engine_in_use,
+            "config": json.loads(model.config.model_dump_json()),
+            "heldout": model.heldout_,
+            "training": model.training_summary_,
+            "model_sha256": _sha256(model_tmp),
+            **{k: v for k, v in model.metadata.items() if k != "version"},
+        }
+        manifest_tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        for tmp in (model_tmp, manifest_tmp):
+            os.chmod(tmp, 0o644)
+        os.replace(model_tmp, directory / MODEL_FILE)
+        os.replace(manifest_tmp, directory / MANIFEST_FILE)
+    finally:
+        model_tmp.unlink(missing_ok=True)
+        manifest_tmp.unlink(missing_ok=True)
     return directory
 
 
@@ -83,13 +102,47 @@ def read_manifest(directory: str | Path) -> dict[str, object]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{path}: unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise ModelLoadError(f"{path}: not a whistle manifest (a JSON object is expected)")
     if manifest.get("format") != FORMAT:
         raise ModelLoadError(f"{path}: unknown model format {manifest.get('format')!r}, expected {FORMAT}")
+    missing = [key for key in ("version", "model_sha256") if not isinstance(manifest.get(key), str)]
+    if missing:
+        raise ModelLoadError(f"{path}: the manifest lacks {' and '.join(missing)}; it was edited by hand or not "
+                             f"written by whistle: save the model again (whistle train)")
     return manifest
 
 
-def load_model(directory: str | Path | None = None, expect_taxonomy: Taxonomy | None = None) -> WhistleClassifier:
-    """Load and verify a model directory (the bundled default when ``directory`` is None)."""
+def _codes(taxonomy: Taxonomy) -> dict[str, frozenset[str]]:
+    """What a model learned to predict: each label with its sub-problem codes."""
+    return {label: frozenset(taxonomy.subs_of(label)) for label in taxonomy.labels}
+
+
+def route_with(model: WhistleClassifier, taxonomy: Taxonomy, where: str | Path) -> None:
+    """Route ``model``'s answers with ``taxonomy`` (a city's edited file): names and departments may
+    change without retraining, codes may not, since the model can only predict what it learned."""
+    if taxonomy.fingerprint == model.taxonomy.fingerprint:
+        return
+    mine, theirs = _codes(model.taxonomy), _codes(taxonomy)
+    if mine != theirs:
+        gone = sorted(set(mine) - set(theirs)) + sorted(s for lab in set(mine) & set(theirs) for s in mine[lab] - theirs[lab])
+        new = sorted(set(theirs) - set(mine)) + sorted(s for lab in set(mine) & set(theirs) for s in theirs[lab] - mine[lab])
+        detail = "; ".join(part for part in (f"not in the file: {', '.join(gone[:8])}" if gone else "",
+                                             f"new in the file: {', '.join(new[:8])}" if new else "") if part)
+        if not detail:
+            detail = "sub-problems moved between topics"
+        raise ModelLoadError(
+            f"{where}: trained on taxonomy {model.taxonomy.name} v{model.taxonomy.version}, whose codes differ from "
+            f"{taxonomy.name} v{taxonomy.version} ({detail}). An edited taxonomy may change names and departments, "
+            f"not codes: retrain the model on it (whistle train --taxonomy FILE)")
+    model.taxonomy = taxonomy
+
+
+def load_model(directory: str | Path | None = None, taxonomy: Taxonomy | None = None) -> WhistleClassifier:
+    """Load and verify a model directory (the bundled default when ``directory`` is None).
+
+    With ``taxonomy`` (an edited taxonomy file) answers are routed with its names and departments;
+    a taxonomy with other codes is refused (see ``route_with``)."""
     directory = Path(directory) if directory is not None else default_model_dir()
     manifest = read_manifest(directory)
     model_path = directory / MODEL_FILE
@@ -103,12 +156,13 @@ def load_model(directory: str | Path | None = None, expect_taxonomy: Taxonomy | 
         raise ModelLoadError(f"{model_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
     if not isinstance(model, WhistleClassifier):
         raise ModelLoadError(f"{model_path}: holds a {type(model).__name__}, not a WhistleClassifier")
-    if expect_taxonomy is not None and model.taxonomy.fingerprint != expect_taxonomy.fingerprint:
-        raise ModelLoadError(
-            f"{directory}: trained on taxonomy {model.taxonomy.name} v{model.taxonomy.version} "
-            f"({model.taxonomy.fingerprint}), but {expect_taxonomy.name} v{expect_taxonomy.version} "
-            f"({expect_taxonomy.fingerprint}) is in use: retrain the model on the current taxonomy"
-        )
+    lacking = [name for name in _FITTED if not hasattr(model, name)]
+    if lacking:
+        made_by = manifest.get("whistle")
+        raise ModelLoadError(f"{model_path}: made by whistle {made_by}, which this whistle {__version__} cannot use "
+                             f"(it lacks {', '.join(lacking)}): retrain it, or use whistle {made_by}")
+    if taxonomy is not None:
+        route_with(model, taxonomy, directory)
     model.metadata["version"] = manifest["version"]
     model.metadata["directory"] = str(directory)
     return model
