@@ -67,3 +67,162 @@ def test_free_taxonomy_accepts_any_labels():
     assert tax.labels == ["交通运输", "教育文体"] and tax.is_free
     assert tax.unknown_labels(["交通运输", "其他"]) == ["其他"]
     assert tax.departments("交通运输") == {"lead": None, "assist": []}
+
+
+# ---- a city edits the YAML: every mistake is one line naming the file and the place -------------
+BUNDLED = default_taxonomy_path().read_text(encoding="utf-8")
+
+
+def _text(tmp_path: Path, text: str, name: str = "tax.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(TaxonomyError) as info:
+        Taxonomy.load(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message, message
+    return message
+
+
+def test_non_utf8_file_names_the_file_and_the_encoding(tmp_path):
+    path = tmp_path / "gbk.yaml"
+    path.write_bytes(BUNDLED.encode("gbk"))
+    assert "UTF-8" in _error(path)
+
+
+def test_utf8_with_bom_loads(tmp_path):  # Windows Notepad writes one
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + BUNDLED.encode("utf-8"))
+    assert Taxonomy.load(path).fingerprint == Taxonomy.load().fingerprint
+
+
+def test_yaml_syntax_error_is_one_line_with_line_and_column(tmp_path):
+    text = BUNDLED.replace("lead: 城管执法局\n", "lead: [城管执法局\n", 1)
+    message = _error(_text(tmp_path, text))
+    assert "not valid YAML at line 21, column 15" in message
+    assert "<unicode string>" not in message
+
+
+def test_control_character_is_one_line_with_line_and_column(tmp_path):
+    message = _error(_text(tmp_path, "name: a\nversion: \"1\x07\"\n"))
+    assert "line 2, column 12" in message and "<unicode string>" not in message
+
+
+def test_check_errors_name_the_file(tmp_path):
+    def mutate(raw):
+        raw["areas"][0]["topics"][1]["code"] = "W01"
+
+    path = _write(tmp_path, mutate)
+    message = _error(path)
+    assert "duplicate code 'W01'" in message and "enforcement" in message
+
+
+def test_area_without_topics_is_an_error(tmp_path):
+    def mutate(raw):
+        raw["areas"][2]["topics"] = []
+
+    message = _error(_write(tmp_path, mutate))
+    assert "area emergency" in message and "no topics" in message
+
+
+def test_taxonomy_without_topics_is_an_error(tmp_path):
+    def mutate(raw):
+        for area in raw["areas"]:
+            area["topics"] = []
+
+    assert "no topics" in _error(_write(tmp_path, mutate))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [(lambda raw: raw["areas"][0]["topics"][2].update(code=""), "topic 3 of area enforcement"),
+     (lambda raw: raw["areas"][0]["topics"][0]["subs"][1].update(code=""), "sub-problem 2 of topic W01"),
+     (lambda raw: raw["areas"][1].update(code=" "), "area 2"),
+     (lambda raw: raw["other"].update(code=""), "other"),
+     (lambda raw: raw["areas"][0]["topics"][0].update(code="W01 "), "'W01 '")],
+    ids=["topic", "sub", "area", "other", "spaces"],
+)
+def test_empty_code_is_an_error(tmp_path, mutate, match):
+    message = _error(_write(tmp_path, mutate))
+    assert "code" in message and match in message
+
+
+@pytest.mark.parametrize(
+    ("topics", "match"),
+    [({"W01": "W09z"}, "W09z"),  # reads as a W09 sub-problem but is listed under W01
+     ({"W01": "a"}, "'a'"),  # the guide's convention: W01a, W01b under W01
+     ({"X1": "X10a", "X10": "X10b"}, "X10a")],  # starts with X1, but X10a reads as a sub-problem of X10
+    ids=["other-topic", "no-prefix", "longer-topic-code"],
+)
+def test_sub_code_must_start_with_its_topic_code(tmp_path, topics, match):
+    def mutate(raw):
+        for topic, (code, sub) in zip(raw["areas"][0]["topics"], topics.items()):
+            topic["code"], topic["subs"] = code, [{"code": sub, "name": "某问题"}]
+
+    message = _error(_write(tmp_path, mutate))
+    assert match in message and "start with" in message
+
+
+def test_sub_code_equal_to_its_topic_code_is_an_error(tmp_path):
+    def mutate(raw):
+        raw["areas"][0]["topics"][0]["subs"][1]["code"] = "W01"
+
+    assert "W01" in _error(_write(tmp_path, mutate))
+
+
+def test_topic_codes_that_prefix_each_other_are_fine(tmp_path):
+    def mutate(raw):  # X1 and X10: X10a starts with X1 too, but belongs to X10
+        topics = raw["areas"][0]["topics"]
+        topics[0]["code"], topics[0]["subs"] = "X1", [{"code": "X1a", "name": "a"}]
+        topics[1]["code"], topics[1]["subs"] = "X10", [{"code": "X10a", "name": "b"}]
+
+    assert Taxonomy.load(_write(tmp_path, mutate)).subs_of("X10") == ["X10a"]
+
+
+@pytest.mark.parametrize("key", ["lead", "name"])
+def test_duplicate_yaml_key_is_an_error(tmp_path, key):
+    old = "        lead: 城管执法局\n"
+    extra = "        lead: 生态环境局\n" if key == "lead" else "        name: 另一个名字\n"
+    text = BUNDLED.replace(old, old + extra, 1)
+    message = _error(_text(tmp_path, text))
+    assert f"duplicate key {key!r}" in message and "line 21" in message
+
+
+def test_yaml_merge_keys_still_work(tmp_path):
+    """Keys merged in with `<<: *anchor` and then overridden are not duplicate keys."""
+    text = BUNDLED.replace("      - code: W01\n", "      - &w01\n        code: W01\n", 1)
+    text = text.replace("        lead: 城管执法局\n        assist: [住房和城乡建设局, 市场监督管理局]\n", "        <<: *w01\n", 1)
+    tax = Taxonomy.load(_text(tmp_path, text))
+    assert tax.departments("W02") == tax.departments("W01") and tax.subs_of("W02") == ["W02a", "W02b"]
+
+
+def test_free_labels_in_a_file_is_an_error(tmp_path):
+    message = _error(_text(tmp_path, BUNDLED + "free_labels: [a, b]\n"))
+    assert "free_labels" in message
+
+
+def test_directory_is_not_reported_missing(tmp_path):
+    with pytest.raises(TaxonomyError, match="is a directory"):
+        Taxonomy.load(tmp_path)
+
+
+@pytest.mark.parametrize(("value", "hint"), [("1.1", 'version: "1.1"'), ("2", 'version: "2"')])
+def test_unquoted_version_hints_to_quote_it(tmp_path, value, hint):
+    text = BUNDLED.replace('version: "1.1"', f"version: {value}", 1)
+    assert hint in _error(_text(tmp_path, text))
+
+
+def test_numeric_code_hints_to_quote_it(tmp_path):
+    text = BUNDLED.replace("code: W01\n", "code: 101\n", 1)
+    message = _error(_text(tmp_path, text))
+    assert "topic 1 of area enforcement" in message and "quote" in message
+
+
+def test_wrong_type_names_the_topic(tmp_path):
+    def mutate(raw):
+        raw["areas"][1]["topics"][0]["assist"] = "城管执法局"
+
+    assert "topic W08" in _error(_write(tmp_path, mutate))
