@@ -225,3 +225,46 @@ def test_whole_number_labels_are_one_class_however_they_are_stored(tmp_path, tin
     scored = runner.invoke(app, ["test", str(tmp_path / "m"), str(src)])
     assert scored.exit_code == 0, scored.output
     assert set(json.loads(scored.stdout)["per_class"]) <= {"1", "2"}
+
+
+def test_a_damaged_utf8_line_on_stdin_is_an_error_not_mojibake_answered_with_confidence(trained_dir):
+    good = "小区楼下烧烤店每天营业到凌晨，油烟很大。".encode()
+    lines = good + b"\n" + good[:-2] + b"\n" + "楼下烧烤店油烟很大".encode("gbk") + b"\n"  # the middle one cut mid-character
+    result = runner.invoke(app, ["predict", "--model", str(trained_dir)], input=lines)
+    first, cut, gbk = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["error"] is None and gbk["error"] is None and gbk["topic"] == first["topic"]
+    assert cut["topic"] is None and "line 2" in cut["error"] and "not valid UTF-8" in cut["error"]
+
+
+def test_predict_and_tag_route_with_an_edited_taxonomy_file(trained_dir, tmp_path):
+    import yaml
+
+    from whistle.resources import default_taxonomy_path
+
+    raw = yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8"))
+    for area in raw["areas"]:
+        for topic in area["topics"]:
+            topic["lead"] = f"{topic['code']}责任科室"
+    city = tmp_path / "city.yaml"
+    city.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    text = "楼下烧烤店油烟很大，晚上吵得睡不着"
+    answer = json.loads(runner.invoke(app, ["predict", "--model", str(trained_dir), "--taxonomy", str(city), text]).stdout)
+    assert answer["departments"]["lead"] == f"{answer['topic']}责任科室"
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": text}, ensure_ascii=False) + "\n", encoding="utf-8")
+    tagged = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(trained_dir), "--taxonomy", str(city)])
+    assert tagged.exit_code == 0, tagged.output
+    assert json.loads(out.read_text(encoding="utf-8"))["departments"]["lead"] == answer["departments"]["lead"]
+    raw["areas"][0]["topics"] = raw["areas"][0]["topics"][1:]  # a topic the model predicts is gone
+    city.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    refused = runner.invoke(app, ["predict", "--model", str(trained_dir), "--taxonomy", str(city), text])
+    assert refused.exit_code == 2 and "retrain" in refused.output
+
+
+def test_places_train_and_test_cannot_write_are_refused_before_the_work(trained_dir, tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x", encoding="utf-8")
+    trained = runner.invoke(app, ["train", str(MINI), "-o", str(a_file / "model")])
+    assert trained.exit_code == 2 and "is a file" in trained.output and "Traceback" not in trained.output
+    tested = runner.invoke(app, ["test", str(trained_dir), str(MINI), "-o", str(a_file / "report")])
+    assert tested.exit_code == 2 and "is a file" in tested.output and tested.stdout == ""

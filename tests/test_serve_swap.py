@@ -114,3 +114,41 @@ def test_serve_command_keeps_the_symlink_it_was_given(tiny_model_dir, tmp_path, 
 
     assert os.environ["WHISTLE_MODEL_DIR"] == str(current.absolute())
     monkeypatch.delenv("WHISTLE_MODEL_DIR")
+
+
+def test_the_watcher_picks_up_a_retrained_model_even_under_the_same_version(serve_settings, model_dir, tiny_model):
+    serve_settings.model_dir = model_dir
+    serve_settings.model_poll_seconds = 0.1
+    with TestClient(create_app(serve_settings)) as c:
+        before = c.post("/v1/classify", json={"text": NOISE}).json()
+        retrained = copy.deepcopy(tiny_model)
+        retrained.topic_model.intercept = retrained.topic_model.intercept.copy()
+        retrained.topic_model.intercept[retrained.classes_.index("W05")] -= 50  # W05 can no longer win
+        save_model(retrained, model_dir)  # same metadata, so the same version string
+        deadline = time.monotonic() + 10
+        while c.post("/v1/classify", json={"text": NOISE}).json()["topic"] == before["topic"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        after = c.post("/v1/classify", json={"text": NOISE}).json()
+        assert before["topic"] == "W05" and after["topic"] != "W05"
+
+
+def test_an_edited_taxonomy_file_reroutes_the_served_model_on_reload(serve_settings, model_dir, tmp_path):
+    import yaml
+
+    from whistle.resources import default_taxonomy_path
+
+    raw = yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8"))
+    city = tmp_path / "city.yaml"
+    city.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    serve_settings.model_dir, serve_settings.taxonomy = model_dir, city
+    with TestClient(create_app(serve_settings)) as c:
+        first = c.post("/v1/classify", json={"text": NOISE}).json()
+        assert first["topic"] == "W05" and first["departments"]["lead"] == "城管执法局"
+        next(t for a in raw["areas"] for t in a["topics"] if t["code"] == "W05")["lead"] = "区综合执法队"
+        city.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+        r = c.post("/admin/reload", headers={"X-API-Key": SERVE_KEY})
+        assert r.status_code == 200 and r.json()["switched"] is True
+        second = c.post("/v1/classify", json={"text": NOISE}).json()
+        assert second["departments"]["lead"] == "区综合执法队"
+        assert second["model_version"].startswith("tiny-test+routing-") and second["model_version"] != first["model_version"]
+        assert c.get("/v1/taxonomy").status_code == 200

@@ -16,6 +16,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Sort Chinese resident complaints into the 15 whistle topics and route them.")
 
 ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="model directory (default: the bundled model)")]
+RoutingOpt = Annotated[Path | None, typer.Option(
+    "--taxonomy", help="route with this taxonomy YAML (a city's edited names and departments); its codes must be the model's")]
 IdField = Annotated[str, typer.Option("--id-field", help="column/field holding the message id")]
 TextField = Annotated[str, typer.Option("--text-field", help="column/field holding the message text")]
 TitleField = Annotated[str, typer.Option("--title-field", help="column/field holding the title ('' for none)")]
@@ -27,9 +29,27 @@ def _fail(exc: Exception) -> None:
 
 
 def _writable_dir(path: Path, what: str) -> None:
-    """Refuse before the work, not after it: a directory to write must not be an existing file."""
+    """Refuse before the work, not after it: a directory to write must be one we can create and write."""
+    import tempfile
+
     if path.exists() and not path.is_dir():
         raise DataError(f"{path}: exists and is not a directory; give a new or existing directory for {what}")
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataError(f"{path}: cannot be created for {what}: {existing} is a file, not a directory")
+    try:  # the real test: permissions, read-only file systems, ACLs
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write {what} there ({exc.strerror or exc})") from None
+
+
+def _load(model_dir: Path | None, routing: Path | None):
+    from whistle.models.persistence import load_model
+    from whistle.taxonomy import Taxonomy
+
+    return load_model(model_dir, taxonomy=Taxonomy.load(routing) if routing is not None else None)
 
 
 def _fields(id_field: str, text_field: str, title_field: str):
@@ -78,6 +98,8 @@ def train(
         save_model(model, output)
     except (WhistleError, ValueError) as exc:
         _fail(exc)
+    except OSError as exc:  # e.g. the disk filled while saving: the model dir keeps its old model, if any
+        _fail(DataError(f"{exc.filename or output}: {exc.strerror or exc}; the model was not saved"))
     summary = {"model": str(output), "version": model.version, "labels": model.classes_, **model.heldout_,
                "training_rows": model.metadata["training_rows"], "dropped_rows": model.metadata["dropped_rows"],
                "train_seconds": model.metadata["train_seconds"]}
@@ -106,20 +128,15 @@ def test(
         labelled = read_labelled(data, label_field, _fields(id_field, text_field, title_field))
         metrics = evaluate(model, labelled)
         metrics["model_version"] = model.version
-        if report is not None:
-            write_report(metrics, report, title=f"{model.version} on {data.name}")
     except WhistleError as exc:
         _fail(exc)
     shown = {k: v for k, v in metrics.items() if k not in ("confusion", "labels")}
-    typer.echo(json.dumps(shown, ensure_ascii=False))
-
-
-def _decoded(line: bytes) -> str:
-    # a Windows console or an old export pipes GBK: read it as such rather than as 'not Chinese'
-    try:
-        return line.decode("utf-8")
-    except UnicodeDecodeError:
-        return line.decode("gb18030", errors="replace")
+    typer.echo(json.dumps(shown, ensure_ascii=False))  # the figures first: a failed report must not lose them
+    if report is not None:
+        try:
+            write_report(metrics, report, title=f"{model.version} on {data.name}")
+        except OSError as exc:
+            _fail(DataError(f"{exc.filename or report}: {exc.strerror or exc}; the report was not written"))
 
 
 @app.command()
@@ -127,17 +144,31 @@ def predict(
     text: Annotated[str | None, typer.Argument(help="the complaint text ('-' or nothing: read lines from stdin)")] = None,
     title: Annotated[str | None, typer.Option("--title")] = None,
     model_dir: ModelOpt = None,
+    routing: RoutingOpt = None,
 ) -> None:
     """Route one complaint (or each stdin line) and print the answer as JSON."""
     try:
-        from whistle.models.persistence import load_model
-
-        model = load_model(model_dir)
+        model = _load(model_dir, routing)
     except WhistleError as exc:
         _fail(exc)
     from_stdin = text in (None, "-")
-    texts = [_decoded(line).rstrip("\r\n") for line in sys.stdin.buffer] if from_stdin else [text]
+    problems: list[str | None] = []
+    if from_stdin:  # a Windows console or an old export pipes GBK: read it as such, not as 'not Chinese'
+        from whistle.io.text import decode_line
+
+        texts, problems = [], []
+        for line in sys.stdin.buffer:
+            decoded, problem = decode_line(line.rstrip(b"\r\n"))
+            texts.append(decoded)
+            problems.append(problem)
+    else:
+        texts = [text]
     answers = model.route(texts, [title] * len(texts))
+    from whistle.models.answer import RoutingAnswer
+
+    for n, problem in enumerate(problems, start=1):
+        if problem is not None:  # what was read is not what was sent: no answer for it
+            answers[n - 1] = RoutingAnswer(error=f"line {n}: {problem}", model_version=model.version)
     for answer in answers:  # stdin: one JSON line per input line, however many there are
         typer.echo(answer.model_dump_json(indent=None if from_stdin else 2))
     if len(answers) == 1 and answers[0].error:
@@ -161,6 +192,7 @@ def tag(
     input: Annotated[Path, typer.Argument(help="messages: .jsonl, .csv (UTF-8 or GBK/GB18030), .xlsx or .parquet (Spark: a file or folder)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="file to write, format by extension: .jsonl .csv .xlsx .parquet")],
     model_dir: ModelOpt = None,
+    routing: RoutingOpt = None,
     id_field: IdField = "id",
     text_field: TextField = "text",
     title_field: TitleField = "title",
@@ -185,16 +217,14 @@ def tag(
         started = time.perf_counter()
         if engine == "spark":
             from whistle.batch.spark import tag_spark
+            from whistle.taxonomy import Taxonomy
 
             if sheet is not None:
                 raise typer.BadParameter("--sheet: the spark engine does not read Excel files")
-
             summary = tag_spark(input, output, model_dir, fields, keep_columns=keep_columns, master=spark_master,
-                                encoding=encoding)
+                                encoding=encoding, taxonomy=Taxonomy.load(routing) if routing is not None else None)
         elif engine == "local":
-            from whistle.models.persistence import load_model
-
-            model = load_model(model_dir)
+            model = _load(model_dir, routing)
             opts = TagOptions(fields=fields, batch_size=batch_size, chunk_size=chunk_size, workers=workers,
                               keep_columns=keep_columns, resume=resume, encoding=encoding,
                               output_encoding=output_encoding, sheet=sheet, progress=progress)
@@ -221,6 +251,7 @@ def tag(
 @app.command()
 def serve(
     model_dir: ModelOpt = None,
+    routing: RoutingOpt = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes (each loads the model)")] = 1,
@@ -241,8 +272,12 @@ def serve(
         from whistle.resources import default_model_dir
     except ImportError as exc:
         _fail(RuntimeError(f"{exc}; install the service extra: pip install 'whistle[serve]'"))
-    try:
-        read_manifest(model_dir or default_model_dir())  # fail fast, before any worker starts
+    try:  # fail fast, before any worker starts
+        read_manifest(model_dir or default_model_dir())
+        if routing is not None:
+            from whistle.taxonomy import Taxonomy
+
+            Taxonomy.load(routing)
     except WhistleError as exc:
         _fail(exc)
     # Settings travel by environment: every worker process builds the app from it.
@@ -250,6 +285,8 @@ def serve(
         # absolute, not resolved: a symlink (models/current -> v7) must stay one, so that a reload
         # after repointing it loads the new target
         os.environ["WHISTLE_MODEL_DIR"] = str(model_dir.absolute())
+    if routing is not None:
+        os.environ["WHISTLE_TAXONOMY"] = str(routing.absolute())
     if db_url is not None:
         os.environ["WHISTLE_DB_URL"] = db_url
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

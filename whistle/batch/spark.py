@@ -343,12 +343,13 @@ def _remove(spark, path: str) -> None:
 
 def tag_spark(input_path: str | Path, output_path: str | Path, model_dir: str | Path | None = None,
               fields: FieldMap | None = None, keep_columns: bool = False, master: str | None = None,
-              encoding: str = AUTO, spark=None) -> TagSummary:
+              encoding: str = AUTO, spark=None, taxonomy=None) -> TagSummary:
     """Tag INPUT (a file or folder on any Spark path) into OUTPUT (a Spark output folder).
 
     ``encoding`` (JSONL, CSV) as the local engine takes it: ``auto`` or a codec name. A failure
     inside Spark (an unreadable file, a lost executor) is a DataError naming the input, with the
-    first line of Spark's message; the output is then removed."""
+    first line of Spark's message; the output is then removed. ``taxonomy``: route with an edited
+    taxonomy (see ``load_model``)."""
     from whistle.models.persistence import load_model
 
     fields = fields or FieldMap()
@@ -357,7 +358,7 @@ def tag_spark(input_path: str | Path, output_path: str | Path, model_dir: str | 
     if out_fmt == "xlsx":
         raise DataError("the spark engine writes .parquet, .csv or .jsonl folders, not .xlsx")
     encoding = _encoding(src, in_fmt, encoding)
-    model = load_model(model_dir)
+    model = load_model(model_dir, taxonomy=taxonomy)
     try:
         spark = spark or spark_session(master)
         return _tag(spark, src, dst, in_fmt, out_fmt, model, fields, keep_columns, encoding)

@@ -60,6 +60,28 @@ def detect_encoding(path: Path) -> str:
     return "gb18030" if bad > utf8 else "utf-8"
 
 
+def decode_line(line: bytes) -> tuple[str, str | None]:
+    """One line whose encoding nobody told us (stdin): UTF-8, else GB18030 when the bytes are GBK,
+    else UTF-8 with a problem to report.
+
+    GB18030 decodes nearly any bytes, so it is chosen only when UTF-8 finds fewer whole Chinese
+    characters than broken bytes: a UTF-8 line cut mid-character must not become mojibake that
+    reads as Chinese and is classified as if it were text."""
+    try:
+        return line.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start
+    as_utf8 = line.decode("utf-8", errors="replace")
+    broken = as_utf8.count("\ufffd")
+    whole = sum(1 for ch in as_utf8 if ord(ch) >= 0x800) - broken  # three-byte characters (Chinese) that decoded
+    if whole <= broken:
+        try:
+            return line.decode("gb18030"), None
+        except UnicodeDecodeError:
+            pass
+    return as_utf8, f"bytes that are not valid UTF-8 or GBK (byte {first_bad + 1})"
+
+
 def _refuse_utf16(sample: bytes, path: Path) -> None:
     # Lines are split on the newline byte, which only works for ASCII-compatible encodings.
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or sample[:200].count(b"\x00") > 20:

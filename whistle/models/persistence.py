@@ -118,11 +118,12 @@ def _codes(taxonomy: Taxonomy) -> dict[str, frozenset[str]]:
     return {label: frozenset(taxonomy.subs_of(label)) for label in taxonomy.labels}
 
 
-def route_with(model: WhistleClassifier, taxonomy: Taxonomy, where: str | Path) -> None:
+def route_with(model: WhistleClassifier, taxonomy: Taxonomy, where: str | Path) -> bool:
     """Route ``model``'s answers with ``taxonomy`` (a city's edited file): names and departments may
-    change without retraining, codes may not, since the model can only predict what it learned."""
+    change without retraining, codes may not, since the model can only predict what it learned.
+    True when the routing changed."""
     if taxonomy.fingerprint == model.taxonomy.fingerprint:
-        return
+        return False
     mine, theirs = _codes(model.taxonomy), _codes(taxonomy)
     if mine != theirs:
         gone = sorted(set(mine) - set(theirs)) + sorted(s for lab in set(mine) & set(theirs) for s in mine[lab] - theirs[lab])
@@ -136,6 +137,7 @@ def route_with(model: WhistleClassifier, taxonomy: Taxonomy, where: str | Path) 
             f"{taxonomy.name} v{taxonomy.version} ({detail}). An edited taxonomy may change names and departments, "
             f"not codes: retrain the model on it (whistle train --taxonomy FILE)")
     model.taxonomy = taxonomy
+    return True
 
 
 def load_model(directory: str | Path | None = None, taxonomy: Taxonomy | None = None) -> WhistleClassifier:
@@ -161,8 +163,9 @@ def load_model(directory: str | Path | None = None, taxonomy: Taxonomy | None = 
         made_by = manifest.get("whistle")
         raise ModelLoadError(f"{model_path}: made by whistle {made_by}, which this whistle {__version__} cannot use "
                              f"(it lacks {', '.join(lacking)}): retrain it, or use whistle {made_by}")
-    if taxonomy is not None:
-        route_with(model, taxonomy, directory)
+    rerouted = taxonomy is not None and route_with(model, taxonomy, directory)
     model.metadata["version"] = manifest["version"]
+    if rerouted:  # answers say which routing they used: the same model with other departments is another version
+        model.metadata["version"] += f"+routing-{model.taxonomy.fingerprint[:8]}"
     model.metadata["directory"] = str(directory)
     return model

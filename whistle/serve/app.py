@@ -47,7 +47,7 @@ JSON = "application/json"
 
 def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None = None) -> FastAPI:
     settings = settings or ServeSettings()
-    holder = holder or ModelHolder(settings.model_dir)
+    holder = holder or ModelHolder(settings.model_dir, settings.taxonomy)
     metrics = ServeMetrics()
 
     @contextlib.asynccontextmanager

@@ -17,6 +17,8 @@ class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WHISTLE_", env_file=".env", extra="ignore")
 
     model_dir: Path | None = Field(None, description="model directory; None serves the bundled default model")
+    taxonomy: Path | None = Field(None, description="route with this taxonomy YAML (edited names and departments; "
+                                  "codes must be the model's); re-read when the model is reloaded")
     db_url: str = Field("sqlite:///whistle-feedback.sqlite3", description="SQLAlchemy URL of the feedback store")
     # NoDecode: "k1,k2" in the environment, not JSON.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
