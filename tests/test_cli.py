@@ -268,3 +268,16 @@ def test_places_train_and_test_cannot_write_are_refused_before_the_work(trained_
     assert trained.exit_code == 2 and "is a file" in trained.output and "Traceback" not in trained.output
     tested = runner.invoke(app, ["test", str(trained_dir), str(MINI), "-o", str(a_file / "report")])
     assert tested.exit_code == 2 and "is a file" in tested.output and tested.stdout == ""
+
+
+def test_training_names_the_taxonomy_codes_it_had_no_example_of(tmp_path, tiny_config_file):
+    from whistle.taxonomy import Taxonomy
+
+    result = runner.invoke(app, ["train", str(MINI), "-o", str(tmp_path / "m"), "--config", str(tiny_config_file)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines() if line.strip()]
+    seen = {r["label"] for r in rows} | {r.get("sub") for r in rows}
+    tax = Taxonomy.load()
+    expected = [c for t in tax.labels for c in (t, *tax.subs_of(t)) if c not in seen]
+    assert expected and json.loads(result.stdout)["not_learned"] == expected
+    assert f"no training examples for {expected[0]} ({tax.name_of(expected[0])})" in result.stderr

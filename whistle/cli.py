@@ -100,9 +100,14 @@ def train(
         _fail(exc)
     except OSError as exc:  # e.g. the disk filled while saving: the model dir keeps its old model, if any
         _fail(DataError(f"{exc.filename or output}: {exc.strerror or exc}; the model was not saved"))
+    not_learned = model.metadata["not_learned"]
+    if not_learned:  # e.g. a sub-problem this city's data never had: its messages go elsewhere
+        named = ", ".join(f"{c} ({model.taxonomy.name_of(c)})" for c in not_learned)
+        typer.echo(f"whistle: warning: no training examples for {named}: the model can never answer "
+                   f"{'it' if len(not_learned) == 1 else 'them'}", err=True)
     summary = {"model": str(output), "version": model.version, "labels": model.classes_, **model.heldout_,
                "training_rows": model.metadata["training_rows"], "dropped_rows": model.metadata["dropped_rows"],
-               "train_seconds": model.metadata["train_seconds"]}
+               "train_seconds": model.metadata["train_seconds"], "not_learned": not_learned}
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 

@@ -105,6 +105,14 @@ def _unlabelled_docs(model: WhistleClassifier, corpus: list[InputRecord], banned
     return model.docs([r.title for r in recs], [r.text for r in recs])  # type: ignore[misc]
 
 
+def _not_learned(taxonomy: Taxonomy, data: LabelledSet) -> list[str]:
+    """Taxonomy codes with no training example: the model can never answer them, and says so."""
+    if taxonomy.is_free:
+        return []
+    seen = set(data.labels) | {s for s in data.subs if s}
+    return [code for topic in taxonomy.labels for code in (topic, *taxonomy.subs_of(topic)) if code not in seen]
+
+
 def train(req: TrainRequest) -> WhistleClassifier:
     started = time.perf_counter()
     excluded = _ids_of(req.exclude or [], req.fields)  # held-out ids, read once
@@ -131,6 +139,7 @@ def train(req: TrainRequest) -> WhistleClassifier:
         "dropped_rows": dropped,  # held out by --exclude, or given twice
         "training_files": [str(p) for p in sources],
         "unlabelled_docs": len(extra_docs),
+        "not_learned": _not_learned(taxonomy, data),
         "train_seconds": round(time.perf_counter() - started, 1),
     })
     return model
