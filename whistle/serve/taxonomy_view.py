@@ -6,9 +6,10 @@ from whistle.taxonomy import Taxonomy
 
 
 def taxonomy_view(tax: Taxonomy) -> dict[str, object]:
-    if tax.is_free:
-        return {**tax.summary(), "areas": [], "topics": [{"code": c, "name": c} for c in tax.labels],
-                "departments": []}
+    """Every topic has the same fields whatever the taxonomy: the operator page reads them all."""
+    if tax.is_free:  # --taxonomy none: no areas, departments or sub-problems, so empty ones
+        topics = [{"code": c, "name": c, "area": None, "lead": None, "assist": [], "subs": []} for c in tax.labels]
+        return {**tax.summary(), "areas": [], "topics": topics, "departments": []}
     areas = [{
         "code": a.code, "name": a.name, "name_en": a.name_en,
         "topics": [{"code": t.code, "name": t.name, "name_en": t.name_en, "lead": t.lead, "assist": list(t.assist),
