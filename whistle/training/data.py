@@ -63,7 +63,10 @@ def read_labelled(
     """Read a labelled JSONL/CSV file; any unreadable row is an error naming the row."""
     data = LabelledSet()
     problems: list[str] = []
+    text_field = (fields or FieldMap()).text
     for rec in read_records(path, fields):
+        if rec.error and rec.text is None and text_field in rec.fields and rec.fields[text_field] is None:
+            rec.error, rec.text = None, ""  # a null text is an empty one: scored as that row's error, as "" is
         if rec.error:
             problems.append(rec.error)
             continue
