@@ -281,3 +281,19 @@ def test_training_names_the_taxonomy_codes_it_had_no_example_of(tmp_path, tiny_c
     expected = [c for t in tax.labels for c in (t, *tax.subs_of(t)) if c not in seen]
     assert expected and json.loads(result.stdout)["not_learned"] == expected
     assert f"no training examples for {expected[0]} ({tax.name_of(expected[0])})" in result.stderr
+
+
+def test_spark_paths_keep_their_scheme_and_host(monkeypatch):
+    from whistle.batch.summary import TagSummary
+
+    seen: dict[str, object] = {}
+
+    def fake_tag_spark(input_path, output_path, *args, **kwargs):
+        seen.update(input=input_path, output=output_path)
+        return TagSummary()
+
+    monkeypatch.setattr("whistle.batch.spark.tag_spark", fake_tag_spark)
+    result = runner.invoke(app, ["tag", "hdfs://namenode:8020/complaints/in.parquet", "-o", "s3a://bucket/tagged.parquet",
+                                 "--engine", "spark"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"input": "hdfs://namenode:8020/complaints/in.parquet", "output": "s3a://bucket/tagged.parquet"}

@@ -67,7 +67,7 @@ def test_workers_give_the_same_output_as_one_process(tiny_model, tmp_path):
     assert one.read_bytes() == two.read_bytes()
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".xlsx"])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".xlsx"])
 def test_output_format_follows_the_extension(tiny_model, tmp_path, suffix):
     pytest.importorskip("pyarrow" if suffix == ".parquet" else "openpyxl" if suffix == ".xlsx" else "csv")
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(12))
@@ -76,9 +76,9 @@ def test_output_format_follows_the_extension(tiny_model, tmp_path, suffix):
     tag_file(tiny_model, src, ref, options=opts)
     tag_file(tiny_model, src, out, options=opts)
     expected = _read_jsonl(ref)
-    if suffix == ".csv":
+    if suffix in (".csv", ".tsv"):
         with out.open(encoding="utf-8", newline="") as fh:
-            got = list(csv.DictReader(fh))
+            got = list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ","))
         assert json.loads(got[0]["top"]) == expected[0]["top"]
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -377,3 +377,14 @@ def test_worker_asks_for_a_signal_on_parent_death_or_exits_if_it_missed_it():
         p.join(10)
     assert with_parent.exitcode == signal.SIGKILL  # the signal the kernel sends when the parent dies
     assert orphan.exitcode == 1
+
+
+@pytest.mark.parametrize("suffix,module", [(".parquet", "pyarrow"), (".xlsx", "openpyxl")])
+def test_an_output_format_whose_library_is_missing_is_refused_before_tagging(tiny_model_dir, tmp_path, monkeypatch,
+                                                                             suffix, module):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(8))
+    out = tmp_path / f"out{suffix}"
+    monkeypatch.setitem(sys.modules, module, None)  # as after a plain `pip install whistle`
+    result = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 2 and "pip install 'whistle[batch]'" in result.output
+    assert "Traceback" not in result.output and sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

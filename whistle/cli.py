@@ -184,8 +184,14 @@ def _check_tag_paths(output: Path, output_encoding: str) -> None:
     """Mistakes that would otherwise surface only after every row was tagged."""
     import codecs
 
+    from whistle.io.formats import detect_format
+    from whistle.io.tabular import need
+
     if output.is_dir():
         raise DataError(f"{output}: is a directory; give the output file's name (e.g. {output / 'tagged.jsonl'})")
+    writer_module = {"parquet": "pyarrow", "xlsx": "openpyxl"}.get(detect_format(output))
+    if writer_module is not None:  # not after every row was tagged
+        need(writer_module)
     try:
         codecs.lookup(output_encoding)
     except LookupError:
@@ -194,8 +200,9 @@ def _check_tag_paths(output: Path, output_encoding: str) -> None:
 
 @app.command()
 def tag(
-    input: Annotated[Path, typer.Argument(help="messages: .jsonl, .csv (UTF-8 or GBK/GB18030), .xlsx or .parquet (Spark: a file or folder)")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="file to write, format by extension: .jsonl .csv .xlsx .parquet")],
+    # text, not Path: Path would fold the '//' of hdfs://host/... and s3a://bucket/... for the Spark engine
+    input: Annotated[str, typer.Argument(help="messages: .jsonl, .csv (UTF-8 or GBK/GB18030), .xlsx or .parquet (Spark: a file or folder)")],
+    output: Annotated[str, typer.Option("--output", "-o", help="file to write, format by extension: .jsonl .csv .tsv .xlsx .parquet")],
     model_dir: ModelOpt = None,
     routing: RoutingOpt = None,
     id_field: IdField = "id",
@@ -218,7 +225,7 @@ def tag(
         from whistle.batch import TagInterrupted, TagOptions, tag_file
 
         fields = _fields(id_field, text_field, title_field)
-        _check_tag_paths(output, output_encoding)
+        _check_tag_paths(Path(output), output_encoding)
         started = time.perf_counter()
         if engine == "spark":
             from whistle.batch.spark import tag_spark
@@ -233,7 +240,7 @@ def tag(
             opts = TagOptions(fields=fields, batch_size=batch_size, chunk_size=chunk_size, workers=workers,
                               keep_columns=keep_columns, resume=resume, encoding=encoding,
                               output_encoding=output_encoding, sheet=sheet, progress=progress)
-            summary = tag_file(model, input, output, options=opts)
+            summary = tag_file(model, Path(input), Path(output), options=opts)
         else:
             raise typer.BadParameter(f"--engine must be local or spark, not {engine!r}")
     except TagInterrupted as exc:

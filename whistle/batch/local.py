@@ -21,7 +21,7 @@ from whistle.batch.rows import batches, kept_columns, output_line, tag_records
 from whistle.batch.summary import TagSummary
 from whistle.batch.workdir import WorkDir, workdir_for
 from whistle.errors import DataError
-from whistle.io.formats import detect_format
+from whistle.io.formats import delimiter_for, detect_format
 from whistle.io.records import FieldMap, InputRecord, read_records
 from whistle.io.text import AUTO
 from whistle.io.writers import write_output
@@ -226,7 +226,8 @@ def _finish(wd: WorkDir, chunks: int, output_path: Path, fmt: str, total: TagSum
         with os.fdopen(fd, "wb") as raw:
             out = gzip.GzipFile(fileobj=raw, mode="wb") if output_path.name.endswith(".gz") else raw
             total.unwritable_chars = write_output(fmt, [wd.chunk_path(i) for i in range(chunks)], out,
-                                                  total.columns, total.rows, opts.output_encoding)
+                                                  total.columns, total.rows, opts.output_encoding,
+                                                  delimiter_for(output_path))
             if out is not raw:
                 out.close()
             raw.flush()

@@ -19,7 +19,7 @@ from pathlib import Path
 from whistle.batch.rows import WHISTLE_COLUMNS, kept_name, output_record, tag_records
 from whistle.batch.summary import TagSummary
 from whistle.errors import DataError
-from whistle.io.formats import detect_format
+from whistle.io.formats import delimiter_for, detect_format
 from whistle.io.records import (
     BARE_CR,
     FieldMap,
@@ -117,10 +117,6 @@ def _java_charset(spark, path: str, encoding: str) -> str:
                     f"(or use --engine local)")
 
 
-def _delimiter(path: str) -> str:
-    return "\t" if ".tsv" in Path(path.rstrip("/")).name.lower() else ","
-
-
 def _csv_header(spark, path: str, encoding: str, reader) -> list[str] | None:
     """The header as the local CSV reader reads it (None: an empty file), so both engines check the
     same names (``check_columns``): Spark's own would rename a repeated name (text1, text2) and
@@ -129,7 +125,7 @@ def _csv_header(spark, path: str, encoding: str, reader) -> list[str] | None:
         with open_binary(Path(path)) as fh:
             lines = DecodedLines(fh, encoding, bare_cr=BARE_CR)
             try:
-                return next(csv.reader(lines, delimiter=_delimiter(path)), None)
+                return next(csv.reader(lines, delimiter=delimiter_for(path)), None)
             except csv.Error as exc:
                 raise DataError(f"{path}: unreadable header line ({exc})") from None
     first = reader().option("header", False).csv(path).limit(1).collect()
@@ -160,7 +156,7 @@ def _read(spark, path: str, fmt: str, fields: FieldMap, encoding: str):
             # lineSep given: left to detect it, Spark's multi-line parser takes the first line's ending
             # for the whole file, and in a file that mixes \r\n and \n it merges rows (lost rows).
             # A \r\n line's trailing \r is then part of its last value: the tagger strips it.
-            return (spark.read.option("multiLine", True).option("escape", '"').option("sep", _delimiter(path))
+            return (spark.read.option("multiLine", True).option("escape", '"').option("sep", delimiter_for(path))
                     .option("encoding", charset).option("lineSep", line_sep))
 
         header = _csv_header(spark, path, encoding, reader)
@@ -394,7 +390,7 @@ def _tag(spark, src: str, dst: str, in_fmt: str, out_fmt: str, model, fields: Fi
         schema = arrow_schema(kept)
         sc = spark.sparkContext
         run = _tagger(sc.broadcast(model), sc.broadcast(offsets), fields, in_fmt, Path(src.rstrip("/")).name,
-                      keep_columns, schema, columns, encoding, _delimiter(src))
+                      keep_columns, schema, columns, encoding, delimiter_for(src))
         tagged = df.mapInArrow(run, from_arrow_schema(schema))
         writing = True
         _write(tagged, dst, out_fmt)
@@ -432,7 +428,7 @@ def _write(df, path: str, fmt: str) -> None:
     else:  # CSV cells are flat: nested answer fields as JSON text, as the local writer does
         flat = df.select([F.to_json(c).alias(c) if c in ("top", "departments", "evidence") else F.col(c)
                           for c in df.columns])
-        flat.write.mode("overwrite").option("header", True).option("escape", '"').csv(path)
+        flat.write.mode("overwrite").option("header", True).option("escape", '"').option("sep", delimiter_for(path)).csv(path)
 
 
 def _summary(spark, path: str, fmt: str, kept: list[str]) -> TagSummary:

@@ -23,3 +23,9 @@ def detect_format(path: str | Path) -> str:
         if name.endswith(suffix) or (fmt in TEXT_FORMATS and name.endswith(suffix + ".gz")):
             return fmt
     raise DataError(f"{path}: unknown file type; use .jsonl, .csv, .xlsx or .parquet (.jsonl.gz and .csv.gz too)")
+
+
+def delimiter_for(path: str | Path) -> str:
+    """Tab for .tsv (and .tsv.gz) files, in and out; comma for every other CSV."""
+    name = Path(str(path).rstrip("/")).name.lower().removesuffix(".gz")
+    return "\t" if name.endswith(".tsv") else ","

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from whistle.errors import DataError
-from whistle.io.formats import detect_format
+from whistle.io.formats import delimiter_for, detect_format
 from whistle.io.text import AUTO, DecodedLines, head_bytes, open_binary, resolve_encoding
 
 csv.field_size_limit(sys.maxsize)
@@ -145,7 +145,7 @@ def refuse_json_array(path: Path) -> None:
     except ValueError:
         pass
     raise DataError(f"{path}: a JSON array, not JSON Lines (one object per line); "
-                    f"convert it first, e.g. jq -c '.[]' {path.name} > {path.stem}.jsonl")
+                    f"convert it first, e.g. jq -c '.[]' {path.name} > {path.stem}.lines.jsonl")  # never onto itself
 
 
 def _read_jsonl(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRecord]:
@@ -163,7 +163,7 @@ def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputReco
     # Validate the header eagerly (a wrong --text-field is a usage error, not a million row errors).
     fh = open_binary(path)
     lines = DecodedLines(fh, encoding, bare_cr=BARE_CR, count_quotes=True)
-    reader = csv.reader(lines, delimiter="\t" if ".tsv" in path.name.lower() else ",")
+    reader = csv.reader(lines, delimiter=delimiter_for(path))
     try:
         try:
             header = next(reader, None)

@@ -72,7 +72,8 @@ def write_jsonl(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str]) -> N
             shutil.copyfileobj(fh, out, 1 << 20)
 
 
-def write_csv(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], encoding: str = "utf-8") -> int:
+def write_csv(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], encoding: str = "utf-8",
+              delimiter: str = ",") -> int:
     """Returns how many characters the encoding could not hold (written as "?")."""
     import io
 
@@ -81,7 +82,7 @@ def write_csv(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], encodi
     columns = [*WHISTLE_COLUMNS, *kept]
     _REPLACED[0] = 0
     text = io.TextIOWrapper(out, encoding=encoding, errors="whistle-count-replace", newline="", write_through=False)
-    writer = csv.writer(text)
+    writer = csv.writer(text, delimiter=delimiter)
     writer.writerow(columns)
     for rec in _chunk_dicts(chunks):
         writer.writerow([_flat(rec.get(c)) for c in columns])
@@ -136,10 +137,10 @@ def write_xlsx(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], rows:
 
 
 def write_output(fmt: str, chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], rows: int,
-                 csv_encoding: str = "utf-8") -> int:
+                 csv_encoding: str = "utf-8", delimiter: str = ",") -> int:
     """Write the output; returns how many characters the CSV encoding could not hold (else 0)."""
     if fmt == "csv":
-        return write_csv(chunks, out, kept, csv_encoding)
+        return write_csv(chunks, out, kept, csv_encoding, delimiter)
     if fmt == "jsonl":
         write_jsonl(chunks, out, kept)
     elif fmt == "parquet":
