@@ -17,7 +17,7 @@ model:  ## retrain the bundled default model reproducibly (about a minute on 2 c
 		--config configs/default.yaml \
 		--corpus $(SHARED)/corpus.jsonl --extra-labels data/labels/extra-rare.csv --extra-labels data/labels/extra-corpus.csv \
 		--extra-data data/authored/w02.jsonl --extra-data data/authored/w03.jsonl \
-		--extra-data data/authored/w07.jsonl --extra-data data/authored/w12.jsonl \
+		--extra-data data/authored/w07.jsonl --extra-data data/authored/w12.jsonl --extra-data data/authored/w14.jsonl \
 		--exclude $(SHARED)/whistle/test.jsonl \
 		-o $(MODEL_DIR)
 
