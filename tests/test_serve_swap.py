@@ -152,3 +152,43 @@ def test_an_edited_taxonomy_file_reroutes_the_served_model_on_reload(serve_setti
         assert second["departments"]["lead"] == "区综合执法队"
         assert second["model_version"].startswith("tiny-test+routing-") and second["model_version"] != first["model_version"]
         assert c.get("/v1/taxonomy").status_code == 200
+
+
+def test_sighup_reloads_a_single_worker_service_instead_of_ending_it(model_dir, tiny_model, tmp_path):
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "WHISTLE_MODEL_POLL_SECONDS": "0", "WHISTLE_DB_URL": f"sqlite:///{tmp_path / 'fb.sqlite3'}"}
+    server = subprocess.Popen([sys.executable, "-m", "whistle.cli", "serve", "--model", str(model_dir), "--port", str(port),
+                               "--no-access-log"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def ready_version() -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                return json.load(r)["model_version"]
+        except OSError:
+            return None
+
+    try:
+        deadline = time.monotonic() + 60
+        while ready_version() is None and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ready_version() == "tiny-test"
+        _write_version(tiny_model, model_dir, "tiny-hup")
+        server.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while ready_version() != "tiny-hup" and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert server.poll() is None, server.stderr.read().decode()[-2000:]
+        assert ready_version() == "tiny-hup"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

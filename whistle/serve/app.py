@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
@@ -63,9 +64,12 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
         queue.start()
         app.state.queue = queue
         watcher = asyncio.create_task(_watch(holder, metrics, settings.model_poll_seconds))
+        hup = _reload_on_hangup(holder, metrics)
         try:
             yield
         finally:
+            if hup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             watcher.cancel()
             await queue.stop()
             app.state.store.close()
@@ -231,6 +235,39 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
     return app
+
+
+async def _reload(holder: ModelHolder, metrics: ServeMetrics, why: str) -> None:
+    previous = holder.require().version
+    try:
+        new = await asyncio.to_thread(holder.load)
+    except Exception as exc:  # noqa: BLE001 - the old model keeps serving
+        log.error("%s: new model not loaded, still serving %s: %s", why, previous, exc)
+        return
+    metrics.model_switched(previous, new.version)
+
+
+_running: set[asyncio.Task] = set()
+
+
+def _keep(task: asyncio.Task) -> None:
+    """Hold a fire-and-forget task until it ends: the loop keeps only a weak reference."""
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+
+
+def _reload_on_hangup(holder: ModelHolder, metrics: ServeMetrics) -> bool:
+    """SIGHUP reloads the model in this process. With one worker uvicorn runs the app in its own
+    process and leaves HUP at its default, which ends the service: an operator's usual "reload"
+    must not. (With several workers the uvicorn parent gets HUP and replaces them.)"""
+    if not hasattr(signal, "SIGHUP"):
+        return False
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: _keep(loop.create_task(_reload(holder, metrics, "SIGHUP"))))
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread (tests), or no signals here
+        return False
+    return True
 
 
 async def _watch(holder: ModelHolder, metrics: ServeMetrics, every: float) -> None:
