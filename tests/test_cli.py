@@ -297,3 +297,19 @@ def test_spark_paths_keep_their_scheme_and_host(monkeypatch):
                                  "--engine", "spark"])
     assert result.exit_code == 0, result.output
     assert seen == {"input": "hdfs://namenode:8020/complaints/in.parquet", "output": "s3a://bucket/tagged.parquet"}
+
+
+def test_spark_may_write_over_its_previous_output_folder(monkeypatch, tmp_path):
+    from whistle.batch.summary import TagSummary
+
+    calls: list[str] = []
+    monkeypatch.setattr("whistle.batch.spark.tag_spark", lambda src, dst, *a, **k: calls.append(dst) or TagSummary())
+    previous = tmp_path / "tagged.parquet"
+    previous.mkdir()  # what a first Spark run leaves: a folder of part files
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "小区停水"}\n', encoding="utf-8")
+    result = runner.invoke(app, ["tag", str(src), "-o", str(previous), "--engine", "spark"])
+    assert result.exit_code == 0, result.output
+    assert calls == [str(previous)]
+    local = runner.invoke(app, ["tag", str(src), "-o", str(previous)])  # the local engine writes a file: refused
+    assert local.exit_code == 2 and "is a directory" in local.output

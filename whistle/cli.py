@@ -180,14 +180,14 @@ def predict(
         raise typer.Exit(1)
 
 
-def _check_tag_paths(output: Path, output_encoding: str) -> None:
+def _check_tag_paths(output: Path, output_encoding: str, engine: str) -> None:
     """Mistakes that would otherwise surface only after every row was tagged."""
     import codecs
 
     from whistle.io.formats import detect_format
     from whistle.io.tabular import need
 
-    if output.is_dir():
+    if output.is_dir() and engine == "local":  # Spark writes a folder: a previous run's is replaced
         raise DataError(f"{output}: is a directory; give the output file's name (e.g. {output / 'tagged.jsonl'})")
     writer_module = {"parquet": "pyarrow", "xlsx": "openpyxl"}.get(detect_format(output))
     if writer_module is not None:  # not after every row was tagged
@@ -225,7 +225,7 @@ def tag(
         from whistle.batch import TagInterrupted, TagOptions, tag_file
 
         fields = _fields(id_field, text_field, title_field)
-        _check_tag_paths(Path(output), output_encoding)
+        _check_tag_paths(Path(output), output_encoding, engine)
         started = time.perf_counter()
         if engine == "spark":
             from whistle.batch.spark import tag_spark
