@@ -390,3 +390,15 @@ def test_a_failed_save_leaves_the_previous_model_usable(tiny_model, tmp_path, mo
     assert (target / "model.joblib").read_bytes() == before
     assert load_model(target).classes_ == tiny_model.classes_
     assert not list(target.glob("*.tmp"))
+
+
+def test_evidence_terms_lie_inside_one_word_of_the_message(tiny_model, mini_data):
+    # character n-grams fill in when few words point the same way; one across two words
+    # ("里暖" of 家里|暖气, "的的") means nothing to an operator
+    texts = [*mini_data.texts, "家里暖气漏水了，楼下的的确确都被淹了", "小区门口的烧烤摊油烟呛人",
+             "我是前年在县城小区买的房子，楼板断裂了不知道该怎么办", "购买的商品房三年就漏水", "我家住这里，关心交通的公交线路"]
+    docs = tiny_model.docs([None] * len(texts), texts)
+    answers = tiny_model.route(texts)
+    assert sum(len(a.evidence) for a in answers) > len(texts)
+    for doc, answer in zip(docs, answers):
+        assert all(any(term in word for word in doc.tokens) for term in answer.evidence), (answer.evidence, doc.tokens)

@@ -230,13 +230,14 @@ class WhistleClassifier:
                 answers[i] = error_answer(ids[i], problem, version)
         if not good:
             return answers  # type: ignore[return-value]
-        X = self.features(self.docs([titles[i] for i in good], [texts[i] for i in good]))  # type: ignore[misc]
+        docs = self.docs([titles[i] for i in good], [texts[i] for i in good])  # type: ignore[misc]
+        X = self.features(docs)
         proba = self.predict_proba_docs(X)
         k = self.config.review.top_k
         order = np.argsort(-proba, axis=1)[:, :k]
         best = order[:, 0]
         subs = self._subs(X, best)
-        evidence = self.evidence(X, best)
+        evidence = self.evidence(X, best, docs)
         tax = self.taxonomy
         names = [tax.name_of(c) for c in self.classes_]
         areas = [(a.name if (a := tax.area(c)) else None) for c in self.classes_]
@@ -279,12 +280,13 @@ class WhistleClassifier:
                 result[r] = scorer.classes[p]
         return result
 
-    def evidence(self, X: sp.csr_matrix, best: np.ndarray) -> list[list[str]]:
+    def evidence(self, X: sp.csr_matrix, best: np.ndarray, docs: Sequence[Doc] | None = None) -> list[list[str]]:
         """For each row, the words that pushed hardest towards its chosen topic.
 
         Whole words (and word pairs) read better than character n-grams; these fill in only
-        when too few words point the same way. Vectorised over the batch: the Python loop
-        only sees each row's few best candidates.
+        when too few words point the same way, and (given the rows' ``docs``) only those inside
+        one of the message's words: "的的" or "里暖" (across 家里|暖气) mean nothing to an operator.
+        Vectorised over the batch: the Python loop only sees each row's few best candidates.
         """
         n = X.shape[0]
         limit = self.config.review.evidence_terms
@@ -300,9 +302,14 @@ class WhistleClassifier:
             rows, cols = top_candidates(X, best, weights, displayable, columns, need, limit * 3)
             names = self.feature_names(cols)
             bounds = np.searchsorted(rows, np.arange(n + 1)).tolist()
+            chars = columns[0] == 0
             for row in np.nonzero(need)[0].tolist():
                 chosen = picked[row]
+                # a space between words: an n-gram found in this string lies inside one word
+                words = " ".join(docs[row].tokens) if chars and docs is not None else None
                 for term in names[bounds[row]:bounds[row + 1]]:
+                    if words is not None and term not in words:
+                        continue
                     for p in chosen:  # not a part or a whole of a term already shown
                         if term in p or p in term:
                             break
