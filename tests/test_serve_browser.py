@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 
@@ -20,8 +17,7 @@ CHROMIUM = os.environ.get("WHISTLE_CHROMIUM") or shutil.which("chromium") or shu
 if CHROMIUM is None:
     pytest.skip("no chromium binary (apt-get install chromium, or set WHISTLE_CHROMIUM)", allow_module_level=True)
 
-import uvicorn
-from conftest import SERVE_KEY
+from conftest import SERVE_KEY, served
 
 from whistle.serve.app import create_app
 from whistle.serve.feedback_store import FeedbackStore
@@ -33,19 +29,8 @@ TEXT = "楼下烧烤店油烟直接排到居民楼，窗户都不敢开，油烟
 
 @pytest.fixture()
 def live_server(serve_settings):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(serve_settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with served(create_app(serve_settings)) as url:
+        yield url
 
 
 @pytest.fixture()

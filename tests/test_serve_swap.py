@@ -10,7 +10,7 @@ import time
 import pytest
 
 pytest.importorskip("fastapi")
-from conftest import SERVE_KEY
+from conftest import SERVE_KEY, free_port
 from fastapi.testclient import TestClient
 
 from whistle.models.persistence import MODEL_FILE, save_model
@@ -158,14 +158,11 @@ def test_sighup_reloads_a_single_worker_service_instead_of_ending_it(model_dir, 
     import json
     import os
     import signal
-    import socket
     import subprocess
     import sys
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "WHISTLE_MODEL_POLL_SECONDS": "0", "WHISTLE_DB_URL": f"sqlite:///{tmp_path / 'fb.sqlite3'}"}
     server = subprocess.Popen([sys.executable, "-m", "whistle.cli", "serve", "--model", str(model_dir), "--port", str(port),
                                "--no-access-log"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

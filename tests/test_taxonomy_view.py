@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import SERVE_KEY, tiny_config
+from conftest import SERVE_KEY, served, tiny_config
 
 from whistle.serve.taxonomy_view import taxonomy_view
 from whistle.taxonomy import Taxonomy
@@ -52,7 +49,6 @@ def sync_api():  # requested first: skips before a model is trained for nothing
 def free_server(mini_data, tmp_path) -> Iterator[str]:
     """The service on a model trained without a taxonomy (``--taxonomy none``)."""
     pytest.importorskip("fastapi")
-    import uvicorn
 
     from whistle.models.classifier import WhistleClassifier
     from whistle.models.persistence import save_model
@@ -64,19 +60,8 @@ def free_server(mini_data, tmp_path) -> Iterator[str]:
     model.metadata["version"] = "tiny-free"
     settings = ServeSettings(model_dir=save_model(model, tmp_path / "free"), api_keys=[SERVE_KEY],
                              db_url=f"sqlite:///{tmp_path / 'feedback.sqlite3'}", model_poll_seconds=0)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with served(create_app(settings)) as url:
+        yield url
 
 
 @pytest.mark.parametrize("bare", [False, True], ids=["served-view", "bare-topics"])
