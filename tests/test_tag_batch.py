@@ -388,3 +388,49 @@ def test_an_output_format_whose_library_is_missing_is_refused_before_tagging(tin
     result = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(tiny_model_dir)])
     assert result.exit_code == 2 and "pip install 'whistle[batch]'" in result.output
     assert "Traceback" not in result.output and sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_ctrl_c_twice_stops_at_once_keeps_what_finished_and_resumes(tiny_model_dir, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(12000))
+    ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
+    # big chunks: the second Ctrl-C must come while the running ones are still being finished
+    base = [sys.executable, "-m", "whistle.cli", "tag", str(src), "--model", str(tiny_model_dir), "--chunk-size", "1500",
+            "--workers", "2", "--no-progress"]
+    subprocess.run([*base, "-o", str(ref)], check=True, capture_output=True)
+    proc = subprocess.Popen([*base, "-o", str(out)], stderr=subprocess.PIPE, start_new_session=True)
+    partial, deadline = workdir_for(out), time.monotonic() + 120
+    while len(list(partial.glob("chunk-*.jsonl"))) < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+    time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # impatient: again, while the running chunks finish
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the run hung after a second Ctrl-C")
+    message = proc.stderr.read().decode()
+    # 130, or killed by the second SIGINT once the first was handled: a shell shows 130 for both
+    assert proc.returncode in (130, -signal.SIGINT) and "--resume" in message and "nothing kept" not in message, message
+    assert "Traceback" not in message, message
+    assert not out.exists(), "the run finished before it could be interrupted: make the input bigger"
+    done = subprocess.run([*base, "-o", str(out), "--resume"], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == ref.read_bytes()
+
+
+def test_ctrl_c_while_the_output_is_written_keeps_every_chunk(tiny_model, tmp_path, monkeypatch):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(30))
+    out = tmp_path / "out.xlsx"
+    opts = TagOptions(fields=FieldMap(), chunk_size=7)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("whistle.batch.local.write_output", interrupted)
+    with pytest.raises(TagInterrupted, match="stopped after 31 rows \\(Ctrl-C\\)"):
+        tag_file(tiny_model, src, out, options=opts)
+    monkeypatch.undo()
+    assert not out.exists() and workdir_for(out).exists()
+    summary = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=7, resume=True))
+    assert summary.resumed_rows == 31 and out.exists()

@@ -237,6 +237,7 @@ def tag(
                                 encoding=encoding, taxonomy=Taxonomy.load(routing) if routing is not None else None)
         elif engine == "local":
             model = _load(model_dir, routing)
+            started = time.perf_counter()  # rows/s of the tagging, not of loading the model
             opts = TagOptions(fields=fields, batch_size=batch_size, chunk_size=chunk_size, workers=workers,
                               keep_columns=keep_columns, resume=resume, encoding=encoding,
                               output_encoding=output_encoding, sheet=sheet, progress=progress)
@@ -247,7 +248,13 @@ def tag(
         typer.echo(f"whistle: interrupted: {exc}", err=True)
         raise typer.Exit(130 if isinstance(exc.cause, KeyboardInterrupt) else 1) from None
     except KeyboardInterrupt:
-        typer.echo("whistle: interrupted before the first chunk was finished; nothing kept", err=True)
+        from whistle.batch.workdir import workdir_for
+
+        if engine == "local" and workdir_for(Path(output)).exists():  # e.g. Ctrl-C twice while chunks finished
+            typer.echo("whistle: interrupted; finished chunks are kept: run the same command with --resume to continue",
+                       err=True)
+        else:
+            typer.echo("whistle: interrupted before the first chunk was finished; nothing kept", err=True)
         raise typer.Exit(130) from None
     except (WhistleError, OSError) as exc:
         _fail(exc)

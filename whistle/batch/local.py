@@ -46,7 +46,9 @@ class TagInterrupted(Exception):
     """The run stopped part way; finished chunks are kept for ``--resume``."""
 
     def __init__(self, done_rows: int, workdir: Path, cause: BaseException) -> None:
-        super().__init__(f"stopped after {done_rows} rows ({type(cause).__name__}: {cause}); "
+        why = f"{type(cause).__name__}: {cause}" if str(cause) else ("Ctrl-C" if isinstance(cause, KeyboardInterrupt)
+                                                                   else type(cause).__name__)
+        super().__init__(f"stopped after {done_rows} rows ({why}); "
                          f"finished chunks are kept in {workdir}: run the same command with --resume to continue")
         self.done_rows = done_rows
         self.cause = cause
@@ -185,7 +187,7 @@ def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str 
         pending = set()
     except BaseException as exc:
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)  # running chunks finish and are kept
+            _stop(pool)  # running chunks finish and are kept; a second Ctrl-C stops them at once
         bar.close()
         done_rows = sum(s.rows for s in wd.done_chunks().values())
         if done_rows == 0 or isinstance(exc, DataError):
@@ -198,8 +200,32 @@ def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str 
     missing = [i for i in range(chunks) if not wd.is_done(i)]
     if missing:  # cannot happen unless someone deletes or damages chunk files under a running job
         raise DataError(f"chunks {missing[:5]} are missing or damaged in {wd.path}; run again without --resume")
-    _finish(wd, chunks, output_path, out_fmt, total, opts)
+    if opts.progress or (opts.progress is None and sys.stderr.isatty()):
+        print(f"writing {output_path} ...", file=sys.stderr, flush=True)  # Excel output can take a while
+    try:
+        _finish(wd, chunks, output_path, out_fmt, total, opts)
+    except KeyboardInterrupt as exc:  # every chunk is kept: --resume only writes the output
+        raise TagInterrupted(total.rows, wd.path, exc) from exc
     return total
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Let the running chunks finish (they are kept), unless Ctrl-C comes again while waiting:
+    then end the workers now. Without this a second Ctrl-C escaped the wait before the workers
+    were told to exit, and the process hung at exit waiting for them."""
+    def now(signum: int, frame: object) -> None:
+        for process in list(getattr(pool, "_processes", {}).values()):  # no public API before Python 3.14
+            process.terminate()
+
+    try:
+        previous = signal.signal(signal.SIGINT, now)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        pool.shutdown(wait=True, cancel_futures=True)
+        return
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _reuse(done: TagSummary | None, chunk: list[InputRecord], total: TagSummary) -> bool:
