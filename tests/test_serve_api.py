@@ -203,3 +203,19 @@ def test_a_failing_request_does_not_fail_the_others_scored_with_it(serve_setting
             del model.route
         assert statuses[5] == 500
         assert statuses[:5] + statuses[6:] == [200] * 23
+
+
+def test_with_several_workers_only_the_model_in_service_is_reported_as_such(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # multi-process metrics are chosen when prometheus_client is imported: a fresh interpreter
+    script = ("import warnings; warnings.simplefilter('error')\n"
+              "from whistle.serve.metrics import ServeMetrics\n"
+              "m = ServeMetrics(); m.model_switched(None, 'v1'); m.model_switched('v1', 'v2')\n"
+              "print(m.render().decode())")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in out.splitlines() if line.startswith("whistle_model_info{")}
+    assert lines == {'whistle_model_info{version="v1"}': 0.0, 'whistle_model_info{version="v2"}': 1.0}

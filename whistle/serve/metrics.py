@@ -39,7 +39,7 @@ class ServeMetrics:
         self.needs_review = Counter("whistle_needs_review_total", "answers flagged for review", registry=r)
         self.unclassifiable = Counter("whistle_unclassifiable_total", "messages the model refused", registry=r)
         self.feedback = Counter("whistle_feedback_total", "operator feedback stored", ["agrees"], registry=r)
-        self.model_info = Gauge("whistle_model_info", "served model version (1 = in service)", ["version"],
+        self.model_info = Gauge("whistle_model_info", "served model version (1 = in service, 0 = replaced)", ["version"],
                                 registry=r, multiprocess_mode="livemax")
 
     def observe_answers(self, answers: list[RoutingAnswer], channel: str) -> None:
@@ -56,7 +56,11 @@ class ServeMetrics:
 
     def model_switched(self, old: str | None, new: str) -> None:
         if old is not None and old != new:
-            self.model_info.remove(old)
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                # remove() is not implemented across processes (the old series stayed at 1): 0 = replaced
+                self.model_info.labels(old).set(0)
+            else:
+                self.model_info.remove(old)
         self.model_info.labels(new).set(1)
 
     def render(self) -> bytes:
