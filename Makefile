@@ -2,6 +2,8 @@
 PYTHON ?= python3
 SHARED ?= ../shared/data
 MODEL_DIR ?= models/default
+# more training options, e.g. EXTRA="--extra-data feedback.jsonl" (operators' corrections)
+EXTRA ?=
 
 .PHONY: install test model evaluate bench
 
@@ -18,7 +20,7 @@ model:  ## retrain the bundled default model reproducibly (about a minute on 2 c
 		--corpus $(SHARED)/corpus.jsonl --extra-labels data/labels/extra-rare.csv --extra-labels data/labels/extra-corpus.csv \
 		--extra-data data/authored/w02.jsonl --extra-data data/authored/w03.jsonl \
 		--extra-data data/authored/w07.jsonl --extra-data data/authored/w12.jsonl --extra-data data/authored/w14.jsonl \
-		--exclude $(SHARED)/whistle/test.jsonl \
+		--exclude $(SHARED)/whistle/test.jsonl $(EXTRA) \
 		-o $(MODEL_DIR)
 
 evaluate:  ## figures of the default model on the held-out test split, with a report
