@@ -91,6 +91,7 @@ def test_output_format_follows_the_extension(tiny_model, tmp_path, suffix):
         ws = openpyxl.load_workbook(out, read_only=True).worksheets[0]
         values = list(ws.iter_rows(values_only=True))
         got = [dict(zip(values[0], v)) for v in values[1:]]
+        assert [g["needs_review"] for g in got] == [e["needs_review"] for e in expected]  # booleans, not text
     assert len(got) == len(expected) == 13
     assert [str(g["id"]) for g in got] == [e["id"] for e in expected]
     assert [g["topic"] or None for g in got] == [e["topic"] for e in expected]

@@ -132,7 +132,8 @@ def write_xlsx(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], rows:
     ws = wb.create_sheet("whistle")
     ws.append(columns)
     for rec in _chunk_dicts(chunks):
-        ws.append([cell(_flat(rec.get(c))) for c in columns])
+        # needs_review as an Excel boolean, so a filter on it works (CSV has no booleans: true/false)
+        ws.append([value if isinstance(value := rec.get(c), bool) else cell(_flat(value)) for c in columns])
     wb.save(out)
 
 
