@@ -171,16 +171,24 @@ def test_model_exception_fails_only_its_row(tiny_model, tmp_path, monkeypatch):
     assert [r["error"] is None for r in rows].count(True) == 7 and summary.errors == 3  # + empty text, no text
 
 
-def test_kill_9_and_resume_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
-    src = _write_jsonl(tmp_path / "in.jsonl", _messages(6000))
+def _interruptible_run(tiny_model_dir: Path, tmp_path: Path, rows: int, chunk_size: int, chunks_first: int):
+    """The CLI command for a 2-worker run, the reference output of an uninterrupted run, and a
+    second run (its own process group, stderr piped) once ``chunks_first`` chunks are on disk."""
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(rows))
     ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
-    base = [sys.executable, "-m", "whistle.cli", "tag", str(src), "--model", str(tiny_model_dir), "--chunk-size", "40",
-            "--workers", "2", "--no-progress"]
+    base = [sys.executable, "-m", "whistle.cli", "tag", str(src), "--model", str(tiny_model_dir), "--chunk-size",
+            str(chunk_size), "--workers", "2", "--no-progress"]
     subprocess.run([*base, "-o", str(ref)], check=True, capture_output=True)
-    proc = subprocess.Popen([*base, "-o", str(out)], stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen([*base, "-o", str(out)], stderr=subprocess.PIPE, start_new_session=True)
     partial, deadline = workdir_for(out), time.monotonic() + 120
-    while len(list(partial.glob("chunk-*.jsonl"))) < 5 and time.monotonic() < deadline and proc.poll() is None:
+    while len(list(partial.glob("chunk-*.jsonl"))) < chunks_first and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
+    return base, ref, out, proc
+
+
+def test_kill_9_and_resume_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
+    base, ref, out, proc = _interruptible_run(tiny_model_dir, tmp_path, 6000, 40, 5)
+    partial = workdir_for(out)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists(), "the run finished before it could be killed: make the input bigger"
@@ -392,16 +400,8 @@ def test_an_output_format_whose_library_is_missing_is_refused_before_tagging(tin
 
 
 def test_ctrl_c_twice_stops_at_once_keeps_what_finished_and_resumes(tiny_model_dir, tmp_path):
-    src = _write_jsonl(tmp_path / "in.jsonl", _messages(12000))
-    ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
     # big chunks: the second Ctrl-C must come while the running ones are still being finished
-    base = [sys.executable, "-m", "whistle.cli", "tag", str(src), "--model", str(tiny_model_dir), "--chunk-size", "1500",
-            "--workers", "2", "--no-progress"]
-    subprocess.run([*base, "-o", str(ref)], check=True, capture_output=True)
-    proc = subprocess.Popen([*base, "-o", str(out)], stderr=subprocess.PIPE, start_new_session=True)
-    partial, deadline = workdir_for(out), time.monotonic() + 120
-    while len(list(partial.glob("chunk-*.jsonl"))) < 1 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.01)
+    base, ref, out, proc = _interruptible_run(tiny_model_dir, tmp_path, 12000, 1500, 1)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
     time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)  # impatient: again, while the running chunks finish
