@@ -313,3 +313,16 @@ def test_spark_may_write_over_its_previous_output_folder(monkeypatch, tmp_path):
     assert calls == [str(previous)]
     local = runner.invoke(app, ["tag", str(src), "-o", str(previous)])  # the local engine writes a file: refused
     assert local.exit_code == 2 and "is a directory" in local.output
+
+
+@pytest.mark.parametrize("where", ["same", "parent", "inside"])
+def test_spark_output_never_replaces_its_input_folder(monkeypatch, tmp_path, where):
+    monkeypatch.setattr("whistle.batch.spark.tag_spark", lambda *a, **k: pytest.fail("must be refused first"))
+    folder = tmp_path / "msgs.parquet"
+    folder.mkdir()
+    (folder / "part-0.parquet").write_bytes(b"PAR1")
+    src, dst = {"same": (folder, folder), "parent": (folder / "part-0.parquet", folder),
+                "inside": (folder, folder / "tagged.parquet")}[where]
+    result = runner.invoke(app, ["tag", str(src), "-o", str(dst), "--engine", "spark"])
+    assert result.exit_code == 2 and "would overwrite the input" in result.output
+    assert (folder / "part-0.parquet").read_bytes() == b"PAR1"

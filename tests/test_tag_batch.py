@@ -435,3 +435,16 @@ def test_ctrl_c_while_the_output_is_written_keeps_every_chunk(tiny_model, tmp_pa
     assert not out.exists() and workdir_for(out).exists()
     summary = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=7, resume=True))
     assert summary.resumed_rows == 31 and out.exists()
+
+
+def test_ctrl_c_before_the_first_chunk_leaves_nothing_and_says_so(tiny_model_dir, tmp_path, monkeypatch):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(20))
+    out = tmp_path / "out.jsonl"
+
+    def interrupted_warm_up(*args):
+        raise KeyboardInterrupt  # as a Ctrl-C while the workers' model warms up
+
+    monkeypatch.setattr("whistle.batch.local._pool", interrupted_warm_up)
+    result = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--workers", "2"])
+    assert result.exit_code == 130 and "nothing kept" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

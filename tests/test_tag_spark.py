@@ -262,3 +262,23 @@ def test_spark_failure_is_one_line_naming_the_input(spark, tiny_model_dir, tmp_p
         tag_spark(good, out, tiny_model_dir, FieldMap(), spark=spark)
     assert str(err.value) == f"{good}: ValueError: tagger broke"
     assert not out.exists()
+
+
+def test_spark_tsv_output_is_tab_separated_like_the_local_engine(spark, tiny_model_dir, tmp_path):
+    import csv
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps({"id": f"m{i}", "text": f"小区停水三天没人管{i}"}, ensure_ascii=False)
+                             for i in range(20)) + "\n", encoding="utf-8")
+    local, dist = tmp_path / "local.tsv", tmp_path / "spark.tsv"
+    tag_file(load_model(tiny_model_dir), src, local, options=TagOptions(fields=FieldMap()))
+    summary = tag_spark(src, dist, tiny_model_dir, FieldMap(), spark=spark)
+    assert summary.rows == 20 and summary.errors == 0
+    with local.open(encoding="utf-8", newline="") as fh:
+        want = sorted(csv.DictReader(fh, delimiter="\t"), key=lambda r: int(r["row"]))
+    got = []
+    for part in sorted(dist.glob("part-*.csv")):
+        with part.open(encoding="utf-8", newline="") as fh:
+            got += list(csv.DictReader(fh, delimiter="\t"))
+    got.sort(key=lambda r: int(r["row"]))
+    assert [r["topic"] for r in got] == [r["topic"] for r in want] and len(got) == 20

@@ -180,15 +180,26 @@ def predict(
         raise typer.Exit(1)
 
 
-def _check_tag_paths(output: Path, output_encoding: str, engine: str) -> None:
+def _overlaps(input: str, output: str) -> bool:
+    """Whether the output is the input, holds it, or lies inside it (a Spark input is often a folder)."""
+    def norm(path: str) -> str:
+        return path.rstrip("/") if "://" in path else str(Path(path).resolve())
+
+    src, dst = norm(input), norm(output)
+    return src == dst or src.startswith(dst + "/") or dst.startswith(src + "/")
+
+
+def _check_tag_paths(input: str, output: str, output_encoding: str, engine: str) -> None:
     """Mistakes that would otherwise surface only after every row was tagged."""
     import codecs
 
     from whistle.io.formats import detect_format
     from whistle.io.tabular import need
 
-    if output.is_dir() and engine == "local":  # Spark writes a folder: a previous run's is replaced
-        raise DataError(f"{output}: is a directory; give the output file's name (e.g. {output / 'tagged.jsonl'})")
+    if _overlaps(input, output):  # Spark replaces its output folder: that must never be the input's
+        raise DataError(f"output {output} would overwrite the input {input}")
+    if Path(output).is_dir() and engine == "local":  # Spark writes a folder: a previous run's is replaced
+        raise DataError(f"{output}: is a directory; give the output file's name (e.g. {Path(output) / 'tagged.jsonl'})")
     writer_module = {"parquet": "pyarrow", "xlsx": "openpyxl"}.get(detect_format(output))
     if writer_module is not None:  # not after every row was tagged
         need(writer_module)
@@ -225,7 +236,7 @@ def tag(
         from whistle.batch import TagInterrupted, TagOptions, tag_file
 
         fields = _fields(id_field, text_field, title_field)
-        _check_tag_paths(Path(output), output_encoding, engine)
+        _check_tag_paths(input, output, output_encoding, engine)
         started = time.perf_counter()
         if engine == "spark":
             from whistle.batch.spark import tag_spark
@@ -250,7 +261,7 @@ def tag(
     except KeyboardInterrupt:
         from whistle.batch.workdir import workdir_for
 
-        if engine == "local" and workdir_for(Path(output)).exists():  # e.g. Ctrl-C twice while chunks finished
+        if engine == "local" and any(workdir_for(Path(output)).glob("chunk-*")):  # e.g. Ctrl-C twice as chunks finished
             typer.echo("whistle: interrupted; finished chunks are kept: run the same command with --resume to continue",
                        err=True)
         else:

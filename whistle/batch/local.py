@@ -161,10 +161,12 @@ def tag_file(model: WhistleClassifier, input_path: str | Path, output_path: str 
     total = TagSummary()
     kept_as_text = out_fmt != "jsonl"  # typed outputs need one type per column
     bar = progress_bar(input_path, sum(s.rows for s in done.values()), opts.progress)
-    pool = _pool(model, opts.workers) if opts.workers > 1 else None
+    pool = None
     pending: set[Future] = set()
     chunks = 0
     try:
+        # inside the try: a Ctrl-C during the workers' warm-up leaves nothing behind
+        pool = _pool(model, opts.workers) if opts.workers > 1 else None
         for index, chunk in enumerate(batches(records, chunk_size)):
             chunks = index + 1
             if _reuse(done.get(index), chunk, total):

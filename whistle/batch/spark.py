@@ -435,7 +435,7 @@ def _summary(spark, path: str, fmt: str, kept: list[str]) -> TagSummary:
     """Counts from the written output (cheap to read back; re-running the model would not be)."""
     from pyspark.sql import functions as F
 
-    reader = spark.read.option("header", True) if fmt == "csv" else spark.read
+    reader = spark.read.option("header", True).option("sep", delimiter_for(path)) if fmt == "csv" else spark.read
     out = reader.format("json" if fmt == "jsonl" else fmt).load(path)
     ok = F.col("error").isNull()
     review = F.col("needs_review").cast("boolean")
