@@ -350,7 +350,7 @@ def test_a_model_pickled_by_another_release_is_refused_when_loaded_not_when_used
         load_model(directory)
 
 
-def test_a_model_that_differs_in_data_taxonomy_or_recipe_gets_another_version(tiny_model, tmp_path):
+def test_a_model_that_differs_in_weights_data_taxonomy_or_recipe_gets_another_version(tiny_model, tmp_path):
     import copy
 
     from whistle.models.persistence import _version
@@ -367,8 +367,12 @@ def test_a_model_that_differs_in_data_taxonomy_or_recipe_gets_another_version(ti
     city = city.model_copy(update={"version": "1.1-city"})
     recipe = tiny_model.config.model_copy(deep=True)
     recipe.classifier.C = 2.0
-    versions = {_version(m, "2026-12-02T00:00:00Z") for m in (base, variant(taxonomy=city), variant(config=recipe))}
-    assert len(versions) == 3
+    other_weights = variant()
+    other_weights.topic_model = copy.deepcopy(tiny_model.topic_model)
+    other_weights.topic_model.intercept = other_weights.topic_model.intercept + 0.01  # e.g. other self-training data
+    versions = {_version(m, "2026-12-02T00:00:00Z")
+                for m in (base, variant(taxonomy=city), variant(config=recipe), other_weights)}
+    assert len(versions) == 4
     assert _version(variant(), "2026-12-02T00:00:00Z") == _version(base, "2026-12-02T00:00:00Z")  # reproducible
 
 

@@ -219,3 +219,20 @@ def test_with_several_workers_only_the_model_in_service_is_reported_as_such(tmp_
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
     lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in out.splitlines() if line.startswith("whistle_model_info{")}
     assert lines == {'whistle_model_info{version="v1"}': 0.0, 'whistle_model_info{version="v2"}': 1.0}
+
+
+def test_workers_replaced_by_sighup_stop_reporting_their_model(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+
+    def worker(script: str) -> str:
+        return subprocess.run([sys.executable, "-c", "from whistle.serve.metrics import ServeMetrics\n" + script],
+                              env=env, capture_output=True, text=True, check=True).stdout
+
+    worker("m = ServeMetrics(); m.model_switched(None, 'old'); m.process_ended()")  # a worker SIGHUP replaced
+    out = worker("m = ServeMetrics(); m.model_switched(None, 'new'); print(m.render().decode())")
+    info = {line.split(" ")[0]: float(line.split(" ")[1]) for line in out.splitlines() if line.startswith("whistle_model_info{")}
+    assert info == {'whistle_model_info{version="new"}': 1.0}

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import joblib
+import numpy as np
 import sklearn
 
 from whistle.errors import ModelLoadError
@@ -40,12 +41,24 @@ def _sha256(path: Path) -> str:
 
 
 def _version(model: WhistleClassifier, created: str) -> str:
-    """Taxonomy, day and a hash of everything that makes the model: the training data, the
-    taxonomy's content (departments too) and the recipe. Two models that differ in any of these
-    never share a version, so a service polling the directory sees the change."""
-    recipe = model.config.model_dump_json()
-    made_of = f"{model.metadata.get('data_fingerprint', 'unknown')}|{model.taxonomy.fingerprint}|{recipe}"
-    return f"{model.taxonomy.name}-{created[:10]}-{hashlib.sha256(made_of.encode('utf-8')).hexdigest()[:8]}"
+    """Taxonomy, day and a hash of everything that makes the model: what it learned (weights,
+    offsets, temperature, review threshold), the training data's print, the taxonomy's content
+    (departments too) and the recipe. Models that differ in any of these never share a version, so
+    a service polling the directory and ``tag --resume`` see the change; retraining the same data
+    the same way (reproducible) gives the same version."""
+    h = hashlib.sha256()
+    topics = model.topic_model
+    for array in (topics.weights, topics.intercept):
+        h.update(np.ascontiguousarray(array).tobytes())
+    for topic in sorted(model.sub_models):
+        scorer = model.sub_models[topic]
+        h.update(f"{topic}:{scorer.classes}".encode())
+        for array in (scorer.weights.data, scorer.weights.indices, scorer.intercept):
+            h.update(np.ascontiguousarray(array).tobytes())
+    h.update(repr((list(model.classes_), model.temperature_, model.review_threshold_)).encode())
+    h.update(f"|{model.metadata.get('data_fingerprint', 'unknown')}|{model.taxonomy.fingerprint}|".encode())
+    h.update(model.config.model_dump_json().encode())
+    return f"{model.taxonomy.name}-{created[:10]}-{h.hexdigest()[:8]}"
 
 
 def _temporary(directory: Path) -> Path:

@@ -73,6 +73,7 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
             watcher.cancel()
             await queue.stop()
             app.state.store.close()
+            metrics.process_ended()
 
     app = FastAPI(
         title="whistle routing service", version=__version__, lifespan=lifespan,

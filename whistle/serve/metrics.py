@@ -63,6 +63,13 @@ class ServeMetrics:
                 self.model_info.remove(old)
         self.model_info.labels(new).set(1)
 
+    @staticmethod
+    def process_ended() -> None:
+        """A worker stopping (a SIGHUP replaces them all): its live gauges, the model it served
+        among them, must stop counting, or /metrics reports that model in service for ever."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            multiprocess.mark_process_dead(os.getpid())
+
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
