@@ -55,7 +55,8 @@ def _version(model: WhistleClassifier, created: str) -> str:
         h.update(f"{topic}:{scorer.classes}".encode())
         for array in (scorer.weights.data, scorer.weights.indices, scorer.intercept):
             h.update(np.ascontiguousarray(array).tobytes())
-    h.update(repr((list(model.classes_), model.temperature_, model.review_threshold_)).encode())
+    h.update(repr((list(getattr(model, "classes_", [])), getattr(model, "temperature_", None),
+                   getattr(model, "review_threshold_", None))).encode())  # getattr: a model missing one is refused at load
     h.update(f"|{model.metadata.get('data_fingerprint', 'unknown')}|{model.taxonomy.fingerprint}|".encode())
     h.update(model.config.model_dump_json().encode())
     return f"{model.taxonomy.name}-{created[:10]}-{h.hexdigest()[:8]}"
