@@ -45,11 +45,17 @@ def _writable_dir(path: Path, what: str) -> None:
         raise DataError(f"{path}: cannot write {what} there ({exc.strerror or exc})") from None
 
 
-def _load(model_dir: Path | None, routing: Path | None):
-    from whistle.models.persistence import load_model
+def _routing(path: Path | None):
+    """The taxonomy file given with --taxonomy to route with (None: the model's own)."""
     from whistle.taxonomy import Taxonomy
 
-    return load_model(model_dir, taxonomy=Taxonomy.load(routing) if routing is not None else None)
+    return Taxonomy.load(path) if path is not None else None
+
+
+def _load(model_dir: Path | None, routing: Path | None):
+    from whistle.models.persistence import load_model
+
+    return load_model(model_dir, taxonomy=_routing(routing))
 
 
 def _fields(id_field: str, text_field: str, title_field: str):
@@ -157,11 +163,11 @@ def predict(
     except WhistleError as exc:
         _fail(exc)
     from_stdin = text in (None, "-")
-    problems: list[str | None] = []
+    texts: list[str] = []
+    problems: list[str | None] = []  # per stdin line: why what was read is not what was sent
     if from_stdin:  # a Windows console or an old export pipes GBK: read it as such, not as 'not Chinese'
         from whistle.io.text import decode_line
 
-        texts, problems = [], []
         for line in sys.stdin.buffer:
             decoded, problem = decode_line(line.rstrip(b"\r\n"))
             texts.append(decoded)
@@ -240,12 +246,11 @@ def tag(
         started = time.perf_counter()
         if engine == "spark":
             from whistle.batch.spark import tag_spark
-            from whistle.taxonomy import Taxonomy
 
             if sheet is not None:
                 raise typer.BadParameter("--sheet: the spark engine does not read Excel files")
             summary = tag_spark(input, output, model_dir, fields, keep_columns=keep_columns, master=spark_master,
-                                encoding=encoding, taxonomy=Taxonomy.load(routing) if routing is not None else None)
+                                encoding=encoding, taxonomy=_routing(routing))
         elif engine == "local":
             model = _load(model_dir, routing)
             started = time.perf_counter()  # rows/s of the tagging, not of loading the model
@@ -304,10 +309,7 @@ def serve(
         _fail(RuntimeError(f"{exc}; install the service extra: pip install 'whistle[serve]'"))
     try:  # fail fast, before any worker starts
         read_manifest(model_dir or default_model_dir())
-        if routing is not None:
-            from whistle.taxonomy import Taxonomy
-
-            Taxonomy.load(routing)
+        _routing(routing)
     except WhistleError as exc:
         _fail(exc)
     # Settings travel by environment: every worker process builds the app from it.

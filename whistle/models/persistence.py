@@ -132,6 +132,12 @@ def _codes(taxonomy: Taxonomy) -> dict[str, frozenset[str]]:
     return {label: frozenset(taxonomy.subs_of(label)) for label in taxonomy.labels}
 
 
+def _only_in(these: dict[str, frozenset[str]], those: dict[str, frozenset[str]]) -> list[str]:
+    """Labels of ``these`` that ``those`` lacks, then sub-problems under a label both have."""
+    shared = set(these) & set(those)
+    return sorted(set(these) - set(those)) + sorted(s for label in shared for s in these[label] - those[label])
+
+
 def route_with(model: WhistleClassifier, taxonomy: Taxonomy, where: str | Path) -> bool:
     """Route ``model``'s answers with ``taxonomy`` (a city's edited file): names and departments may
     change without retraining, codes may not, since the model can only predict what it learned.
@@ -139,13 +145,10 @@ def route_with(model: WhistleClassifier, taxonomy: Taxonomy, where: str | Path) 
     if taxonomy.fingerprint == model.taxonomy.fingerprint:
         return False
     mine, theirs = _codes(model.taxonomy), _codes(taxonomy)
-    if mine != theirs:
-        gone = sorted(set(mine) - set(theirs)) + sorted(s for lab in set(mine) & set(theirs) for s in mine[lab] - theirs[lab])
-        new = sorted(set(theirs) - set(mine)) + sorted(s for lab in set(mine) & set(theirs) for s in theirs[lab] - mine[lab])
+    if mine != theirs:  # then one side has a label, or a sub-problem under a shared label, the other lacks
+        gone, new = _only_in(mine, theirs), _only_in(theirs, mine)
         detail = "; ".join(part for part in (f"not in the file: {', '.join(gone[:8])}" if gone else "",
                                              f"new in the file: {', '.join(new[:8])}" if new else "") if part)
-        if not detail:
-            detail = "sub-problems moved between topics"
         raise ModelLoadError(
             f"{where}: trained on taxonomy {model.taxonomy.name} v{model.taxonomy.version}, whose codes differ from "
             f"{taxonomy.name} v{taxonomy.version} ({detail}). An edited taxonomy may change names and departments, "
