@@ -15,7 +15,7 @@ test:  ## install what the tests use and run them (this is what .ci/run calls)
 	$(PYTHON) -m pytest -q
 
 model:  ## retrain the bundled default model reproducibly (about a minute on 2 cores)
-	$(PYTHON) -m whistle.cli train $(SHARED)/whistle/train.jsonl \
+	$(PYTHON) -m chuishao.cli train $(SHARED)/whistle/train.jsonl \
 		--config configs/default.yaml \
 		--corpus $(SHARED)/corpus.jsonl --extra-labels data/labels/extra-rare.csv --extra-labels data/labels/extra-corpus.csv \
 		--extra-data data/authored/w02.jsonl --extra-data data/authored/w03.jsonl \
@@ -24,4 +24,4 @@ model:  ## retrain the bundled default model reproducibly (about a minute on 2 c
 		-o $(MODEL_DIR)
 
 evaluate:  ## figures of the default model on the held-out test split, with a report
-	$(PYTHON) -m whistle.cli test $(MODEL_DIR) $(SHARED)/whistle/test.jsonl -o reports/default
+	$(PYTHON) -m chuishao.cli test $(MODEL_DIR) $(SHARED)/whistle/test.jsonl -o reports/default

@@ -2,9 +2,9 @@
 
     python bench/bench_quality.py --shared ../shared/data [--model models/default]
 
-- whistle: the bundled default model on whistle/test.jsonl (trained by `make model` on train only);
+- chuishao: the bundled default model on whistle/test.jsonl (trained by `make model` on train only);
 - reference: char 1-3-gram TF-IDF + LinearSVC(C=0.5, class_weight=balanced) trained on train.jsonl;
-- teddy7: the whistle recipe trained with `--taxonomy none` on teddy7/train, tested on teddy7/test,
+- teddy7: the chuishao recipe trained with `--taxonomy none` on teddy7/train, tested on teddy7/test,
   and the same reference there.
 Prints the figures and writes bench/results/quality.json. The test splits are only evaluated on.
 """
@@ -20,11 +20,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.svm import LinearSVC
 
-from whistle.config import WhistleConfig
-from whistle.models.persistence import load_model
-from whistle.training.data import read_labelled
-from whistle.training.evaluate import evaluate
-from whistle.training.train import TrainRequest, train
+from chuishao.config import ChuishaoConfig
+from chuishao.models.persistence import load_model
+from chuishao.training.data import read_labelled
+from chuishao.training.evaluate import evaluate
+from chuishao.training.train import TrainRequest, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -52,12 +52,12 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
     ap.add_argument("--model", type=Path, default=None, help="model directory (default: bundled)")
     args = ap.parse_args()
-    w, t = args.shared / "whistle", args.shared / "teddy7"
+    w, t = args.shared / "chuishao", args.shared / "teddy7"
     model = load_model(args.model)
-    figures: dict[str, object] = {"model_version": model.version, "whistle": {
-        "whistle": ours(model, w / "test.jsonl"), "reference": reference(w / "train.jsonl", w / "test.jsonl")}}
-    teddy = train(TrainRequest(data=[t / "train.jsonl"], taxonomy=None, config=WhistleConfig()))
-    figures["teddy7"] = {"whistle": ours(teddy, t / "test.jsonl") | {"train_seconds": teddy.metadata["train_seconds"]},
+    figures: dict[str, object] = {"model_version": model.version, "chuishao": {
+        "chuishao": ours(model, w / "test.jsonl"), "reference": reference(w / "train.jsonl", w / "test.jsonl")}}
+    teddy = train(TrainRequest(data=[t / "train.jsonl"], taxonomy=None, config=ChuishaoConfig()))
+    figures["teddy7"] = {"chuishao": ours(teddy, t / "test.jsonl") | {"train_seconds": teddy.metadata["train_seconds"]},
                          "reference": reference(t / "train.jsonl", t / "test.jsonl")}
     figures["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     RESULTS.mkdir(exist_ok=True)

@@ -1,6 +1,6 @@
-"""Benchmark `whistle serve` on loopback: single-message latency, then sustained throughput.
+"""Benchmark `chuishao serve` on loopback: single-message latency, then sustained throughput.
 
-    python bench/bench_serve.py --model /tmp/whistle-model --texts ../shared/data/whistle/test.jsonl
+    python bench/bench_serve.py --model /tmp/chuishao-model --texts ../shared/data/whistle/test.jsonl
 
 Phase 1 sends requests one at a time and reads the app's own time from the ``Server-Timing``
 header (latency "at the server") as well as the client's round trip. Phase 2 runs `wrk` (or a
@@ -53,13 +53,13 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def start_server(args: argparse.Namespace, port: int, db: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "whistle.cli", "serve", "--port", str(port), "--workers", str(args.workers),
+    cmd = [sys.executable, "-m", "chuishao.cli", "serve", "--port", str(port), "--workers", str(args.workers),
            "--no-access-log", "--log-level", "warning", "--db-url", f"sqlite:///{db}"]
     if args.model:
         cmd += ["--model", str(args.model)]
     if args.cpus and shutil.which("taskset"):
         cmd = ["taskset", "-c", args.cpus, *cmd]
-    env = {**os.environ, "WHISTLE_MODEL_POLL_SECONDS": "0"}
+    env = {**os.environ, "CHUISHAO_MODEL_POLL_SECONDS": "0"}
     proc = subprocess.Popen(cmd, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -1,10 +1,10 @@
 """Batch tagging figures (issue #4): throughput and memory, kill/resume, Spark parity.
 
     python bench/bench_tag.py make-data --corpus /work/shared/data/corpus.jsonl --rows 1000000 -o /tmp/b/1m.parquet
-    python bench/bench_tag.py throughput /tmp/b/1m.parquet --model /tmp/whistle-model --workers 2
-    python bench/bench_tag.py throughput /tmp/b/100k.jsonl --model /tmp/whistle-model -o /tmp/b/100k.out.jsonl --name throughput_100k_w2
-    python bench/bench_tag.py resume --corpus /work/shared/data/corpus.jsonl --rows 200000 --model /tmp/whistle-model
-    python bench/bench_tag.py spark /tmp/b/1m.parquet --model /tmp/whistle-model --reference /tmp/b/1m.out.parquet
+    python bench/bench_tag.py throughput /tmp/b/1m.parquet --model /tmp/chuishao-model --workers 2
+    python bench/bench_tag.py throughput /tmp/b/100k.jsonl --model /tmp/chuishao-model -o /tmp/b/100k.out.jsonl --name throughput_100k_w2
+    python bench/bench_tag.py resume --corpus /work/shared/data/corpus.jsonl --rows 200000 --model /tmp/chuishao-model
+    python bench/bench_tag.py spark /tmp/b/1m.parquet --model /tmp/chuishao-model --reference /tmp/b/1m.out.parquet
 
 Each prints its figures and writes them to bench/results/tag_<name>.json. Synthetic rows are
 corpus messages recombined (a title from one, the text of another, new ids), with 0.2% bad rows
@@ -130,7 +130,7 @@ def _cpu_seconds(who: int) -> float:
 
 def run_tag(args: list[str]) -> tuple[int, float, TreeMemory, str]:
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "whistle.cli", "tag", *args], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "chuishao.cli", "tag", *args], stderr=subprocess.PIPE, text=True)
     mem = TreeMemory(proc.pid)
     mem.start()
     _, err = proc.communicate()
@@ -212,7 +212,7 @@ def resume(corpus: Path, rows: int, model: str, kills: int, workdir: Path, seed:
         # Kill at a random point: after a random number of further chunks, then a random part of the next.
         before = len(list(partial.glob("chunk-*.jsonl"))) if k else 0
         target = min(n_chunks - 1, before + rng.randint(1, max(1, n_chunks // (kills + 1))))
-        cmd = [sys.executable, "-m", "whistle.cli", "tag", str(data), "-o", str(out), *base] + (["--resume"] if k else [])
+        cmd = [sys.executable, "-m", "chuishao.cli", "tag", str(data), "-o", str(out), *base] + (["--resume"] if k else [])
         proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, start_new_session=True)
         started = time.monotonic()
         while len(list(partial.glob("chunk-*.jsonl"))) < target and proc.poll() is None:
@@ -266,7 +266,7 @@ def main() -> None:
     r.add_argument("--kills", type=int, default=5)
     r.add_argument("--seed", type=int, default=4)
     r.add_argument("--chunk-size", type=int, default=5000)
-    r.add_argument("--workdir", type=Path, default=Path("/tmp/whistle-bench"))
+    r.add_argument("--workdir", type=Path, default=Path("/tmp/chuishao-bench"))
     s = sub.add_parser("spark")
     s.add_argument("data", type=Path)
     s.add_argument("--model", required=True)

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from whistle.config import WhistleConfig
-from whistle.models.classifier import WhistleClassifier
-from whistle.taxonomy import Taxonomy
-from whistle.training.data import read_labelled
+from chuishao.config import ChuishaoConfig
+from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.taxonomy import Taxonomy
+from chuishao.training.data import read_labelled
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "data" / "fixtures"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def tiny_config() -> WhistleConfig:
-    cfg = WhistleConfig()
+def tiny_config() -> ChuishaoConfig:
+    cfg = ChuishaoConfig()
     cfg.features.min_df = 1
     cfg.features.max_features = None
     cfg.classifier.calibration_folds = 2
@@ -32,9 +32,9 @@ def mini_data():
 
 
 @pytest.fixture(scope="session")
-def tiny_model(mini_data) -> WhistleClassifier:
+def tiny_model(mini_data) -> ChuishaoClassifier:
     """A model trained in about a second on data/fixtures/labelled-mini.jsonl (34 messages)."""
-    model = WhistleClassifier(tiny_config(), Taxonomy.load())
+    model = ChuishaoClassifier(tiny_config(), Taxonomy.load())
     model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights)
     model.metadata["version"] = "tiny-test"
     return model
@@ -42,14 +42,14 @@ def tiny_model(mini_data) -> WhistleClassifier:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_model, tmp_path_factory) -> Path:
-    from whistle.models.persistence import save_model
+    from chuishao.models.persistence import save_model
 
     return save_model(tiny_model, tmp_path_factory.mktemp("models") / "tiny")
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not (SHARED_DATA / "whistle" / "train.jsonl").is_file():
+    if not (SHARED_DATA / "chuishao" / "train.jsonl").is_file():
         pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data beside the repo): skipping real-data test")
     return SHARED_DATA
 
@@ -62,7 +62,7 @@ SERVE_KEY = "test-key-not-secret"
 def serve_settings(tiny_model_dir, tmp_path):
     """Service settings on the tiny model, a fresh SQLite file and a test API key."""
     pytest.importorskip("fastapi")
-    from whistle.serve.settings import ServeSettings
+    from chuishao.serve.settings import ServeSettings
 
     return ServeSettings(model_dir=tiny_model_dir, db_url=f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
                          api_keys=[SERVE_KEY], model_poll_seconds=0, max_batch=8, max_body_bytes=200_000)

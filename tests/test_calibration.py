@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from whistle.models.calibration import fit_class_bias, fit_temperature, macro_f1_from_predictions, softmax
+from chuishao.models.calibration import fit_class_bias, fit_temperature, macro_f1_from_predictions, softmax
 
 
 def _scores_with_a_timid_rare_class(seed: int = 0, n_common: int = 400, n_rare: int = 20):

@@ -4,10 +4,10 @@ import shutil
 import numpy as np
 import pytest
 
-from whistle.errors import DataError, ModelLoadError
-from whistle.models.answer import RoutingAnswer
-from whistle.models.persistence import load_model, read_manifest, save_model
-from whistle.taxonomy import Taxonomy
+from chuishao.errors import DataError, ModelLoadError
+from chuishao.models.answer import RoutingAnswer
+from chuishao.models.persistence import load_model, read_manifest, save_model
+from chuishao.taxonomy import Taxonomy
 
 
 def test_route_gives_a_complete_answer(tiny_model):
@@ -109,7 +109,7 @@ def test_missing_and_corrupted_model_dirs(tiny_model_dir, tmp_path):
 def test_an_edited_taxonomy_reroutes_without_retraining_but_other_codes_are_refused(tiny_model_dir, tmp_path):
     import yaml
 
-    from whistle.resources import default_taxonomy_path
+    from chuishao.resources import default_taxonomy_path
 
     raw = yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8"))
     topics = {t["code"]: t for area in raw["areas"] for t in area["topics"]}
@@ -143,11 +143,11 @@ def test_saved_model_records_training_provenance(tiny_model, tmp_path):
 def test_self_training_uses_unlabelled_messages(mini_data):
     from conftest import tiny_config
 
-    from whistle.models.classifier import WhistleClassifier
+    from chuishao.models.classifier import ChuishaoClassifier
 
     cfg = tiny_config()
     cfg.classifier.self_training_weight = 0.3
-    model = WhistleClassifier(cfg, Taxonomy.load())
+    model = ChuishaoClassifier(cfg, Taxonomy.load())
     model._build()  # the preprocessor, to turn the unlabelled texts into docs
     extra = model.docs([None] * 3, ["小区门口烧烤摊油烟很大", "晚上工地施工噪音太吵", "物业公司不修电梯"])
     model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights, unlabelled=extra)
@@ -173,7 +173,7 @@ def test_review_threshold_is_set_on_the_data_files_rows_only(mini_data, tmp_path
     calibrate it: the threshold is chosen on rows like the ones it will be judged on."""
     from conftest import FIXTURES, tiny_config
 
-    from whistle.training.train import TrainRequest, train
+    from chuishao.training.train import TrainRequest, train
 
     corpus, extra = tmp_path / "corpus.jsonl", tmp_path / "extra.csv"
     with corpus.open("w", encoding="utf-8") as fh:
@@ -193,13 +193,13 @@ def test_class_offsets_are_folded_into_the_saved_intercepts(mini_data):
     apply them with no extra step; heldout_ records them."""
     from conftest import tiny_config
 
-    from whistle.models.classifier import WhistleClassifier
+    from chuishao.models.classifier import ChuishaoClassifier
 
     fitted = {}
     for shrink in (0.0, 1.0):
         cfg = tiny_config()
         cfg.classifier.class_bias_shrink = shrink
-        model = WhistleClassifier(cfg, Taxonomy.load())
+        model = ChuishaoClassifier(cfg, Taxonomy.load())
         model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights)
         fitted[shrink] = model
     assert fitted[0.0].heldout_["class_bias"] == {}
@@ -212,7 +212,7 @@ def test_class_offsets_are_folded_into_the_saved_intercepts(mini_data):
 def test_extra_data_trains_but_does_not_calibrate(mini_data, tmp_path):
     from conftest import FIXTURES, tiny_config
 
-    from whistle.training.train import TrainRequest, train
+    from chuishao.training.train import TrainRequest, train
 
     authored = tmp_path / "authored.jsonl"
     rows = [{"id": f"a{i}", "text": t, "label": "W07", "sub": "W07b"}
@@ -236,8 +236,8 @@ def test_extra_label_ids_missing_from_the_corpus_are_an_error(tmp_path):
     """A label file made on another corpus must not lose its labels without a word."""
     from conftest import FIXTURES, tiny_config
 
-    from whistle.training.data import read_id_labels
-    from whistle.training.train import TrainRequest, train
+    from chuishao.training.data import read_id_labels
+    from chuishao.training.train import TrainRequest, train
 
     corpus, extra = tmp_path / "corpus.jsonl", tmp_path / "extra.csv"
     corpus.write_text(json.dumps({"id": "c1", "text": "请问社保卡怎么补办"}, ensure_ascii=False) + "\n"
@@ -279,7 +279,7 @@ def test_held_out_ids_never_train_even_in_the_data_files(tmp_path):
     """--exclude test.jsonl with a train file that overlaps it: the overlap is dropped and counted."""
     from conftest import tiny_config
 
-    from whistle.training.train import TrainRequest, train
+    from chuishao.training.train import TrainRequest, train
 
     rows = _mini_rows()
     assert all(r.get("id") for r in rows)
@@ -292,7 +292,7 @@ def test_held_out_ids_never_train_even_in_the_data_files(tmp_path):
 def test_a_message_given_twice_trains_once_and_conflicting_labels_are_an_error(tmp_path):
     from conftest import tiny_config
 
-    from whistle.training.train import TrainRequest, train
+    from chuishao.training.train import TrainRequest, train
 
     rows = _mini_rows()
     again = _write(tmp_path / "again.jsonl", rows[:3])
@@ -310,7 +310,7 @@ def test_a_message_given_twice_trains_once_and_conflicting_labels_are_an_error(t
 
 
 def test_label_files_must_be_utf8_and_give_each_id_one_label(tmp_path):
-    from whistle.training.data import read_id_labels
+    from chuishao.training.data import read_id_labels
 
     corpus = _write(tmp_path / "corpus.jsonl", [{"id": "c1", "text": "请问社保卡怎么补办"}])
     extra = tmp_path / "extra.csv"
@@ -353,7 +353,7 @@ def test_a_model_pickled_by_another_release_is_refused_when_loaded_not_when_used
 def test_a_model_that_differs_in_weights_data_taxonomy_or_recipe_gets_another_version(tiny_model, tmp_path):
     import copy
 
-    from whistle.models.persistence import _version
+    from chuishao.models.persistence import _version
 
     def variant(**change) -> object:
         m = copy.copy(tiny_model)

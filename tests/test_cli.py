@@ -6,7 +6,7 @@ import pytest
 from conftest import FIXTURES
 from typer.testing import CliRunner
 
-from whistle.cli import app
+from chuishao.cli import app
 
 runner = CliRunner()
 MINI = FIXTURES / "labelled-mini.jsonl"
@@ -239,7 +239,7 @@ def test_a_damaged_utf8_line_on_stdin_is_an_error_not_mojibake_answered_with_con
 def test_predict_and_tag_route_with_an_edited_taxonomy_file(trained_dir, tmp_path):
     import yaml
 
-    from whistle.resources import default_taxonomy_path
+    from chuishao.resources import default_taxonomy_path
 
     raw = yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8"))
     for area in raw["areas"]:
@@ -271,7 +271,7 @@ def test_places_train_and_test_cannot_write_are_refused_before_the_work(trained_
 
 
 def test_training_names_the_taxonomy_codes_it_had_no_example_of(tmp_path, tiny_config_file):
-    from whistle.taxonomy import Taxonomy
+    from chuishao.taxonomy import Taxonomy
 
     result = runner.invoke(app, ["train", str(MINI), "-o", str(tmp_path / "m"), "--config", str(tiny_config_file)])
     assert result.exit_code == 0, result.output
@@ -284,7 +284,7 @@ def test_training_names_the_taxonomy_codes_it_had_no_example_of(tmp_path, tiny_c
 
 
 def test_spark_paths_keep_their_scheme_and_host(monkeypatch):
-    from whistle.batch.summary import TagSummary
+    from chuishao.batch.summary import TagSummary
 
     seen: dict[str, object] = {}
 
@@ -292,7 +292,7 @@ def test_spark_paths_keep_their_scheme_and_host(monkeypatch):
         seen.update(input=input_path, output=output_path)
         return TagSummary()
 
-    monkeypatch.setattr("whistle.batch.spark.tag_spark", fake_tag_spark)
+    monkeypatch.setattr("chuishao.batch.spark.tag_spark", fake_tag_spark)
     result = runner.invoke(app, ["tag", "hdfs://namenode:8020/complaints/in.parquet", "-o", "s3a://bucket/tagged.parquet",
                                  "--engine", "spark"])
     assert result.exit_code == 0, result.output
@@ -300,10 +300,10 @@ def test_spark_paths_keep_their_scheme_and_host(monkeypatch):
 
 
 def test_spark_may_write_over_its_previous_output_folder(monkeypatch, tmp_path):
-    from whistle.batch.summary import TagSummary
+    from chuishao.batch.summary import TagSummary
 
     calls: list[str] = []
-    monkeypatch.setattr("whistle.batch.spark.tag_spark", lambda src, dst, *a, **k: calls.append(dst) or TagSummary())
+    monkeypatch.setattr("chuishao.batch.spark.tag_spark", lambda src, dst, *a, **k: calls.append(dst) or TagSummary())
     previous = tmp_path / "tagged.parquet"
     previous.mkdir()  # what a first Spark run leaves: a folder of part files
     src = tmp_path / "in.jsonl"
@@ -317,7 +317,7 @@ def test_spark_may_write_over_its_previous_output_folder(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("where", ["same", "parent", "inside"])
 def test_spark_output_never_replaces_its_input_folder(monkeypatch, tmp_path, where):
-    monkeypatch.setattr("whistle.batch.spark.tag_spark", lambda *a, **k: pytest.fail("must be refused first"))
+    monkeypatch.setattr("chuishao.batch.spark.tag_spark", lambda *a, **k: pytest.fail("must be refused first"))
     folder = tmp_path / "msgs.parquet"
     folder.mkdir()
     (folder / "part-0.parquet").write_bytes(b"PAR1")

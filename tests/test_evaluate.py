@@ -1,4 +1,4 @@
-"""`whistle test` figures and report: sub accuracy, top-3, error rows, unlearned labels, the picture."""
+"""`chuishao test` figures and report: sub accuracy, top-3, error rows, unlearned labels, the picture."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from conftest import FIXTURES, tiny_config
 from sklearn.metrics import top_k_accuracy_score
 from typer.testing import CliRunner
 
-from whistle.cli import app
-from whistle.errors import DataError
-from whistle.models.classifier import WhistleClassifier
-from whistle.training.data import LabelledSet
-from whistle.training.evaluate import evaluate, write_report
+from chuishao.cli import app
+from chuishao.errors import DataError
+from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.training.data import LabelledSet
+from chuishao.training.evaluate import evaluate, write_report
 
 MINI = FIXTURES / "labelled-mini.jsonl"
 # Teddy-7-like names: labels no Latin-only font can draw
@@ -40,9 +40,9 @@ def _plus_row(data: LabelledSet, text: object, label: str, sub: str | None = Non
 
 
 @pytest.fixture(scope="module")
-def free_model(mini_data) -> WhistleClassifier:
+def free_model(mini_data) -> ChuishaoClassifier:
     """As `--taxonomy none`: no taxonomy, so no sub-problem models."""
-    model = WhistleClassifier(tiny_config(), None)
+    model = ChuishaoClassifier(tiny_config(), None)
     return model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights)
 
 
@@ -52,12 +52,12 @@ def chinese_data(mini_data) -> LabelledSet:
 
 
 @pytest.fixture(scope="module")
-def chinese_model(chinese_data) -> WhistleClassifier:
-    model = WhistleClassifier(tiny_config(), None)
+def chinese_model(chinese_data) -> ChuishaoClassifier:
+    model = ChuishaoClassifier(tiny_config(), None)
     return model.fit(chinese_data.titles, chinese_data.texts, chinese_data.labels)
 
 
-def _top_k_one(model: WhistleClassifier) -> WhistleClassifier:
+def _top_k_one(model: ChuishaoClassifier) -> ChuishaoClassifier:
     """The same weights answering with `review.top_k: 1`."""
     short = copy.copy(model)
     short.config = model.config.model_copy(deep=True)
@@ -171,7 +171,7 @@ def saved_figures(monkeypatch) -> list:
 def no_cjk_font(monkeypatch) -> None:
     from matplotlib import font_manager
 
-    from whistle.training import evaluate as module
+    from chuishao.training import evaluate as module
 
     families = getattr(module, "CJK_FAMILIES", ())
     keep = [e for e in font_manager.fontManager.ttflist if not e.name.startswith(families)]
@@ -232,7 +232,7 @@ def test_latin_labels_are_drawn_as_they_are(tiny_model, mini_data, tmp_path, sav
 def test_a_cjk_family_is_chosen_by_name_but_trusted_only_for_the_glyphs_it_has(monkeypatch, no_cjk_font):
     from matplotlib import font_manager
 
-    from whistle.training import evaluate as module
+    from chuishao.training import evaluate as module
 
     assert module.cjk_family() is None
     dejavu = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
@@ -244,7 +244,7 @@ def test_a_cjk_family_is_chosen_by_name_but_trusted_only_for_the_glyphs_it_has(m
 
 
 def test_with_a_cjk_font_chinese_labels_are_drawn(chinese_model, chinese_data, tmp_path, saved_figures):
-    from whistle.training import evaluate as module
+    from chuishao.training import evaluate as module
 
     if module.cjk_family() is None:
         pytest.skip("no CJK font installed for matplotlib")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from whistle.pipeline.features import Doc, HashIndex, NgramTfidf
+from chuishao.pipeline.features import Doc, HashIndex, NgramTfidf
 
 TEXTS = [
     "小区门口占道经营严重",
@@ -82,7 +82,7 @@ def test_vectorizer_pickles_and_rebuilds_its_index():
 def test_term_table_indexes_iterates_and_pickles():
     import pickle
 
-    from whistle.pipeline.features import TermTable
+    from chuishao.pipeline.features import TermTable
 
     terms = ["小区", "c", "", "占道经营", "a\x01b"]
     table = TermTable(terms)

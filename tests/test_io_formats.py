@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from whistle.errors import DataError
-from whistle.io.formats import detect_format
-from whistle.io.records import FieldMap, read_records
-from whistle.io.text import detect_encoding
+from chuishao.errors import DataError
+from chuishao.io.formats import detect_format
+from chuishao.io.records import FieldMap, read_records
+from chuishao.io.text import detect_encoding
 
 ROWS = [("1", "小区停水三天没人管"), ("2", "楼下烧烤店油烟很大"), ("3", "路口下水道堵塞")]
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from whistle.pipeline import ngram_kernels
-from whistle.pipeline.features import Doc, NgramTfidf
+from chuishao.pipeline import ngram_kernels
+from chuishao.pipeline.features import Doc, NgramTfidf
 
 pytest.importorskip("numba")
 
@@ -60,7 +60,7 @@ def test_compiled_transform_equals_sklearn():
 
 def test_kernels_can_be_turned_off(monkeypatch):
     ngram_kernels.kernels.cache_clear()
-    monkeypatch.setenv("WHISTLE_KERNELS", "0")
+    monkeypatch.setenv("CHUISHAO_KERNELS", "0")
     try:
         assert ngram_kernels.kernels() is None
         vec = NgramTfidf("char", (1, 2), min_df=1).fit(_docs(TEXTS))
@@ -70,8 +70,8 @@ def test_kernels_can_be_turned_off(monkeypatch):
 
 
 def test_routing_answers_do_not_depend_on_the_path(tiny_model, monkeypatch):
-    from whistle.models import evidence
-    from whistle.pipeline import features
+    from chuishao.models import evidence
+    from chuishao.pipeline import features
 
     texts = [t for t in TEXTS if t.strip()]
     fast = [a.model_dump() for a in tiny_model.route(texts)]
@@ -86,7 +86,7 @@ def test_routing_answers_do_not_depend_on_the_path(tiny_model, monkeypatch):
 def test_compiled_evidence_candidates_equal_numpy(columns, monkeypatch):
     import scipy.sparse as sp
 
-    from whistle.models import evidence
+    from chuishao.models import evidence
 
     rng = np.random.default_rng(3)
     X = sp.random(50, 60, density=0.3, format="csr", random_state=4)

@@ -6,16 +6,16 @@ import json
 import pytest
 from conftest import REPO
 
-from whistle.models.persistence import load_model
-from whistle.taxonomy import Taxonomy
-from whistle.training.data import check_labels, read_labelled
-from whistle.training.evaluate import evaluate
+from chuishao.models.persistence import load_model
+from chuishao.taxonomy import Taxonomy
+from chuishao.training.data import check_labels, read_labelled
+from chuishao.training.evaluate import evaluate
 
 
 def test_taxonomy_covers_every_annotated_label(shared_data):
     tax = Taxonomy.load()
     for split in ("train", "test"):
-        data = read_labelled(shared_data / "whistle" / f"{split}.jsonl")
+        data = read_labelled(shared_data / "chuishao" / f"{split}.jsonl")
         check_labels(data, tax, split)  # raises on any label or sub-problem outside the YAML
         assert set(data.labels) == set(tax.labels)
 
@@ -84,7 +84,7 @@ def test_authored_examples_are_our_own_text(shared_data):
 def test_bundled_model_keeps_its_reported_quality(shared_data):
     """Regression floor a little under the README's figures (0.763 / 0.860)."""
     model = load_model()
-    figures = evaluate(model, read_labelled(shared_data / "whistle" / "test.jsonl"))
+    figures = evaluate(model, read_labelled(shared_data / "chuishao" / "test.jsonl"))
     assert figures["errors"] == 0
     assert figures["macro_f1"] >= 0.75 and figures["accuracy"] >= 0.85
     assert figures["top3_accuracy"] >= 0.96
@@ -95,9 +95,9 @@ def test_bundled_model_keeps_its_reported_quality(shared_data):
 
 @pytest.mark.slow
 def test_teddy7_with_any_label_set(shared_data, tmp_path):
-    from whistle.config import WhistleConfig
-    from whistle.training.train import TrainRequest, train
+    from chuishao.config import ChuishaoConfig
+    from chuishao.training.train import TrainRequest, train
 
-    model = train(TrainRequest(data=[shared_data / "teddy7" / "train.jsonl"], taxonomy=None, config=WhistleConfig()))
+    model = train(TrainRequest(data=[shared_data / "teddy7" / "train.jsonl"], taxonomy=None, config=ChuishaoConfig()))
     figures = evaluate(model, read_labelled(shared_data / "teddy7" / "test.jsonl"))
     assert figures["macro_f1"] >= 0.90, figures["macro_f1"]

@@ -11,8 +11,8 @@ pytest.importorskip("fastapi")
 from conftest import SERVE_KEY
 from fastapi.testclient import TestClient
 
-from whistle.models.answer import RoutingAnswer
-from whistle.serve.app import create_app
+from chuishao.models.answer import RoutingAnswer
+from chuishao.serve.app import create_app
 
 NOISE = "每天晚上广场舞音响声音特别大，严重扰民，老人孩子都无法休息。"
 KEY = {"X-API-Key": SERVE_KEY}
@@ -28,7 +28,7 @@ def test_classify_returns_a_routing_answer_with_model_version(client):
     r = client.post("/v1/classify", json={"text": NOISE, "title": "广场舞噪音", "channel": "hotline", "id": "m-1"})
     assert r.status_code == 200, r.text
     answer = RoutingAnswer.model_validate(r.json())
-    assert set(r.json()) == set(RoutingAnswer.model_fields)  # the same fields as `whistle tag` records
+    assert set(r.json()) == set(RoutingAnswer.model_fields)  # the same fields as `chuishao tag` records
     assert answer.id == "m-1" and answer.topic == "W05" and answer.model_version == "tiny-test"
     assert answer.departments.lead == "城管执法局" and len(answer.top) == 3 and answer.evidence
     assert r.headers["server-timing"].startswith("app;dur=")
@@ -77,13 +77,13 @@ def test_metrics_count_requests_topics_and_review(client):
     client.post("/v1/classify", json={"text": ""})
     client.post("/v1/classify", content=b"x" * 300_000, headers={"content-type": "application/json"})  # body limit
     text = client.get("/metrics").text
-    assert 'whistle_http_requests_total{endpoint="/v1/classify",method="POST",status="413"} 1.0' in text
-    assert 'whistle_http_requests_total{endpoint="/v1/classify",method="POST",status="200"} 2.0' in text
-    assert 'whistle_http_requests_total{endpoint="/v1/classify",method="POST",status="422"} 1.0' in text
-    assert 'whistle_topic_total{topic="W05"} 2.0' in text
-    assert 'whistle_answers_total{channel="other"} 1.0' in text  # free-form channel: bounded label
-    assert "whistle_needs_review_total" in text and 'whistle_model_info{version="tiny-test"} 1.0' in text
-    assert 'whistle_http_request_duration_seconds_bucket{endpoint="/v1/classify",le="0.01"}' in text
+    assert 'chuishao_http_requests_total{endpoint="/v1/classify",method="POST",status="413"} 1.0' in text
+    assert 'chuishao_http_requests_total{endpoint="/v1/classify",method="POST",status="200"} 2.0' in text
+    assert 'chuishao_http_requests_total{endpoint="/v1/classify",method="POST",status="422"} 1.0' in text
+    assert 'chuishao_topic_total{topic="W05"} 2.0' in text
+    assert 'chuishao_answers_total{channel="other"} 1.0' in text  # free-form channel: bounded label
+    assert "chuishao_needs_review_total" in text and 'chuishao_model_info{version="tiny-test"} 1.0' in text
+    assert 'chuishao_http_request_duration_seconds_bucket{endpoint="/v1/classify",le="0.01"}' in text
 
 
 def test_openapi_has_chinese_examples(client):
@@ -165,7 +165,7 @@ def test_logs_never_hold_unmasked_phone_or_id_numbers(serve_settings, caplog):
     with TestClient(app, raise_server_exceptions=False) as c:
         app.state.holder.require().model.route = broken_route
         r = c.post("/v1/classify", json={"text": f"我的电话{phone}，身份证{id_card}，楼下噪音扰民"})
-        logging.getLogger("whistle.serve").info("caller phone %s", phone)
+        logging.getLogger("chuishao.serve").info("caller phone %s", phone)
     assert r.status_code == 500
     logged = "\n".join(rec.getMessage() + (rec.exc_text or "") for rec in caplog.records)
     assert "cannot route" in logged and "<PHONE>" in logged  # the error was logged ...
@@ -212,13 +212,13 @@ def test_with_several_workers_only_the_model_in_service_is_reported_as_such(tmp_
 
     # multi-process metrics are chosen when prometheus_client is imported: a fresh interpreter
     script = ("import warnings; warnings.simplefilter('error')\n"
-              "from whistle.serve.metrics import ServeMetrics\n"
+              "from chuishao.serve.metrics import ServeMetrics\n"
               "m = ServeMetrics(); m.model_switched(None, 'v1'); m.model_switched('v1', 'v2')\n"
               "print(m.render().decode())")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
-    lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in out.splitlines() if line.startswith("whistle_model_info{")}
-    assert lines == {'whistle_model_info{version="v1"}': 0.0, 'whistle_model_info{version="v2"}': 1.0}
+    lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in out.splitlines() if line.startswith("chuishao_model_info{")}
+    assert lines == {'chuishao_model_info{version="v1"}': 0.0, 'chuishao_model_info{version="v2"}': 1.0}
 
 
 def test_workers_replaced_by_sighup_stop_reporting_their_model(tmp_path):
@@ -229,10 +229,10 @@ def test_workers_replaced_by_sighup_stop_reporting_their_model(tmp_path):
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
 
     def worker(script: str) -> str:
-        return subprocess.run([sys.executable, "-c", "from whistle.serve.metrics import ServeMetrics\n" + script],
+        return subprocess.run([sys.executable, "-c", "from chuishao.serve.metrics import ServeMetrics\n" + script],
                               env=env, capture_output=True, text=True, check=True).stdout
 
     worker("m = ServeMetrics(); m.model_switched(None, 'old'); m.process_ended()")  # a worker SIGHUP replaced
     out = worker("m = ServeMetrics(); m.model_switched(None, 'new'); print(m.render().decode())")
-    info = {line.split(" ")[0]: float(line.split(" ")[1]) for line in out.splitlines() if line.startswith("whistle_model_info{")}
-    assert info == {'whistle_model_info{version="new"}': 1.0}
+    info = {line.split(" ")[0]: float(line.split(" ")[1]) for line in out.splitlines() if line.startswith("chuishao_model_info{")}
+    assert info == {'chuishao_model_info{version="new"}': 1.0}

@@ -13,14 +13,14 @@ import pytest
 
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-CHROMIUM = os.environ.get("WHISTLE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = os.environ.get("CHUISHAO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
-    pytest.skip("no chromium binary (apt-get install chromium, or set WHISTLE_CHROMIUM)", allow_module_level=True)
+    pytest.skip("no chromium binary (apt-get install chromium, or set CHUISHAO_CHROMIUM)", allow_module_level=True)
 
 from conftest import SERVE_KEY, served
 
-from whistle.serve.app import create_app
-from whistle.serve.feedback_store import FeedbackStore
+from chuishao.serve.app import create_app
+from chuishao.serve.feedback_store import FeedbackStore
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]

@@ -11,10 +11,10 @@ from conftest import SERVE_KEY
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from whistle.cli import app as cli
-from whistle.serve.app import create_app
-from whistle.serve.feedback_store import FeedbackStore
-from whistle.training.data import read_labelled
+from chuishao.cli import app as cli
+from chuishao.serve.app import create_app
+from chuishao.serve.feedback_store import FeedbackStore
+from chuishao.training.data import read_labelled
 
 KEY = {"X-API-Key": SERVE_KEY}
 TEXT = "楼下烧烤店油烟直接排到居民楼，窗户都不敢开。联系电话13812345678。"
@@ -71,7 +71,7 @@ def test_feedback_survives_a_restart_and_exports_as_training_data(serve_settings
     assert [(r["id"], r["label"], r["sub"]) for r in rows] == [("rx-2", "W05", "W05b"), ("rx-1", "W06", "W06b")]
     assert rows[1]["departments"] == {"lead": "生态环境局", "assist": ["城管执法局"]}
     assert rows[1]["created"].endswith("+00:00")  # UTC, said so
-    labelled = read_labelled(out)  # what `whistle train` reads
+    labelled = read_labelled(out)  # what `chuishao train` reads
     assert list(labelled.labels) == ["W05", "W06"] and list(labelled.subs) == ["W05b", "W06b"]
 
 

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from whistle.models.answer import RoutingAnswer
-from whistle.serve.app import create_app
+from chuishao.models.answer import RoutingAnswer
+from chuishao.serve.app import create_app
 
 # Han-heavy text as well as any Unicode (surrogates excluded: they cannot be sent as UTF-8 JSON).
 ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
@@ -30,7 +30,7 @@ FIELDS = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module")
 def client(tiny_model_dir, tmp_path_factory):
-    from whistle.serve.settings import ServeSettings
+    from chuishao.serve.settings import ServeSettings
 
     db = tmp_path_factory.mktemp("fuzz") / "fb.sqlite3"
     settings_ = ServeSettings(model_dir=tiny_model_dir, db_url=f"sqlite:///{db}", model_poll_seconds=0, max_batch=4)

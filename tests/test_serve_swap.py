@@ -13,8 +13,8 @@ pytest.importorskip("fastapi")
 from conftest import SERVE_KEY, free_port
 from fastapi.testclient import TestClient
 
-from whistle.models.persistence import MODEL_FILE, save_model
-from whistle.serve.app import create_app
+from chuishao.models.persistence import MODEL_FILE, save_model
+from chuishao.serve.app import create_app
 
 NOISE = "每天晚上广场舞音响声音特别大，严重扰民。"
 
@@ -59,7 +59,7 @@ def test_reload_switches_while_requests_keep_succeeding(serve_settings, model_di
         assert versions <= {"tiny-test", "tiny-v2"} and "tiny-v2" in versions
         assert c.post("/v1/classify", json={"text": NOISE}).json()["model_version"] == "tiny-v2"
         assert c.get("/readyz").json()["model_version"] == "tiny-v2"
-        assert 'whistle_model_info{version="tiny-v2"} 1.0' in c.get("/metrics").text
+        assert 'chuishao_model_info{version="tiny-v2"} 1.0' in c.get("/metrics").text
         assert 'version="tiny-test"' not in c.get("/metrics").text
 
 
@@ -102,18 +102,18 @@ def test_serve_command_keeps_the_symlink_it_was_given(tiny_model_dir, tmp_path, 
     import uvicorn
     from typer.testing import CliRunner
 
-    from whistle.cli import app
+    from chuishao.cli import app
 
     current = tmp_path / "current"
     current.symlink_to(tiny_model_dir, target_is_directory=True)
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
-    monkeypatch.delenv("WHISTLE_MODEL_DIR", raising=False)
+    monkeypatch.delenv("CHUISHAO_MODEL_DIR", raising=False)
     result = CliRunner().invoke(app, ["serve", "--model", str(current)])
     assert result.exit_code == 0, result.output
     import os
 
-    assert os.environ["WHISTLE_MODEL_DIR"] == str(current.absolute())
-    monkeypatch.delenv("WHISTLE_MODEL_DIR")
+    assert os.environ["CHUISHAO_MODEL_DIR"] == str(current.absolute())
+    monkeypatch.delenv("CHUISHAO_MODEL_DIR")
 
 
 def test_the_watcher_picks_up_a_retrained_model_even_under_the_same_version(serve_settings, model_dir, tiny_model):
@@ -135,7 +135,7 @@ def test_the_watcher_picks_up_a_retrained_model_even_under_the_same_version(serv
 def test_an_edited_taxonomy_file_reroutes_the_served_model_on_reload(serve_settings, model_dir, tmp_path):
     import yaml
 
-    from whistle.resources import default_taxonomy_path
+    from chuishao.resources import default_taxonomy_path
 
     raw = yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8"))
     city = tmp_path / "city.yaml"
@@ -163,8 +163,8 @@ def test_sighup_reloads_a_single_worker_service_instead_of_ending_it(model_dir, 
     import urllib.request
 
     port = free_port()
-    env = {**os.environ, "WHISTLE_MODEL_POLL_SECONDS": "0", "WHISTLE_DB_URL": f"sqlite:///{tmp_path / 'fb.sqlite3'}"}
-    server = subprocess.Popen([sys.executable, "-m", "whistle.cli", "serve", "--model", str(model_dir), "--port", str(port),
+    env = {**os.environ, "CHUISHAO_MODEL_POLL_SECONDS": "0", "CHUISHAO_DB_URL": f"sqlite:///{tmp_path / 'fb.sqlite3'}"}
+    server = subprocess.Popen([sys.executable, "-m", "chuishao.cli", "serve", "--model", str(model_dir), "--port", str(port),
                                "--no-access-log"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def ready_version() -> str | None:

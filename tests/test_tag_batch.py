@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from whistle.batch import TagInterrupted, TagOptions, tag_file
-from whistle.batch.workdir import WorkDir, workdir_for
-from whistle.cli import app
-from whistle.errors import DataError
-from whistle.io.records import FieldMap
+from chuishao.batch import TagInterrupted, TagOptions, tag_file
+from chuishao.batch.workdir import WorkDir, workdir_for
+from chuishao.cli import app
+from chuishao.errors import DataError
+from chuishao.io.records import FieldMap
 
 runner = CliRunner()
 TEXTS = ["小区停水三天没人管", "楼下烧烤店油烟很大熏得开不了窗", "路口下水道堵塞一下雨就积水", "物业不管电梯坏了一个月",
@@ -176,7 +176,7 @@ def _interruptible_run(tiny_model_dir: Path, tmp_path: Path, rows: int, chunk_si
     second run (its own process group, stderr piped) once ``chunks_first`` chunks are on disk."""
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(rows))
     ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
-    base = [sys.executable, "-m", "whistle.cli", "tag", str(src), "--model", str(tiny_model_dir), "--chunk-size",
+    base = [sys.executable, "-m", "chuishao.cli", "tag", str(src), "--model", str(tiny_model_dir), "--chunk-size",
             str(chunk_size), "--workers", "2", "--no-progress"]
     subprocess.run([*base, "-o", str(ref)], check=True, capture_output=True)
     proc = subprocess.Popen([*base, "-o", str(out)], stderr=subprocess.PIPE, start_new_session=True)
@@ -226,9 +226,9 @@ def test_gbk_csv_in_gbk_csv_out(tiny_model_dir, tmp_path):
 
 @pytest.mark.parametrize("keep_columns,kept_as_text", [(False, False), (True, False), (True, True)])
 def test_output_line_is_output_record_as_json(keep_columns, kept_as_text):
-    from whistle.batch.rows import output_line, output_record
-    from whistle.io.records import InputRecord
-    from whistle.models.answer import RoutingAnswer
+    from chuishao.batch.rows import output_line, output_record
+    from chuishao.io.records import InputRecord
+    from chuishao.models.answer import RoutingAnswer
 
     answer = RoutingAnswer(id="a1", topic="W05", topic_name="噪声扰民", confidence=0.8123, needs_review=False,
                            top=[{"topic": "W05", "topic_name": "噪声扰民", "score": 0.8123}],
@@ -312,7 +312,7 @@ def test_resume_from_a_damaged_state_file_is_a_clear_error(tiny_model_dir, tiny_
         tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
     result = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--resume"])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    message = (f"whistle: error: cannot resume: the checkpoint in {wd.path} is damaged (state.json is not a run's "
+    message = (f"chuishao: error: cannot resume: the checkpoint in {wd.path} is damaged (state.json is not a run's "
                f"state); run without --resume to start over, or remove {wd.path}")
     assert result.output.strip().splitlines() == [message]
     assert wd.path.is_dir() and not out.exists()  # nothing removed behind the user's back
@@ -342,7 +342,7 @@ def _alive(pid: int) -> bool:
 def test_workers_die_with_a_killed_parent(tiny_model_dir, tmp_path):
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(6000))
     out = tmp_path / "out.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "whistle.cli", "tag", str(src), "-o", str(out), "--model",
+    proc = subprocess.Popen([sys.executable, "-m", "chuishao.cli", "tag", str(src), "-o", str(out), "--model",
                              str(tiny_model_dir), "--chunk-size", "20", "--workers", "2", "--no-progress"],
                             stderr=subprocess.DEVNULL)
     workers: list[int] = []
@@ -367,7 +367,7 @@ def test_workers_die_with_a_killed_parent(tiny_model_dir, tmp_path):
 
 
 def _worker_start(parent_pid: int) -> None:
-    from whistle.batch.local import _exit_with_parent
+    from chuishao.batch.local import _exit_with_parent
 
     _exit_with_parent(parent_pid)
     libc = ctypes.CDLL(None)
@@ -393,9 +393,9 @@ def test_an_output_format_whose_library_is_missing_is_refused_before_tagging(tin
                                                                              suffix, module):
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(8))
     out = tmp_path / f"out{suffix}"
-    monkeypatch.setitem(sys.modules, module, None)  # as after a plain `pip install whistle`
+    monkeypatch.setitem(sys.modules, module, None)  # as after a plain `pip install chuishao`
     result = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(tiny_model_dir)])
-    assert result.exit_code == 2 and "pip install 'whistle[batch]'" in result.output
+    assert result.exit_code == 2 and "pip install 'chuishao[batch]'" in result.output
     assert "Traceback" not in result.output and sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
 
 
@@ -428,7 +428,7 @@ def test_ctrl_c_while_the_output_is_written_keeps_every_chunk(tiny_model, tmp_pa
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("whistle.batch.local.write_output", interrupted)
+    monkeypatch.setattr("chuishao.batch.local.write_output", interrupted)
     with pytest.raises(TagInterrupted, match="stopped after 31 rows \\(Ctrl-C\\)"):
         tag_file(tiny_model, src, out, options=opts)
     monkeypatch.undo()
@@ -444,7 +444,7 @@ def test_ctrl_c_before_the_first_chunk_leaves_nothing_and_says_so(tiny_model_dir
     def interrupted_warm_up(*args):
         raise KeyboardInterrupt  # as a Ctrl-C while the workers' model warms up
 
-    monkeypatch.setattr("whistle.batch.local._pool", interrupted_warm_up)
+    monkeypatch.setattr("chuishao.batch.local._pool", interrupted_warm_up)
     result = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--workers", "2"])
     assert result.exit_code == 130 and "nothing kept" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

@@ -7,19 +7,19 @@ import shutil
 
 import pytest
 
-from whistle.models.persistence import load_model
+from chuishao.models.persistence import load_model
 
-pyspark = pytest.importorskip("pyspark", reason="pyspark not installed (pip install 'whistle[spark]')")
+pyspark = pytest.importorskip("pyspark", reason="pyspark not installed (pip install 'chuishao[spark]')")
 pa = pytest.importorskip("pyarrow")
 if shutil.which("java") is None:
     pytest.skip("java not found: Spark needs a JRE", allow_module_level=True)
 
 pytestmark = pytest.mark.spark
 
-from whistle.batch import TagOptions, tag_file
-from whistle.batch.spark import spark_session, tag_spark
-from whistle.errors import DataError
-from whistle.io.records import FieldMap
+from chuishao.batch import TagOptions, tag_file
+from chuishao.batch.spark import spark_session, tag_spark
+from chuishao.errors import DataError
+from chuishao.io.records import FieldMap
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_spark_header_problems_match_local(spark, tiny_model_dir, tmp_path, name
         local_error = str(exc)
         with pytest.raises(DataError) as dist_error:
             tag_spark(src, tmp_path / "spark.parquet", tiny_model_dir, FieldMap(), spark=spark)
-        assert str(dist_error.value) == local_error and "__whistle" not in local_error
+        assert str(dist_error.value) == local_error and "__chuishao" not in local_error
         assert not (tmp_path / "spark.parquet").exists()
         expected = {"repeated-name": "column names used twice: text;", "json-array": "a JSON array, not JSON Lines",
                     "no-text-column": "no 'text' column (columns: id, title)",
@@ -237,15 +237,15 @@ def test_spark_failure_is_one_line_naming_the_input(spark, tiny_model_dir, tmp_p
     first line of Spark's message (the CLI: one line, exit 2), and no output is left behind."""
     from typer.testing import CliRunner
 
-    import whistle.batch.spark as spark_engine
-    from whistle.cli import app
+    import chuishao.batch.spark as spark_engine
+    from chuishao.cli import app
 
     bad, out = tmp_path / "bad.parquet", tmp_path / "out.parquet"
     bad.write_bytes(b"PAR1garbage")
     result = CliRunner().invoke(app, ["tag", str(bad), "-o", str(out), "-m", str(tiny_model_dir), "--engine", "spark",
                                       "--spark-master", "local[1]"])
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith(f"whistle: error: {bad}: ") and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"chuishao: error: {bad}: ") and result.stderr.count("\n") == 1, result.stderr
     assert "Parquet" in result.stderr and not out.exists()
 
     def broken_tagger(*args, **kwargs):

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from whistle.errors import TaxonomyError
-from whistle.resources import default_taxonomy_path
-from whistle.taxonomy import Taxonomy
+from chuishao.errors import TaxonomyError
+from chuishao.resources import default_taxonomy_path
+from chuishao.taxonomy import Taxonomy
 
 
 def test_bundled_taxonomy_matches_the_guide():

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from conftest import SERVE_KEY, served, tiny_config
 
-from whistle.serve.taxonomy_view import taxonomy_view
-from whistle.taxonomy import Taxonomy
+from chuishao.serve.taxonomy_view import taxonomy_view
+from chuishao.taxonomy import Taxonomy
 
 TOPIC_KEYS = {"code", "name", "area", "lead", "assist", "subs"}
 
@@ -33,7 +33,7 @@ def test_free_label_set_view():
 
 
 # ---- the operator page in headless Chromium (skipped without playwright or chromium) ------------
-CHROMIUM = os.environ.get("WHISTLE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = os.environ.get("CHUISHAO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 TEXT = "楼下烧烤店油烟直接排到居民楼，窗户都不敢开，油烟味很重。"
 
 
@@ -41,7 +41,7 @@ TEXT = "楼下烧烤店油烟直接排到居民楼，窗户都不敢开，油烟
 def sync_api():  # requested first: skips before a model is trained for nothing
     api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if CHROMIUM is None:
-        pytest.skip("no chromium binary (apt-get install chromium, or set WHISTLE_CHROMIUM)")
+        pytest.skip("no chromium binary (apt-get install chromium, or set CHUISHAO_CHROMIUM)")
     return api
 
 
@@ -50,12 +50,12 @@ def free_server(mini_data, tmp_path) -> Iterator[str]:
     """The service on a model trained without a taxonomy (``--taxonomy none``)."""
     pytest.importorskip("fastapi")
 
-    from whistle.models.classifier import WhistleClassifier
-    from whistle.models.persistence import save_model
-    from whistle.serve.app import create_app
-    from whistle.serve.settings import ServeSettings
+    from chuishao.models.classifier import ChuishaoClassifier
+    from chuishao.models.persistence import save_model
+    from chuishao.serve.app import create_app
+    from chuishao.serve.settings import ServeSettings
 
-    model = WhistleClassifier(tiny_config(), Taxonomy.free(mini_data.labels))
+    model = ChuishaoClassifier(tiny_config(), Taxonomy.free(mini_data.labels))
     model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights)
     model.metadata["version"] = "tiny-free"
     settings = ServeSettings(model_dir=save_model(model, tmp_path / "free"), api_keys=[SERVE_KEY],

@@ -1,8 +1,8 @@
 import pytest
 
-from whistle.pipeline.normalize import han_ratio, normalize_text
-from whistle.pipeline.privacy import mask_pii
-from whistle.pipeline.segment import Segmenter
+from chuishao.pipeline.normalize import han_ratio, normalize_text
+from chuishao.pipeline.privacy import mask_pii
+from chuishao.pipeline.segment import Segmenter
 
 
 def test_traditional_fullwidth_html_emoji_whitespace():
@@ -78,7 +78,7 @@ def test_numbers_that_are_not_personal_stay():
 
 
 def test_logs_mask_percent_encoded_and_full_width_numbers():
-    from whistle.serve.logs import mask_for_log
+    from chuishao.serve.logs import mask_for_log
 
     assert mask_for_log("GET /v1/taxonomy?phone=%31%33%38%31%32%33%34%35%36%37%38 200") == "GET /v1/taxonomy?phone=<PHONE> 200"
     assert mask_for_log("?p=138%201234%205678") == "?p=<PHONE>"

@@ -1,0 +1,362 @@
+"""The `chuishao` command: train / test / predict / tag (verbs in the style of fastText)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chuishao.errors import DataError, ChuishaoError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Sort Chinese resident complaints into the 15 whistle topics and route them.")
+
+ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="model directory (default: the bundled model)")]
+RoutingOpt = Annotated[Path | None, typer.Option(
+    "--taxonomy", help="route with this taxonomy YAML (a city's edited names and departments); its codes must be the model's")]
+IdField = Annotated[str, typer.Option("--id-field", help="column/field holding the message id")]
+TextField = Annotated[str, typer.Option("--text-field", help="column/field holding the message text")]
+TitleField = Annotated[str, typer.Option("--title-field", help="column/field holding the title ('' for none)")]
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"chuishao: error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _writable_dir(path: Path, what: str) -> None:
+    """Refuse before the work, not after it: a directory to write must be one we can create and write."""
+    import tempfile
+
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{path}: exists and is not a directory; give a new or existing directory for {what}")
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataError(f"{path}: cannot be created for {what}: {existing} is a file, not a directory")
+    try:  # the real test: permissions, read-only file systems, ACLs
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write {what} there ({exc.strerror or exc})") from None
+
+
+def _routing(path: Path | None):
+    """The taxonomy file given with --taxonomy to route with (None: the model's own)."""
+    from chuishao.taxonomy import Taxonomy
+
+    return Taxonomy.load(path) if path is not None else None
+
+
+def _load(model_dir: Path | None, routing: Path | None):
+    from chuishao.models.persistence import load_model
+
+    return load_model(model_dir, taxonomy=_routing(routing))
+
+
+def _fields(id_field: str, text_field: str, title_field: str):
+    from chuishao.io.records import FieldMap
+
+    return FieldMap(id=id_field, text=text_field, title=title_field or None)
+
+
+def _taxonomy(value: str):
+    from chuishao.taxonomy import Taxonomy
+
+    if value == "none":
+        return None
+    return Taxonomy.load(None if value == "default" else value)
+
+
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Argument(help="labelled JSONL/CSV file(s) with text, optional title, and a label")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="model directory to write")],
+    label_field: Annotated[str, typer.Option("--label-field")] = "label",
+    taxonomy: Annotated[str, typer.Option("--taxonomy", help="taxonomy YAML, 'default' (bundled whistle-15) or 'none'")] = "default",
+    config: Annotated[Path | None, typer.Option("--config", help="YAML/JSON config (see chuishao.config)")] = None,
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="unlabelled messages (JSONL) for self-training; also the texts of --extra-labels")] = None,
+    extra_labels: Annotated[list[Path] | None, typer.Option("--extra-labels", help="id,label,sub CSV joined with --corpus")] = None,
+    extra_data: Annotated[list[Path] | None, typer.Option("--extra-data", help="labelled JSONL/CSV that trains but does not calibrate (e.g. authored examples)")] = None,
+    exclude: Annotated[list[Path] | None, typer.Option("--exclude", help="held-out files whose ids are never used")] = None,
+    id_field: IdField = "id",
+    text_field: TextField = "text",
+    title_field: TitleField = "title",
+) -> None:
+    """Train a model and save it to a directory."""
+    try:
+        from chuishao.config import ChuishaoConfig
+        from chuishao.models.persistence import save_model
+        from chuishao.training.train import TrainRequest
+        from chuishao.training.train import train as run_train
+
+        _writable_dir(output, "the model")
+        req = TrainRequest(
+            data=list(data), taxonomy=_taxonomy(taxonomy), config=ChuishaoConfig.load(config),
+            label_field=label_field, fields=_fields(id_field, text_field, title_field),
+            extra_labels=extra_labels, extra_data=extra_data, corpus=corpus, exclude=exclude,
+        )
+        model = run_train(req)
+        save_model(model, output)
+    except (ChuishaoError, ValueError) as exc:
+        _fail(exc)
+    except OSError as exc:  # e.g. the disk filled while saving: the model dir keeps its old model, if any
+        _fail(DataError(f"{exc.filename or output}: {exc.strerror or exc}; the model was not saved"))
+    not_learned = model.metadata["not_learned"]
+    if not_learned:  # e.g. a sub-problem this city's data never had: its messages go elsewhere
+        named = ", ".join(f"{c} ({model.taxonomy.name_of(c)})" for c in not_learned)
+        typer.echo(f"chuishao: warning: no training examples for {named}: the model can never answer "
+                   f"{'it' if len(not_learned) == 1 else 'them'}", err=True)
+    summary = {"model": str(output), "version": model.version, "labels": model.classes_, **model.heldout_,
+               "training_rows": model.metadata["training_rows"], "dropped_rows": model.metadata["dropped_rows"],
+               "train_seconds": model.metadata["train_seconds"], "not_learned": not_learned}
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+@app.command()
+def test(
+    model_dir: Annotated[Path, typer.Argument(help="model directory")],
+    data: Annotated[Path, typer.Argument(help="labelled JSONL/CSV file")],
+    label_field: Annotated[str, typer.Option("--label-field")] = "label",
+    report: Annotated[Path | None, typer.Option("--output", "-o", help="write a report (table, confusion matrix) here")] = None,
+    id_field: IdField = "id",
+    text_field: TextField = "text",
+    title_field: TitleField = "title",
+) -> None:
+    """Evaluate a model on labelled data: prints one JSON line of figures."""
+    try:
+        from chuishao.models.persistence import load_model
+        from chuishao.training.data import read_labelled
+        from chuishao.training.evaluate import evaluate, write_report
+
+        if report is not None:
+            _writable_dir(report, "the report")
+        model = load_model(model_dir)
+        labelled = read_labelled(data, label_field, _fields(id_field, text_field, title_field))
+        metrics = evaluate(model, labelled)
+        metrics["model_version"] = model.version
+    except ChuishaoError as exc:
+        _fail(exc)
+    shown = {k: v for k, v in metrics.items() if k not in ("confusion", "labels")}
+    typer.echo(json.dumps(shown, ensure_ascii=False))  # the figures first: a failed report must not lose them
+    if report is not None:
+        try:
+            write_report(metrics, report, title=f"{model.version} on {data.name}")
+        except OSError as exc:
+            _fail(DataError(f"{exc.filename or report}: {exc.strerror or exc}; the report was not written"))
+
+
+@app.command()
+def predict(
+    text: Annotated[str | None, typer.Argument(help="the complaint text ('-' or nothing: read lines from stdin)")] = None,
+    title: Annotated[str | None, typer.Option("--title")] = None,
+    model_dir: ModelOpt = None,
+    routing: RoutingOpt = None,
+) -> None:
+    """Route one complaint (or each stdin line) and print the answer as JSON."""
+    try:
+        model = _load(model_dir, routing)
+    except ChuishaoError as exc:
+        _fail(exc)
+    from_stdin = text in (None, "-")
+    texts: list[str] = []
+    problems: list[str | None] = []  # per stdin line: why what was read is not what was sent
+    if from_stdin:  # a Windows console or an old export pipes GBK: read it as such, not as 'not Chinese'
+        from chuishao.io.text import decode_line
+
+        for line in sys.stdin.buffer:
+            decoded, problem = decode_line(line.rstrip(b"\r\n"))
+            texts.append(decoded)
+            problems.append(problem)
+    else:
+        texts = [text]
+    answers = model.route(texts, [title] * len(texts))
+    from chuishao.models.answer import RoutingAnswer
+
+    for n, problem in enumerate(problems, start=1):
+        if problem is not None:  # what was read is not what was sent: no answer for it
+            answers[n - 1] = RoutingAnswer(error=f"line {n}: {problem}", model_version=model.version)
+    for answer in answers:  # stdin: one JSON line per input line, however many there are
+        typer.echo(answer.model_dump_json(indent=None if from_stdin else 2))
+    if len(answers) == 1 and answers[0].error:
+        raise typer.Exit(1)
+
+
+def _overlaps(input: str, output: str) -> bool:
+    """Whether the output is the input, holds it, or lies inside it (a Spark input is often a folder)."""
+    def norm(path: str) -> str:
+        return path.rstrip("/") if "://" in path else str(Path(path).resolve())
+
+    src, dst = norm(input), norm(output)
+    return src == dst or src.startswith(dst + "/") or dst.startswith(src + "/")
+
+
+def _check_tag_paths(input: str, output: str, output_encoding: str, engine: str) -> None:
+    """Mistakes that would otherwise surface only after every row was tagged."""
+    import codecs
+
+    from chuishao.io.formats import detect_format
+    from chuishao.io.tabular import need
+
+    if _overlaps(input, output):  # Spark replaces its output folder: that must never be the input's
+        raise DataError(f"output {output} would overwrite the input {input}")
+    if Path(output).is_dir() and engine == "local":  # Spark writes a folder: a previous run's is replaced
+        raise DataError(f"{output}: is a directory; give the output file's name (e.g. {Path(output) / 'tagged.jsonl'})")
+    writer_module = {"parquet": "pyarrow", "xlsx": "openpyxl"}.get(detect_format(output))
+    if writer_module is not None:  # not after every row was tagged
+        need(writer_module)
+    try:
+        codecs.lookup(output_encoding)
+    except LookupError:
+        raise DataError(f"unknown --output-encoding {output_encoding!r}; e.g. utf-8, utf-8-sig or gbk") from None
+
+
+@app.command()
+def tag(
+    # text, not Path: Path would fold the '//' of hdfs://host/... and s3a://bucket/... for the Spark engine
+    input: Annotated[str, typer.Argument(help="messages: .jsonl, .csv (UTF-8 or GBK/GB18030), .xlsx or .parquet (Spark: a file or folder)")],
+    output: Annotated[str, typer.Option("--output", "-o", help="file to write, format by extension: .jsonl .csv .tsv .xlsx .parquet")],
+    model_dir: ModelOpt = None,
+    routing: RoutingOpt = None,
+    id_field: IdField = "id",
+    text_field: TextField = "text",
+    title_field: TitleField = "title",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="messages per model call (memory grows with it)")] = 256,
+    keep_columns: Annotated[bool, typer.Option("--keep-columns", help="carry every input column through to the output")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="processes tagging in parallel")] = 1,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="rows per checkpoint")] = 4_000,
+    resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run of the same command")] = False,
+    encoding: Annotated[str, typer.Option("--encoding", help="JSONL/CSV input encoding: auto, utf-8, gbk, gb18030, ...")] = "auto",
+    output_encoding: Annotated[str, typer.Option("--output-encoding", help="CSV output encoding (utf-8-sig for Excel)")] = "utf-8",
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Excel input: the worksheet to read (default: the first)")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar (default: on a terminal only)")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="local (this machine) or spark (see docs/batch.md)")] = "local",
+    spark_master: Annotated[str | None, typer.Option("--spark-master", help="e.g. local[4]; default: spark-submit's")] = None,
+) -> None:
+    """Tag every row of a file; bad rows get an `error`, none is dropped. Prints a summary to stderr."""
+    try:
+        from chuishao.batch import TagInterrupted, TagOptions, tag_file
+
+        fields = _fields(id_field, text_field, title_field)
+        _check_tag_paths(input, output, output_encoding, engine)
+        started = time.perf_counter()
+        if engine == "spark":
+            from chuishao.batch.spark import tag_spark
+
+            if sheet is not None:
+                raise typer.BadParameter("--sheet: the spark engine does not read Excel files")
+            summary = tag_spark(input, output, model_dir, fields, keep_columns=keep_columns, master=spark_master,
+                                encoding=encoding, taxonomy=_routing(routing))
+        elif engine == "local":
+            model = _load(model_dir, routing)
+            started = time.perf_counter()  # rows/s of the tagging, not of loading the model
+            opts = TagOptions(fields=fields, batch_size=batch_size, chunk_size=chunk_size, workers=workers,
+                              keep_columns=keep_columns, resume=resume, encoding=encoding,
+                              output_encoding=output_encoding, sheet=sheet, progress=progress)
+            summary = tag_file(model, Path(input), Path(output), options=opts)
+        else:
+            raise typer.BadParameter(f"--engine must be local or spark, not {engine!r}")
+    except TagInterrupted as exc:
+        typer.echo(f"chuishao: interrupted: {exc}", err=True)
+        raise typer.Exit(130 if isinstance(exc.cause, KeyboardInterrupt) else 1) from None
+    except KeyboardInterrupt:
+        from chuishao.batch.workdir import workdir_for
+
+        if engine == "local" and any(workdir_for(Path(output)).glob("chunk-*")):  # e.g. Ctrl-C twice as chunks finished
+            typer.echo("chuishao: interrupted; finished chunks are kept: run the same command with --resume to continue",
+                       err=True)
+        else:
+            typer.echo("chuishao: interrupted before the first chunk was finished; nothing kept", err=True)
+        raise typer.Exit(130) from None
+    except (ChuishaoError, OSError) as exc:
+        _fail(exc)
+    elapsed = time.perf_counter() - started
+    typer.echo(json.dumps({"output": str(output), **summary.as_dict(), "seconds": round(elapsed, 2),
+                           "rows_per_second": round((summary.rows - summary.resumed_rows) / elapsed, 1) if elapsed else None},
+                          ensure_ascii=False), err=True)
+    if summary.unwritable_chars:
+        typer.echo(f"chuishao: warning: {summary.unwritable_chars} characters cannot be written in {output_encoding} "
+                   f"and became '?' in {output}; --output-encoding utf-8-sig keeps them (Excel reads it)", err=True)
+
+
+@app.command()
+def serve(
+    model_dir: ModelOpt = None,
+    routing: RoutingOpt = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes (each loads the model)")] = 1,
+    db_url: Annotated[str | None, typer.Option("--db-url", help="feedback store URL (default: CHUISHAO_DB_URL or ./chuishao-feedback.sqlite3)")] = None,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = True,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the routing service (API, operator page at /, docs at /docs). Settings: CHUISHAO_* env, see docs/service.md."""
+    import copy
+    import os
+    import tempfile
+
+    try:
+        import uvicorn
+        import uvicorn.config
+
+        from chuishao.models.persistence import read_manifest
+        from chuishao.resources import default_model_dir
+    except ImportError as exc:
+        _fail(RuntimeError(f"{exc}; install the service extra: pip install 'chuishao[serve]'"))
+    try:  # fail fast, before any worker starts
+        read_manifest(model_dir or default_model_dir())
+        _routing(routing)
+    except ChuishaoError as exc:
+        _fail(exc)
+    # Settings travel by environment: every worker process builds the app from it.
+    if model_dir is not None:
+        # absolute, not resolved: a symlink (models/current -> v7) must stay one, so that a reload
+        # after repointing it loads the new target
+        os.environ["CHUISHAO_MODEL_DIR"] = str(model_dir.absolute())
+    if routing is not None:
+        os.environ["CHUISHAO_TAXONOMY"] = str(routing.absolute())
+    if db_url is not None:
+        os.environ["CHUISHAO_DB_URL"] = db_url
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chuishao-prom-")
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["chuishao"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
+    uvicorn.run("chuishao.serve.app:create_app", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log, log_level=log_level, log_config=log_config)
+
+
+feedback_app = typer.Typer(no_args_is_help=True, help="Operator feedback stored by the service.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write (chuishao train reads it)")],
+    db_url: Annotated[str | None, typer.Option("--db-url", help="default: CHUISHAO_DB_URL or ./chuishao-feedback.sqlite3")] = None,
+    include_textless: Annotated[bool, typer.Option("--include-textless", help="also rows sent without text")] = False,
+) -> None:
+    """Export the latest feedback per message as labelled training data."""
+    from chuishao.serve.feedback_store import FeedbackStore, export_training
+    from chuishao.serve.settings import ServeSettings
+
+    url = db_url or ServeSettings().db_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        _fail(ChuishaoError(f"no feedback database at {url.removeprefix('sqlite:///')}"))
+    store = FeedbackStore(url)
+    try:
+        summary = export_training(store, output, include_textless)
+    finally:
+        store.close()
+    typer.echo(json.dumps({"output": str(output), **summary}, ensure_ascii=False))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

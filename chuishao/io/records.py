@@ -1,0 +1,236 @@
+"""Streaming readers for message files (JSONL, CSV, Excel, Parquet): one record per input row, never fewer.
+
+A row that cannot be read (broken JSON, undecodable bytes, missing text column, wrong type) still
+comes out, with ``error`` set, so downstream counts reconcile with the input.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chuishao.errors import DataError
+from chuishao.io.formats import delimiter_for, detect_format
+from chuishao.io.text import AUTO, DecodedLines, head_bytes, open_binary, resolve_encoding
+
+csv.field_size_limit(sys.maxsize)
+
+__all__ = ["FieldMap", "InputRecord", "csv_record", "detect_format", "make_record", "parse_jsonl_line", "read_records"]
+
+
+@dataclass
+class FieldMap:
+    id: str = "id"
+    text: str = "text"
+    title: str | None = "title"
+
+
+@dataclass
+class InputRecord:
+    row: int  # 1-based line (JSONL) or data row (CSV, Excel, Parquet) number
+    id: str
+    text: object = None
+    title: str | None = None
+    fields: dict[str, object] = field(default_factory=dict)
+    error: str | None = None
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        # a plain tuple per record: half the pickling cost of the dataclass default when
+        # chunks travel to and from worker processes
+        return InputRecord, (self.row, self.id, self.text, self.title, self.fields, self.error)
+
+
+def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str = AUTO,
+                 sheet: str | None = None) -> Iterator[InputRecord]:
+    """Yield one InputRecord per input row, streaming (memory does not grow with the file).
+
+    ``encoding`` applies to JSONL and CSV: ``auto`` (UTF-8, else GB18030), or any Python codec name.
+    ``sheet`` names the Excel worksheet to read (default: the first).
+    Raises DataError before the first record when the file, its sheet or its text column is missing.
+    """
+    path = Path(path)
+    fields = fields or FieldMap()
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; give a file (the spark engine reads folders: --engine spark)")
+    if not path.is_file():
+        raise DataError(f"input file not found: {path}")
+    fmt = detect_format(path)
+    if sheet is not None and fmt != "xlsx":
+        raise DataError(f"{path}: --sheet applies to Excel (.xlsx) input only")
+    if fmt == "jsonl":
+        refuse_json_array(path)
+        return _read_jsonl(path, fields, resolve_encoding(path, encoding))
+    if fmt == "csv":
+        return _read_csv(path, fields, resolve_encoding(path, encoding))
+    from chuishao.io import tabular  # pyarrow / openpyxl are optional: import only when needed
+
+    if fmt == "xlsx":
+        return tabular.read_xlsx(path, fields, sheet)
+    return tabular.read_parquet(path, fields)
+
+
+def make_record(row: int, obj: dict[str, object], fields: FieldMap, where: str) -> InputRecord:
+    raw_id = obj.get(fields.id)
+    rec_id = str(raw_id) if raw_id not in (None, "") else f"row-{row}"
+    rec = InputRecord(row=row, id=rec_id, fields=obj)
+    if fields.text not in obj:
+        rec.error = f"{where}: no {fields.text!r} field"
+        return rec
+    rec.text = obj[fields.text]
+    if rec.text is None:  # null in JSON, an empty cell (or a formula never calculated) in Excel
+        rec.error = f"{where}: {fields.text!r} is empty"
+        return rec
+    if not isinstance(rec.text, str):
+        rec.error = f"{where}: {fields.text!r} must be a string, got {type(rec.text).__name__}"
+        return rec
+    title = obj.get(fields.title) if fields.title else None
+    if title is not None and not isinstance(title, str):
+        rec.error = f"{where}: {fields.title!r} must be a string, got {type(title).__name__}"
+        return rec
+    rec.title = title
+    return rec
+
+
+def has_given_id(rec: InputRecord, fields: FieldMap | None = None) -> bool:
+    """Whether the row had its own id (else ``make_record`` made one from the row number)."""
+    return rec.fields.get((fields or FieldMap()).id) not in (None, "")
+
+
+def check_columns(path: Path, columns: list[str], fields: FieldMap) -> None:
+    """The text column is there and no column name repeats (the last one would silently win)."""
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise DataError(f"{path}: column names used twice: {', '.join(repeated)}; rename them so each is unique")
+    if fields.text not in columns:
+        raise DataError(f"{path}: no {fields.text!r} column (columns: {', '.join(columns) or 'none'}); "
+                        f"name the text column with --text-field")
+
+
+def csv_record(row: int, header: list[str], values: list[str], fields: FieldMap, where: str) -> InputRecord:
+    """One CSV row to a record; a row with more or fewer values than the header is an error (shared
+    with the Spark engine so both paths agree row for row)."""
+    rec = make_record(row, dict(zip(header, values)), fields, where)
+    if len(values) != len(header):
+        rec.error = rec.error or f"{where}: {len(values)} values for {len(header)} columns"
+    return rec
+
+
+def parse_jsonl_line(row: int, line: str, fields: FieldMap, where: str) -> InputRecord:
+    """One JSONL line to a record (shared with the Spark engine so both paths agree row for row)."""
+    if not line.strip():
+        return InputRecord(row=row, id=f"row-{row}", error=f"{where}: empty line")
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        msg = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return InputRecord(row=row, id=f"row-{row}", error=f"{where}: broken JSON ({msg})")
+    if not isinstance(obj, dict):
+        return InputRecord(row=row, id=f"row-{row}", error=f"{where}: expected a JSON object, got {type(obj).__name__}")
+    return make_record(row, obj, fields, where)
+
+
+def refuse_json_array(path: Path) -> None:
+    """A file that is one JSON array (pretty-printed or not) is not JSON Lines: read line by line it
+    would be a row error per line. A JSONL file whose first line is an array is still JSONL."""
+    stripped = head_bytes(path, 1 << 20, line=True).strip().lstrip(b"\xef\xbb\xbf")
+    if not stripped.startswith(b"["):
+        return
+    try:
+        json.loads(stripped)
+        return
+    except ValueError:
+        pass
+    raise DataError(f"{path}: a JSON array, not JSON Lines (one object per line); "
+                    f"convert it first, e.g. jq -c '.[]' {path.name} > {path.stem}.lines.jsonl")  # never onto itself
+
+
+def _read_jsonl(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRecord]:
+    with open_binary(path) as fh:
+        lines = DecodedLines(fh, encoding)
+        for row, line in enumerate(lines, start=1):
+            where = f"{path.name} line {row}"
+            if row in lines.bad_lines:
+                yield InputRecord(row=row, id=f"row-{row}", error=f"{where}: bytes that are not valid {encoding}")
+                continue
+            yield parse_jsonl_line(row, line.rstrip("\r\n"), fields, where)
+
+
+def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRecord]:
+    # Validate the header eagerly (a wrong --text-field is a usage error, not a million row errors).
+    fh = open_binary(path)
+    lines = DecodedLines(fh, encoding, bare_cr=BARE_CR, count_quotes=True)
+    reader = csv.reader(lines, delimiter=delimiter_for(path))
+    try:
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise DataError(f"{path}: unreadable header line ({exc})") from None
+        if header is not None:
+            check_columns(path, header, fields)
+    except BaseException:
+        fh.close()
+        raise
+    return _csv_rows(path, fh, lines, reader, header, fields)
+
+
+# A Unicode noncharacter: never in real text, so it can stand in for a \r inside a line.
+BARE_CR = "\ufdd0"
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    message = str(exc)
+    if "new-line character seen in unquoted field" in message:  # the csv module's wording is for programmers
+        return "a line break inside an unquoted value; values with line breaks must be in double quotes"
+    return message
+
+
+def _csv_rows(path: Path, fh, lines: DecodedLines, reader, header: list[str] | None,
+              fields: FieldMap) -> Iterator[InputRecord]:
+    with fh:
+        if header is None:
+            return
+        first_line = reader.line_num + 1
+        row = 0
+        held: tuple[InputRecord, str, int, int, int] | None = None  # the previous row, its lines and quotes
+        while True:
+            row += 1
+            where = f"{path.name} row {row}"
+            lines.quotes = 0
+            try:
+                values = next(reader)
+            except StopIteration:
+                if held is not None:
+                    yield _unclosed_quote_check(*held)
+                return
+            except csv.Error as exc:
+                # the reader goes on with the next line
+                rec = InputRecord(row=row, id=f"row-{row}", error=f"{where}: unreadable CSV row ({_csv_problem(exc)})")
+            else:
+                if not values:  # a blank line is no row (Spark and pandas skip it too): not counted
+                    row -= 1
+                    first_line = reader.line_num + 1
+                    continue
+                if lines.any_cr(first_line, reader.line_num):
+                    values = [v.replace(BARE_CR, "\r") for v in values]
+                rec = csv_record(row, header, values, fields, where)
+                if lines.any_bad(first_line, reader.line_num):
+                    rec.error = f"{where}: bytes that are not valid {lines.encoding}"
+            if held is not None:  # a row is yielded once the next one shows it was not the last
+                yield held[0]
+            held = (rec, where, first_line, reader.line_num, lines.quotes)
+            first_line = reader.line_num + 1
+
+
+def _unclosed_quote_check(rec: InputRecord, where: str, first_line: int, last_line: int, quotes: int) -> InputRecord:
+    """The last row, with an error if a quote opened in it is never closed. The csv module then
+    reads the rest of the file into that one value without a word, and the rows after it would
+    vanish. In a well-formed row quotes come in pairs (an escaped one is doubled), so an odd count
+    in a last row that spans several lines is that case."""
+    if last_line > first_line and quotes % 2:
+        rec.error = (f"{where} (line {first_line}): a quote opened here is never closed, so the "
+                     f"{last_line - first_line} lines after it were read into this row; close or remove that quote")
+    return rec

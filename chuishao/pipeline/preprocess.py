@@ -1,0 +1,46 @@
+"""From a raw (title, text) pair to a ``Doc``: checks, normalisation, segmentation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chuishao.config import TextConfig
+from chuishao.pipeline.features import Doc
+from chuishao.pipeline.normalize import han_ratio, normalize_text, without_emoticons
+from chuishao.pipeline.segment import Segmenter
+
+
+class TextPreprocessor:
+    def __init__(self, config: TextConfig, segmenter: Segmenter | None = None) -> None:
+        self.config = config
+        self.segmenter = segmenter or Segmenter(engine=config.segmenter)
+
+    def problem(self, title: str | None, text: object) -> str | None:
+        """Why this message cannot be classified, or None when it can."""
+        if not isinstance(text, str):
+            return f"text must be a string, got {type(text).__name__}"
+        if title is not None and not isinstance(title, str):
+            return f"title must be a string, got {type(title).__name__}"
+        title = title or ""
+        length = len(title) + len(text)
+        if length > self.config.max_input_chars:
+            both = " (title and text together)" if title else ""
+            return f"text too long: {length} characters{both}, the limit is {self.config.max_input_chars}"
+        body, head = without_emoticons(text).strip(), without_emoticons(title).strip()
+        if not body and not head:
+            return "empty text" + (" (only emoticons)" if (text + title).strip() else "")
+        # Chinese enough if the text or the title is: a URL as title must not make a Chinese
+        # message 'not Chinese', and a Chinese title over an English body still says what it is about
+        ratio = max(han_ratio(body), han_ratio(head))
+        if ratio < self.config.min_han_ratio:
+            return f"text is not Chinese ({ratio:.0%} Chinese characters, at least {self.config.min_han_ratio:.0%} needed)"
+        return None
+
+    def compose(self, title: str | None, text: str) -> str:
+        title = (title or "").strip()
+        prefix = (title + "。") * self.config.title_repeat if title else ""
+        return normalize_text(prefix + text, self.config.max_chars)
+
+    def docs(self, titles: Sequence[str | None], texts: Sequence[str]) -> list[Doc]:
+        composed = [self.compose(ti, te) for ti, te in zip(titles, texts)]
+        return [Doc(c, tuple(self.segmenter.cut(c))) for c in composed]

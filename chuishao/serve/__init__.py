@@ -1,0 +1,1 @@
+"""The routing service: FastAPI app, operator page, feedback store (``chuishao serve``)."""

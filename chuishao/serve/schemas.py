@@ -1,0 +1,108 @@
+"""Request and response bodies at the API edge. Unknown fields are refused (extra="forbid")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from chuishao.models.answer import RoutingAnswer
+from chuishao.pipeline.normalize import repair_surrogates
+
+# Every string a client sends: a lone surrogate is valid JSON but cannot be stored or logged.
+Text = Annotated[str, AfterValidator(repair_surrogates)]
+
+# Not an Enum: a new intake channel must not break old clients; it is only recorded.
+Channel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32,
+                                           pattern=r"^[A-Za-z0-9_\-]+$")]
+MessageId = Annotated[Text, StringConstraints(min_length=1, max_length=128)]
+Code = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+Department = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+EXAMPLE_TEXT = "小区楼下烧烤店每天营业到凌晨两点，油烟和噪音严重扰民，联系电话13812345678。"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClassifyRequest(_Strict):
+    """One message. Length limits are checked by the app against its settings (see app.py)."""
+
+    text: Text = Field(description="the complaint text (Chinese)")
+    title: Text | None = Field(None, description="title or summary, if the channel has one")
+    channel: Channel = Field("hotline", description="hotline | wechat | web | ...")
+    id: MessageId | None = Field(None, description="message id, echoed back; feedback refers to it")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"text": EXAMPLE_TEXT, "title": "烧烤店油烟噪音扰民", "channel": "hotline", "id": "rx-20240612-0001"},
+        {"text": "家门口的路灯坏了一个多月，晚上漆黑一片，老人走路摔了好几次。", "channel": "wechat"},
+    ]})
+
+
+class BatchRequest(_Strict):
+    items: list[ClassifyRequest] = Field(min_length=1, description="messages; at most the configured max_batch")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"items": [
+        {"text": "工地夜里十二点还在打桩，噪音吵得睡不着觉。", "id": "a1"},
+        {"text": "小区垃圾桶三天没人清运，臭气熏天。", "id": "a2", "channel": "web"},
+    ]}]})
+
+
+class BatchResponse(BaseModel):
+    answers: list[RoutingAnswer]
+
+
+class FeedbackDepartments(_Strict):
+    lead: Department | None = None
+    assist: list[Department] = Field(default_factory=list, max_length=20)
+
+
+class FeedbackRequest(_Strict):
+    """An operator's final routing for a message: the label analysts retrain on."""
+
+    id: MessageId = Field(description="the message id given to /v1/classify")
+    topic: Code = Field(description="final topic code, e.g. W06 or OTHER")
+    sub: Code | None = Field(None, description="final sub-problem code, e.g. W06a")
+    departments: FeedbackDepartments = Field(default_factory=FeedbackDepartments)
+    text: Text | None = Field(None, description="the message text; needed for the row to be training data "
+                              "(feedback without it takes the text of the message's earlier feedback)")
+    title: Text | None = None
+    channel: Channel | None = None
+    predicted_topic: Code | None = Field(None, description="what the model suggested")
+    model_version: Text | None = Field(None, max_length=128)
+    operator: Text | None = Field(None, max_length=64)
+
+    @field_validator("text", "title")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        # a blank text is no text: it must not replace the message's text in the training export
+        return value if value is None or value.strip() else None
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "id": "rx-20240612-0001", "topic": "W06", "sub": "W06a",
+        "departments": {"lead": "生态环境局", "assist": ["城管执法局"]},
+        "text": EXAMPLE_TEXT, "title": "烧烤店油烟噪音扰民", "channel": "hotline",
+        "predicted_topic": "W05", "model_version": "whistle-15-2024-06-01-abcd1234", "operator": "op-017",
+    }]})
+
+
+class FeedbackStored(BaseModel):
+    stored: Literal[True] = True
+    feedback_id: int
+    id: str
+    created: datetime
+
+
+class ReloadResponse(BaseModel):
+    previous_version: str
+    model_version: str
+    switched: bool
+
+
+class Readiness(BaseModel):
+    ready: bool
+    model_version: str | None = None
+    model_dir: str | None = None
+    loaded_at: datetime | None = None

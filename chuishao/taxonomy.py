@@ -1,0 +1,337 @@
+"""The topic taxonomy as data: areas -> topics -> sub-problems -> departments."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from chuishao.errors import TaxonomyError
+from chuishao.resources import default_taxonomy_path
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SubProblem(_Strict):
+    code: str
+    name: str
+    hint: str = ""
+
+
+class Topic(_Strict):
+    code: str
+    name: str
+    name_en: str = ""
+    lead: str
+    assist: list[str] = Field(default_factory=list)
+    subs: list[SubProblem] = Field(default_factory=list)
+
+    @field_validator("lead")
+    @classmethod
+    def _lead_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a topic needs a lead department")
+        return value
+
+
+class Area(_Strict):
+    code: str
+    name: str
+    name_en: str = ""
+    topics: list[Topic]
+
+
+class OtherClass(_Strict):
+    code: str = "OTHER"
+    name: str = "其他"
+    name_en: str = "other"
+    lead: str = ""
+    assist: list[str] = Field(default_factory=list)
+
+
+class Taxonomy(_Strict):
+    """A validated label set. ``Taxonomy.free(labels)`` stands for ``--taxonomy none``."""
+
+    name: str
+    version: str
+    areas: list[Area] = Field(default_factory=list)
+    other: OtherClass | None = None
+    free_labels: list[str] | None = None
+
+    # ---- construction -------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Taxonomy:
+        """Read and check a taxonomy YAML file; every mistake is one TaxonomyError naming the file."""
+        path = Path(path) if path is not None else default_taxonomy_path()
+        if path.is_dir():
+            raise TaxonomyError(f"{path} is a directory, not a taxonomy file: give the path of the YAML file")
+        if not path.is_file():
+            raise TaxonomyError(f"taxonomy file not found: {path}")
+        raw = _read_yaml(path)
+        if raw is None:
+            raise TaxonomyError(f"{path}: the file is empty, expected a mapping with name, version, areas")
+        if not isinstance(raw, dict):
+            raise TaxonomyError(f"{path}: expected a mapping with name, version, areas")
+        if "free_labels" in raw:
+            # free_labels stands for --taxonomy none and switches every check off: never from a file.
+            raise TaxonomyError(f"{path}: free_labels is internal (--taxonomy none) and not allowed in a taxonomy file")
+        try:
+            taxonomy = cls.model_validate(raw)
+        except ValidationError as exc:
+            raise TaxonomyError(f"{path}: {_explain(exc, raw)}") from exc
+        taxonomy.check(source=path)
+        return taxonomy
+
+    @classmethod
+    def free(cls, labels: Iterable[str]) -> Taxonomy:
+        """Any label set, no departments or sub-problems (e.g. the Teddy 7 classes)."""
+        return cls(name="none", version="0", free_labels=sorted(set(labels)))
+
+    def check(self, source: str | Path | None = None) -> None:
+        """Raise TaxonomyError on empty or duplicate codes, areas without topics, sub-problem
+        codes outside their topic, or topics without departments. ``source``: the file, for the message."""
+        if self.free_labels is not None:
+            return
+        problem = self._first_problem()
+        if problem is not None:
+            where = f"{source} (taxonomy {self.name})" if source is not None else f"taxonomy {self.name}"
+            raise TaxonomyError(f"{where}: {problem}")
+
+    def _first_problem(self) -> str | None:
+        for field in ("name", "version"):
+            if not getattr(self, field).strip():
+                return f"{field} is empty"
+        if not self.areas:
+            return "no areas defined"
+        topic_codes = [t.code for t in self.topics]
+        used: dict[str, str] = {}  # code -> the first place it is used, to name both in a duplicate
+
+        def use(code: str, where: str) -> str | None:
+            if not code.strip():
+                return f"{where}: code is empty"
+            if code != code.strip():
+                return f"{where}: code {code!r} has spaces around it"
+            if code in used:
+                return f"duplicate code {code!r}: {used[code]} and {where}"
+            used[code] = where
+            return None
+
+        for i, area in enumerate(self.areas, 1):
+            area_at = f"area {i}"
+            problem = use(area.code, area_at) or _named(area.name, area_at)
+            if problem:
+                return problem
+            if not area.topics:
+                return f"area {area.code}: no topics (an area needs at least one topic)"
+            for j, topic in enumerate(area.topics, 1):
+                topic_at = f"topic {j} of area {area.code}"
+                problem = use(topic.code, topic_at) or _named(topic.name, topic_at)
+                if problem:
+                    return problem
+                if not topic.lead.strip():
+                    return f"topic {topic.code}: no lead department"
+                if any(not d.strip() for d in topic.assist):
+                    return f"topic {topic.code}: an assist department is empty"
+                for k, sub in enumerate(topic.subs, 1):
+                    sub_at = f"sub-problem {k} of topic {topic.code}"
+                    problem = (use(sub.code, sub_at) or _named(sub.name, sub_at)
+                               or _sub_prefix(sub.code, topic.code, topic_codes))
+                    if problem:
+                        return problem
+        if self.other is not None:
+            return use(self.other.code, "other") or _named(self.other.name, "other")
+        return None
+
+    # ---- lookups ------------------------------------------------------------------
+    @property
+    def is_free(self) -> bool:
+        return self.free_labels is not None
+
+    @cached_property
+    def topics(self) -> list[Topic]:
+        return [t for a in self.areas for t in a.topics]
+
+    @cached_property
+    def _topic_by_code(self) -> dict[str, Topic]:
+        return {t.code: t for t in self.topics}
+
+    @cached_property
+    def _area_of(self) -> dict[str, Area]:
+        return {t.code: a for a in self.areas for t in a.topics}
+
+    @cached_property
+    def labels(self) -> list[str]:
+        """Every label a message may get, in taxonomy order (OTHER last)."""
+        if self.free_labels is not None:
+            return list(self.free_labels)
+        labels = [t.code for t in self.topics]
+        if self.other is not None:
+            labels.append(self.other.code)
+        return labels
+
+    @cached_property
+    def sub_codes(self) -> list[str]:
+        return [s.code for t in self.topics for s in t.subs]
+
+    def topic(self, code: str) -> Topic | None:
+        return self._topic_by_code.get(code)
+
+    def area(self, code: str) -> Area | None:
+        return self._area_of.get(code)
+
+    def subs_of(self, code: str) -> list[str]:
+        topic = self.topic(code)
+        return [s.code for s in topic.subs] if topic else []
+
+    def name_of(self, code: str) -> str:
+        topic = self.topic(code)
+        if topic is not None:
+            return topic.name
+        for t in self.topics:
+            for s in t.subs:
+                if s.code == code:
+                    return s.name
+        if self.other is not None and code == self.other.code:
+            return self.other.name
+        return code
+
+    def departments(self, code: str) -> dict[str, object]:
+        topic = self.topic(code)
+        if topic is not None:
+            return {"lead": topic.lead, "assist": list(topic.assist)}
+        if self.other is not None and code == self.other.code and self.other.lead:
+            return {"lead": self.other.lead, "assist": list(self.other.assist)}
+        return {"lead": None, "assist": []}
+
+    def unknown_labels(self, labels: Iterable[str]) -> list[str]:
+        known = set(self.labels)
+        return sorted({label for label in labels if label not in known})
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Content hash: two models agree on labels and routing only if these match."""
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()[:16]
+
+    def summary(self) -> dict[str, object]:
+        return {"name": self.name, "version": self.version, "fingerprint": self.fingerprint}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._checked: set[int] = set()
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # Checked before the base class merges `<<: *anchor` keys into node.value: a merged key that
+        # the mapping then overrides is YAML's intended use, not a duplicate. Once per node: a
+        # merged-in node is flattened in place and may be constructed again through an alias.
+        if id(node) not in self._checked:
+            self._checked.add(id(node))
+            first: dict[object, yaml.Mark] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                if key in first:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given at line {first[key].line + 1})",
+                        key_node.start_mark)
+                first[key] = key_node.start_mark
+        super().flatten_mapping(node)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TaxonomyError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    try:
+        text = data.decode("utf-8-sig")  # a BOM (Windows Notepad) is fine
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise TaxonomyError(f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} on line {line}): "
+                            f"save the taxonomy file as UTF-8") from exc
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except yaml.YAMLError as exc:
+        raise TaxonomyError(f"{path}: not valid YAML{_yaml_problem(exc, text)}") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """One line: where and what. PyYAML's own text spans lines and cites "<unicode string>"."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        problem = exc.problem or exc.context or "syntax error"
+        context = exc.context_mark
+        if exc.problem and exc.context and context is not None and context.line != mark.line:
+            problem += f" ({exc.context} at line {context.line + 1})"
+        return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    if isinstance(exc, yaml.reader.ReaderError):  # a control character; position counts characters
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        return f" at line {line}, column {column}: character #x{exc.character:04x} is not allowed"
+    return ": " + " ".join(str(exc).replace('in "<unicode string>", ', "").split())
+
+
+def _named(name: str, where: str) -> str | None:
+    return f"{where}: name is empty" if not name.strip() else None
+
+
+def _sub_prefix(sub: str, topic: str, topic_codes: Sequence[str]) -> str | None:
+    """Sub-problem codes are their topic's code plus a suffix (W01a, W01b under W01).
+
+    Nothing parses the prefix (subs_of() is membership), but annotators, the correction form and
+    data files read W09z as a W09 sub-problem, so one listed elsewhere is a misfiled line.
+    The longest topic code wins: under X1 and X10, X10a belongs to X10.
+    """
+    owner = max((t for t in topic_codes if sub.startswith(t) and len(sub) > len(t)), key=len, default=None)
+    if owner == topic:
+        return None
+    hint = f" (it reads as a sub-problem of {owner}: move it there or rename it)" if owner else ""
+    return (f"sub-problem {sub!r} under topic {topic}: sub-problem codes start with their topic's code, "
+            f"e.g. {topic}a{hint}")
+
+
+def _explain(exc: ValidationError, raw: dict[str, Any]) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where, field = _locate(err["loc"], raw)
+        msg = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        if err["type"] == "string_type" and isinstance(value, int | float | bool):
+            # version: 1.1 or code: 101 unquoted are numbers to YAML
+            msg += f": YAML reads {value!r} as a number, quote it: {field or where}: \"{value}\""
+        elif err["type"] == "string_type" and value is None:
+            msg += ": it is empty"
+        parts.append(f"{where}: {field}: {msg}" if field and where != field else f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def _locate(loc: Sequence[int | str], raw: Any) -> tuple[str, str]:
+    """('areas', 1, 'topics', 0, 'assist') -> ('topic W08', 'assist'), with the file's own codes."""
+    def code_of(item: Any) -> str | None:
+        code = item.get("code") if isinstance(item, dict) else None
+        return code if isinstance(code, str) and code.strip() and code == code.strip() else None
+
+    where, node, rest = "", raw, list(loc)
+    while len(rest) >= 2 and rest[0] in ("areas", "topics", "subs") and isinstance(rest[1], int):
+        key, index = rest[0], rest[1]
+        items = node.get(key) if isinstance(node, dict) else None
+        node = items[index] if isinstance(items, list) and index < len(items) else None
+        kind = {"areas": "area", "topics": "topic", "subs": "sub-problem"}[key]
+        code = code_of(node)
+        where = f"{kind} {code}" if code else f"{kind} {index + 1}" + (f" of {where}" if where else "")
+        rest = rest[2:]
+    if rest and rest[0] == "other":
+        where, rest = "other", rest[1:]
+    field = ".".join(str(p) for p in rest)
+    return (where or field, field)

@@ -1,0 +1,159 @@
+"""Labelled data: reading, validation against the taxonomy, fingerprinting."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chuishao.errors import DataError
+from chuishao.io.records import FieldMap, InputRecord, has_given_id, read_records
+from chuishao.taxonomy import Taxonomy
+
+
+@dataclass
+class LabelledSet:
+    ids: list[str] = field(default_factory=list)
+    titles: list[str | None] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    subs: list[str | None] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    _COLUMNS = ("ids", "titles", "texts", "labels", "subs", "weights")
+
+    def extend(self, other: LabelledSet) -> None:
+        for name in self._COLUMNS:
+            getattr(self, name).extend(getattr(other, name))
+
+    def take(self, rows: list[int]) -> LabelledSet:
+        """These rows, in this order."""
+        return LabelledSet(**{name: [getattr(self, name)[i] for i in rows] for name in self._COLUMNS})
+
+    def fingerprint(self) -> str:
+        """Order-independent hash of (id, label, sub, text): the same data gives the same print."""
+        items = sorted(
+            hashlib.sha256(f"{i}\x1f{lab}\x1f{s or ''}\x1f{ti or ''}\x1f{te}".encode()).hexdigest()
+            for i, lab, s, ti, te in zip(self.ids, self.labels, self.subs, self.titles, self.texts)
+        )
+        return hashlib.sha256("".join(items).encode()).hexdigest()[:16]
+
+
+def label_text(value: object) -> str:
+    """A label as text. A whole number stored as a float (1.0, as Excel and pandas keep numbers)
+    is the same class as 1: ``str`` alone would make them two."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def read_labelled(
+    path: str | Path,
+    label_field: str = "label",
+    fields: FieldMap | None = None,
+    sub_field: str = "sub",
+    conf_field: str = "conf",
+    low_conf_weight: float = 1.0,
+) -> LabelledSet:
+    """Read a labelled JSONL/CSV file; any unreadable row is an error naming the row."""
+    data = LabelledSet()
+    problems: list[str] = []
+    text_field = (fields or FieldMap()).text
+    for rec in read_records(path, fields):
+        if rec.error and rec.text is None and text_field in rec.fields and rec.fields[text_field] is None:
+            rec.error, rec.text = None, ""  # a null text is an empty one: scored as that row's error, as "" is
+        if rec.error:
+            problems.append(rec.error)
+            continue
+        label = rec.fields.get(label_field)
+        if label in (None, ""):
+            problems.append(f"{Path(path).name} row {rec.row}: no {label_field!r} value")
+            continue
+        # a row without an id gets one that names its file: "row-3" of two files is not one message
+        data.ids.append(rec.id if has_given_id(rec, fields) else f"{Path(path).name}:{rec.id}")
+        data.titles.append(rec.title)
+        data.texts.append(rec.text)  # type: ignore[arg-type]
+        data.labels.append(label_text(label))
+        sub = rec.fields.get(sub_field)
+        data.subs.append(label_text(sub) if sub not in (None, "") else None)
+        data.weights.append(low_conf_weight if rec.fields.get(conf_field) == "low" else 1.0)
+    if problems:
+        shown = "\n  ".join(problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise DataError(f"{path}: {len(problems)} unusable rows:\n  {shown}{more}")
+    if not data.labels:
+        raise DataError(f"{path}: no labelled rows")
+    return data
+
+
+def read_id_labels(path: str | Path, corpus: str | Path | Iterable[InputRecord], fields: FieldMap | None = None,
+                   exclude_ids: set[str] | None = None, corpus_name: str | None = None) -> LabelledSet:
+    """Join an ``id,label,sub`` file (our own labels, committed without texts) with a corpus: a
+    file, or its records already read (``corpus_name`` then names it in errors). An id the corpus
+    lacks, or whose corpus row is unusable, is an error: those labels would otherwise be dropped
+    without a word."""
+    wanted: dict[str, tuple[str, str | None]] = {}
+    conflicts: list[str] = []
+    try:
+        with Path(path).open(encoding="utf-8-sig", newline="") as fh:
+            for row in csv.DictReader(fh):
+                if not row.get("id") or not row.get("label"):
+                    raise DataError(f"{path}: every row needs id and label, got {row}")
+                label = (row["label"], row.get("sub") or None)
+                if wanted.setdefault(row["id"], label) != label:
+                    conflicts.append(row["id"])
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    if conflicts:
+        raise DataError(f"{path}: {len(conflicts)} ids have two different labels (e.g. {', '.join(conflicts[:5])})")
+    exclude_ids = exclude_ids or set()
+    records = read_records(corpus, fields) if isinstance(corpus, str | Path) else corpus
+    data = LabelledSet()
+    found: set[str] = set()
+    unusable: list[str] = []
+    for rec in records:
+        if rec.id not in wanted or rec.id in found:  # an id the corpus repeats: its first message
+            continue
+        if rec.error:
+            unusable.append(rec.error)
+            continue
+        found.add(rec.id)
+        if rec.id in exclude_ids:
+            continue
+        label, sub = wanted[rec.id]
+        data.ids.append(rec.id)
+        data.titles.append(rec.title)
+        data.texts.append(rec.text)  # type: ignore[arg-type]
+        data.labels.append(label)
+        data.subs.append(sub)
+        data.weights.append(1.0)
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        where = corpus if isinstance(corpus, str | Path) else corpus_name or "the corpus"
+        detail = f"; unusable corpus rows: {'; '.join(unusable[:3])}" if unusable else ""
+        raise DataError(
+            f"{path}: {len(missing)} of its {len(wanted)} ids have no usable text in {where} "
+            f"(e.g. {', '.join(missing[:5])}){detail}. Give the --corpus these labels were made on."
+        )
+    return data
+
+
+def check_labels(data: LabelledSet, taxonomy: Taxonomy, source: str) -> None:
+    """Labels outside the taxonomy are an error that says what to do."""
+    if taxonomy.is_free:
+        return
+    unknown = taxonomy.unknown_labels(data.labels)
+    if unknown:
+        raise DataError(
+            f"{source}: labels not in taxonomy {taxonomy.name} v{taxonomy.version}: {', '.join(unknown[:10])}. "
+            f"Known labels: {', '.join(taxonomy.labels)}. For another label set use --taxonomy none "
+            f"or --taxonomy FILE, or choose the label column with --label-field."
+        )
+    bad_subs = sorted({s for s, lab in zip(data.subs, data.labels) if s and s not in taxonomy.subs_of(lab)})
+    if bad_subs:
+        raise DataError(f"{source}: sub-problem codes that do not belong to their topic: {', '.join(bad_subs[:10])}")

@@ -1,0 +1,145 @@
+"""Training a model from labelled files: the `chuishao train` verb."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from chuishao.config import ChuishaoConfig
+from chuishao.errors import DataError
+from chuishao.io.records import FieldMap, InputRecord, has_given_id, read_records
+from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.pipeline.features import Doc
+from chuishao.taxonomy import Taxonomy
+from chuishao.training.data import LabelledSet, check_labels, read_id_labels, read_labelled
+
+
+@dataclass
+class TrainRequest:
+    data: list[Path]
+    taxonomy: Taxonomy | None  # None: --taxonomy none, labels are free
+    config: ChuishaoConfig
+    label_field: str = "label"
+    fields: FieldMap | None = None
+    extra_labels: list[Path] | None = None  # id,label,sub files joined with `corpus`
+    extra_data: list[Path] | None = None  # labelled files with texts that train but do not calibrate
+    corpus: Path | None = None  # unlabelled messages: self-training, and the texts of extra labels
+    exclude: list[Path] | None = None  # files whose ids must never be used (held-out test sets)
+
+
+def _read_checked(req: TrainRequest, path: Path) -> LabelledSet:
+    """A labelled file with texts, its labels checked against the taxonomy in use."""
+    part = read_labelled(path, req.label_field, req.fields, low_conf_weight=req.config.classifier.low_conf_weight)
+    if req.taxonomy is not None:
+        check_labels(part, req.taxonomy, str(path))
+    return part
+
+
+def _read_corpus(req: TrainRequest) -> list[InputRecord]:
+    """The corpus, read once: it gives the extra labels their texts and self-training its messages."""
+    return [] if req.corpus is None else list(read_records(req.corpus, req.fields))
+
+
+def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str],
+                      corpus: list[InputRecord]) -> tuple[LabelledSet, int, dict[str, int]]:
+    """The DATA files' rows, then the extra rows (``extra_data`` files, ``extra_labels`` joined with
+    ``corpus``, the records of ``req.corpus``); how many rows the DATA files gave; and how many
+    rows were dropped as held out or repeated."""
+    dropped = {"held_out": 0, "repeated": 0}
+    data = LabelledSet()
+    for path in req.data:
+        data.extend(_read_checked(req, path))
+    data = _without_excluded_and_repeats(data, excluded, req.data, dropped)
+    from_data_files = len(data)
+    for path in req.extra_data or []:
+        data.extend(_read_checked(req, path))
+    data = _without_excluded_and_repeats(data, excluded, [*req.data, *(req.extra_data or [])], dropped)
+    if req.extra_labels:
+        if req.corpus is None:
+            raise ValueError("extra labels (id,label,sub) need --corpus to find their texts")
+        for path in req.extra_labels:  # the files before (and the DATA files) win for an id they share
+            part = read_id_labels(path, corpus, exclude_ids=set(data.ids) | excluded, corpus_name=str(req.corpus))
+            if req.taxonomy is not None:
+                check_labels(part, req.taxonomy, str(path))
+            data.extend(part)
+    return data, from_data_files, dropped
+
+
+def _without_excluded_and_repeats(data: LabelledSet, excluded: frozenset[str] | set[str],
+                                  paths: list[Path], dropped: dict[str, int]) -> LabelledSet:
+    """Rows whose id is held out (--exclude) are dropped: a test set must never leak into training.
+    A message given twice is trained once; twice with different labels is an error."""
+    keep: list[int] = []
+    first: dict[str, tuple[str, str | None]] = {}
+    conflicts: list[str] = []
+    for i, message_id in enumerate(data.ids):
+        label = (data.labels[i], data.subs[i])
+        if message_id in excluded:
+            dropped["held_out"] += 1
+            continue
+        if message_id in first:
+            if first[message_id] != label:
+                conflicts.append(message_id)
+            dropped["repeated"] += 1
+            continue
+        first[message_id] = label
+        keep.append(i)
+    if conflicts:
+        raise DataError(f"{', '.join(str(p) for p in paths)}: {len(conflicts)} message ids come with two different "
+                        f"labels (e.g. {', '.join(conflicts[:5])}); fix or remove one of each")
+    return data.take(keep)
+
+
+def _ids_of(paths: list[Path], fields: FieldMap | None) -> set[str]:
+    """The message ids of held-out files (rows without an id have none to match)."""
+    ids: set[str] = set()
+    for p in paths:
+        ids.update(r.id for r in read_records(p, fields) if has_given_id(r, fields))
+    return ids
+
+
+def _unlabelled_docs(model: ChuishaoClassifier, corpus: list[InputRecord], banned: set[str]) -> list[Doc]:
+    recs = [r for r in corpus if r.error is None and r.id not in banned]
+    recs = [r for r in recs if model.preprocessor.problem(r.title, r.text) is None]
+    return model.docs([r.title for r in recs], [r.text for r in recs])  # type: ignore[misc]
+
+
+def _not_learned(taxonomy: Taxonomy, data: LabelledSet) -> list[str]:
+    """Taxonomy codes with no training example: the model can never answer them, and says so."""
+    if taxonomy.is_free:
+        return []
+    seen = set(data.labels) | {s for s in data.subs if s}
+    return [code for topic in taxonomy.labels for code in (topic, *taxonomy.subs_of(topic)) if code not in seen]
+
+
+def train(req: TrainRequest) -> ChuishaoClassifier:
+    started = time.perf_counter()
+    excluded = _ids_of(req.exclude or [], req.fields)  # held-out ids, read once
+    corpus = _read_corpus(req)
+    data, from_data_files, dropped = load_training_set(req, excluded, corpus)
+    sources = [*req.data, *(req.extra_data or []), *(req.extra_labels or [])]
+    files = ", ".join(str(p) for p in sources)
+    if len(set(data.labels)) < 2:
+        raise DataError(f"{files}: a model needs at least two labels to tell apart; found only {sorted(set(data.labels))}")
+    taxonomy = req.taxonomy or Taxonomy.free(data.labels)
+    model = ChuishaoClassifier(req.config, taxonomy)
+    model._build()
+    if all(model.preprocessor.problem(ti, te) for ti, te in zip(data.titles, data.texts)):
+        example = model.preprocessor.problem(data.titles[0], data.texts[0])
+        raise DataError(f"{files}: no row has a text the model can learn from (e.g. row 1: {example})")
+    extra_docs = _unlabelled_docs(model, corpus, set(data.ids) | excluded) if req.config.classifier.self_training_weight > 0 else []
+    # Calibrate on the DATA files' rows only: extra id-label files can cover a whole corpus, mostly
+    # easy OTHER, and would set a review threshold too lax for the messages operators see.
+    model.fit(data.titles, data.texts, data.labels, data.subs, data.weights, unlabelled=extra_docs,
+              calibration_rows=[i < from_data_files for i in range(len(data))])
+    model.metadata.update({
+        "data_fingerprint": data.fingerprint(),
+        "training_rows": len(data),
+        "dropped_rows": dropped,  # held out by --exclude, or given twice
+        "training_files": [str(p) for p in sources],
+        "unlabelled_docs": len(extra_docs),
+        "not_learned": _not_learned(taxonomy, data),
+        "train_seconds": round(time.perf_counter() - started, 1),
+    })
+    return model

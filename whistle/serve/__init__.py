@@ -1,1 +1,0 @@
-"""The routing service: FastAPI app, operator page, feedback store (``whistle serve``)."""
