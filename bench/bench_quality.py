@@ -52,9 +52,9 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
     ap.add_argument("--model", type=Path, default=None, help="model directory (default: bundled)")
     args = ap.parse_args()
-    w, t = args.shared / "chuishao", args.shared / "teddy7"
+    w, t = args.shared / "whistle", args.shared / "teddy7"
     model = load_model(args.model)
-    figures: dict[str, object] = {"model_version": model.version, "chuishao": {
+    figures: dict[str, object] = {"model_version": model.version, "whistle": {
         "chuishao": ours(model, w / "test.jsonl"), "reference": reference(w / "train.jsonl", w / "test.jsonl")}}
     teddy = train(TrainRequest(data=[t / "train.jsonl"], taxonomy=None, config=ChuishaoConfig()))
     figures["teddy7"] = {"chuishao": ours(teddy, t / "test.jsonl") | {"train_seconds": teddy.metadata["train_seconds"]},

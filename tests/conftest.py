@@ -49,7 +49,7 @@ def tiny_model_dir(tiny_model, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not (SHARED_DATA / "chuishao" / "train.jsonl").is_file():
+    if not (SHARED_DATA / "whistle" / "train.jsonl").is_file():
         pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data beside the repo): skipping real-data test")
     return SHARED_DATA
 

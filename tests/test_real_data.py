@@ -15,7 +15,7 @@ from chuishao.training.evaluate import evaluate
 def test_taxonomy_covers_every_annotated_label(shared_data):
     tax = Taxonomy.load()
     for split in ("train", "test"):
-        data = read_labelled(shared_data / "chuishao" / f"{split}.jsonl")
+        data = read_labelled(shared_data / "whistle" / f"{split}.jsonl")
         check_labels(data, tax, split)  # raises on any label or sub-problem outside the YAML
         assert set(data.labels) == set(tax.labels)
 
@@ -84,7 +84,7 @@ def test_authored_examples_are_our_own_text(shared_data):
 def test_bundled_model_keeps_its_reported_quality(shared_data):
     """Regression floor a little under the README's figures (0.763 / 0.860)."""
     model = load_model()
-    figures = evaluate(model, read_labelled(shared_data / "chuishao" / "test.jsonl"))
+    figures = evaluate(model, read_labelled(shared_data / "whistle" / "test.jsonl"))
     assert figures["errors"] == 0
     assert figures["macro_f1"] >= 0.75 and figures["accuracy"] >= 0.85
     assert figures["top3_accuracy"] >= 0.96
