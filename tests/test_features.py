@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from chuishao.pipeline.features import Doc, HashIndex, NgramTfidf
+from chuishao.pipeline.doc import Doc
+from chuishao.pipeline.features import HashIndex, NgramTfidf
 
 TEXTS = [
     "小区门口占道经营严重",

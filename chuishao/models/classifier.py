@@ -18,7 +18,8 @@ from chuishao.models.answer import RoutingAnswer, error_answer
 from chuishao.models.calibration import fit_class_bias, fit_temperature, review_threshold, softmax
 from chuishao.models.evidence import top_candidates
 from chuishao.models.linear import LinearScorer, SparseScorer, fit_svc, prune
-from chuishao.pipeline.features import Doc, NgramTfidf
+from chuishao.pipeline.doc import Doc
+from chuishao.pipeline.features import NgramTfidf
 from chuishao.pipeline.ngram_kernels import MIN_BATCH
 from chuishao.pipeline.preprocess import TextPreprocessor
 from chuishao.taxonomy import Taxonomy

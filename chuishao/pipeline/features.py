@@ -11,7 +11,6 @@ for the vocabulary only, to explain decisions.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
@@ -19,20 +18,13 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import normalize
 
+from chuishao.pipeline.doc import Doc
 from chuishao.pipeline.ngram_kernels import MIN_BATCH, kernels
 
 _P = np.uint64(1_000_003)
 _P_INV = np.uint64(pow(1_000_003, -1, 2**64))
 _SEP_DOC = 0  # code point separating documents in a batch
 _SEP_TOK = 1  # code point separating words in a batch of token lists
-
-
-@dataclass(frozen=True)
-class Doc:
-    """One message after normalisation: the text and its words."""
-
-    text: str
-    tokens: tuple[str, ...]
 
 
 def _mix(h: np.ndarray) -> np.ndarray:

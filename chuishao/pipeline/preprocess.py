@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chuishao.config import TextConfig
-from chuishao.pipeline.features import Doc
+from chuishao.pipeline.doc import Doc
 from chuishao.pipeline.normalize import han_ratio, normalize_text, without_emoticons
 from chuishao.pipeline.segment import Segmenter
 

@@ -10,7 +10,7 @@ from chuishao.config import ChuishaoConfig
 from chuishao.errors import DataError
 from chuishao.io.records import FieldMap, InputRecord, has_given_id, read_records
 from chuishao.models.classifier import ChuishaoClassifier
-from chuishao.pipeline.features import Doc
+from chuishao.pipeline.doc import Doc
 from chuishao.taxonomy import Taxonomy
 from chuishao.training.data import LabelledSet, check_labels, read_id_labels, read_labelled
 
