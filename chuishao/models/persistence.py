@@ -239,5 +239,6 @@ def load_model(directory: str | Path | None = None, taxonomy: Taxonomy | None = 
 
 
 def checksum(manifest: dict[str, object]) -> str:
-    """One string for the data files a manifest vouches for: another model, another string."""
-    return json.dumps(manifest["files"], sort_keys=True)
+    """One string for a saved model: its data files' checksums and its version (the same weights
+    saved under another version are another model to serve)."""
+    return json.dumps({"files": manifest["files"], "version": manifest["version"]}, sort_keys=True)

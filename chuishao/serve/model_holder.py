@@ -72,8 +72,8 @@ class ModelHolder:
         return new
 
     def source_on_disk(self) -> tuple[str, str | None] | None:
-        """What a load would read now: the model files' checksums (a retrained model always differs,
-        whatever its version says) and the taxonomy file's content. None when unreadable, e.g. mid-copy."""
+        """What a load would read now: the model files' checksums and version (a retrained model
+        always differs, whatever its version says) and the taxonomy file's content. None when unreadable, e.g. mid-copy."""
         try:
             files = checksum(read_manifest(self.model_dir))
             routing = None
