@@ -174,7 +174,7 @@ def predict(
             problems.append(problem)
     else:
         texts = [text]
-    answers = model.route(texts, [title] * len(texts))
+    answers = model.route(texts, titles=[title] * len(texts))
     from chuishao.models.answer import RoutingAnswer
 
     for n, problem in enumerate(problems, start=1):
@@ -352,6 +352,31 @@ def feedback_export(
     finally:
         store.close()
     typer.echo(json.dumps({"output": str(output), **summary}, ensure_ascii=False))
+
+
+model_app = typer.Typer(no_args_is_help=True, help="Model directories.")
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("convert")
+def model_convert(
+    old_dir: Annotated[Path, typer.Argument(help="model directory saved with pickle (model.joblib)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="model directory to write, in the current format")],
+) -> None:
+    """Convert a model saved with pickle (model.joblib) into the current format (data only).
+
+    This unpickles OLD_DIR/model.joblib, and unpickling can run any code: only convert models you trust.
+    """
+    try:
+        from chuishao.models.legacy import convert
+
+        _writable_dir(output, "the model")
+        model = convert(old_dir, output)
+    except ChuishaoError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(DataError(f"{exc.filename or output}: {exc.strerror or exc}; the model was not converted"))
+    typer.echo(json.dumps({"model": str(output), "version": model.version, "labels": model.classes_}, ensure_ascii=False))
 
 
 def main() -> None:

@@ -94,6 +94,24 @@ class Taxonomy(_Strict):
         """Any label set, no departments or sub-problems (e.g. the Teddy 7 classes)."""
         return cls(name="none", version="0", free_labels=sorted(set(labels)))
 
+    def to_state(self) -> dict[str, object]:
+        """The content (departments too) and its fingerprint, as JSON-ready values."""
+        return {"content": self.model_dump(mode="json"), "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Taxonomy:
+        """The taxonomy ``to_state`` gave; a TaxonomyError when its content is invalid or does not
+        match its fingerprint (edited by hand)."""
+        try:
+            taxonomy = cls.model_validate(state["content"])
+        except ValidationError as exc:
+            raise TaxonomyError(f"saved taxonomy: {_explain(exc, state['content'])}") from exc
+        taxonomy.check()
+        if taxonomy.fingerprint != state["fingerprint"]:
+            raise TaxonomyError(f"saved taxonomy {taxonomy.name}: its content has fingerprint {taxonomy.fingerprint}, "
+                                f"not the {state['fingerprint']} saved with it")
+        return taxonomy
+
     def check(self, source: str | Path | None = None) -> None:
         """Raise TaxonomyError on empty or duplicate codes, areas without topics, sub-problem
         codes outside their topic, or topics without departments. ``source``: the file, for the message."""

@@ -35,7 +35,7 @@ def mini_data():
 def tiny_model(mini_data) -> ChuishaoClassifier:
     """A model trained in about a second on data/fixtures/labelled-mini.jsonl (34 messages)."""
     model = ChuishaoClassifier(tiny_config(), Taxonomy.load())
-    model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights)
+    model.fit(mini_data.texts, mini_data.labels, titles=mini_data.titles, subs=mini_data.subs, weights=mini_data.weights)
     model.metadata["version"] = "tiny-test"
     return model
 

@@ -27,7 +27,7 @@ def test_route_gives_a_complete_answer(tiny_model):
 
 def test_sub_problem_always_belongs_to_the_topic(tiny_model, mini_data):
     tax = Taxonomy.load()
-    for a in tiny_model.route(mini_data.texts, mini_data.titles):
+    for a in tiny_model.route(mini_data.texts, titles=mini_data.titles):
         if a.topic == "OTHER":
             assert a.sub is None
         else:
@@ -35,7 +35,7 @@ def test_sub_problem_always_belongs_to_the_topic(tiny_model, mini_data):
 
 
 def test_probabilities_are_a_distribution(tiny_model, mini_data):
-    proba = tiny_model.predict_proba(mini_data.texts, mini_data.titles)
+    proba = tiny_model.predict_proba(mini_data.texts, titles=mini_data.titles)
     assert proba.shape == (len(mini_data.texts), len(tiny_model.classes_))
     assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     assert (proba >= 0).all()
@@ -44,7 +44,7 @@ def test_probabilities_are_a_distribution(tiny_model, mini_data):
 def test_route_dicts_are_exactly_the_validated_answers(tiny_model, mini_data):
     texts = [*mini_data.texts[:10], "", "English only here", None, "违建" * 50_000]
     ids = [f"m{i}" for i in range(len(texts))]
-    plain = tiny_model.route_dicts(texts, None, ids)
+    plain = tiny_model.route_dicts(texts, ids=ids)
     validated = [RoutingAnswer(**a).model_dump() for a in plain]
     assert plain == validated
     assert [list(a) for a in plain] == [list(v) for v in validated]  # field order too: it is the output's column order
@@ -73,8 +73,8 @@ def test_bad_input_gets_an_error_not_an_exception(tiny_model, text, reason):
 def test_save_load_round_trip(tiny_model, tiny_model_dir, mini_data):
     loaded = load_model(tiny_model_dir)
     assert loaded.classes_ == tiny_model.classes_
-    np.testing.assert_allclose(loaded.predict_proba(mini_data.texts, mini_data.titles),
-                               tiny_model.predict_proba(mini_data.texts, mini_data.titles), atol=0.02)
+    np.testing.assert_allclose(loaded.predict_proba(mini_data.texts, titles=mini_data.titles),
+                               tiny_model.predict_proba(mini_data.texts, titles=mini_data.titles), atol=0.02)
     assert [a.model_dump(exclude={"confidence", "top", "model_version"}) for a in loaded.route(mini_data.texts)] == \
         [a.model_dump(exclude={"confidence", "top", "model_version"}) for a in tiny_model.route(mini_data.texts)]
     manifest = read_manifest(tiny_model_dir)
@@ -92,18 +92,24 @@ def test_missing_and_corrupted_model_dirs(tiny_model_dir, tmp_path):
     empty.mkdir()
     with pytest.raises(ModelLoadError, match="manifest.json is missing"):
         load_model(empty)
-    broken = tmp_path / "broken"
-    shutil.copytree(tiny_model_dir, broken)
-    with (broken / "model.joblib").open("r+b") as fh:
-        fh.seek(200)
-        fh.write(b"\x00garbage\x00")
-    with pytest.raises(ModelLoadError, match="corrupted"):
-        load_model(broken)
-    truncated = tmp_path / "truncated"
-    shutil.copytree(tiny_model_dir, truncated)
-    (truncated / "model.joblib").write_bytes((tiny_model_dir / "model.joblib").read_bytes()[:100])
-    with pytest.raises(ModelLoadError):
-        load_model(truncated)
+    for name in ("model.safetensors", "model.json"):
+        broken = tmp_path / f"broken-{name}"
+        shutil.copytree(tiny_model_dir, broken)
+        with (broken / name).open("r+b") as fh:
+            fh.seek(200)
+            fh.write(b"\x00garbage\x00")
+        with pytest.raises(ModelLoadError, match=f"{name}: checksum mismatch, the file is corrupted"):
+            load_model(broken)
+        truncated = tmp_path / f"truncated-{name}"
+        shutil.copytree(tiny_model_dir, truncated)
+        (truncated / name).write_bytes((tiny_model_dir / name).read_bytes()[:100])
+        with pytest.raises(ModelLoadError, match="corrupted"):
+            load_model(truncated)
+        missing = tmp_path / f"missing-{name}"
+        shutil.copytree(tiny_model_dir, missing)
+        (missing / name).unlink()
+        with pytest.raises(ModelLoadError, match=f"{name} is missing"):
+            load_model(missing)
 
 
 def test_an_edited_taxonomy_reroutes_without_retraining_but_other_codes_are_refused(tiny_model_dir, tmp_path):
@@ -136,7 +142,8 @@ def test_saved_model_records_training_provenance(tiny_model, tmp_path):
     out = save_model(tiny_model, tmp_path / "m")
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["data_fingerprint"] == "abc123"
-    assert len(manifest["model_sha256"]) == 64
+    assert sorted(manifest["files"]) == ["model.json", "model.safetensors"]
+    assert all(len(checksum) == 64 for checksum in manifest["files"].values())
     assert not list(out.glob("*.tmp"))
 
 
@@ -148,9 +155,8 @@ def test_self_training_uses_unlabelled_messages(mini_data):
     cfg = tiny_config()
     cfg.classifier.self_training_weight = 0.3
     model = ChuishaoClassifier(cfg, Taxonomy.load())
-    model._build()  # the preprocessor, to turn the unlabelled texts into docs
-    extra = model.docs([None] * 3, ["小区门口烧烤摊油烟很大", "晚上工地施工噪音太吵", "物业公司不修电梯"])
-    model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights, unlabelled=extra)
+    extra = model.docs(["小区门口烧烤摊油烟很大", "晚上工地施工噪音太吵", "物业公司不修电梯"])  # the preprocessor is ready before fit
+    model.fit(mini_data.texts, mini_data.labels, titles=mini_data.titles, subs=mini_data.subs, weights=mini_data.weights, unlabelled=extra)
     assert model.training_summary_ == {"labelled": 34, "pseudo_labelled": 3}
     assert model.predict(["楼下烧烤店油烟很大"]) == ["W06"]
 
@@ -159,11 +165,11 @@ def test_saved_weights_are_small_and_faithful(tiny_model, tiny_model_dir, mini_d
     loaded = load_model(tiny_model_dir)
     # half precision on disk: scores agree to ~1e-3, answers agree exactly on the fixture
     np.testing.assert_allclose(loaded.topic_model.weights, tiny_model.topic_model.weights, atol=2e-3)
-    assert loaded.predict(mini_data.texts, mini_data.titles) == tiny_model.predict(mini_data.texts, mini_data.titles)
+    assert loaded.predict(mini_data.texts, titles=mini_data.titles) == tiny_model.predict(mini_data.texts, titles=mini_data.titles)
 
 
 def test_nul_and_control_characters_do_not_break_a_batch(tiny_model):
-    answers = tiny_model.route(["楼下烧烤\x00店油烟很大", "物业\x01不管\x07电梯"], ["标题\x00", None])
+    answers = tiny_model.route(["楼下烧烤\x00店油烟很大", "物业\x01不管\x07电梯"], titles=["标题\x00", None])
     assert all(a.error is None for a in answers)
     assert answers[0].topic == "W06"
 
@@ -200,7 +206,7 @@ def test_class_offsets_are_folded_into_the_saved_intercepts(mini_data):
         cfg = tiny_config()
         cfg.classifier.class_bias_shrink = shrink
         model = ChuishaoClassifier(cfg, Taxonomy.load())
-        model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights)
+        model.fit(mini_data.texts, mini_data.labels, titles=mini_data.titles, subs=mini_data.subs, weights=mini_data.weights)
         fitted[shrink] = model
     assert fitted[0.0].heldout_["class_bias"] == {}
     offsets = fitted[1.0].heldout_["class_bias"]
@@ -258,7 +264,7 @@ def test_a_message_is_chinese_if_its_text_or_its_title_is(tiny_model):
     url = "https://example.com/complaints/view?id=123456"
     ok, title_only, english_body, neither, too_long = tiny_model.route(
         ["楼下烧烤店油烟很大", "", "Only English words here", "Only English words here", "楼下很吵" * 5000],
-        [url, "楼下烧烤店油烟很大", "楼下烧烤店油烟很大", url, "路灯"])
+        titles=[url, "楼下烧烤店油烟很大", "楼下烧烤店油烟很大", url, "路灯"])
     assert ok.error is None and title_only.error is None and english_body.error is None
     assert "not Chinese" in neither.error
     assert "title and text together" in too_long.error
@@ -336,17 +342,42 @@ def test_hand_edited_or_foreign_manifests_are_clear_errors(tiny_model_dir, tmp_p
         load_model(copy_with("list", lambda m: []))
     with pytest.raises(ModelLoadError, match="lacks version"):
         load_model(copy_with("no-version", lambda m: {k: v for k, v in m.items() if k != "version"}))
-    with pytest.raises(ModelLoadError, match="lacks model_sha256"):
-        load_model(copy_with("no-sum", lambda m: {k: v for k, v in m.items() if k != "model_sha256"}))
+    with pytest.raises(ModelLoadError, match="lacks the checksums of model.json and model.safetensors"):
+        load_model(copy_with("no-sum", lambda m: {k: v for k, v in m.items() if k != "files"}))
+    with pytest.raises(ModelLoadError, match="lacks the checksums"):  # one file's checksum left out
+        load_model(copy_with("one-sum", lambda m: {**m, "files": {"model.json": m["files"]["model.json"]}}))
+    with pytest.raises(ModelLoadError, match="unknown model format"):
+        load_model(copy_with("format", lambda m: {**m, "format": "chuishao-model/99"}))
 
 
-def test_a_model_pickled_by_another_release_is_refused_when_loaded_not_when_used(tiny_model, tmp_path):
-    import copy
+def test_a_model_saved_by_another_release_is_refused_when_loaded_not_when_used(tiny_model_dir, tmp_path):
+    import hashlib
 
-    old = copy.copy(tiny_model)
-    del old.temperature_  # as if an older release had not had it
-    directory = save_model(old, tmp_path / "old")
-    with pytest.raises(ModelLoadError, match="temperature_.*retrain"):
+    directory = tmp_path / "other-release"
+    shutil.copytree(tiny_model_dir, directory)
+    state = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+    del state["temperature"]  # as if another release had not had it; its checksums are right
+    (directory / "model.json").write_text(json.dumps(state), encoding="utf-8")
+    manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["model.json"] = hashlib.sha256((directory / "model.json").read_bytes()).hexdigest()
+    manifest["chuishao"] = "0.0.1"
+    (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="made by chuishao 0.0.1.*lacks temperature.*retrain"):
+        load_model(directory)
+
+
+def test_a_hand_edited_taxonomy_inside_the_model_is_refused(tiny_model_dir, tmp_path):
+    import hashlib
+
+    directory = tmp_path / "edited"
+    shutil.copytree(tiny_model_dir, directory)
+    state = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+    state["taxonomy"]["content"]["areas"][0]["topics"][0]["lead"] = "某部门"  # fingerprint left as it was
+    (directory / "model.json").write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+    manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["model.json"] = hashlib.sha256((directory / "model.json").read_bytes()).hexdigest()
+    (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="not the .* saved with it"):
         load_model(directory)
 
 
@@ -373,6 +404,7 @@ def test_a_model_that_differs_in_weights_data_taxonomy_or_recipe_gets_another_ve
     versions = {_version(m, "2026-12-02T00:00:00Z")
                 for m in (base, variant(taxonomy=city), variant(config=recipe), other_weights)}
     assert len(versions) == 4
+    assert all(v.startswith("chuishao-whistle-15-2026-12-02-") for v in versions)
     assert _version(variant(), "2026-12-02T00:00:00Z") == _version(base, "2026-12-02T00:00:00Z")  # reproducible
 
 
@@ -380,18 +412,18 @@ def test_a_failed_save_leaves_the_previous_model_usable(tiny_model, tmp_path, mo
     import copy
 
     target = save_model(copy.copy(tiny_model), tmp_path / "m")
-    before = (target / "model.joblib").read_bytes()
+    before = {name: (target / name).read_bytes() for name in ("model.safetensors", "model.json", "manifest.json")}
 
     def disk_full(self, *args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("pathlib.Path.write_text", disk_full)
+    monkeypatch.setattr("pathlib.Path.write_bytes", disk_full)  # model.safetensors is written by then
     newer = copy.copy(tiny_model)
     newer.metadata = {"version": "newer", "data_fingerprint": "other"}  # other bytes than the saved one
     with pytest.raises(OSError, match="No space"):
         save_model(newer, target)
     monkeypatch.undo()
-    assert (target / "model.joblib").read_bytes() == before
+    assert {name: (target / name).read_bytes() for name in before} == before
     assert load_model(target).classes_ == tiny_model.classes_
     assert not list(target.glob("*.tmp"))
 
@@ -401,8 +433,150 @@ def test_evidence_terms_lie_inside_one_word_of_the_message(tiny_model, mini_data
     # ("里暖" of 家里|暖气, "的的") means nothing to an operator
     texts = [*mini_data.texts, "家里暖气漏水了，楼下的的确确都被淹了", "小区门口的烧烤摊油烟呛人",
              "我是前年在县城小区买的房子，楼板断裂了不知道该怎么办", "购买的商品房三年就漏水", "我家住这里，关心交通的公交线路"]
-    docs = tiny_model.docs([None] * len(texts), texts)
+    docs = tiny_model.docs(texts)
     answers = tiny_model.route(texts)
     assert sum(len(a.evidence) for a in answers) > len(texts)
     for doc, answer in zip(docs, answers):
         assert all(any(term in word for word in doc.tokens) for term in answer.evidence), (answer.evidence, doc.tokens)
+
+
+def test_the_same_weights_saved_twice_give_byte_identical_data_files(tiny_model, tiny_model_dir, tmp_path):
+    first, second = save_model(tiny_model, tmp_path / "first"), save_model(tiny_model, tmp_path / "second")
+    reloaded = save_model(load_model(tiny_model_dir), tmp_path / "reloaded")  # loaded, then saved
+    for name in ("model.json", "model.safetensors"):
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+        assert (reloaded / name).read_bytes() == (tiny_model_dir / name).read_bytes()
+    assert read_manifest(reloaded)["version"] == read_manifest(tiny_model_dir)["version"]
+    assert read_manifest(first)["files"] == read_manifest(second)["files"]
+
+
+def test_loading_never_unpickles(tiny_model_dir, monkeypatch):
+    import pickle
+
+    import joblib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model load unpickled")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    monkeypatch.setattr(joblib, "load", refuse)
+    for directory in (None, tiny_model_dir):  # the bundled model, the tiny one
+        model = load_model(directory)
+        [answer] = model.route(["楼下烧烤店油烟很大，呛得人没法开窗"], ids=["p1"])
+        assert answer.error is None and answer.topic == "W06"
+
+
+def test_old_pickled_models_are_refused_with_how_to_convert(tiny_model_dir, tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.joblib").write_bytes(b"not read")
+    (old / "manifest.json").write_text(json.dumps({"format": "whistle-model/1", "version": "v"}), encoding="utf-8")
+    with pytest.raises(ModelLoadError, match=r"pickle \(model\.joblib\).*chuishao model convert .*only convert models you trust"):
+        load_model(old)
+    (old / "model.joblib").unlink()
+    with pytest.raises(ModelLoadError, match="old pickle format whistle-model/1.*chuishao model convert"):
+        load_model(old)
+
+
+def test_in_memory_copies_travel_as_the_saved_data(tiny_model, tiny_model_dir):
+    import pickle
+
+    loaded = load_model(tiny_model_dir)
+    clone = pickle.loads(pickle.dumps(loaded))  # as Spark broadcasts the model
+    assert clone.version == loaded.version
+    assert clone.route_dicts(["楼下烧烤店油烟很大"]) == loaded.route_dicts(["楼下烧烤店油烟很大"])
+
+
+def test_answer_dict_is_the_routing_answers_shape():
+    from chuishao.models.answer import answer_dict, error_answer
+
+    assert answer_dict() == RoutingAnswer().model_dump()
+    assert list(answer_dict()) == list(RoutingAnswer.model_fields)
+    full = {"id": "a", "topic": "W05", "topic_name": "噪声扰民", "area": "综合执法", "sub": "W05a", "sub_name": "x",
+            "confidence": 0.9, "needs_review": False, "top": [{"topic": "W05", "topic_name": "噪声扰民", "score": 0.9}],
+            "departments": {"lead": "城管执法局", "assist": ["生态环境局"]}, "evidence": ["噪音"], "model_version": "v",
+            "error": None}
+    assert answer_dict(**full) == RoutingAnswer(**full).model_dump()
+    assert error_answer("m1", "empty text", "v") == RoutingAnswer(id="m1", error="empty text", model_version="v").model_dump()
+
+
+
+def _pickle_as_before(model, path) -> None:
+    """``model`` pickled as format 1 wrote it: each object's old ``__getstate__`` (half-precision
+    sparse weights), written as ``model.joblib`` (joblib reads plain pickles)."""
+    import copyreg
+    import pickle
+
+    import scipy.sparse as sp
+
+    from chuishao.models.classifier import ChuishaoClassifier
+    from chuishao.models.linear import LinearScorer, SparseScorer
+    from chuishao.pipeline.features import NgramTfidf
+    from chuishao.pipeline.segment import Segmenter
+
+    def packed(weights):
+        csr = sp.csr_matrix(weights)
+        return {"shape": csr.shape, "data": csr.data.astype(np.float16), "indices": csr.indices, "indptr": csr.indptr}
+
+    states = {
+        ChuishaoClassifier: lambda o: {k: v for k, v in vars(o).items() if k != "_displayable"},
+        LinearScorer: lambda o: {"classes": o.classes, "weights": packed(o.weights), "intercept": o.intercept},
+        SparseScorer: lambda o: {"classes": o.classes, "weights": packed(o.weights), "intercept": o.intercept},
+        NgramTfidf: lambda o: {k: v for k, v in vars(o).items() if k not in ("_index", "_unigrams")},
+        Segmenter: lambda o: {"lexicon": o.lexicon, "engine": o.engine},
+    }
+
+    class FormatOne(pickle.Pickler):
+        def reducer_override(self, obj):
+            if type(obj) in states:
+                return copyreg.__newobj__, (type(obj),), states[type(obj)](obj)
+            return NotImplemented
+
+    with path.open("wb") as fh:
+        FormatOne(fh, protocol=4).dump(model)
+
+
+def test_convert_reads_an_old_pickled_model_and_keeps_its_version_and_answers(tiny_model, tiny_model_dir, tmp_path):
+    import hashlib
+
+    from typer.testing import CliRunner
+
+    from chuishao.cli import app
+
+    old = tmp_path / "old"
+    old.mkdir()
+    _pickle_as_before(tiny_model, old / "model.joblib")
+    (old / "manifest.json").write_text(json.dumps({
+        "format": "chuishao-model/1", "version": "tiny-old-1", "created": "2026-12-01T00:00:00Z",
+        "model_sha256": hashlib.sha256((old / "model.joblib").read_bytes()).hexdigest()}), encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="chuishao model convert"):
+        load_model(old)
+    runner = CliRunner()
+    assert "only convert models you trust" in " ".join(runner.invoke(app, ["model", "convert", "--help"]).output.split())
+    result = runner.invoke(app, ["model", "convert", str(old), "-o", str(tmp_path / "new")])
+    assert result.exit_code == 0, result.output
+    converted = load_model(tmp_path / "new")
+    assert converted.version == "tiny-old-1" and read_manifest(tmp_path / "new")["created"] == "2026-12-01T00:00:00Z"
+    texts = ["楼下烧烤店油烟很大", "晚上广场舞太吵", "小区停车位被占"]
+    current = load_model(tiny_model_dir)  # the same weights in half precision, saved by this release
+    np.testing.assert_array_equal(converted.predict_proba(texts), current.predict_proba(texts))
+    assert [a.model_dump(exclude={"model_version"}) for a in converted.route(texts)] == \
+        [a.model_dump(exclude={"model_version"}) for a in current.route(texts)]
+    (old / "model.joblib").write_bytes((old / "model.joblib").read_bytes()[:-10])  # cut short: refused
+    result = runner.invoke(app, ["model", "convert", str(old), "-o", str(tmp_path / "newer")])
+    assert result.exit_code == 2 and "checksum mismatch" in result.output
+
+
+def test_old_pickles_name_the_package_whistle_and_the_converter_maps_it():
+    import pickle
+    import sys
+
+    from chuishao.models.classifier import ChuishaoClassifier
+    from chuishao.models.legacy import _old_module_names
+    from chuishao.models.linear import LinearScorer
+
+    with _old_module_names():
+        assert pickle.loads(b"cwhistle.models.classifier\nWhistleClassifier\n.") is ChuishaoClassifier
+        assert pickle.loads(b"cwhistle.models.linear\nLinearScorer\n.") is LinearScorer
+    assert not any(name == "whistle" or name.startswith("whistle.") for name in sys.modules)

@@ -43,7 +43,7 @@ def _plus_row(data: LabelledSet, text: object, label: str, sub: str | None = Non
 def free_model(mini_data) -> ChuishaoClassifier:
     """As `--taxonomy none`: no taxonomy, so no sub-problem models."""
     model = ChuishaoClassifier(tiny_config(), None)
-    return model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights)
+    return model.fit(mini_data.texts, mini_data.labels, titles=mini_data.titles, subs=mini_data.subs, weights=mini_data.weights)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def chinese_data(mini_data) -> LabelledSet:
 @pytest.fixture(scope="module")
 def chinese_model(chinese_data) -> ChuishaoClassifier:
     model = ChuishaoClassifier(tiny_config(), None)
-    return model.fit(chinese_data.titles, chinese_data.texts, chinese_data.labels)
+    return model.fit(chinese_data.texts, chinese_data.labels, titles=chinese_data.titles)
 
 
 def _top_k_one(model: ChuishaoClassifier) -> ChuishaoClassifier:
@@ -79,7 +79,7 @@ def test_sub_accuracy_is_still_scored_for_a_taxonomy_model(tiny_model, mini_data
 @pytest.mark.parametrize("top_k", [1, 3])
 def test_top3_is_from_the_full_probabilities_whatever_review_top_k(tiny_model, mini_data, top_k):
     model = tiny_model if top_k == 3 else _top_k_one(tiny_model)
-    proba = tiny_model.predict_proba(mini_data.texts, mini_data.titles)
+    proba = tiny_model.predict_proba(mini_data.texts, titles=mini_data.titles)
     # every row labelled with its second most probable class: never right, always in the top 3
     second = [tiny_model.classes_[i] for i in np.argsort(-proba, axis=1)[:, 1]]
     figures = evaluate(model, _with(mini_data, labels=second, subs=[None] * len(mini_data)))
@@ -90,7 +90,7 @@ def test_top3_is_from_the_full_probabilities_whatever_review_top_k(tiny_model, m
 def test_top3_agrees_with_sklearn(tiny_model, mini_data):
     rng = np.random.default_rng(0)
     labels = list(rng.choice(tiny_model.classes_, size=len(mini_data)))
-    proba = tiny_model.predict_proba(mini_data.texts, mini_data.titles)
+    proba = tiny_model.predict_proba(mini_data.texts, titles=mini_data.titles)
     expected = top_k_accuracy_score(labels, proba, k=3, labels=tiny_model.classes_)
     assert 0 < expected < 1
     figures = evaluate(_top_k_one(tiny_model), _with(mini_data, labels=labels, subs=[None] * len(mini_data)))

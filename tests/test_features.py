@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from chuishao.pipeline.features import Doc, HashIndex, NgramTfidf
+from chuishao.pipeline.doc import Doc
+from chuishao.pipeline.features import HashIndex, NgramTfidf
 
 TEXTS = [
     "小区门口占道经营严重",
@@ -68,20 +69,22 @@ def test_hash_index_finds_every_key_and_rejects_others():
     assert (index.lookup(others) == -1).all()
 
 
-def test_vectorizer_pickles_and_rebuilds_its_index():
-    import pickle
+def test_vectorizer_state_is_data_and_the_index_is_rebuilt():
+    import json
 
     docs = [Doc(t, ()) for t in TEXTS]
     ours = NgramTfidf("char", (1, 3), min_df=1).fit(docs)
-    blob = pickle.dumps(ours)
-    assert b"HashIndex" not in blob  # derived table is not saved
-    clone = pickle.loads(blob)
+    params, arrays = ours.to_state()
+    assert sorted(arrays) == ["hashes", "idf", "terms.lengths", "terms.text"]  # the derived table is not saved
+    assert all(isinstance(a, np.ndarray) and a.dtype != object for a in arrays.values())
+    clone = NgramTfidf.from_state(json.loads(json.dumps(params)), arrays)
+    assert clone.ngram_range == (1, 3) and list(clone.terms_) == list(ours.terms_)
     assert (clone.transform(docs) != ours.transform(docs)).nnz == 0
+    with pytest.raises(ValueError, match="vocabulary"):
+        NgramTfidf.from_state(params, {**arrays, "idf": arrays["idf"][:-1]})
 
 
-def test_term_table_indexes_iterates_and_pickles():
-    import pickle
-
+def test_term_table_indexes_iterates_and_round_trips_as_arrays():
     from chuishao.pipeline.features import TermTable
 
     terms = ["小区", "c", "", "占道经营", "a\x01b"]
@@ -89,18 +92,23 @@ def test_term_table_indexes_iterates_and_pickles():
     assert len(table) == len(terms)
     assert [table[i] for i in range(len(terms))] == terms
     assert list(table) == terms
-    clone = pickle.loads(pickle.dumps(table))
-    assert list(clone) == terms
+    arrays = table.to_state()
+    assert arrays["text"].dtype == np.uint8 and arrays["lengths"].dtype == np.uint8
+    assert list(TermTable.from_state(arrays)) == terms
+    with pytest.raises(ValueError, match="lengths add up"):
+        TermTable.from_state({**arrays, "lengths": arrays["lengths"] + 1})
 
 
-def test_models_saved_with_term_arrays_still_load():
-    import pickle
+def test_pickled_models_with_term_arrays_still_convert():
+    """Pickles from before TermTable held the terms as an array: the converter's restore reads them."""
+    from chuishao.models.legacy import _restore_vectorizer
 
     docs = [Doc(t, ()) for t in TEXTS]
     ours = NgramTfidf("char", (1, 2), min_df=1).fit(docs)
-    state = ours.__getstate__()
-    state["terms_"] = np.array(list(ours.terms_), dtype=object)  # the format before TermTable
     old = NgramTfidf.__new__(NgramTfidf)
-    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    old.__dict__.update({k: v for k, v in vars(ours).items() if k not in ("_index", "_unigrams")})
+    old.terms_ = np.array(list(ours.terms_), dtype=object)  # the format before TermTable
+    _restore_vectorizer(old)
     assert list(old.terms_) == list(ours.terms_)
-    assert (old.transform(docs) != ours.transform(docs)).nnz == 0
+    restored = NgramTfidf.from_state(*old.to_state())
+    assert (restored.transform(docs) != ours.transform(docs)).nnz == 0

@@ -7,7 +7,8 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from chuishao.pipeline import ngram_kernels
-from chuishao.pipeline.features import Doc, NgramTfidf
+from chuishao.pipeline.doc import Doc
+from chuishao.pipeline.features import NgramTfidf
 
 pytest.importorskip("numba")
 

@@ -158,7 +158,7 @@ def test_logs_never_hold_unmasked_phone_or_id_numbers(serve_settings, caplog):
     phone, id_card = "13812345678", "110105199003071234"
     app = create_app(serve_settings)
 
-    def broken_route(texts, titles=None, ids=None):
+    def broken_route(texts, *, titles=None, ids=None):
         raise RuntimeError(f"cannot route {texts[0]}")
 
     caplog.set_level(logging.DEBUG)
@@ -189,10 +189,10 @@ def test_a_failing_request_does_not_fail_the_others_scored_with_it(serve_setting
         model = c.app.state.holder.require().model
         real_route = model.route
 
-        def route(texts, titles=None, ids=None):
+        def route(texts, *, titles=None, ids=None):
             if "boom" in ids:
                 raise RuntimeError("scoring failed")
-            return real_route(texts, titles, ids)
+            return real_route(texts, titles=titles, ids=ids)
 
         model.route = route
         try:

@@ -13,7 +13,7 @@ pytest.importorskip("fastapi")
 from conftest import SERVE_KEY, free_port
 from fastapi.testclient import TestClient
 
-from chuishao.models.persistence import MODEL_FILE, save_model
+from chuishao.models.persistence import ARRAYS_FILE, save_model
 from chuishao.serve.app import create_app
 
 NOISE = "每天晚上广场舞音响声音特别大，严重扰民。"
@@ -66,7 +66,7 @@ def test_reload_switches_while_requests_keep_succeeding(serve_settings, model_di
 def test_a_broken_new_model_is_refused_and_the_old_one_keeps_serving(serve_settings, model_dir):
     serve_settings.model_dir = model_dir
     with TestClient(create_app(serve_settings)) as c:
-        (model_dir / MODEL_FILE).write_bytes(b"not a model")
+        (model_dir / ARRAYS_FILE).write_bytes(b"not a model")
         r = c.post("/admin/reload", headers={"X-API-Key": SERVE_KEY})
         assert r.status_code == 409 and "still serving tiny-test" in r.json()["detail"]
         assert c.post("/v1/classify", json={"text": NOISE}).json()["model_version"] == "tiny-test"

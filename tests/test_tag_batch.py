@@ -158,10 +158,10 @@ def test_model_exception_fails_only_its_row(tiny_model, tmp_path, monkeypatch):
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(10), broken_line=False)
     real_route = type(tiny_model).route_dicts
 
-    def fragile(self, texts, titles=None, ids=None):
+    def fragile(self, texts, *, titles=None, ids=None):
         if any("，4" in t for t in texts):
             raise ValueError("boom")
-        return real_route(self, texts, titles, ids)
+        return real_route(self, texts, titles=titles, ids=ids)
 
     monkeypatch.setattr(type(tiny_model), "route_dicts", fragile)
     out = tmp_path / "out.jsonl"

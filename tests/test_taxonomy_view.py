@@ -56,7 +56,7 @@ def free_server(mini_data, tmp_path) -> Iterator[str]:
     from chuishao.serve.settings import ServeSettings
 
     model = ChuishaoClassifier(tiny_config(), Taxonomy.free(mini_data.labels))
-    model.fit(mini_data.titles, mini_data.texts, mini_data.labels, mini_data.subs, mini_data.weights)
+    model.fit(mini_data.texts, mini_data.labels, titles=mini_data.titles, subs=mini_data.subs, weights=mini_data.weights)
     model.metadata["version"] = "tiny-free"
     settings = ServeSettings(model_dir=save_model(model, tmp_path / "free"), api_keys=[SERVE_KEY],
                              db_url=f"sqlite:///{tmp_path / 'feedback.sqlite3'}", model_poll_seconds=0)

@@ -56,12 +56,15 @@ def test_engines_agree(mini_data):
         assert fast.cut(doc) == ref.cut(doc)
 
 
-def test_segmenter_pickles_without_engine():
-    import pickle
+def test_segmenter_state_is_its_lexicon_not_its_engine():
+    import json
 
     seg = Segmenter(engine="jieba")
     seg.cut("小区")
-    clone = pickle.loads(pickle.dumps(seg))
+    state = json.loads(json.dumps(seg.to_state()))  # JSON-ready: engine name and lexicon only
+    assert set(state) == {"engine", "lexicon"} and state["engine"] == "jieba"
+    clone = Segmenter.from_state(state)
+    assert clone.lexicon == seg.lexicon
     assert clone.cut("群租房") == seg.cut("群租房")
 
 

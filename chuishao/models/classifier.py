@@ -14,11 +14,12 @@ import scipy.sparse as sp
 from sklearn.model_selection import StratifiedKFold
 
 from chuishao.config import ChuishaoConfig
-from chuishao.models.answer import RoutingAnswer, error_answer
+from chuishao.models.answer import RoutingAnswer, answer_dict, error_answer
 from chuishao.models.calibration import fit_class_bias, fit_temperature, review_threshold, softmax
 from chuishao.models.evidence import top_candidates
 from chuishao.models.linear import LinearScorer, SparseScorer, fit_svc, prune
-from chuishao.pipeline.features import Doc, NgramTfidf
+from chuishao.pipeline.doc import Doc
+from chuishao.pipeline.features import NgramTfidf
 from chuishao.pipeline.ngram_kernels import MIN_BATCH
 from chuishao.pipeline.preprocess import TextPreprocessor
 from chuishao.taxonomy import Taxonomy
@@ -31,23 +32,20 @@ WARM_UP_TEXTS = ("小区楼下烧烤店每天营业到凌晨，油烟和噪音�
 
 
 class ChuishaoClassifier:
-    """Estimator-style: ``fit(titles, texts, labels, subs, weights)``, ``predict_proba``, ``route``."""
+    """Estimator-style: ``fit(texts, labels, *, titles, subs, weights)``, ``predict_proba(texts, *,
+    titles)``, ``route(texts, *, titles, ids)``: texts first, the rest by keyword."""
 
-    def __init__(self, config: ChuishaoConfig | None = None, taxonomy: Taxonomy | None = None) -> None:
+    def __init__(self, config: ChuishaoConfig | None = None, taxonomy: Taxonomy | None = None,
+                 preprocessor: TextPreprocessor | None = None) -> None:
         self.config = config or ChuishaoConfig()
         self.taxonomy = taxonomy
+        # ready before fit: training turns unlabelled texts into docs with it first
+        self.preprocessor = preprocessor or TextPreprocessor(self.config.text)
         self.metadata: dict[str, object] = {}
 
     # ---- features ---------------------------------------------------------------
-    def _build(self) -> None:
-        fc = self.config.features
-        if getattr(self, "preprocessor", None) is None:  # keep a warmed segmenter (train.py makes docs first)
-            self.preprocessor = TextPreprocessor(self.config.text)
-        self.char_vectorizer = NgramTfidf("char", fc.char_ngrams, fc.min_df, fc.max_df, fc.max_features)
-        self.word_vectorizer = NgramTfidf("word", fc.word_ngrams, fc.min_df, fc.max_df, fc.max_features)
-
-    def docs(self, titles: Sequence[str | None], texts: Sequence[str]) -> list[Doc]:
-        return self.preprocessor.docs(titles, texts)
+    def docs(self, texts: Sequence[str], *, titles: Sequence[str | None] | None = None) -> list[Doc]:
+        return self.preprocessor.docs(texts, titles=titles)
 
     def features(self, docs: Sequence[Doc]) -> sp.csr_matrix:
         xc = self.char_vectorizer.transform(docs)
@@ -71,9 +69,10 @@ class ChuishaoClassifier:
     # ---- training -----------------------------------------------------------------
     def fit(
         self,
-        titles: Sequence[str | None],
         texts: Sequence[str],
         labels: Sequence[str],
+        *,
+        titles: Sequence[str | None] | None = None,
         subs: Sequence[str | None] | None = None,
         weights: Sequence[float] | None = None,
         unlabelled: Sequence[Doc] = (),
@@ -85,8 +84,10 @@ class ChuishaoClassifier:
         review threshold (default: all)."""
         if self.taxonomy is None:
             self.taxonomy = Taxonomy.free(labels)
-        self._build()
-        docs = self.docs(titles, texts)
+        fc = self.config.features
+        self.char_vectorizer = NgramTfidf("char", fc.char_ngrams, fc.min_df, fc.max_df, fc.max_features)
+        self.word_vectorizer = NgramTfidf("word", fc.word_ngrams, fc.min_df, fc.max_df, fc.max_features)
+        docs = self.docs(texts, titles=titles)
         self.char_vectorizer.fit(docs)
         self.word_vectorizer.fit(docs)
         self._displayable = None
@@ -181,15 +182,15 @@ class ChuishaoClassifier:
     def decision_scores(self, X: sp.csr_matrix) -> np.ndarray:
         return self.topic_model.scores(X)
 
-    def predict_proba_docs(self, X: sp.csr_matrix) -> np.ndarray:
+    def predict_proba_features(self, X: sp.csr_matrix) -> np.ndarray:
+        """Probabilities of the rows of a ``features()`` matrix."""
         return softmax(self.decision_scores(X), self.temperature_)
 
-    def predict_proba(self, texts: Sequence[str], titles: Sequence[str | None] | None = None) -> np.ndarray:
-        titles = titles if titles is not None else [None] * len(texts)
-        return self.predict_proba_docs(self.features(self.docs(titles, texts)))
+    def predict_proba(self, texts: Sequence[str], *, titles: Sequence[str | None] | None = None) -> np.ndarray:
+        return self.predict_proba_features(self.features(self.docs(texts, titles=titles)))
 
-    def predict(self, texts: Sequence[str], titles: Sequence[str | None] | None = None) -> list[str]:
-        proba = self.predict_proba(texts, titles)
+    def predict(self, texts: Sequence[str], *, titles: Sequence[str | None] | None = None) -> list[str]:
+        proba = self.predict_proba(texts, titles=titles)
         return [self.classes_[i] for i in proba.argmax(axis=1)]
 
     def warm_up(self) -> None:
@@ -202,20 +203,22 @@ class ChuishaoClassifier:
     def route(
         self,
         texts: Sequence[object],
+        *,
         titles: Sequence[str | None] | None = None,
         ids: Sequence[str | None] | None = None,
     ) -> list[RoutingAnswer]:
         """Routing answers in input order; a message that cannot be classified gets ``error``."""
-        return [RoutingAnswer(**a) for a in self.route_dicts(texts, titles, ids)]
+        return [RoutingAnswer(**a) for a in self.route_dicts(texts, titles=titles, ids=ids)]
 
     def route_dicts(
         self,
         texts: Sequence[object],
+        *,
         titles: Sequence[str | None] | None = None,
         ids: Sequence[str | None] | None = None,
     ) -> list[dict[str, object]]:
-        """``route`` as plain dicts, exactly ``RoutingAnswer.model_dump()`` (tested): batch tagging
-        writes them straight out, skipping pydantic's per-message validation (a tenth of its cost)."""
+        """``route`` as plain dicts (``answer_dict``, exactly ``RoutingAnswer.model_dump()``): batch
+        tagging writes them straight out, skipping pydantic's per-message validation."""
         n = len(texts)
         titles = titles if titles is not None else [None] * n
         ids = ids if ids is not None else [None] * n
@@ -223,16 +226,16 @@ class ChuishaoClassifier:
         answers: list[dict[str, object] | None] = [None] * n
         good: list[int] = []
         for i, (title, text) in enumerate(zip(titles, texts)):
-            problem = self.preprocessor.problem(title, text)
+            problem = self.preprocessor.problem(text, title=title)
             if problem is None:
                 good.append(i)
             else:
                 answers[i] = error_answer(ids[i], problem, version)
         if not good:
             return answers  # type: ignore[return-value]
-        docs = self.docs([titles[i] for i in good], [texts[i] for i in good])  # type: ignore[misc]
+        docs = self.docs([texts[i] for i in good], titles=[titles[i] for i in good])  # type: ignore[misc]
         X = self.features(docs)
-        proba = self.predict_proba_docs(X)
+        proba = self.predict_proba_features(X)
         k = self.config.review.top_k
         order = np.argsort(-proba, axis=1)[:, :k]
         best = order[:, 0]
@@ -250,21 +253,12 @@ class ChuishaoClassifier:
         for row, (i, top_idx, scores) in enumerate(zip(good, order.tolist(), top_scores)):
             b = top_idx[0]
             sub = subs[row]
-            answers[i] = {  # RoutingAnswer's fields, in its order
-                "id": ids[i],
-                "topic": self.classes_[b],
-                "topic_name": names[b],
-                "area": areas[b],
-                "sub": sub,
-                "sub_name": tax.name_of(sub) if sub else None,
-                "confidence": scores[0],
-                "needs_review": not sure[row],
-                "top": [{"topic": self.classes_[j], "topic_name": names[j], "score": s} for j, s in zip(top_idx, scores)],
-                "departments": {"lead": departments[b]["lead"], "assist": list(departments[b]["assist"])},
-                "evidence": evidence[row],
-                "model_version": version,
-                "error": None,
-            }
+            answers[i] = answer_dict(
+                id=ids[i], topic=self.classes_[b], topic_name=names[b], area=areas[b],
+                sub=sub, sub_name=tax.name_of(sub) if sub else None, confidence=scores[0], needs_review=not sure[row],
+                top=[{"topic": self.classes_[j], "topic_name": names[j], "score": s} for j, s in zip(top_idx, scores)],
+                departments={"lead": departments[b]["lead"], "assist": list(departments[b]["assist"])},
+                evidence=evidence[row], model_version=version)
         return answers  # type: ignore[return-value]
 
     def _subs(self, X: sp.csr_matrix, best: np.ndarray) -> list[str | None]:
@@ -327,9 +321,59 @@ class ChuishaoClassifier:
             self._displayable = np.array([len(t) >= 2 and bool(_WORDLIKE.match(t)) and t not in _PLACEHOLDERS for t in terms])
         return self._displayable
 
-    def __getstate__(self) -> dict[str, object]:
-        # derived lookup arrays are rebuilt on first use, not saved
-        return {k: v for k, v in self.__dict__.items() if k != "_displayable"}
+    # ---- state ------------------------------------------------------------------
+    def to_state(self) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+        """Everything a fitted model holds, as data: JSON-ready values and named arrays (the
+        vocabularies and weights). ``models.persistence`` writes them; derived lookup tables are
+        left out and rebuilt by ``from_state``."""
+        arrays: dict[str, np.ndarray] = {}
+
+        def part(prefix: str, state: tuple[dict[str, object], dict[str, np.ndarray]]) -> dict[str, object]:
+            arrays.update({f"{prefix}.{name}": array for name, array in state[1].items()})
+            return state[0]
+
+        state = {
+            "config": self.config.model_dump(mode="json"),
+            "taxonomy": self.taxonomy.to_state(),
+            "preprocessor": self.preprocessor.to_state(),
+            "char_vectorizer": part("char", self.char_vectorizer.to_state()),
+            "word_vectorizer": part("word", self.word_vectorizer.to_state()),
+            "topic_model": part("topics", self.topic_model.to_state()),
+            "sub_models": {topic: part(f"subs.{topic}", scorer.to_state()) for topic, scorer in self.sub_models.items()},
+            "temperature": float(self.temperature_),
+            "review_threshold": float(self.review_threshold_),
+            "heldout": self.heldout_,
+            "training": self.training_summary_,
+            "metadata": dict(self.metadata),
+        }
+        return state, arrays
+
+    @classmethod
+    def from_state(cls, state: dict[str, object], arrays: dict[str, np.ndarray]) -> ChuishaoClassifier:
+        """The model ``to_state`` gave. KeyError names a missing part, ValueError a malformed one."""
+        def part(prefix: str) -> dict[str, np.ndarray]:
+            return {name.removeprefix(prefix + "."): a for name, a in arrays.items() if name.startswith(prefix + ".")}
+
+        config = ChuishaoConfig.model_validate(state["config"])
+        model = cls(config, Taxonomy.from_state(state["taxonomy"]),  # type: ignore[arg-type]
+                    TextPreprocessor.from_state(state["preprocessor"], config.text))  # type: ignore[arg-type]
+        model.char_vectorizer = NgramTfidf.from_state(state["char_vectorizer"], part("char"))  # type: ignore[arg-type]
+        model.word_vectorizer = NgramTfidf.from_state(state["word_vectorizer"], part("word"))  # type: ignore[arg-type]
+        model.topic_model = LinearScorer.from_state(state["topic_model"], part("topics"))  # type: ignore[arg-type]
+        model.sub_models = {topic: SparseScorer.from_state(s, part(f"subs.{topic}"))
+                            for topic, s in state["sub_models"].items()}  # type: ignore[attr-defined]
+        model.classes_ = model.topic_model.classes
+        model.temperature_ = float(state["temperature"])  # type: ignore[arg-type]
+        model.review_threshold_ = float(state["review_threshold"])  # type: ignore[arg-type]
+        model.heldout_ = state["heldout"]
+        model.training_summary_ = state["training"]
+        model.metadata = dict(state["metadata"])  # type: ignore[call-overload]
+        model._displayable = None
+        return model
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # an in-memory copy (Spark broadcasts the model) travels as the same data the model is saved as
+        return type(self).from_state, self.to_state()
 
     @property
     def version(self) -> str:

@@ -35,15 +35,39 @@ def prune(coef: np.ndarray, quantile: float) -> np.ndarray:
     return np.where(np.abs(coef) >= threshold, coef, 0.0)
 
 
-def _pack(matrix: sp.spmatrix | np.ndarray) -> dict[str, object]:
-    """Sparse weights with half-precision values (~3 significant digits) for saving."""
-    csr = sp.csr_matrix(matrix)
-    return {"shape": csr.shape, "data": csr.data.astype(np.float16), "indices": csr.indices, "indptr": csr.indptr}
+def _pack(weights: sp.spmatrix | np.ndarray) -> dict[str, np.ndarray]:
+    """Weights [n_features, n_classes] as data for saving: one bit per entry (C order) saying
+    whether it is stored, and the stored values in half precision (~3 significant digits).
+    Entries that are zero in half precision are not stored, so the same weights always give the
+    same arrays, whether they come from training or from a loaded model."""
+    dense = weights.toarray() if sp.issparse(weights) else np.asarray(weights)
+    half = dense.astype(np.float16).ravel()
+    stored = half != 0
+    return {"mask": np.packbits(stored), "values": half[stored]}
 
 
-def _unpack(packed: dict[str, object]) -> sp.csr_matrix:
-    return sp.csr_matrix((packed["data"].astype(np.float32), packed["indices"], packed["indptr"]),  # type: ignore[union-attr]
-                         shape=packed["shape"])
+def _unpack(arrays: dict[str, np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The mask [n_features, n_classes] and the float32 values that ``_pack`` stored."""
+    size = shape[0] * shape[1]
+    bits, values = arrays["mask"], arrays["values"]
+    if bits.dtype != np.uint8 or bits.shape != ((size + 7) // 8,):
+        raise ValueError(f"weight mask of {bits.dtype} {bits.shape} does not fit {shape[0]} features x {shape[1]} classes")
+    mask = np.unpackbits(bits, count=size).astype(bool).reshape(shape)
+    if values.dtype != np.float16 or values.shape != (int(mask.sum()),):
+        raise ValueError(f"{values.shape[0]} {values.dtype} weights where the mask has {int(mask.sum())}")
+    return mask, values.astype(np.float32)
+
+
+def _scorer_state(classes: list[str], n_features: int, weights: sp.spmatrix | np.ndarray,
+                  intercept: np.ndarray) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+    return {"classes": list(classes), "n_features": int(n_features)}, {**_pack(weights), "intercept": intercept}
+
+
+def _intercept(arrays: dict[str, np.ndarray], classes: list[str]) -> np.ndarray:
+    intercept = arrays["intercept"]
+    if intercept.dtype != np.float32 or intercept.shape != (len(classes),):
+        raise ValueError(f"intercept of {intercept.dtype} {intercept.shape} for {len(classes)} classes")
+    return intercept
 
 
 class LinearScorer:
@@ -51,7 +75,7 @@ class LinearScorer:
 
     Why this layout: ``X @ coef.T`` on sklearn's [n_classes, n_features] array makes scipy copy
     the whole transposed matrix on every call (~19 ms a message on the real model).
-    On disk W is stored sparse (pruned weights are exact zeros).
+    On disk W is a bit mask and its non-zero values (pruned weights are exact zeros).
     """
 
     def __init__(self, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray) -> None:
@@ -68,13 +92,19 @@ class LinearScorer:
     def scores(self, X: sp.csr_matrix) -> np.ndarray:
         return np.asarray(X @ self.weights) + self.intercept
 
-    def __getstate__(self) -> dict[str, object]:
-        return {"classes": self.classes, "weights": _pack(self.weights), "intercept": self.intercept}
+    def to_state(self) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+        """Class names and sizes (JSON), and the weights as arrays (see ``_pack``)."""
+        return _scorer_state(self.classes, self.weights.shape[0], self.weights, self.intercept)
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.classes = state["classes"]  # type: ignore[assignment]
-        self.weights = np.ascontiguousarray(_unpack(state["weights"]).toarray())  # type: ignore[arg-type]
-        self.intercept = state["intercept"]  # type: ignore[assignment]
+    @classmethod
+    def from_state(cls, state: dict[str, object], arrays: dict[str, np.ndarray]) -> LinearScorer:
+        scorer = cls.__new__(cls)
+        scorer.classes = [str(c) for c in state["classes"]]  # type: ignore[attr-defined]
+        mask, values = _unpack(arrays, (int(state["n_features"]), len(scorer.classes)))  # type: ignore[arg-type]
+        scorer.weights = np.zeros(mask.shape, dtype=np.float32)
+        scorer.weights[mask] = values
+        scorer.intercept = _intercept(arrays, scorer.classes)
+        return scorer
 
 
 class SparseScorer:
@@ -91,13 +121,21 @@ class SparseScorer:
         self.weights = sp.csr_matrix(np.asarray(coef, dtype=np.float32).T)
         self.intercept = np.asarray(intercept, dtype=np.float32)
 
-    def __getstate__(self) -> dict[str, object]:
-        return {"classes": self.classes, "weights": _pack(self.weights), "intercept": self.intercept}
+    def to_state(self) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+        """Class names and sizes (JSON), and the weights as arrays (see ``_pack``)."""
+        return _scorer_state(self.classes, self.weights.shape[0], self.weights, self.intercept)
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.classes = state["classes"]  # type: ignore[assignment]
-        self.weights = _unpack(state["weights"]).tocsr()  # type: ignore[arg-type]
-        self.intercept = state["intercept"]  # type: ignore[assignment]
+    @classmethod
+    def from_state(cls, state: dict[str, object], arrays: dict[str, np.ndarray]) -> SparseScorer:
+        scorer = cls.__new__(cls)
+        scorer.classes = [str(c) for c in state["classes"]]  # type: ignore[attr-defined]
+        mask, values = _unpack(arrays, (int(state["n_features"]), len(scorer.classes)))  # type: ignore[arg-type]
+        indptr = np.zeros(mask.shape[0] + 1, dtype=np.int32)
+        np.cumsum(mask.sum(axis=1), out=indptr[1:])
+        columns = np.nonzero(mask)[1].astype(np.int32)  # row by row, columns ascending: the values' order
+        scorer.weights = sp.csr_matrix((values, columns, indptr), shape=mask.shape)
+        scorer.intercept = _intercept(arrays, scorer.classes)
+        return scorer
 
     def scores(self, X: sp.csr_matrix) -> np.ndarray:
         return np.asarray((X @ self.weights).toarray()) + self.intercept

@@ -11,7 +11,6 @@ for the vocabulary only, to explain decisions.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
@@ -19,20 +18,13 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import normalize
 
+from chuishao.pipeline.doc import Doc
 from chuishao.pipeline.ngram_kernels import MIN_BATCH, kernels
 
 _P = np.uint64(1_000_003)
 _P_INV = np.uint64(pow(1_000_003, -1, 2**64))
 _SEP_DOC = 0  # code point separating documents in a batch
 _SEP_TOK = 1  # code point separating words in a batch of token lists
-
-
-@dataclass(frozen=True)
-class Doc:
-    """One message after normalisation: the text and its words."""
-
-    text: str
-    tokens: tuple[str, ...]
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -219,9 +211,16 @@ def first_occurrence_counts(doc_idx: np.ndarray, cols: np.ndarray, n_docs: int, 
     return matrix
 
 
+def _smallest_uint(values: np.ndarray) -> np.ndarray:
+    """``values`` (non-negative) in the narrowest unsigned type that holds them all."""
+    top = int(values.max()) if values.size else 0
+    dtype = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if top <= np.iinfo(t).max)
+    return values.astype(dtype)
+
+
 class TermTable:
     """The n-gram of each column, as one string and offsets: a few MB where an array of
-    600,000 Python strings takes ~40 MB, unpickles slowly, and is copied page by page into
+    600,000 Python strings takes ~40 MB, loads slowly, and is copied page by page into
     every forked worker as their reference counts change."""
 
     def __init__(self, terms: Sequence[str]) -> None:
@@ -238,6 +237,24 @@ class TermTable:
     def __iter__(self) -> Iterator[str]:
         blob = self.blob
         return (blob[a:b] for a, b in pairwise(self.offsets.tolist()))
+
+    def to_state(self) -> dict[str, np.ndarray]:
+        """The terms as arrays: their UTF-8 text, and each term's length in characters."""
+        return {"text": np.frombuffer(self.blob.encode("utf-8"), dtype=np.uint8),
+                "lengths": _smallest_uint(np.diff(self.offsets))}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray]) -> TermTable:
+        text, lengths = arrays["text"], arrays["lengths"]
+        if text.dtype != np.uint8 or lengths.dtype.kind != "u":
+            raise ValueError(f"terms: text of {text.dtype} and lengths of {lengths.dtype}, expected unsigned integers")
+        table = cls.__new__(cls)
+        table.blob = text.tobytes().decode("utf-8")
+        table.offsets = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=table.offsets[1:])
+        if table.offsets[-1] != len(table.blob):
+            raise ValueError(f"terms: lengths add up to {table.offsets[-1]} characters, the text has {len(table.blob)}")
+        return table
 
     def take(self, columns: np.ndarray) -> list[str]:
         """The terms of many columns at once (the offsets are read vectorised)."""
@@ -298,18 +315,32 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         self._unigrams = None
         return self
 
-    def __getstate__(self) -> dict[str, object]:
-        # the lookup tables are derived data: rebuilt on first use, never saved
-        return {k: v for k, v in self.__dict__.items() if k not in ("_index", "_unigrams")}
+    def to_state(self) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+        """Parameters (JSON) and vocabulary (arrays: hashes, idf, terms). The lookup tables are
+        derived from the hashes: rebuilt at load, never saved."""
+        params = {"kind": self.kind, "ngram_range": list(self.ngram_range), "min_df": self.min_df,
+                  "max_df": self.max_df, "max_features": self.max_features, "sublinear_tf": self.sublinear_tf}
+        terms = {f"terms.{k}": v for k, v in self.terms_.to_state().items()}
+        return params, {"hashes": self.hashes_, "idf": self.idf_, **terms}
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        if isinstance(state.get("terms_"), np.ndarray):  # models saved before TermTable
-            state["terms_"] = TermTable(state["terms_"].tolist())  # type: ignore[union-attr]
-        self.__dict__.update(state)
+    @classmethod
+    def from_state(cls, state: dict[str, object], arrays: dict[str, np.ndarray]) -> NgramTfidf:
+        params = dict(state)
+        params["ngram_range"] = tuple(params["ngram_range"])  # type: ignore[arg-type]
+        vectorizer = cls(**params)  # type: ignore[arg-type]
+        vectorizer.hashes_, vectorizer.idf_ = arrays["hashes"], arrays["idf"]
+        vectorizer.terms_ = TermTable.from_state({k.removeprefix("terms."): v for k, v in arrays.items()
+                                                  if k.startswith("terms.")})
+        n = vectorizer.hashes_.shape[0]
+        if vectorizer.hashes_.dtype != np.uint64 or vectorizer.idf_.dtype != np.float32 or \
+                vectorizer.idf_.shape != (n,) or len(vectorizer.terms_) != n:
+            raise ValueError(f"{vectorizer.kind} vocabulary: {n} hashes ({vectorizer.hashes_.dtype}), "
+                             f"{vectorizer.idf_.shape[0]} idf ({vectorizer.idf_.dtype}), {len(vectorizer.terms_)} terms")
+        vectorizer._index = HashIndex(vectorizer.hashes_)
+        vectorizer._unigrams = None
+        return vectorizer
 
     def transform(self, docs: Sequence[Doc]) -> sp.csr_matrix:
-        if getattr(self, "_index", None) is None:
-            self._index = HashIndex(self.hashes_)
         # Both paths give the same matrix, entries in order of first occurrence (not sorted:
         # sorting costs more than the rest of the transform, and neither path needs it).
         counts = self._counts_compiled(docs) if len(docs) >= MIN_BATCH else None

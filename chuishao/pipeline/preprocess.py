@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chuishao.config import TextConfig
-from chuishao.pipeline.features import Doc
+from chuishao.pipeline.doc import Doc
 from chuishao.pipeline.normalize import han_ratio, normalize_text, without_emoticons
 from chuishao.pipeline.segment import Segmenter
 
@@ -15,7 +15,15 @@ class TextPreprocessor:
         self.config = config
         self.segmenter = segmenter or Segmenter(engine=config.segmenter)
 
-    def problem(self, title: str | None, text: object) -> str | None:
+    def to_state(self) -> dict[str, object]:
+        """The segmenter; the text settings are the model config's ``text`` section."""
+        return {"segmenter": self.segmenter.to_state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object], config: TextConfig) -> TextPreprocessor:
+        return cls(config, Segmenter.from_state(state["segmenter"]))  # type: ignore[arg-type]
+
+    def problem(self, text: object, *, title: str | None = None) -> str | None:
         """Why this message cannot be classified, or None when it can."""
         if not isinstance(text, str):
             return f"text must be a string, got {type(text).__name__}"
@@ -36,11 +44,12 @@ class TextPreprocessor:
             return f"text is not Chinese ({ratio:.0%} Chinese characters, at least {self.config.min_han_ratio:.0%} needed)"
         return None
 
-    def compose(self, title: str | None, text: str) -> str:
+    def compose(self, text: str, *, title: str | None = None) -> str:
         title = (title or "").strip()
         prefix = (title + "。") * self.config.title_repeat if title else ""
         return normalize_text(prefix + text, self.config.max_chars)
 
-    def docs(self, titles: Sequence[str | None], texts: Sequence[str]) -> list[Doc]:
-        composed = [self.compose(ti, te) for ti, te in zip(titles, texts)]
+    def docs(self, texts: Sequence[str], *, titles: Sequence[str | None] | None = None) -> list[Doc]:
+        titles = titles if titles is not None else [None] * len(texts)
+        composed = [self.compose(te, title=ti) for te, ti in zip(texts, titles)]
         return [Doc(c, tuple(self.segmenter.cut(c))) for c in composed]

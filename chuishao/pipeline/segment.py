@@ -27,20 +27,20 @@ def read_lexicon(path: str | Path | None = None) -> list[tuple[str, int, str]]:
 
 
 class Segmenter:
-    """Picklable segmenter; the engine is rebuilt lazily after unpickling."""
+    """Segmenter over a lexicon; the engine is built on first use."""
 
     def __init__(self, lexicon: list[tuple[str, int, str]] | None = None, engine: str = "auto") -> None:
         self.lexicon = list(lexicon) if lexicon is not None else read_lexicon()
         self.engine = engine
         self._cut = None
 
-    def __getstate__(self) -> dict[str, object]:
-        return {"lexicon": self.lexicon, "engine": self.engine}
+    def to_state(self) -> dict[str, object]:
+        """The engine asked for and the lexicon, as JSON-ready values."""
+        return {"engine": self.engine, "lexicon": [list(entry) for entry in self.lexicon]}
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.lexicon = state["lexicon"]  # type: ignore[assignment]
-        self.engine = state["engine"]  # type: ignore[assignment]
-        self._cut = None
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> Segmenter:
+        return cls([(str(w), int(f), str(t)) for w, f, t in state["lexicon"]], str(state["engine"]))  # type: ignore[attr-defined]
 
     @property
     def engine_in_use(self) -> str:

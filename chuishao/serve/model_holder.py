@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from chuishao.models.classifier import ChuishaoClassifier
-from chuishao.models.persistence import load_model, read_manifest
+from chuishao.models.persistence import checksum, load_model, read_manifest
 from chuishao.resources import default_model_dir
 from chuishao.taxonomy import Taxonomy
 
@@ -72,14 +72,14 @@ class ModelHolder:
         return new
 
     def source_on_disk(self) -> tuple[str, str | None] | None:
-        """What a load would read now: the model file's checksum (a retrained model always differs,
-        whatever its version says) and the taxonomy file's content. None when unreadable, e.g. mid-copy."""
+        """What a load would read now: the model files' checksums and version (a retrained model
+        always differs, whatever its version says) and the taxonomy file's content. None when unreadable, e.g. mid-copy."""
         try:
-            checksum = str(read_manifest(self.model_dir)["model_sha256"])
+            files = checksum(read_manifest(self.model_dir))
             routing = None
             if self.taxonomy_file is not None:
                 routing = hashlib.sha256(Path(self.taxonomy_file).read_bytes()).hexdigest()
-            return checksum, routing
+            return files, routing
         except Exception:  # noqa: BLE001 - a half-replaced model dir is retried on the next poll
             return None
 

@@ -58,12 +58,12 @@ def evaluate(model: ChuishaoClassifier, data: LabelledSet, batch_size: int = 204
     top3 = np.zeros(len(y), dtype=bool)
     for start in range(0, len(data), batch_size):
         stop = start + batch_size
-        batch = model.route(data.texts[start:stop], data.titles[start:stop], data.ids[start:stop])
+        batch = model.route(data.texts[start:stop], titles=data.titles[start:stop], ids=data.ids[start:stop])
         answers.extend(batch)
         # top-3 from the full probability matrix: an answer's `top` is only review.top_k long
         good = [start + i for i, a in enumerate(batch) if a.error is None]
         if good:
-            proba = model.predict_proba([data.texts[i] for i in good], [data.titles[i] for i in good])
+            proba = model.predict_proba([data.texts[i] for i in good], titles=[data.titles[i] for i in good])
             top3[good] = top_k_hits(proba, y_idx[good], TOP_K)
     pred = np.array([a.topic if a.error is None else ERROR_COLUMN for a in answers])
     labels = sorted({*classes, *unlearned})

@@ -10,7 +10,7 @@ from chuishao.config import ChuishaoConfig
 from chuishao.errors import DataError
 from chuishao.io.records import FieldMap, InputRecord, has_given_id, read_records
 from chuishao.models.classifier import ChuishaoClassifier
-from chuishao.pipeline.features import Doc
+from chuishao.pipeline.doc import Doc
 from chuishao.taxonomy import Taxonomy
 from chuishao.training.data import LabelledSet, check_labels, read_id_labels, read_labelled
 
@@ -101,8 +101,8 @@ def _ids_of(paths: list[Path], fields: FieldMap | None) -> set[str]:
 
 def _unlabelled_docs(model: ChuishaoClassifier, corpus: list[InputRecord], banned: set[str]) -> list[Doc]:
     recs = [r for r in corpus if r.error is None and r.id not in banned]
-    recs = [r for r in recs if model.preprocessor.problem(r.title, r.text) is None]
-    return model.docs([r.title for r in recs], [r.text for r in recs])  # type: ignore[misc]
+    recs = [r for r in recs if model.preprocessor.problem(r.text, title=r.title) is None]
+    return model.docs([r.text for r in recs], titles=[r.title for r in recs])  # type: ignore[misc]
 
 
 def _not_learned(taxonomy: Taxonomy, data: LabelledSet) -> list[str]:
@@ -124,14 +124,13 @@ def train(req: TrainRequest) -> ChuishaoClassifier:
         raise DataError(f"{files}: a model needs at least two labels to tell apart; found only {sorted(set(data.labels))}")
     taxonomy = req.taxonomy or Taxonomy.free(data.labels)
     model = ChuishaoClassifier(req.config, taxonomy)
-    model._build()
-    if all(model.preprocessor.problem(ti, te) for ti, te in zip(data.titles, data.texts)):
-        example = model.preprocessor.problem(data.titles[0], data.texts[0])
+    if all(model.preprocessor.problem(te, title=ti) for te, ti in zip(data.texts, data.titles)):
+        example = model.preprocessor.problem(data.texts[0], title=data.titles[0])
         raise DataError(f"{files}: no row has a text the model can learn from (e.g. row 1: {example})")
     extra_docs = _unlabelled_docs(model, corpus, set(data.ids) | excluded) if req.config.classifier.self_training_weight > 0 else []
     # Calibrate on the DATA files' rows only: extra id-label files can cover a whole corpus, mostly
     # easy OTHER, and would set a review threshold too lax for the messages operators see.
-    model.fit(data.titles, data.texts, data.labels, data.subs, data.weights, unlabelled=extra_docs,
+    model.fit(data.texts, data.labels, titles=data.titles, subs=data.subs, weights=data.weights, unlabelled=extra_docs,
               calibration_rows=[i < from_data_files for i in range(len(data))])
     model.metadata.update({
         "data_fingerprint": data.fingerprint(),
