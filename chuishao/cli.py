@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +23,22 @@ RoutingOpt = Annotated[Path | None, typer.Option(
 IdField = Annotated[str, typer.Option("--id-field", help="column/field holding the message id")]
 TextField = Annotated[str, typer.Option("--text-field", help="column/field holding the message text")]
 TitleField = Annotated[str, typer.Option("--title-field", help="column/field holding the title ('' for none)")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from chuishao.version import __version__
+
+        typer.echo(f"chuishao {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Sort Chinese resident complaints into the 15 whistle topics and route them."""
 
 
 def _fail(exc: Exception) -> None:
@@ -64,42 +82,132 @@ def _fields(id_field: str, text_field: str, title_field: str):
     return FieldMap(id=id_field, text=text_field, title=title_field or None)
 
 
-def _taxonomy(value: str):
-    from chuishao.taxonomy import Taxonomy
+# ---- train: the options are the config's keys ---------------------------------------------------
+def _split_args(args: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Positional words, and ``--KEY VALUE`` / ``--KEY=VALUE`` pairs no declared option took
+    (e.g. ``--paths.city DIR`` for a variable a config file defines, or a mistyped key). A key
+    with no value gets an empty list: the config then says whether the key exists at all."""
+    positional: list[str] = []
+    overrides: dict[str, list[str]] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg.startswith("--") and len(arg) > 2:
+            key, eq, value = arg[2:].partition("=")
+            values = overrides.setdefault(key, [])
+            if eq:
+                values.append(value)
+            elif i < len(args) and not args[i].startswith("--"):
+                values.append(args[i])
+                i += 1
+        elif arg.startswith("-") and arg != "-":
+            raise DataError(f"no such option: {arg}")
+        else:
+            positional.append(arg)
+    return positional, overrides
 
-    if value == "none":
-        return None
-    return Taxonomy.load(None if value == "default" else value)
+
+def _metavar(key: str, field) -> str:
+    from chuishao.config import value_kind
+
+    if field is None:
+        return "DIR"
+    if key == "data.taxonomy":
+        return "default|none|FILE"
+    annotation = field.annotation
+    many, nullable = value_kind(annotation)
+    choices = [a for arg in (annotation, *typing.get_args(annotation)) for a in typing.get_args(arg) if isinstance(a, str)]
+    if choices:  # Literal[...] or Literal[...] | None
+        name = "|".join(choices)
+    elif many:
+        name = "FILE,..." if key.startswith("data.") else "LO,HI"
+    elif key == "data.corpus":
+        name = "FILE"
+    else:
+        name = {int: "INT", float: "FLOAT"}.get(annotation, "INT" if "int" in str(annotation) else "TEXT")
+    return f"{name}|null" if nullable else name
 
 
-@app.command()
+def _config_params() -> list[inspect.Parameter]:
+    """One --KEY option per config key, documented from chuishao/config.py."""
+    from chuishao.config import ChuishaoConfig, config_keys, value_kind, yaml_scalar
+
+    defaults = ChuishaoConfig().model_dump()
+    params = []
+    for key, field in config_keys():
+        section, _, name = key.partition(".")
+        default = defaults[section][name] if name else defaults[section]
+        text = (field.description or "") if field is not None else f"path variable, ${{{key}}} in the data section"
+        many = field is not None and value_kind(field.annotation)[0]
+        if key.startswith("data.") and many:  # the option sets the list; the old flag (DATA) adds to it
+            adder = "DATA" if key == "data.train" else "--" + key.removeprefix("data.").replace("_", "-")
+            text += f"; {adder} adds to the list"
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else yaml_scalar(default)
+        help_text = f"{text} (default {shown})"  # not [...]: rich would read it as markup
+        option = typer.Option(f"--{key}", help=help_text, metavar=_metavar(key, field),
+                              rich_help_panel=f"Config: {section}", show_default=False)
+        kind = list[str] | None if many else str | None
+        params.append(inspect.Parameter("cfg_" + key.replace(".", "__"), inspect.Parameter.KEYWORD_ONLY,
+                                        default=None, annotation=Annotated[kind, option]))
+    return params
+
+
+_DATA_PANEL = "Data flags (each sets a data.* key or adds to its list)"
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(
-    data: Annotated[list[Path], typer.Argument(help="labelled JSONL/CSV file(s) with text, optional title, and a label")],
+    ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o", help="model directory to write")],
-    label_field: Annotated[str, typer.Option("--label-field")] = "label",
-    taxonomy: Annotated[str, typer.Option("--taxonomy", help="taxonomy YAML, 'default' (bundled whistle-15) or 'none'")] = "default",
-    config: Annotated[Path | None, typer.Option("--config", help="YAML/JSON config (see chuishao.config)")] = None,
-    corpus: Annotated[Path | None, typer.Option("--corpus", help="unlabelled messages (JSONL) for self-training; also the texts of --extra-labels")] = None,
-    extra_labels: Annotated[list[Path] | None, typer.Option("--extra-labels", help="id,label,sub CSV joined with --corpus")] = None,
-    extra_data: Annotated[list[Path] | None, typer.Option("--extra-data", help="labelled JSONL/CSV that trains but does not calibrate (e.g. authored examples)")] = None,
-    exclude: Annotated[list[Path] | None, typer.Option("--exclude", help="held-out files whose ids are never used")] = None,
-    id_field: IdField = "id",
-    text_field: TextField = "text",
-    title_field: TitleField = "title",
+    args: Annotated[list[str] | None, typer.Argument(
+        metavar="DATA", help="labelled JSONL/CSV file(s), added to data.train")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="YAML/JSON config, the whole recipe (e.g. configs/default.yaml); none: the code's defaults")] = None,
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="sets data.corpus", rich_help_panel=_DATA_PANEL)] = None,
+    extra_labels: Annotated[list[Path] | None, typer.Option(
+        "--extra-labels", help="adds to data.extra_labels", rich_help_panel=_DATA_PANEL)] = None,
+    extra_data: Annotated[list[Path] | None, typer.Option(
+        "--extra-data", help="adds to data.extra_data (e.g. feedback.jsonl)", rich_help_panel=_DATA_PANEL)] = None,
+    exclude: Annotated[list[Path] | None, typer.Option("--exclude", help="adds to data.exclude", rich_help_panel=_DATA_PANEL)] = None,
+    label_field: Annotated[str | None, typer.Option("--label-field", help="sets data.label_field", rich_help_panel=_DATA_PANEL)] = None,
+    taxonomy: Annotated[str | None, typer.Option(
+        "--taxonomy", help="sets data.taxonomy: default, none or a taxonomy YAML", rich_help_panel=_DATA_PANEL)] = None,
+    id_field: Annotated[str | None, typer.Option("--id-field", help="sets data.id_field", rich_help_panel=_DATA_PANEL)] = None,
+    text_field: Annotated[str | None, typer.Option("--text-field", help="sets data.text_field", rich_help_panel=_DATA_PANEL)] = None,
+    title_field: Annotated[str | None, typer.Option("--title-field", help="sets data.title_field", rich_help_panel=_DATA_PANEL)] = None,
+    **keys: str | list[str] | None,
 ) -> None:
-    """Train a model and save it to a directory."""
+    """Train a model from a config (the whole recipe, data included) and save it to a directory.
+
+    Any config key is an option: --classifier.C 1.0, --features.char_ngrams 1,4, --data.exclude a.jsonl,b.jsonl,
+    --features.max_features null, --seed 3, --paths.shared DIR.
+    """
+    # the flags from before the config had a data section: each sets its data.* key, or adds to its list
+    flags = {"corpus": corpus, "extra_labels": extra_labels, "extra_data": extra_data, "exclude": exclude,
+             "label_field": label_field, "taxonomy": taxonomy, "id_field": id_field, "text_field": text_field,
+             "title_field": title_field}
     try:
-        from chuishao.config import ChuishaoConfig
+        from chuishao.config import ChuishaoConfig, DataConfig
         from chuishao.models.persistence import save_model
         from chuishao.training.train import TrainRequest
         from chuishao.training.train import train as run_train
 
+        data_files, overrides = _split_args([*(args or []), *ctx.args])
+        for name, value in keys.items():
+            if value is not None and value != []:
+                overrides[name.removeprefix("cfg_").replace("__", ".")] = value
+        recipe = ChuishaoConfig.load(config, overrides)
+        data = recipe.data.model_dump()
+        data["train"] += [str(Path(f)) for f in data_files]
+        for name, value in flags.items():
+            if isinstance(value, list):
+                data[name] += [str(v) for v in value]
+            elif value is not None:
+                data[name] = str(value)
+        recipe = recipe.model_copy(update={"data": DataConfig.model_validate(data)})
+        req = TrainRequest.from_config(recipe)
         _writable_dir(output, "the model")
-        req = TrainRequest(
-            data=list(data), taxonomy=_taxonomy(taxonomy), config=ChuishaoConfig.load(config),
-            label_field=label_field, fields=_fields(id_field, text_field, title_field),
-            extra_labels=extra_labels, extra_data=extra_data, corpus=corpus, exclude=exclude,
-        )
         model = run_train(req)
         save_model(model, output)
     except (ChuishaoError, ValueError) as exc:
@@ -115,6 +223,41 @@ def train(
                "training_rows": model.metadata["training_rows"], "dropped_rows": model.metadata["dropped_rows"],
                "train_seconds": model.metadata["train_seconds"], "not_learned": not_learned}
     typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+def _with_config_options(func):
+    """``func`` taking every config key as a --KEY option (collected in its ``**keys``)."""
+    fixed = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
+    func.__signature__ = inspect.Signature([*fixed, *_config_params()])
+    return func
+
+
+_with_config_options(train)
+
+
+config_app = typer.Typer(no_args_is_help=True, help="Configs: the whole recipe of a model (see configs/default.yaml).")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def config_show(
+    args: Annotated[list[str] | None, typer.Argument(metavar="[--KEY VALUE]...", help="config keys to override")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML/JSON config; none: the code's defaults")] = None,
+    resolve: Annotated[bool, typer.Option("--resolve", help="write the data paths with ${paths.NAME} replaced")] = False,
+) -> None:
+    """Print a config in full, every key documented (configs/default.yaml is this output)."""
+    from chuishao.config import ChuishaoConfig, render_config
+
+    try:
+        positional, overrides = _split_args(args or [])
+        if positional:
+            raise DataError(f"unexpected argument {positional[0]!r}; give config keys as --KEY VALUE")
+        cfg = ChuishaoConfig.load(config, overrides)
+        if resolve:
+            cfg = cfg.model_copy(update={"data": cfg.resolved_data()})
+    except ChuishaoError as exc:
+        _fail(exc)
+    typer.echo(render_config(cfg), nl=False)
 
 
 @app.command()

@@ -326,3 +326,100 @@ def test_spark_output_never_replaces_its_input_folder(monkeypatch, tmp_path, whe
     result = runner.invoke(app, ["tag", str(src), "-o", str(dst), "--engine", "spark"])
     assert result.exit_code == 2 and "would overwrite the input" in result.output
     assert (folder / "part-0.parquet").read_bytes() == b"PAR1"
+
+
+# ---- the config as the whole recipe (chuishao train --config, --KEY VALUE) ----------------------
+
+def _ids_file(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8")
+    return path
+
+
+def test_version():
+    from chuishao.version import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"chuishao {__version__}"
+
+
+def test_train_from_a_config_with_a_data_section_and_overrides(tmp_path):
+    cfg = tmp_path / "recipe.yaml"
+    cfg.write_text("paths: {fixtures: null}\n"
+                   "data: {train: ['${paths.fixtures}/labelled-mini.jsonl']}\n"
+                   "features: {min_df: 1, max_features: null}\nclassifier: {calibration_folds: 2}\n", encoding="utf-8")
+    out = tmp_path / "m"
+    result = runner.invoke(app, ["train", "--config", str(cfg), "--paths.fixtures", str(FIXTURES), "-o", str(out),
+                                 "--classifier.C", "1.0", "--features.char_ngrams", "1,4", "--seed", "3",
+                                 "--features.max_df=0.9"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["training_rows"] == 34
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["training_files"] == [str(MINI)]
+    recipe = manifest["config"]  # the whole recipe, data included; the variable keeps its name, not this machine's value
+    assert recipe["data"]["train"] == ["${paths.fixtures}/labelled-mini.jsonl"] and recipe["paths"] == {"fixtures": None}
+    assert recipe["classifier"]["C"] == 1.0 and recipe["features"]["char_ngrams"] == [1, 4] and recipe["seed"] == 3
+    assert recipe["features"]["max_df"] == 0.9 and recipe["features"]["min_df"] == 1
+    unset = runner.invoke(app, ["train", "--config", str(cfg), "-o", str(tmp_path / "m2")])
+    assert unset.exit_code == 2 and "${paths.fixtures} is not set; give --paths.fixtures DIR" in unset.output
+
+
+def test_the_old_data_flags_add_to_the_configs_lists_and_data_keys_replace_them(tmp_path, tiny_config_file):
+    rows = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines() if line.strip()]
+    first, second = _ids_file(tmp_path / "held1.jsonl", rows[:3]), _ids_file(tmp_path / "held2.jsonl", rows[3:5])
+    cfg = tmp_path / "recipe.yaml"
+    cfg.write_text(tiny_config_file.read_text(encoding="utf-8") + f"data: {{train: ['{MINI}'], exclude: ['{first}']}}\n",
+                   encoding="utf-8")
+
+    def dropped(*args: str) -> tuple[dict[str, int], list[str]]:
+        out = tmp_path / f"m{len(list(tmp_path.iterdir()))}"
+        result = runner.invoke(app, ["train", "--config", str(cfg), "-o", str(out), *args])
+        assert result.exit_code == 0, result.output
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        return json.loads(result.stdout)["dropped_rows"], manifest["config"]["data"]["exclude"]
+
+    assert dropped() == ({"held_out": 3, "repeated": 0}, [str(first)])
+    assert dropped("--exclude", str(second)) == ({"held_out": 5, "repeated": 0}, [str(first), str(second)])  # as EXTRA=...
+    assert dropped("--data.exclude", str(second)) == ({"held_out": 2, "repeated": 0}, [str(second)])
+    assert dropped(str(MINI)) == ({"held_out": 6, "repeated": 31}, [str(first)])  # DATA adds to data.train: MINI twice
+
+
+def test_train_refuses_a_bad_key_or_value_in_one_line(tmp_path):
+    for args, expected in [
+        (["--classifier.c", "1"], "unknown config key classifier.c (did you mean classifier.C"),
+        (["--featurs.min_df", "1"], "did you mean features.min_df"),
+        (["--text.segmenter", "pkuseg"], "text.segmenter: Input should be 'auto', 'rjieba' or 'jieba' (got 'pkuseg')"),
+        (["--features.char_ngrams", "3,1"], "features.char_ngrams: needs 1 <= lo <= hi <= 10, got 3,1"),
+        (["--classifier.class_weight", "equal"], "classifier.class_weight: Input should be 'balanced'"),
+        (["--features.min_df", "1", "--paths.shard"], "unknown config key paths.shard (did you mean paths.shared"),
+        (["--features.min_df", "1", "--paths.city"], "unknown config key paths.city"),
+        (["--features.mindf"], "unknown config key features.mindf (did you mean features.min_df"),
+    ]:
+        result = runner.invoke(app, ["train", str(MINI), "-o", str(tmp_path / "m"), *args])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and expected in lines[0], (args, result.output)
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_help_lists_the_config_keys():
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert result.exit_code == 0
+    for option in ("--classifier.C", "--features.char_ngrams", "LO,HI", "auto|rjieba|jieba", "balanced|null",
+                   "--data.exclude", "--paths.shared", "--seed", "--corpus", "--extra-data", "--config"):
+        assert option in result.stdout, option
+
+
+def test_config_show_writes_a_config_that_reads_back(tmp_path):
+    from chuishao.config import ChuishaoConfig
+
+    shown = runner.invoke(app, ["config", "show", "--features.char_ngrams", "1,4", "--data.train", "a.jsonl"])
+    assert shown.exit_code == 0, shown.output
+    path = tmp_path / "c.yaml"
+    path.write_text(shown.stdout, encoding="utf-8")
+    cfg = ChuishaoConfig.load(path)
+    assert cfg.features.char_ngrams == (1, 4) and cfg.data.train == ["a.jsonl"] and cfg.classifier.C == 0.5
+    default = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+    again = runner.invoke(app, ["config", "show", "--config", str(default)])
+    assert again.stdout == default.read_text(encoding="utf-8")  # what make config writes
+    resolved = runner.invoke(app, ["config", "show", "--config", str(default), "--resolve", "--paths.shared", "/srv/d"])
+    assert "    - /srv/d/whistle/train.jsonl" in resolved.stdout

@@ -27,6 +27,24 @@ class TrainRequest:
     corpus: Path | None = None  # unlabelled messages: self-training, and the texts of extra labels
     exclude: list[Path] | None = None  # files whose ids must never be used (held-out test sets)
 
+    @classmethod
+    def from_config(cls, config: ChuishaoConfig) -> TrainRequest:
+        """The request a config's data section makes, ``${paths.NAME}`` resolved; relative paths
+        are the current directory's. The model keeps the recipe with the variables' names only."""
+        data = config.resolved_data()
+        if not data.train:
+            raise DataError("no training data: give DATA files or data.train in the config")
+
+        def paths(values: list[str]) -> list[Path] | None:
+            return [Path(v) for v in values] or None
+
+        taxonomy = None if data.taxonomy == "none" else Taxonomy.load(None if data.taxonomy == "default" else data.taxonomy)
+        fields = FieldMap(id=data.id_field, text=data.text_field, title=data.title_field or None)
+        return cls(data=[Path(p) for p in data.train], taxonomy=taxonomy, config=config.portable(),
+                   label_field=data.label_field, fields=fields, extra_labels=paths(data.extra_labels),
+                   extra_data=paths(data.extra_data), corpus=Path(data.corpus) if data.corpus else None,
+                   exclude=paths(data.exclude))
+
 
 def _read_checked(req: TrainRequest, path: Path) -> LabelledSet:
     """A labelled file with texts, its labels checked against the taxonomy in use."""
