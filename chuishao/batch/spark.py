@@ -19,6 +19,7 @@ from pathlib import Path
 from chuishao.batch.rows import CHUISHAO_COLUMNS, kept_name, output_record, tag_records
 from chuishao.batch.summary import TagSummary
 from chuishao.errors import DataError
+from chuishao.extras import need
 from chuishao.io.formats import delimiter_for, detect_format
 from chuishao.io.records import (
     BARE_CR,
@@ -30,7 +31,6 @@ from chuishao.io.records import (
     parse_jsonl_line,
     refuse_json_array,
 )
-from chuishao.io.tabular import need
 from chuishao.io.text import (
     AUTO,
     DecodedLines,
