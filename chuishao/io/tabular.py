@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chuishao.errors import DataError
 from chuishao.extras import need
-from chuishao.io.records import FieldMap, InputRecord, check_columns, make_record
+from chuishao.io.record import FieldMap, InputRecord, check_columns, make_record
 
 _PARQUET_BATCH = 2048  # rows decoded at a time: Python dicts of a batch cost ~1 KB a row
 
