@@ -18,6 +18,7 @@ from pathlib import Path
 
 from chuishao.batch.rows import CHUISHAO_COLUMNS, kept_name, output_record, tag_records
 from chuishao.batch.summary import TagSummary
+from chuishao.batch.writers import arrow_schema
 from chuishao.errors import DataError
 from chuishao.extras import need
 from chuishao.io.formats import delimiter_for, detect_format
@@ -40,7 +41,6 @@ from chuishao.io.text import (
     open_binary,
     resolve_encoding,
 )
-from chuishao.io.writers import arrow_schema
 
 _PID = "__chuishao_partition"
 _CORRUPT = "__chuishao_malformed"  # Spark puts a CSV row whose value count is off here, whole
