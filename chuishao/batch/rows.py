@@ -58,7 +58,7 @@ def tag_records(model: ChuishaoClassifier, records: Iterable[InputRecord],
 def _route(model: ChuishaoClassifier, records: list[InputRecord]) -> list[dict[str, object]]:
     """The model on a batch; if it raises, on each half in turn, so only the culprit gets an error."""
     try:
-        return model.route_dicts([r.text for r in records], [r.title for r in records], [r.id for r in records])
+        return model.route_dicts([r.text for r in records], titles=[r.title for r in records], ids=[r.id for r in records])
     except Exception as exc:  # noqa: BLE001 - one odd message must not sink millions of rows
         if len(records) == 1:
             return [error_answer(records[0].id, f"model failed ({type(exc).__name__}: {exc})", model.version)]

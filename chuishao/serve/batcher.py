@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -93,8 +94,9 @@ class InferenceQueue:
                 start += len(j.items)
 
     async def _score(self, loaded: LoadedModel, items: list[Item]) -> list[RoutingAnswer]:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, loaded.model.route, [i.text for i in items], [i.title for i in items], [i.id for i in items])
+        route = functools.partial(loaded.model.route, [i.text for i in items],
+                                  titles=[i.title for i in items], ids=[i.id for i in items])
+        return await asyncio.get_running_loop().run_in_executor(self._executor, route)
 
 
 def _settle(job: _Job, answers: list[RoutingAnswer], loaded: LoadedModel) -> None:
