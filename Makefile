@@ -5,7 +5,7 @@ MODEL_DIR ?= models/default
 # more training options, e.g. EXTRA="--extra-data feedback.jsonl" (operators' corrections) or "--classifier.C 1.0"
 EXTRA ?=
 
-.PHONY: install test model config evaluate bench
+.PHONY: install test lint-imports model config evaluate bench
 
 install:  ## the classical path plus the service and batch extras
 	$(PYTHON) -m pip install -q -e '.[serve,batch]'
@@ -13,6 +13,9 @@ install:  ## the classical path plus the service and batch extras
 test:  ## install what the tests use and run them (this is what .ci/run calls)
 	$(PYTHON) -m pip install -q -e '.[serve,batch,spark,test]'
 	$(PYTHON) -m pytest -q
+
+lint-imports:  ## check the import layering (contracts in pyproject.toml, [tool.importlinter])
+	PYTHONPATH=$(CURDIR) lint-imports --no-cache
 
 model:  ## retrain the bundled default model reproducibly from its whole recipe (about a minute on 2 cores)
 	$(PYTHON) -m chuishao.cli train --config configs/default.yaml --paths.shared $(SHARED) -o $(MODEL_DIR) $(EXTRA)

@@ -342,8 +342,8 @@ def _check_tag_paths(input: str, output: str, output_encoding: str, engine: str)
     """Mistakes that would otherwise surface only after every row was tagged."""
     import codecs
 
+    from chuishao.extras import need
     from chuishao.io.formats import detect_format
-    from chuishao.io.tabular import need
 
     if _overlaps(input, output):  # Spark replaces its output folder: that must never be the input's
         raise DataError(f"output {output} would overwrite the input {input}")

@@ -20,11 +20,11 @@ from chuishao.batch.progress import progress_bar
 from chuishao.batch.rows import batches, kept_columns, output_line, tag_records
 from chuishao.batch.summary import TagSummary
 from chuishao.batch.workdir import WorkDir, workdir_for
+from chuishao.batch.writers import write_output
 from chuishao.errors import DataError
 from chuishao.io.formats import delimiter_for, detect_format
 from chuishao.io.records import FieldMap, InputRecord, read_records
 from chuishao.io.text import AUTO
-from chuishao.io.writers import write_output
 from chuishao.models.classifier import ChuishaoClassifier
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from chuishao.batch.rows import CHUISHAO_COLUMNS, kept_name, output_record, tag_records
 from chuishao.batch.summary import TagSummary
+from chuishao.batch.writers import arrow_schema
 from chuishao.errors import DataError
+from chuishao.extras import need
 from chuishao.io.formats import delimiter_for, detect_format
 from chuishao.io.records import (
     BARE_CR,
@@ -30,7 +32,6 @@ from chuishao.io.records import (
     parse_jsonl_line,
     refuse_json_array,
 )
-from chuishao.io.tabular import need
 from chuishao.io.text import (
     AUTO,
     DecodedLines,
@@ -40,7 +41,6 @@ from chuishao.io.text import (
     open_binary,
     resolve_encoding,
 )
-from chuishao.io.writers import arrow_schema
 
 _PID = "__chuishao_partition"
 _CORRUPT = "__chuishao_malformed"  # Spark puts a CSV row whose value count is off here, whole

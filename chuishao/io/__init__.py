@@ -1,1 +1,1 @@
-"""Reading and writing message files, row by row."""
+"""Reading message files, row by row (the tag output writers are in chuishao.batch.writers)."""

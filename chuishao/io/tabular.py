@@ -7,19 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from chuishao.errors import DataError
-from chuishao.io.records import FieldMap, InputRecord, check_columns, make_record
+from chuishao.extras import need
+from chuishao.io.record import FieldMap, InputRecord, check_columns, make_record
 
 _PARQUET_BATCH = 2048  # rows decoded at a time: Python dicts of a batch cost ~1 KB a row
-
-
-def need(module: str, extra: str = "batch"):
-    """Import an optional dependency, or tell the user which extra installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise DataError(f"{module} is needed for this file type: pip install 'chuishao[{extra}]'") from exc
 
 
 def _cell(value: object) -> object:

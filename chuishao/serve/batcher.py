@@ -94,9 +94,9 @@ class InferenceQueue:
                 start += len(j.items)
 
     async def _score(self, loaded: LoadedModel, items: list[Item]) -> list[RoutingAnswer]:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor,
-            functools.partial(loaded.model.route, [i.text for i in items], titles=[i.title for i in items], ids=[i.id for i in items]))
+        route = functools.partial(loaded.model.route, [i.text for i in items],
+                                  titles=[i.title for i in items], ids=[i.id for i in items])
+        return await asyncio.get_running_loop().run_in_executor(self._executor, route)
 
 
 def _settle(job: _Job, answers: list[RoutingAnswer], loaded: LoadedModel) -> None:

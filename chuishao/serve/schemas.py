@@ -28,7 +28,7 @@ class _Strict(BaseModel):
 
 
 class ClassifyRequest(_Strict):
-    """One message. Length limits are checked by the app against its settings (see app.py)."""
+    """One message. Length limits are checked by the app against its settings (see routes/classify.py)."""
 
     text: Text = Field(description="the complaint text (Chinese)")
     title: Text | None = Field(None, description="title or summary, if the channel has one")

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from chuishao.batch.rows import CHUISHAO_COLUMNS
 from chuishao.errors import DataError
 
 XLSX_MAX_ROWS = 1_048_576 - 1  # Excel's limit, less the header row
@@ -77,8 +78,6 @@ def write_csv(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], encodi
     """Returns how many characters the encoding could not hold (written as "?")."""
     import io
 
-    from chuishao.batch.rows import CHUISHAO_COLUMNS
-
     columns = [*CHUISHAO_COLUMNS, *kept]
     _REPLACED[0] = 0
     text = io.TextIOWrapper(out, encoding=encoding, errors="chuishao-count-replace", newline="", write_through=False)
@@ -110,8 +109,6 @@ def write_xlsx(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], rows:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    from chuishao.batch.rows import CHUISHAO_COLUMNS
 
     def cell(value: object) -> object:
         if not isinstance(value, str) or not value:

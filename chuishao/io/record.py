@@ -1,0 +1,70 @@
+"""One input record: the columns to read, the record type, and how one row's values become a record.
+
+The readers (records.py for JSONL and CSV, tabular.py for Excel and Parquet) and the Spark engine share these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chuishao.errors import DataError
+
+
+@dataclass
+class FieldMap:
+    id: str = "id"
+    text: str = "text"
+    title: str | None = "title"
+
+
+@dataclass
+class InputRecord:
+    row: int  # 1-based line (JSONL) or data row (CSV, Excel, Parquet) number
+    id: str
+    text: object = None
+    title: str | None = None
+    fields: dict[str, object] = field(default_factory=dict)
+    error: str | None = None
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        # a plain tuple per record: half the pickling cost of the dataclass default when
+        # chunks travel to and from worker processes
+        return InputRecord, (self.row, self.id, self.text, self.title, self.fields, self.error)
+
+
+def make_record(row: int, obj: dict[str, object], fields: FieldMap, where: str) -> InputRecord:
+    raw_id = obj.get(fields.id)
+    rec_id = str(raw_id) if raw_id not in (None, "") else f"row-{row}"
+    rec = InputRecord(row=row, id=rec_id, fields=obj)
+    if fields.text not in obj:
+        rec.error = f"{where}: no {fields.text!r} field"
+        return rec
+    rec.text = obj[fields.text]
+    if rec.text is None:  # null in JSON, an empty cell (or a formula never calculated) in Excel
+        rec.error = f"{where}: {fields.text!r} is empty"
+        return rec
+    if not isinstance(rec.text, str):
+        rec.error = f"{where}: {fields.text!r} must be a string, got {type(rec.text).__name__}"
+        return rec
+    title = obj.get(fields.title) if fields.title else None
+    if title is not None and not isinstance(title, str):
+        rec.error = f"{where}: {fields.title!r} must be a string, got {type(title).__name__}"
+        return rec
+    rec.title = title
+    return rec
+
+
+def has_given_id(rec: InputRecord, fields: FieldMap | None = None) -> bool:
+    """Whether the row had its own id (else ``make_record`` made one from the row number)."""
+    return rec.fields.get((fields or FieldMap()).id) not in (None, "")
+
+
+def check_columns(path: Path, columns: list[str], fields: FieldMap) -> None:
+    """The text column is there and no column name repeats (the last one would silently win)."""
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise DataError(f"{path}: column names used twice: {', '.join(repeated)}; rename them so each is unique")
+    if fields.text not in columns:
+        raise DataError(f"{path}: no {fields.text!r} column (columns: {', '.join(columns) or 'none'}); "
+                        f"name the text column with --text-field")

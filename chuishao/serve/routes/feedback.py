@@ -1,0 +1,51 @@
+"""Operators' feedback: store a final answer (API key), export the latest per message as training JSONL."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import StreamingResponse
+
+from chuishao.serve.deps import Holder, Metrics, Settings, Store, admin_key
+from chuishao.serve.feedback_store import has_text, training_record
+from chuishao.serve.schemas import FeedbackRequest, FeedbackStored
+
+router = APIRouter()
+
+
+@router.post("/v1/feedback", response_model=FeedbackStored, status_code=201, tags=["feedback"],
+             dependencies=[Depends(admin_key)])
+def feedback(req: FeedbackRequest, settings: Settings, holder: Holder, store: Store,
+             metrics: Metrics) -> FeedbackStored:
+    """Store an operator's final topic / sub-problem / departments for a message (API key)."""
+    tax = holder.require().model.taxonomy
+    if req.topic not in tax.labels:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown topic {req.topic!r}")
+    if req.sub is not None and req.sub not in tax.subs_of(req.topic):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"sub-problem {req.sub!r} does not belong to topic {req.topic}")
+    if req.predicted_topic is not None and req.predicted_topic not in tax.labels:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown predicted_topic {req.predicted_topic!r}")
+    for value, name, limit in ((req.text, "text", settings.max_text_chars), (req.title, "title", settings.max_title_chars)):
+        if value is not None and len(value) > limit:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
+                                f"{name} too long: {len(value)} characters, the limit is {limit}")
+    # Sync endpoint: FastAPI runs it in its thread pool, so the database write never blocks the loop.
+    row = store.add(
+        message_id=req.id, topic=req.topic, sub=req.sub, lead=req.departments.lead,
+        assist=list(req.departments.assist), title=req.title, text=req.text, channel=req.channel,
+        predicted_topic=req.predicted_topic, model_version=req.model_version, operator=req.operator)
+    agrees = "unknown" if req.predicted_topic is None else str(req.predicted_topic == req.topic).lower()
+    metrics.feedback.labels(agrees).inc()
+    return FeedbackStored(feedback_id=row.pk, id=row.message_id, created=row.created)
+
+
+@router.get("/v1/feedback/export", tags=["feedback"], dependencies=[Depends(admin_key)],
+            response_class=StreamingResponse)
+def feedback_export(store: Store) -> StreamingResponse:
+    """Latest feedback per message as training JSONL (same as ``chuishao feedback export``)."""
+    rows = [json.dumps(jsonable_encoder(training_record(r)), ensure_ascii=False) + "\n"
+            for r in store.latest_per_message() if has_text(r.text)]
+    return StreamingResponse(iter(rows), media_type="application/x-ndjson")
