@@ -449,7 +449,7 @@ def serve(
         from chuishao.models.persistence import read_manifest
         from chuishao.resources import default_model_dir
     except ImportError as exc:
-        _fail(RuntimeError(f"{exc}; install the service extra: pip install 'chuishao[serve]'"))
+        _fail(RuntimeError(f"{exc}; install the service extra: pip install '.[serve]' in the chuishao checkout"))
     try:  # fail fast, before any worker starts
         read_manifest(model_dir or default_model_dir())
         _routing(routing)

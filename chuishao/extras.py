@@ -12,4 +12,4 @@ def need(module: str, extra: str = "batch"):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise DataError(f"{module} is needed for this file type: pip install 'chuishao[{extra}]'") from exc
+        raise DataError(f"{module} is needed for this file type: pip install '.[{extra}]' in the chuishao checkout") from exc

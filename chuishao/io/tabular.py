@@ -1,4 +1,4 @@
-"""Excel (.xlsx, openpyxl) and Parquet (pyarrow) readers; both optional extras (`pip install chuishao[batch]`)."""
+"""Excel (.xlsx, openpyxl) and Parquet (pyarrow) readers; both optional extras (the `batch` extra)."""
 
 from __future__ import annotations
 
