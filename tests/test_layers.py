@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("importlinter", reason="import-linter not installed (pip install 'chuishao[test]')")
+pytest.importorskip("importlinter", reason="import-linter not installed (pip install '.[test]')")
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -393,9 +393,9 @@ def test_an_output_format_whose_library_is_missing_is_refused_before_tagging(tin
                                                                              suffix, module):
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(8))
     out = tmp_path / f"out{suffix}"
-    monkeypatch.setitem(sys.modules, module, None)  # as after a plain `pip install chuishao`
+    monkeypatch.setitem(sys.modules, module, None)  # as after a plain `pip install .`
     result = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(tiny_model_dir)])
-    assert result.exit_code == 2 and "pip install 'chuishao[batch]'" in result.output
+    assert result.exit_code == 2 and "pip install '.[batch]'" in result.output
     assert "Traceback" not in result.output and sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
 
 

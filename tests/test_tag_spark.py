@@ -9,7 +9,7 @@ import pytest
 
 from chuishao.models.persistence import load_model
 
-pyspark = pytest.importorskip("pyspark", reason="pyspark not installed (pip install 'chuishao[spark]')")
+pyspark = pytest.importorskip("pyspark", reason="pyspark not installed (pip install '.[spark]')")
 pa = pytest.importorskip("pyarrow")
 if shutil.which("java") is None:
     pytest.skip("java not found: Spark needs a JRE", allow_module_level=True)
