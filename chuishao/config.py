@@ -256,7 +256,8 @@ def set_key(raw: dict[str, Any], key: str, value: str | list[str] | None) -> dic
     known = [k for k, _ in config_keys(paths)]
     if key not in known:
         if section in ChuishaoConfig.model_fields and not name and key != "seed":
-            raise DataError(f"config key {key} is a section: give {key}.KEY (e.g. {next(k for k in known if k.startswith(key + '.'))})")
+            example = next(k for k in known if k.startswith(key + "."))
+            raise DataError(f"config key {key} is a section: give {key}.KEY (e.g. {example})")
         raise _unknown_key(key, known)
     if value == []:  # --KEY with nothing after it
         raise DataError(f"--{key} needs a value")

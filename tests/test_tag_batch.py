@@ -90,7 +90,7 @@ def test_output_format_follows_the_extension(tiny_model, tmp_path, suffix):
 
         ws = openpyxl.load_workbook(out, read_only=True).worksheets[0]
         values = list(ws.iter_rows(values_only=True))
-        got = [dict(zip(values[0], v)) for v in values[1:]]
+        got = [dict(zip(values[0], v, strict=False)) for v in values[1:]]  # read-only rows stop at their last cell
         assert [g["needs_review"] for g in got] == [e["needs_review"] for e in expected]  # booleans, not text
     assert len(got) == len(expected) == 13
     assert [str(g["id"]) for g in got] == [e["id"] for e in expected]
@@ -150,7 +150,7 @@ def test_resume_refuses_a_changed_input(tiny_model, tmp_path, monkeypatch):
     monkeypatch.undo()
     wd = WorkDir(workdir_for(out))
     wd.start({"input": str(src.resolve()), "input_size": 1, "input_mtime_ns": 1}, resume=False)
-    with pytest.raises(DataError, match="cannot resume: .*input_size"):
+    with pytest.raises(DataError, match=r"cannot resume: .*input_size"):
         tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), resume=True))
 
 

@@ -62,7 +62,7 @@ class ChuishaoClassifier:
         names: list[str] = [""] * columns.shape[0]
         for mask, table, offset in ((is_char, self.char_vectorizer.terms_, 0), (~is_char, self.word_vectorizer.terms_, n_char)):
             where = np.nonzero(mask)[0]
-            for k, term in zip(where.tolist(), table.take(columns[where] - offset)):
+            for k, term in zip(where.tolist(), table.take(columns[where] - offset), strict=True):
                 names[k] = term
         return names
 
@@ -158,7 +158,7 @@ class ChuishaoClassifier:
             "review_share": round(float((~sure).mean()), 4),
             "accuracy_when_sure": round(float(correct[sure].mean()), 4) if sure.any() else None,
             "temperature": round(self.temperature_, 4),
-            "class_bias": {c: round(float(b), 3) for c, b in zip(self.classes_, bias) if b != 0},
+            "class_bias": {c: round(float(b), 3) for c, b in zip(self.classes_, bias, strict=True) if b != 0},
         }
 
     def _fit_subs(self, X: sp.csr_matrix, y: np.ndarray, subs: Sequence[str | None] | None, w: np.ndarray) -> None:
@@ -225,7 +225,7 @@ class ChuishaoClassifier:
         version = self.version
         answers: list[dict[str, object] | None] = [None] * n
         good: list[int] = []
-        for i, (title, text) in enumerate(zip(titles, texts)):
+        for i, (title, text) in enumerate(zip(titles, texts, strict=True)):
             problem = self.preprocessor.problem(text, title=title)
             if problem is None:
                 good.append(i)
@@ -250,13 +250,14 @@ class ChuishaoClassifier:
         # 0.9976 comes out as 0.9976000189781189 in JSON
         top_scores = np.round(np.take_along_axis(proba, order, axis=1).astype(np.float64), 4).tolist()
         sure = (proba[np.arange(len(best)), best] >= threshold).tolist()
-        for row, (i, top_idx, scores) in enumerate(zip(good, order.tolist(), top_scores)):
+        for row, (i, top_idx, scores) in enumerate(zip(good, order.tolist(), top_scores, strict=True)):
             b = top_idx[0]
             sub = subs[row]
             answers[i] = answer_dict(
                 id=ids[i], topic=self.classes_[b], topic_name=names[b], area=areas[b],
                 sub=sub, sub_name=tax.name_of(sub) if sub else None, confidence=scores[0], needs_review=not sure[row],
-                top=[{"topic": self.classes_[j], "topic_name": names[j], "score": s} for j, s in zip(top_idx, scores)],
+                top=[{"topic": self.classes_[j], "topic_name": names[j], "score": s}
+                     for j, s in zip(top_idx, scores, strict=True)],
                 departments={"lead": departments[b]["lead"], "assist": list(departments[b]["assist"])},
                 evidence=evidence[row], model_version=version)
         return answers  # type: ignore[return-value]
@@ -270,7 +271,7 @@ class ChuishaoClassifier:
                 continue
             rows = np.nonzero(best == class_idx)[0]
             picks = scorer.scores(X[rows]).argmax(axis=1)
-            for r, p in zip(rows, picks):
+            for r, p in zip(rows, picks, strict=True):
                 result[r] = scorer.classes[p]
         return result
 

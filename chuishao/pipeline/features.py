@@ -259,7 +259,7 @@ class TermTable:
     def take(self, columns: np.ndarray) -> list[str]:
         """The terms of many columns at once (the offsets are read vectorised)."""
         blob = self.blob
-        return [blob[a:b] for a, b in zip(self.offsets[columns].tolist(), self.offsets[columns + 1].tolist())]
+        return [blob[a:b] for a, b in zip(self.offsets[columns].tolist(), self.offsets[columns + 1].tolist(), strict=True)]
 
 
 class NgramTfidf(TransformerMixin, BaseEstimator):
@@ -308,7 +308,7 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
             raise ValueError("no n-gram reaches min_df: too few or too short training texts")
         # name each kept hash by its first occurrence
         where = order[first]
-        self.terms_ = TermTable([joined[s:e].replace("\x01", "") for s, e in zip(starts[where], ends[where])])
+        self.terms_ = TermTable([joined[s:e].replace("\x01", "") for s, e in zip(starts[where], ends[where], strict=True)])
         self.hashes_ = uniq
         self.idf_ = (np.log((1 + n_docs) / (1 + df)) + 1.0).astype(np.float32)
         self._index = HashIndex(self.hashes_)

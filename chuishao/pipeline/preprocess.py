@@ -51,5 +51,5 @@ class TextPreprocessor:
 
     def docs(self, texts: Sequence[str], *, titles: Sequence[str | None] | None = None) -> list[Doc]:
         titles = titles if titles is not None else [None] * len(texts)
-        composed = [self.compose(te, title=ti) for te, ti in zip(texts, titles)]
+        composed = [self.compose(te, title=ti) for te, ti in zip(texts, titles, strict=True)]
         return [Doc(c, tuple(self.segmenter.cut(c))) for c in composed]
