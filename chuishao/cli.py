@@ -197,18 +197,19 @@ def train(
         from chuishao.training.train import TrainRequest
         from chuishao.training.train import train as run_train
 
-        data_files, overrides = _split_args([*(args or []), *ctx.args])
+        data_files, given = _split_args([*(args or []), *ctx.args])
+        overrides: dict[str, str | list[str]] = {**given}
         for name, value in keys.items():
             if value is not None and value != []:
                 overrides[name.removeprefix("cfg_").replace("__", ".")] = value
         recipe = ChuishaoConfig.load(config, overrides)
         data = recipe.data.model_dump()
         data["train"] += [str(Path(f)) for f in data_files]
-        for name, value in flags.items():
-            if isinstance(value, list):
-                data[name] += [str(v) for v in value]
-            elif value is not None:
-                data[name] = str(value)
+        for name, flag in flags.items():
+            if isinstance(flag, list):
+                data[name] += [str(v) for v in flag]
+            elif flag is not None:
+                data[name] = str(flag)
         recipe = recipe.model_copy(update={"data": DataConfig.model_validate(data)})
         req = TrainRequest.from_config(recipe)
         _writable_dir(output, "the model")
@@ -219,7 +220,7 @@ def train(
     except OSError as exc:  # e.g. the disk filled while saving: the model dir keeps its old model, if any
         _fail(DataError(f"{exc.filename or output}: {exc.strerror or exc}; the model was not saved"))
     not_learned = model.metadata["not_learned"]
-    if not_learned:  # e.g. a sub-problem this city's data never had: its messages go elsewhere
+    if isinstance(not_learned, list) and not_learned:  # e.g. a sub-problem this city's data never had: its messages go elsewhere
         named = ", ".join(f"{c} ({model.taxonomy.name_of(c)})" for c in not_learned)
         typer.echo(f"chuishao: warning: no training examples for {named}: the model can never answer "
                    f"{'it' if len(not_learned) == 1 else 'them'}", err=True)
@@ -320,6 +321,7 @@ def predict(
             texts.append(decoded)
             problems.append(problem)
     else:
+        assert text is not None  # not from stdin: a text was given
         texts = [text]
     answers = model.route(texts, titles=[title] * len(texts))
     from chuishao.models.answer import RoutingAnswer

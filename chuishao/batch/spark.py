@@ -54,7 +54,7 @@ def spark_session(master: str | None = None):
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName("chuishao-tag")
-    local = bool(master) and master.startswith("local")
+    local = master is not None and master.startswith("local")
     if master:
         builder = builder.master(master)
         if local:
@@ -222,12 +222,13 @@ def _jsonl_columns(df, encoding: str, fields: FieldMap) -> list[str]:
     return list(order)
 
 
-def _csv_cells(obj: dict[str, str | None], header: list[str]) -> dict[str, str]:
+def _csv_cells(obj: dict[str, str | None], header: list[str]) -> dict[str, object]:
     """A well-formed CSV row's cells as the local reader gives them: an empty cell is "" (Spark:
     null), and the last cell loses the \r of a \r\n line ending (see ``_read``)."""
-    cells = {k: "" if v is None else v for k, v in obj.items()}
-    if header and cells.get(header[-1], "").endswith("\r"):
-        cells[header[-1]] = cells[header[-1]][:-1]
+    cells: dict[str, object] = {k: "" if v is None else v for k, v in obj.items()}
+    last = cells.get(header[-1]) if header else None
+    if isinstance(last, str) and last.endswith("\r"):
+        cells[header[-1]] = last[:-1]
     return cells
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -269,6 +270,8 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
     the cost. Columns are ordered by n-gram hash; ``terms_`` names them.
     """
 
+    _unigrams: np.ndarray | None  # built on first use by ``_unigram_columns``
+
     def __init__(
         self,
         kind: str = "char",
@@ -286,8 +289,8 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         self.sublinear_tf = sublinear_tf
 
     def fit(self, docs: Sequence[Doc], y: object = None) -> NgramTfidf:
-        hasher = NgramHasher(self.kind, tuple(self.ngram_range))
-        doc_idx, hashes, joined, starts, ends = hasher(docs)
+        lo, hi = self.ngram_range  # a list when given as one: the hasher takes a tuple
+        doc_idx, hashes, joined, starts, ends = NgramHasher(self.kind, (lo, hi))(docs)
         n_docs = len(docs)
         # document frequency: count distinct (hash, doc) pairs per hash
         order = np.lexsort((doc_idx, hashes))
@@ -324,10 +327,10 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         return params, {"hashes": self.hashes_, "idf": self.idf_, **terms}
 
     @classmethod
-    def from_state(cls, state: dict[str, object], arrays: dict[str, np.ndarray]) -> NgramTfidf:
+    def from_state(cls, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> NgramTfidf:
         params = dict(state)
-        params["ngram_range"] = tuple(params["ngram_range"])  # type: ignore[arg-type]
-        vectorizer = cls(**params)  # type: ignore[arg-type]
+        params["ngram_range"] = tuple(params["ngram_range"])
+        vectorizer = cls(**params)
         vectorizer.hashes_, vectorizer.idf_ = arrays["hashes"], arrays["idf"]
         vectorizer.terms_ = TermTable.from_state({k.removeprefix("terms."): v for k, v in arrays.items()
                                                   if k.startswith("terms.")})
@@ -353,7 +356,8 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         return normalize(counts, copy=False)
 
     def _counts_numpy(self, docs: Sequence[Doc]) -> sp.csr_matrix:
-        doc_idx, hashes, _, starts, ends = NgramHasher(self.kind, tuple(self.ngram_range))(docs)
+        lo, hi = self.ngram_range
+        doc_idx, hashes, _, starts, ends = NgramHasher(self.kind, (lo, hi))(docs)
         cols = self._index.lookup(hashes)
         known = cols >= 0
         doc_idx, cols, starts, ends = doc_idx[known], cols[known], starts[known], ends[known]
@@ -385,13 +389,15 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
 
     def _unigram_columns(self) -> np.ndarray:
         """Column of every BMP character's unigram (-1: not in the vocabulary, or no unigrams)."""
-        if getattr(self, "_unigrams", None) is None:
+        unigrams = getattr(self, "_unigrams", None)
+        if unigrams is None:
             if self.kind != "char" or self.ngram_range[0] != 1:
-                self._unigrams = np.zeros(0, dtype=np.int32)
+                unigrams = np.zeros(0, dtype=np.int32)
             else:
                 codes = np.arange(1 << 16, dtype=np.uint64)
-                self._unigrams = self._index.lookup(_mix(codes ^ np.uint64(1 << 56))).astype(np.int32)
-        return self._unigrams
+                unigrams = self._index.lookup(_mix(codes ^ np.uint64(1 << 56))).astype(np.int32)
+            self._unigrams = unigrams
+        return unigrams
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         prefix = "c:" if self.kind == "char" else "w:"

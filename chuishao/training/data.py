@@ -104,8 +104,8 @@ def read_id_labels(path: str | Path, corpus: str | Path | Iterable[InputRecord],
             for row in csv.DictReader(fh):
                 if not row.get("id") or not row.get("label"):
                     raise DataError(f"{path}: every row needs id and label, got {row}")
-                label = (row["label"], row.get("sub") or None)
-                if wanted.setdefault(row["id"], label) != label:
+                labels = (row["label"], row.get("sub") or None)
+                if wanted.setdefault(row["id"], labels) != labels:
                     conflicts.append(row["id"])
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
