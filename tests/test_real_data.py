@@ -63,6 +63,7 @@ def _assert_no_near_copy(records: list[dict], reference: list[dict], limit: floa
             assert shared / min(len(grams), len(ref_grams[k])) < limit, (rec.get("id"), reference[k]["id"])
 
 
+@pytest.mark.slow  # compares with every corpus, train and test message: about 25 s
 def test_authored_examples_are_our_own_text(shared_data):
     """data/authored/ holds messages written by the project: valid codes, and none copied from
     (or closely paraphrasing) a corpus, train or test message."""

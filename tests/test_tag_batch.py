@@ -186,6 +186,7 @@ def _interruptible_run(tiny_model_dir: Path, tmp_path: Path, rows: int, chunk_si
     return base, ref, out, proc
 
 
+@pytest.mark.processes
 def test_kill_9_and_resume_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
     base, ref, out, proc = _interruptible_run(tiny_model_dir, tmp_path, 6000, 40, 5)
     partial = workdir_for(out)
@@ -338,6 +339,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.processes
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_workers_die_with_a_killed_parent(tiny_model_dir, tmp_path):
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(6000))
@@ -399,6 +401,7 @@ def test_an_output_format_whose_library_is_missing_is_refused_before_tagging(tin
     assert "Traceback" not in result.output and sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
 
 
+@pytest.mark.processes
 def test_ctrl_c_twice_stops_at_once_keeps_what_finished_and_resumes(tiny_model_dir, tmp_path):
     # big chunks: the second Ctrl-C must come while the running ones are still being finished
     base, ref, out, proc = _interruptible_run(tiny_model_dir, tmp_path, 12000, 1500, 1)
