@@ -266,8 +266,11 @@ class TermTable:
 class NgramTfidf(TransformerMixin, BaseEstimator):
     """TF-IDF over hashed character or word n-grams of ``Doc`` objects.
 
-    Matches ``TfidfVectorizer(analyzer=kind, sublinear_tf=True)`` (see tests) at a fraction of
-    the cost. Columns are ordered by n-gram hash; ``terms_`` names them.
+    Matches ``TfidfVectorizer(analyzer=kind, sublinear_tf=True)`` with the same ``min_df`` and
+    ``max_df`` (see tests) at a fraction of the cost. Columns are ordered by n-gram hash; ``terms_``
+    names them. ``max_features`` differs: it keeps the n-grams the most *documents* have (ties in
+    hash order), where scikit-learn keeps those with the most occurrences; the values are then
+    scikit-learn's on the n-grams kept.
     """
 
     _unigrams: np.ndarray | None  # built on first use by ``_unigram_columns``
