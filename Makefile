@@ -5,14 +5,25 @@ MODEL_DIR ?= models/default
 # more training options, e.g. EXTRA="--extra-data feedback.jsonl" (operators' corrections) or "--classifier.C 1.0"
 EXTRA ?=
 
-.PHONY: install test lint-imports model config evaluate bench
+# the fast test tier of make check: no Spark, no browser, no killed or interrupted processes, no real-data training
+FAST ?= not spark and not browser and not processes and not slow
+
+.PHONY: install deps check test lint-imports model config evaluate bench
 
 install:  ## the classical path plus the service and batch extras
 	$(PYTHON) -m pip install -q -e '.[serve,batch]'
 
-test:  ## install what the tests use and run them (this is what .ci/run calls)
+deps:  ## install the package with everything the checks and tests use (ruff, mypy, import-linter, pytest, ...)
 	$(PYTHON) -m pip install -q -e '.[serve,batch,spark,test]'
-	$(PYTHON) -m pytest -q
+
+check:  ## lint, types, import layering and the fast tests: under a minute (make deps first, once)
+	$(PYTHON) -m ruff check chuishao tests bench
+	$(PYTHON) -m mypy chuishao
+	PYTHONPATH=$(CURDIR) lint-imports --no-cache
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -q -m "$(FAST)"
+
+test: deps  ## install what the tests use and run them all (.ci/run runs make check, then this)
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -q
 
 lint-imports:  ## check the import layering (contracts in pyproject.toml, [tool.importlinter])
 	PYTHONPATH=$(CURDIR) lint-imports --no-cache

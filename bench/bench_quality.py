@@ -34,8 +34,8 @@ def reference(train_path: Path, test_path: Path) -> dict[str, float]:
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
     clf = LinearSVC(C=0.5, class_weight="balanced")
     started = time.perf_counter()
-    clf.fit(vec.fit_transform([f"{t or ''}\n{x}" for t, x in zip(tr.titles, tr.texts)]), tr.labels)
-    pred = clf.predict(vec.transform([f"{t or ''}\n{x}" for t, x in zip(te.titles, te.texts)]))
+    clf.fit(vec.fit_transform([f"{t or ''}\n{x}" for t, x in zip(tr.titles, tr.texts, strict=True)]), tr.labels)
+    pred = clf.predict(vec.transform([f"{t or ''}\n{x}" for t, x in zip(te.titles, te.texts, strict=True)]))
     return {"macro_f1": round(f1_score(te.labels, pred, average="macro"), 4),
             "accuracy": round(accuracy_score(te.labels, pred), 4),
             "train_seconds": round(time.perf_counter() - started, 1)}

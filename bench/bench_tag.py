@@ -1,8 +1,9 @@
-"""Batch tagging figures (issue #4): throughput and memory, kill/resume, Spark parity.
+r"""Batch tagging figures (issue #4): throughput and memory, kill/resume, Spark parity.
 
     python bench/bench_tag.py make-data --corpus /work/shared/data/corpus.jsonl --rows 1000000 -o /tmp/b/1m.parquet
     python bench/bench_tag.py throughput /tmp/b/1m.parquet --model /tmp/chuishao-model --workers 2
-    python bench/bench_tag.py throughput /tmp/b/100k.jsonl --model /tmp/chuishao-model -o /tmp/b/100k.out.jsonl --name throughput_100k_w2
+    python bench/bench_tag.py throughput /tmp/b/100k.jsonl --model /tmp/chuishao-model -o /tmp/b/100k.out.jsonl \
+        --name throughput_100k_w2
     python bench/bench_tag.py resume --corpus /work/shared/data/corpus.jsonl --rows 200000 --model /tmp/chuishao-model
     python bench/bench_tag.py spark /tmp/b/1m.parquet --model /tmp/chuishao-model --reference /tmp/b/1m.out.parquet
 
@@ -240,7 +241,7 @@ def spark(data: Path, model: str, reference: Path, out: Path, master: str) -> No
     if rc:
         raise SystemExit(err[-3000:])
     a, b = _table(reference), _table(out)
-    diff = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+    diff = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
     _save("spark", {"rows_local": len(a), "rows_spark": len(b), "identical": a == b, "first_difference": diff,
                     "master": master, "wall_seconds": round(seconds, 1), "rows_per_second": round(len(b) / seconds, 1),
                     "summary": _summary(err)})

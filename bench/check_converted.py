@@ -29,8 +29,8 @@ def compare(model_dir: Path | None, test_path: Path, old_path: Path) -> dict[str
     new = model.route_dicts(texts, titles=titles, ids=ids)
     proba = model.predict_proba(texts, titles=titles)
     old_proba = np.array([a.pop("proba") for a in old], dtype=np.float64)
-    identical = sum({k: v for k, v in a.items() if k != "model_version"} == b for a, b in zip(new, old))
-    differing = [b["id"] for a, b in zip(new, old) if {k: v for k, v in a.items() if k != "model_version"} != b]
+    identical = sum({k: v for k, v in a.items() if k != "model_version"} == b for a, b in zip(new, old, strict=True))
+    differing = [b["id"] for a, b in zip(new, old, strict=True) if {k: v for k, v in a.items() if k != "model_version"} != b]
     return {"model": str(model_dir or "bundled"), "version": model.version, "rows": len(rows), "identical": identical,
             "max_abs_proba_diff": float(np.abs(proba.astype(np.float64) - old_proba).max()), "differing_ids": differing[:10]}
 

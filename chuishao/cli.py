@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from chuishao.errors import DataError, ChuishaoError
+from chuishao.errors import ChuishaoError, DataError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Sort Chinese resident complaints into the 15 whistle topics and route them.")
@@ -169,13 +169,17 @@ def train(
         "--extra-labels", help="adds to data.extra_labels", rich_help_panel=_DATA_PANEL)] = None,
     extra_data: Annotated[list[Path] | None, typer.Option(
         "--extra-data", help="adds to data.extra_data (e.g. feedback.jsonl)", rich_help_panel=_DATA_PANEL)] = None,
-    exclude: Annotated[list[Path] | None, typer.Option("--exclude", help="adds to data.exclude", rich_help_panel=_DATA_PANEL)] = None,
-    label_field: Annotated[str | None, typer.Option("--label-field", help="sets data.label_field", rich_help_panel=_DATA_PANEL)] = None,
+    exclude: Annotated[list[Path] | None, typer.Option(
+        "--exclude", help="adds to data.exclude", rich_help_panel=_DATA_PANEL)] = None,
+    label_field: Annotated[str | None, typer.Option(
+        "--label-field", help="sets data.label_field", rich_help_panel=_DATA_PANEL)] = None,
     taxonomy: Annotated[str | None, typer.Option(
         "--taxonomy", help="sets data.taxonomy: default, none or a taxonomy YAML", rich_help_panel=_DATA_PANEL)] = None,
     id_field: Annotated[str | None, typer.Option("--id-field", help="sets data.id_field", rich_help_panel=_DATA_PANEL)] = None,
-    text_field: Annotated[str | None, typer.Option("--text-field", help="sets data.text_field", rich_help_panel=_DATA_PANEL)] = None,
-    title_field: Annotated[str | None, typer.Option("--title-field", help="sets data.title_field", rich_help_panel=_DATA_PANEL)] = None,
+    text_field: Annotated[str | None, typer.Option(
+        "--text-field", help="sets data.text_field", rich_help_panel=_DATA_PANEL)] = None,
+    title_field: Annotated[str | None, typer.Option(
+        "--title-field", help="sets data.title_field", rich_help_panel=_DATA_PANEL)] = None,
     **keys: str | list[str] | None,
 ) -> None:
     """Train a model from a config (the whole recipe, data included) and save it to a directory.
@@ -193,18 +197,19 @@ def train(
         from chuishao.training.train import TrainRequest
         from chuishao.training.train import train as run_train
 
-        data_files, overrides = _split_args([*(args or []), *ctx.args])
+        data_files, given = _split_args([*(args or []), *ctx.args])
+        overrides: dict[str, str | list[str]] = {**given}
         for name, value in keys.items():
             if value is not None and value != []:
                 overrides[name.removeprefix("cfg_").replace("__", ".")] = value
         recipe = ChuishaoConfig.load(config, overrides)
         data = recipe.data.model_dump()
         data["train"] += [str(Path(f)) for f in data_files]
-        for name, value in flags.items():
-            if isinstance(value, list):
-                data[name] += [str(v) for v in value]
-            elif value is not None:
-                data[name] = str(value)
+        for name, flag in flags.items():
+            if isinstance(flag, list):
+                data[name] += [str(v) for v in flag]
+            elif flag is not None:
+                data[name] = str(flag)
         recipe = recipe.model_copy(update={"data": DataConfig.model_validate(data)})
         req = TrainRequest.from_config(recipe)
         _writable_dir(output, "the model")
@@ -215,7 +220,7 @@ def train(
     except OSError as exc:  # e.g. the disk filled while saving: the model dir keeps its old model, if any
         _fail(DataError(f"{exc.filename or output}: {exc.strerror or exc}; the model was not saved"))
     not_learned = model.metadata["not_learned"]
-    if not_learned:  # e.g. a sub-problem this city's data never had: its messages go elsewhere
+    if isinstance(not_learned, list) and not_learned:  # e.g. a sub-problem this city's data never had: its messages go elsewhere
         named = ", ".join(f"{c} ({model.taxonomy.name_of(c)})" for c in not_learned)
         typer.echo(f"chuishao: warning: no training examples for {named}: the model can never answer "
                    f"{'it' if len(not_learned) == 1 else 'them'}", err=True)
@@ -316,6 +321,7 @@ def predict(
             texts.append(decoded)
             problems.append(problem)
     else:
+        assert text is not None  # not from stdin: a text was given
         texts = [text]
     answers = model.route(texts, titles=[title] * len(texts))
     from chuishao.models.answer import RoutingAnswer
@@ -361,8 +367,10 @@ def _check_tag_paths(input: str, output: str, output_encoding: str, engine: str)
 @app.command()
 def tag(
     # text, not Path: Path would fold the '//' of hdfs://host/... and s3a://bucket/... for the Spark engine
-    input: Annotated[str, typer.Argument(help="messages: .jsonl, .csv (UTF-8 or GBK/GB18030), .xlsx or .parquet (Spark: a file or folder)")],
-    output: Annotated[str, typer.Option("--output", "-o", help="file to write, format by extension: .jsonl .csv .tsv .xlsx .parquet")],
+    input: Annotated[str, typer.Argument(
+        help="messages: .jsonl, .csv (UTF-8 or GBK/GB18030), .xlsx or .parquet (Spark: a file or folder)")],
+    output: Annotated[str, typer.Option(
+        "--output", "-o", help="file to write, format by extension: .jsonl .csv .tsv .xlsx .parquet")],
     model_dir: ModelOpt = None,
     routing: RoutingOpt = None,
     id_field: IdField = "id",
@@ -373,10 +381,13 @@ def tag(
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="processes tagging in parallel")] = 1,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="rows per checkpoint")] = 4_000,
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run of the same command")] = False,
-    encoding: Annotated[str, typer.Option("--encoding", help="JSONL/CSV input encoding: auto, utf-8, gbk, gb18030, ...")] = "auto",
-    output_encoding: Annotated[str, typer.Option("--output-encoding", help="CSV output encoding (utf-8-sig for Excel)")] = "utf-8",
+    encoding: Annotated[str, typer.Option(
+        "--encoding", help="JSONL/CSV input encoding: auto, utf-8, gbk, gb18030, ...")] = "auto",
+    output_encoding: Annotated[str, typer.Option(
+        "--output-encoding", help="CSV output encoding (utf-8-sig for Excel)")] = "utf-8",
     sheet: Annotated[str | None, typer.Option("--sheet", help="Excel input: the worksheet to read (default: the first)")] = None,
-    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar (default: on a terminal only)")] = None,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="progress bar (default: on a terminal only)")] = None,
     engine: Annotated[str, typer.Option("--engine", help="local (this machine) or spark (see docs/batch.md)")] = "local",
     spark_master: Annotated[str | None, typer.Option("--spark-master", help="e.g. local[4]; default: spark-submit's")] = None,
 ) -> None:
@@ -433,7 +444,8 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes (each loads the model)")] = 1,
-    db_url: Annotated[str | None, typer.Option("--db-url", help="feedback store URL (default: CHUISHAO_DB_URL or ./chuishao-feedback.sqlite3)")] = None,
+    db_url: Annotated[str | None, typer.Option(
+        "--db-url", help="feedback store URL (default: CHUISHAO_DB_URL or ./chuishao-feedback.sqlite3)")] = None,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = True,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
@@ -479,7 +491,8 @@ app.add_typer(feedback_app, name="feedback")
 @feedback_app.command("export")
 def feedback_export(
     output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write (chuishao train reads it)")],
-    db_url: Annotated[str | None, typer.Option("--db-url", help="default: CHUISHAO_DB_URL or ./chuishao-feedback.sqlite3")] = None,
+    db_url: Annotated[str | None, typer.Option(
+        "--db-url", help="default: CHUISHAO_DB_URL or ./chuishao-feedback.sqlite3")] = None,
     include_textless: Annotated[bool, typer.Option("--include-textless", help="also rows sent without text")] = False,
 ) -> None:
     """Export the latest feedback per message as labelled training data."""

@@ -16,7 +16,7 @@ import types
 import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -182,7 +182,7 @@ class ChuishaoConfig(_Section):
 
 # ---- dotted keys: listing, overriding, reporting ------------------------------------------------
 
-def _is_section(annotation: Any) -> bool:
+def _is_section(annotation: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
@@ -252,11 +252,13 @@ def set_key(raw: dict[str, Any], key: str, value: str | list[str] | None) -> dic
     """``raw`` (a config as read from a file) with the dotted ``key`` set from command-line text."""
     raw = dict(raw)
     section, _, name = key.partition(".")
-    paths = raw.get("paths") if isinstance(raw.get("paths"), dict) else _default_paths()
+    given = raw.get("paths")
+    paths = given if isinstance(given, dict) else _default_paths()
     known = [k for k, _ in config_keys(paths)]
     if key not in known:
         if section in ChuishaoConfig.model_fields and not name and key != "seed":
-            raise DataError(f"config key {key} is a section: give {key}.KEY (e.g. {next(k for k in known if k.startswith(key + '.'))})")
+            example = next(k for k in known if k.startswith(key + "."))
+            raise DataError(f"config key {key} is a section: give {key}.KEY (e.g. {example})")
         raise _unknown_key(key, known)
     if value == []:  # --KEY with nothing after it
         raise DataError(f"--{key} needs a value")
@@ -265,7 +267,9 @@ def set_key(raw: dict[str, Any], key: str, value: str | list[str] | None) -> dic
     elif not name:
         raw[key] = _parse(key, value, ChuishaoConfig.model_fields[key].annotation)
     else:
-        annotation = ChuishaoConfig.model_fields[section].annotation.model_fields[name].annotation
+        section_model = ChuishaoConfig.model_fields[section].annotation
+        assert _is_section(section_model)  # a dotted key is known only in a section (paths aside)
+        annotation = section_model.model_fields[name].annotation
         part = raw.get(section)
         raw[section] = {**(part if isinstance(part, dict) else {}), name: _parse(key, value, annotation)}
     return raw

@@ -90,7 +90,7 @@ def test_missing_and_corrupted_model_dirs(tiny_model_dir, tmp_path):
         load_model(tmp_path / "nothing-here")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ModelLoadError, match="manifest.json is missing"):
+    with pytest.raises(ModelLoadError, match=r"manifest\.json is missing"):
         load_model(empty)
     for name in ("model.safetensors", "model.json"):
         broken = tmp_path / f"broken-{name}"
@@ -133,7 +133,7 @@ def test_an_edited_taxonomy_reroutes_without_retraining_but_other_codes_are_refu
     topics["W06"]["subs"] = topics["W06"]["subs"][:1]  # a sub-problem the model predicts is gone
     fewer = tmp_path / "fewer.yaml"
     fewer.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    with pytest.raises(ModelLoadError, match="W06b.*retrain"):
+    with pytest.raises(ModelLoadError, match=r"W06b.*retrain"):
         load_model(tiny_model_dir, taxonomy=Taxonomy.load(fewer))
 
 
@@ -155,8 +155,10 @@ def test_self_training_uses_unlabelled_messages(mini_data):
     cfg = tiny_config()
     cfg.classifier.self_training_weight = 0.3
     model = ChuishaoClassifier(cfg, Taxonomy.load())
-    extra = model.docs(["小区门口烧烤摊油烟很大", "晚上工地施工噪音太吵", "物业公司不修电梯"])  # the preprocessor is ready before fit
-    model.fit(mini_data.texts, mini_data.labels, titles=mini_data.titles, subs=mini_data.subs, weights=mini_data.weights, unlabelled=extra)
+    # the preprocessor is ready before fit
+    extra = model.docs(["小区门口烧烤摊油烟很大", "晚上工地施工噪音太吵", "物业公司不修电梯"])
+    model.fit(mini_data.texts, mini_data.labels, titles=mini_data.titles, subs=mini_data.subs, weights=mini_data.weights,
+              unlabelled=extra)
     assert model.training_summary_ == {"labelled": 34, "pseudo_labelled": 3}
     assert model.predict(["楼下烧烤店油烟很大"]) == ["W06"]
 
@@ -165,7 +167,8 @@ def test_saved_weights_are_small_and_faithful(tiny_model, tiny_model_dir, mini_d
     loaded = load_model(tiny_model_dir)
     # half precision on disk: scores agree to ~1e-3, answers agree exactly on the fixture
     np.testing.assert_allclose(loaded.topic_model.weights, tiny_model.topic_model.weights, atol=2e-3)
-    assert loaded.predict(mini_data.texts, titles=mini_data.titles) == tiny_model.predict(mini_data.texts, titles=mini_data.titles)
+    predicted = tiny_model.predict(mini_data.texts, titles=mini_data.titles)
+    assert loaded.predict(mini_data.texts, titles=mini_data.titles) == predicted
 
 
 def test_nul_and_control_characters_do_not_break_a_batch(tiny_model):
@@ -342,7 +345,7 @@ def test_hand_edited_or_foreign_manifests_are_clear_errors(tiny_model_dir, tmp_p
         load_model(copy_with("list", lambda m: []))
     with pytest.raises(ModelLoadError, match="lacks version"):
         load_model(copy_with("no-version", lambda m: {k: v for k, v in m.items() if k != "version"}))
-    with pytest.raises(ModelLoadError, match="lacks the checksums of model.json and model.safetensors"):
+    with pytest.raises(ModelLoadError, match=r"lacks the checksums of model\.json and model\.safetensors"):
         load_model(copy_with("no-sum", lambda m: {k: v for k, v in m.items() if k != "files"}))
     with pytest.raises(ModelLoadError, match="lacks the checksums"):  # one file's checksum left out
         load_model(copy_with("one-sum", lambda m: {**m, "files": {"model.json": m["files"]["model.json"]}}))
@@ -362,7 +365,7 @@ def test_a_model_saved_by_another_release_is_refused_when_loaded_not_when_used(t
     manifest["files"]["model.json"] = hashlib.sha256((directory / "model.json").read_bytes()).hexdigest()
     manifest["chuishao"] = "0.0.1"
     (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    with pytest.raises(ModelLoadError, match="made by chuishao 0.0.1.*lacks temperature.*retrain"):
+    with pytest.raises(ModelLoadError, match=r"made by chuishao 0\.0\.1.*lacks temperature.*retrain"):
         load_model(directory)
 
 
@@ -377,7 +380,7 @@ def test_a_hand_edited_taxonomy_inside_the_model_is_refused(tiny_model_dir, tmp_
     manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
     manifest["files"]["model.json"] = hashlib.sha256((directory / "model.json").read_bytes()).hexdigest()
     (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    with pytest.raises(ModelLoadError, match="not the .* saved with it"):
+    with pytest.raises(ModelLoadError, match=r"not the .* saved with it"):
         load_model(directory)
 
 
@@ -436,7 +439,7 @@ def test_evidence_terms_lie_inside_one_word_of_the_message(tiny_model, mini_data
     docs = tiny_model.docs(texts)
     answers = tiny_model.route(texts)
     assert sum(len(a.evidence) for a in answers) > len(texts)
-    for doc, answer in zip(docs, answers):
+    for doc, answer in zip(docs, answers, strict=True):
         assert all(any(term in word for word in doc.tokens) for term in answer.evidence), (answer.evidence, doc.tokens)
 
 
@@ -475,7 +478,7 @@ def test_old_pickled_models_are_refused_with_how_to_convert(tiny_model_dir, tmp_
     with pytest.raises(ModelLoadError, match=r"pickle \(model\.joblib\).*chuishao model convert .*only convert models you trust"):
         load_model(old)
     (old / "model.joblib").unlink()
-    with pytest.raises(ModelLoadError, match="old pickle format whistle-model/1.*chuishao model convert"):
+    with pytest.raises(ModelLoadError, match=r"old pickle format whistle-model/1.*chuishao model convert"):
         load_model(old)
 
 

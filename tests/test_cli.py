@@ -78,7 +78,8 @@ def test_tag_never_drops_a_row(trained_dir, tmp_path):
     assert "line 2" in rows[1]["error"] and "broken JSON" in rows[1]["error"]
     assert "'text'" in rows[3]["error"] and "empty text" in rows[4]["error"] and "not Chinese" in rows[5]["error"]
     for r in rows:
-        assert set(r) >= {"id", "topic", "topic_name", "sub", "confidence", "needs_review", "top", "departments", "evidence", "error"}
+        assert set(r) >= {"id", "topic", "topic_name", "sub", "confidence", "needs_review", "top", "departments", "evidence",
+                          "error"}
 
 
 def test_tag_csv_and_missing_text_column(trained_dir, tmp_path):
@@ -112,7 +113,8 @@ def test_labels_outside_the_taxonomy_suggest_taxonomy_none(tmp_path, tiny_config
     src.write_text("\n".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) for lab, t in rows), encoding="utf-8")
     refused = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m1")])
     assert refused.exit_code == 2 and "--taxonomy none" in refused.output and "城乡建设" in refused.output
-    ok = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m2"), "--taxonomy", "none", "--config", str(tiny_config_file)])
+    ok = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m2"), "--taxonomy", "none",
+                             "--config", str(tiny_config_file)])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["labels"] == ["城乡建设", "教育文体"]
     pred = runner.invoke(app, ["predict", "--model", str(tmp_path / "m2"), "孩子上学的学校收费问题"])
@@ -137,9 +139,11 @@ def test_mistakes_in_output_paths_and_encodings_are_refused_before_the_work(trai
     assert result.exit_code == 2 and "is not a directory" in result.output
     result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path), "-m", str(trained_dir)])
     assert result.exit_code == 2 and "is a directory" in result.output
-    result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path / "o.csv"), "-m", str(trained_dir), "--output-encoding", "bogus"])
+    result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path / "o.csv"), "-m", str(trained_dir),
+                                 "--output-encoding", "bogus"])
     assert result.exit_code == 2 and "unknown --output-encoding" in result.output
-    result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path / "o.jsonl"), "-m", str(trained_dir), "--encoding", "bogus"])
+    result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path / "o.jsonl"), "-m", str(trained_dir),
+                                 "--encoding", "bogus"])
     assert result.exit_code == 2 and "unknown encoding" in result.output
     assert not list(tmp_path.glob("o.*")) and not list(tmp_path.glob(".o.*"))
 
@@ -219,7 +223,8 @@ def test_whole_number_labels_are_one_class_however_they_are_stored(tmp_path, tin
     rows = [(1, "小区物业不作为电梯坏了"), (1.0, "楼上违建加盖"), (2, "孩子入学难"),
             (2.0, "学校收费不合理"), (1, "小区停水三天"), (2, "幼儿园学位紧张")]
     src.write_text("\n".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) for lab, t in rows), encoding="utf-8")
-    result = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m"), "--taxonomy", "none", "--config", str(tiny_config_file)])
+    result = runner.invoke(app, ["train", str(src), "-o", str(tmp_path / "m"), "--taxonomy", "none",
+                                 "--config", str(tiny_config_file)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["labels"] == ["1", "2"]
     scored = runner.invoke(app, ["test", str(tmp_path / "m"), str(src)])

@@ -145,7 +145,7 @@ def test_a_file_defines_its_own_path_variables(tmp_path):
     assert ChuishaoConfig.load(path).resolved_data().train == ["data/fixtures/labelled-mini.jsonl"]
     moved = ChuishaoConfig.load(path, {"paths.fixtures": str(FIXTURES)})
     assert moved.resolved_data().train == [f"{FIXTURES}/labelled-mini.jsonl"]
-    with pytest.raises(DataError, match="unknown config key paths.shared"):  # the file's paths replace the default's
+    with pytest.raises(DataError, match=r"unknown config key paths\.shared"):  # the file's paths replace the default's
         ChuishaoConfig.load(path, {"paths.shared": "/x"})
 
 

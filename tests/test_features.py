@@ -33,6 +33,36 @@ def test_char_tfidf_equals_sklearn(ngram_range, min_df):
     assert _aligned(ours, ours.transform(docs), ref, R) < 1e-6
 
 
+@pytest.mark.parametrize("ngram_range,min_df,max_df", [((1, 3), 1, 0.5), ((1, 2), 1, 0.34), ((1, 3), 2, 0.5), ((2, 3), 1, 0.2)])
+def test_char_tfidf_with_max_df_equals_sklearn(ngram_range, min_df, max_df):
+    docs = [Doc(t, ()) for t in TEXTS]
+    ours = NgramTfidf("char", ngram_range, min_df=min_df, max_df=max_df).fit(docs)
+    ref = TfidfVectorizer(analyzer="char", ngram_range=ngram_range, min_df=min_df, max_df=max_df, sublinear_tf=True,
+                          lowercase=False)
+    R = ref.fit_transform(TEXTS)
+    assert len(ours.terms_) < len(NgramTfidf("char", ngram_range, min_df=min_df).fit(docs).terms_)  # max_df dropped some
+    assert _aligned(ours, ours.transform(docs), ref, R) < 1e-6
+
+
+@pytest.mark.parametrize("ngram_range,min_df,max_df,max_features", [((1, 3), 1, 1.0, 10), ((1, 3), 1, 1.0, 40),
+                                                                    ((1, 2), 1, 0.5, 25), ((1, 1), 1, 1.0, 5)])
+def test_char_tfidf_with_max_features_keeps_the_most_documents_ngrams(ngram_range, min_df, max_df, max_features):
+    """max_features keeps the n-grams the most documents have (scikit-learn: the most occurrences,
+    see NgramTfidf's docstring); on those n-grams the matrix is scikit-learn's."""
+    docs = [Doc(t, ()) for t in TEXTS]
+    ours = NgramTfidf("char", ngram_range, min_df=min_df, max_df=max_df, max_features=max_features).fit(docs)
+    unlimited = TfidfVectorizer(analyzer="char", ngram_range=ngram_range, min_df=min_df, max_df=max_df, lowercase=False)
+    df = dict(zip(unlimited.fit(TEXTS).get_feature_names_out(),
+                  (unlimited.transform(TEXTS) > 0).sum(axis=0).A1.tolist(), strict=True))
+    kept = set(ours.terms_)
+    assert len(kept) == max_features < len(df)
+    assert min(df[t] for t in kept) >= max(df[t] for t in df if t not in kept)
+    ref = TfidfVectorizer(analyzer="char", ngram_range=ngram_range, vocabulary=sorted(kept), sublinear_tf=True,
+                          lowercase=False)
+    R = ref.fit_transform(TEXTS)
+    assert _aligned(ours, ours.transform(docs), ref, R) < 1e-6
+
+
 def test_word_tfidf_equals_sklearn():
     token_lists = [t.split("|") for t in ["小区|门口|占道经营", "小区|物业|不作为", "群租房|隔断|小区|门口", "物业|小区"]]
     docs = [Doc("", tuple(t)) for t in token_lists]

@@ -63,6 +63,7 @@ def _assert_no_near_copy(records: list[dict], reference: list[dict], limit: floa
             assert shared / min(len(grams), len(ref_grams[k])) < limit, (rec.get("id"), reference[k]["id"])
 
 
+@pytest.mark.slow  # compares with every corpus, train and test message: about 25 s
 def test_authored_examples_are_our_own_text(shared_data):
     """data/authored/ holds messages written by the project: valid codes, and none copied from
     (or closely paraphrasing) a corpus, train or test message."""
@@ -77,8 +78,8 @@ def test_authored_examples_are_our_own_text(shared_data):
     reference = [json.loads(line) for name in ("corpus.jsonl", "whistle/train.jsonl", "whistle/test.jsonl")
                  for line in (shared_data / name).open(encoding="utf-8")]
     assert not set(authored.ids) & {r["id"] for r in reference}
-    _assert_no_near_copy([{"id": i, "title": ti, "text": te} for i, ti, te in zip(authored.ids, authored.titles, authored.texts)],
-                         reference)
+    rows = zip(authored.ids, authored.titles, authored.texts, strict=True)
+    _assert_no_near_copy([{"id": i, "title": ti, "text": te} for i, ti, te in rows], reference)
 
 
 def test_bundled_model_keeps_its_reported_quality(shared_data):

@@ -53,7 +53,7 @@ def test_concurrent_requests_get_their_own_answers(client):
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda kv: client.post("/v1/classify", json={"text": kv[1], "id": kv[0]}).json(),
                                 texts.items()))
-    for (mid, _), a in zip(texts.items(), answers):
+    for (mid, _), a in zip(texts.items(), answers, strict=True):
         assert a["id"] == mid and a["topic"] == ("W05" if int(mid[1:]) % 2 else "W06")
 
 
@@ -217,7 +217,8 @@ def test_with_several_workers_only_the_model_in_service_is_reported_as_such(tmp_
               "print(m.render().decode())")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
-    lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in out.splitlines() if line.startswith("chuishao_model_info{")}
+    lines = {line.split(" ")[0]: float(line.split(" ")[1])
+             for line in out.splitlines() if line.startswith("chuishao_model_info{")}
     assert lines == {'chuishao_model_info{version="v1"}': 0.0, 'chuishao_model_info{version="v2"}': 1.0}
 
 

@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 
+pytestmark = pytest.mark.browser
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 CHROMIUM = os.environ.get("CHUISHAO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")

@@ -83,10 +83,13 @@ def test_export_of_a_missing_database_fails_clearly(tmp_path):
 
 def test_a_correction_without_text_keeps_the_message_in_the_export(serve_settings):
     with TestClient(create_app(serve_settings)) as c:
-        assert c.post("/v1/feedback", json=fb(id="L1", topic="W05", sub="W05b", text="楼下烧烤店晚上很吵"), headers=KEY).status_code == 201
+        first = fb(id="L1", topic="W05", sub="W05b", text="楼下烧烤店晚上很吵")
+        assert c.post("/v1/feedback", json=first, headers=KEY).status_code == 201
         # the operator corrects the label; the client does not send the text again, or sends it blank
-        assert c.post("/v1/feedback", json=fb(id="L1", topic="W06", sub="W06a", text=None, title=None), headers=KEY).status_code == 201
-        assert c.post("/v1/feedback", json=fb(id="L1", topic="W06", sub="W06b", text="   ", title=None), headers=KEY).status_code == 201
+        no_text = fb(id="L1", topic="W06", sub="W06a", text=None, title=None)
+        assert c.post("/v1/feedback", json=no_text, headers=KEY).status_code == 201
+        blank_text = fb(id="L1", topic="W06", sub="W06b", text="   ", title=None)
+        assert c.post("/v1/feedback", json=blank_text, headers=KEY).status_code == 201
         assert c.post("/v1/feedback", json=fb(id="L2", text=""), headers=KEY).status_code == 201
         r = c.get("/v1/feedback/export", headers=KEY)
     rows = [json.loads(line) for line in r.text.splitlines()]

@@ -154,6 +154,7 @@ def test_an_edited_taxonomy_file_reroutes_the_served_model_on_reload(serve_setti
         assert c.get("/v1/taxonomy").status_code == 200
 
 
+@pytest.mark.processes
 def test_sighup_reloads_a_single_worker_service_instead_of_ending_it(model_dir, tiny_model, tmp_path):
     import json
     import os

@@ -159,7 +159,7 @@ def test_empty_code_is_an_error(tmp_path, mutate, match):
 )
 def test_sub_code_must_start_with_its_topic_code(tmp_path, topics, match):
     def mutate(raw):
-        for topic, (code, sub) in zip(raw["areas"][0]["topics"], topics.items()):
+        for topic, (code, sub) in zip(raw["areas"][0]["topics"], topics.items(), strict=False):
             topic["code"], topic["subs"] = code, [{"code": sub, "name": "某问题"}]
 
     message = _error(_write(tmp_path, mutate))

@@ -64,6 +64,7 @@ def free_server(mini_data, tmp_path) -> Iterator[str]:
         yield url
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("bare", [False, True], ids=["served-view", "bare-topics"])
 def test_operator_page_works_with_a_free_label_model(sync_api, free_server: str, bare: bool):
     """bare: /v1/taxonomy as it was before (topics with code and name only): the page copes alone."""

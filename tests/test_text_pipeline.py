@@ -51,7 +51,7 @@ def test_domain_words_stay_whole_with_both_engines():
 def test_engines_agree(mini_data):
     # rjieba is a port of jieba; the model must not depend on which one is installed
     fast, ref = Segmenter(engine="rjieba"), Segmenter(engine="jieba")
-    for title, text in zip(mini_data.titles, mini_data.texts):
+    for title, text in zip(mini_data.titles, mini_data.texts, strict=True):
         doc = normalize_text(f"{title}。{text}")
         assert fast.cut(doc) == ref.cut(doc)
 

@@ -15,6 +15,7 @@ import tempfile
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from chuishao.batch.progress import progress_bar
 from chuishao.batch.rows import batches, kept_columns, output_line, tag_records
@@ -252,7 +253,8 @@ def _finish(wd: WorkDir, chunks: int, output_path: Path, fmt: str, total: TagSum
     fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as raw:
-            out = gzip.GzipFile(fileobj=raw, mode="wb") if output_path.name.endswith(".gz") else raw
+            # a GzipFile is a binary file like the raw one, though typeshed's GzipFile is no BinaryIO
+            out = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="wb")) if output_path.name.endswith(".gz") else raw
             total.unwritable_chars = write_output(fmt, [wd.chunk_path(i) for i in range(chunks)], out,
                                                   total.columns, total.rows, opts.output_encoding,
                                                   delimiter_for(output_path))

@@ -8,6 +8,7 @@ the input file: per-partition counts give each partition's offset, the position 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -53,7 +54,7 @@ def spark_session(master: str | None = None):
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName("chuishao-tag")
-    local = bool(master) and master.startswith("local")
+    local = master is not None and master.startswith("local")
     if master:
         builder = builder.master(master)
         if local:
@@ -221,12 +222,13 @@ def _jsonl_columns(df, encoding: str, fields: FieldMap) -> list[str]:
     return list(order)
 
 
-def _csv_cells(obj: dict[str, str | None], header: list[str]) -> dict[str, str]:
+def _csv_cells(obj: dict[str, str | None], header: list[str]) -> dict[str, object]:
     """A well-formed CSV row's cells as the local reader gives them: an empty cell is "" (Spark:
     null), and the last cell loses the \r of a \r\n line ending (see ``_read``)."""
-    cells = {k: "" if v is None else v for k, v in obj.items()}
-    if header and cells.get(header[-1], "").endswith("\r"):
-        cells[header[-1]] = cells[header[-1]][:-1]
+    cells: dict[str, object] = {k: "" if v is None else v for k, v in obj.items()}
+    last = cells.get(header[-1]) if header else None
+    if isinstance(last, str) and last.endswith("\r"):
+        cells[header[-1]] = last[:-1]
     return cells
 
 
@@ -241,7 +243,7 @@ def _csv_row(row: int, values: list[str | None], raw: str | None, header: list[s
     if raw is not None:
         rec = _malformed_csv_row(row, raw, header, fields, where, delimiter)
     else:
-        rec = make_record(row, _csv_cells(dict(zip(header, values)), header), fields, where)
+        rec = make_record(row, _csv_cells(dict(zip(header, values, strict=True)), header), fields, where)
     # Spark's decoder puts U+FFFD for undecodable bytes where the local reader flags the row
     if _REPLACEMENT in (raw or "") or any(v and _REPLACEMENT in v for v in values):
         rec.error = f"{where}: bytes that are not valid {encoding}"
@@ -264,11 +266,11 @@ def _tagger(model_bc, offsets_bc, fields: FieldMap, fmt: str, where_name: str, k
                 data = batch.column("value").to_pylist()
             elif fmt == "csv":
                 raws = batch.column(_CORRUPT).to_pylist()
-                data = list(zip(*(batch.column(f"_c{i}").to_pylist() for i in range(len(header))), raws))
+                data = list(zip(*(batch.column(f"_c{i}").to_pylist() for i in range(len(header))), raws, strict=True))
             else:
                 data = batch.drop_columns([_PID]).to_pylist()
             records = []
-            for pid, obj in zip(pids, data):
+            for pid, obj in zip(pids, data, strict=True):
                 position += 1
                 row = offsets[pid] + position
                 if fmt == "jsonl":
@@ -297,10 +299,8 @@ def _spark_problem(exc: BaseException) -> str:
     java = getattr(exc, "java_exception", None)
     text = str(exc)
     if java is not None:  # a Py4JJavaError: "An error occurred while calling o45.parquet.\n: <message>..."
-        try:
+        with contextlib.suppress(Exception):  # the JVM may be gone: the Python side's text then
             text = str(java.getMessage() or java.toString())
-        except Exception:  # noqa: BLE001, S110 - the JVM may be gone: the Python side's text then
-            pass
     lines = text.strip().splitlines()
     marks = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last):")]
     if marks:  # a Python worker's exception: the line that names it, not the traceback

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 
 @dataclass
@@ -43,9 +44,10 @@ class TagSummary:
     @classmethod
     def from_state(cls, state: dict) -> TagSummary:
         """The inverse of ``to_state``; ValueError for anything it did not write (a damaged checkpoint)."""
-        counts = {k: state.get(k) for k in ("rows", "tagged", "errors", "needs_review")}
+        names = ("rows", "tagged", "errors", "needs_review")
+        counts = {k: n for k in names if _is_count(n := state.get(k))}
         topics, columns = state.get("topics"), state.get("columns")
-        if (not all(_is_count(n) for n in counts.values()) or counts["rows"] != counts["tagged"] + counts["errors"]
+        if (len(counts) != len(names) or counts["rows"] != counts["tagged"] + counts["errors"]
                 or not isinstance(topics, dict) or not all(_is_count(n) for n in topics.values())
                 or not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
             raise ValueError(f"not a chunk summary: {str(state)[:200]}")
@@ -63,5 +65,5 @@ class TagSummary:
         }
 
 
-def _is_count(value: object) -> bool:
+def _is_count(value: object) -> TypeGuard[int]:
     return type(value) is int and value >= 0

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from chuishao.batch.summary import TagSummary
 from chuishao.errors import DataError
@@ -82,7 +83,7 @@ class WorkDir:
             return None
 
     # ---- run state ------------------------------------------------------------------
-    def start(self, state: dict[str, object], resume: bool) -> dict[str, object]:
+    def start(self, state: dict[str, object], resume: bool) -> dict[str, Any]:
         """Open the folder for a run; with ``resume`` keep finished chunks if the run is the same one."""
         state_file = self.path / "state.json"
         if resume and state_file.is_file():

@@ -114,7 +114,7 @@ def write_xlsx(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], rows:
         if not isinstance(value, str) or not value:
             return value
         if ILLEGAL_CHARACTERS_RE.search(value):  # control characters: Excel files cannot hold them
-            value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+            value = str(ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
         if value[0] != "=":
             return value
         # kept as text: openpyxl would write "=1+1" as a formula (the id lost; formula injection)

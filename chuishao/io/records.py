@@ -56,7 +56,7 @@ def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str
 def csv_record(row: int, header: list[str], values: list[str], fields: FieldMap, where: str) -> InputRecord:
     """One CSV row to a record; a row with more or fewer values than the header is an error (shared
     with the Spark engine so both paths agree row for row)."""
-    rec = make_record(row, dict(zip(header, values)), fields, where)
+    rec = make_record(row, dict(zip(header, values, strict=False)), fields, where)
     if len(values) != len(header):
         rec.error = rec.error or f"{where}: {len(values)} values for {len(header)} columns"
     return rec

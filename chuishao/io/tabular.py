@@ -46,7 +46,7 @@ def read_xlsx(path: Path, fields: FieldMap, sheet: str | None = None) -> Iterato
 def _xlsx_rows(path: Path, wb, rows, columns: list[str], fields: FieldMap) -> Iterator[InputRecord]:
     try:
         for row, values in enumerate(rows, start=1):
-            obj = {c: _cell(v) for c, v in zip(columns, values)}
+            obj = {c: _cell(v) for c, v in zip(columns, values, strict=False)}  # a row may end early or run on
             yield make_record(row, obj, fields, f"{path.name} row {row}")
     finally:
         wb.close()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import StratifiedKFold
 
 from chuishao.config import ChuishaoConfig
@@ -38,10 +40,22 @@ class ChuishaoClassifier:
     def __init__(self, config: ChuishaoConfig | None = None, taxonomy: Taxonomy | None = None,
                  preprocessor: TextPreprocessor | None = None) -> None:
         self.config = config or ChuishaoConfig()
-        self.taxonomy = taxonomy
+        self._taxonomy = taxonomy  # None: fit makes a free one of the labels it sees
         # ready before fit: training turns unlabelled texts into docs with it first
         self.preprocessor = preprocessor or TextPreprocessor(self.config.text)
         self.metadata: dict[str, object] = {}
+        self._displayable: np.ndarray | None = None
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        """The taxonomy answers are routed by: the one given, else (after ``fit``) the labels' own."""
+        if self._taxonomy is None:
+            raise NotFittedError("the classifier has no taxonomy before fit (none was given)")
+        return self._taxonomy
+
+    @taxonomy.setter
+    def taxonomy(self, taxonomy: Taxonomy) -> None:
+        self._taxonomy = taxonomy
 
     # ---- features ---------------------------------------------------------------
     def docs(self, texts: Sequence[str], *, titles: Sequence[str | None] | None = None) -> list[Doc]:
@@ -62,7 +76,7 @@ class ChuishaoClassifier:
         names: list[str] = [""] * columns.shape[0]
         for mask, table, offset in ((is_char, self.char_vectorizer.terms_, 0), (~is_char, self.word_vectorizer.terms_, n_char)):
             where = np.nonzero(mask)[0]
-            for k, term in zip(where.tolist(), table.take(columns[where] - offset)):
+            for k, term in zip(where.tolist(), table.take(columns[where] - offset), strict=True):
                 names[k] = term
         return names
 
@@ -82,8 +96,8 @@ class ChuishaoClassifier:
         at ``classifier.self_training_weight`` (self-training: +0.3 points accuracy in CV).
         ``calibration_rows`` marks the rows whose out-of-fold scores set the temperature and the
         review threshold (default: all)."""
-        if self.taxonomy is None:
-            self.taxonomy = Taxonomy.free(labels)
+        if self._taxonomy is None:
+            self._taxonomy = Taxonomy.free(labels)
         fc = self.config.features
         self.char_vectorizer = NgramTfidf("char", fc.char_ngrams, fc.min_df, fc.max_df, fc.max_features)
         self.word_vectorizer = NgramTfidf("word", fc.word_ngrams, fc.min_df, fc.max_df, fc.max_features)
@@ -158,7 +172,7 @@ class ChuishaoClassifier:
             "review_share": round(float((~sure).mean()), 4),
             "accuracy_when_sure": round(float(correct[sure].mean()), 4) if sure.any() else None,
             "temperature": round(self.temperature_, 4),
-            "class_bias": {c: round(float(b), 3) for c, b in zip(self.classes_, bias) if b != 0},
+            "class_bias": {c: round(float(b), 3) for c, b in zip(self.classes_, bias, strict=True) if b != 0},
         }
 
     def _fit_subs(self, X: sp.csr_matrix, y: np.ndarray, subs: Sequence[str | None] | None, w: np.ndarray) -> None:
@@ -225,7 +239,7 @@ class ChuishaoClassifier:
         version = self.version
         answers: list[dict[str, object] | None] = [None] * n
         good: list[int] = []
-        for i, (title, text) in enumerate(zip(titles, texts)):
+        for i, (title, text) in enumerate(zip(titles, texts, strict=True)):
             problem = self.preprocessor.problem(text, title=title)
             if problem is None:
                 good.append(i)
@@ -250,13 +264,14 @@ class ChuishaoClassifier:
         # 0.9976 comes out as 0.9976000189781189 in JSON
         top_scores = np.round(np.take_along_axis(proba, order, axis=1).astype(np.float64), 4).tolist()
         sure = (proba[np.arange(len(best)), best] >= threshold).tolist()
-        for row, (i, top_idx, scores) in enumerate(zip(good, order.tolist(), top_scores)):
+        for row, (i, top_idx, scores) in enumerate(zip(good, order.tolist(), top_scores, strict=True)):
             b = top_idx[0]
             sub = subs[row]
             answers[i] = answer_dict(
                 id=ids[i], topic=self.classes_[b], topic_name=names[b], area=areas[b],
                 sub=sub, sub_name=tax.name_of(sub) if sub else None, confidence=scores[0], needs_review=not sure[row],
-                top=[{"topic": self.classes_[j], "topic_name": names[j], "score": s} for j, s in zip(top_idx, scores)],
+                top=[{"topic": self.classes_[j], "topic_name": names[j], "score": s}
+                     for j, s in zip(top_idx, scores, strict=True)],
                 departments={"lead": departments[b]["lead"], "assist": list(departments[b]["assist"])},
                 evidence=evidence[row], model_version=version)
         return answers  # type: ignore[return-value]
@@ -270,7 +285,7 @@ class ChuishaoClassifier:
                 continue
             rows = np.nonzero(best == class_idx)[0]
             picks = scorer.scores(X[rows]).argmax(axis=1)
-            for r, p in zip(rows, picks):
+            for r, p in zip(rows, picks, strict=True):
                 result[r] = scorer.classes[p]
         return result
 
@@ -316,10 +331,12 @@ class ChuishaoClassifier:
     @property
     def displayable(self) -> np.ndarray:
         """Which features may be shown as evidence: words of two or more characters, no punctuation."""
-        if getattr(self, "_displayable", None) is None:
+        displayable = getattr(self, "_displayable", None)
+        if displayable is None:
             terms = (*self.char_vectorizer.terms_, *self.word_vectorizer.terms_)
-            self._displayable = np.array([len(t) >= 2 and bool(_WORDLIKE.match(t)) and t not in _PLACEHOLDERS for t in terms])
-        return self._displayable
+            displayable = np.array([len(t) >= 2 and bool(_WORDLIKE.match(t)) and t not in _PLACEHOLDERS for t in terms])
+            self._displayable = displayable
+        return displayable
 
     # ---- state ------------------------------------------------------------------
     def to_state(self) -> tuple[dict[str, object], dict[str, np.ndarray]]:
@@ -349,25 +366,25 @@ class ChuishaoClassifier:
         return state, arrays
 
     @classmethod
-    def from_state(cls, state: dict[str, object], arrays: dict[str, np.ndarray]) -> ChuishaoClassifier:
+    def from_state(cls, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> ChuishaoClassifier:
         """The model ``to_state`` gave. KeyError names a missing part, ValueError a malformed one."""
         def part(prefix: str) -> dict[str, np.ndarray]:
             return {name.removeprefix(prefix + "."): a for name, a in arrays.items() if name.startswith(prefix + ".")}
 
         config = ChuishaoConfig.model_validate(state["config"])
-        model = cls(config, Taxonomy.from_state(state["taxonomy"]),  # type: ignore[arg-type]
-                    TextPreprocessor.from_state(state["preprocessor"], config.text))  # type: ignore[arg-type]
-        model.char_vectorizer = NgramTfidf.from_state(state["char_vectorizer"], part("char"))  # type: ignore[arg-type]
-        model.word_vectorizer = NgramTfidf.from_state(state["word_vectorizer"], part("word"))  # type: ignore[arg-type]
-        model.topic_model = LinearScorer.from_state(state["topic_model"], part("topics"))  # type: ignore[arg-type]
+        model = cls(config, Taxonomy.from_state(state["taxonomy"]),
+                    TextPreprocessor.from_state(state["preprocessor"], config.text))
+        model.char_vectorizer = NgramTfidf.from_state(state["char_vectorizer"], part("char"))
+        model.word_vectorizer = NgramTfidf.from_state(state["word_vectorizer"], part("word"))
+        model.topic_model = LinearScorer.from_state(state["topic_model"], part("topics"))
         model.sub_models = {topic: SparseScorer.from_state(s, part(f"subs.{topic}"))
-                            for topic, s in state["sub_models"].items()}  # type: ignore[attr-defined]
+                            for topic, s in state["sub_models"].items()}
         model.classes_ = model.topic_model.classes
-        model.temperature_ = float(state["temperature"])  # type: ignore[arg-type]
-        model.review_threshold_ = float(state["review_threshold"])  # type: ignore[arg-type]
+        model.temperature_ = float(state["temperature"])
+        model.review_threshold_ = float(state["review_threshold"])
         model.heldout_ = state["heldout"]
         model.training_summary_ = state["training"]
-        model.metadata = dict(state["metadata"])  # type: ignore[call-overload]
+        model.metadata = dict(state["metadata"])
         model._displayable = None
         return model
 

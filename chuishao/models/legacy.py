@@ -17,6 +17,7 @@ import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,10 +40,7 @@ def _old_module_names() -> Iterator[None]:
     saved = {f"whistle{m}": sys.modules.get(f"whistle{m}") for m in _MODULES}
     try:
         for suffix in _MODULES:
-            real = importlib.import_module(f"chuishao{suffix}")
-            alias = types.ModuleType(f"whistle{suffix}")
-            alias.__getattr__ = lambda name, real=real: getattr(real, _RENAMED.get(name, name))  # type: ignore[method-assign]
-            sys.modules[f"whistle{suffix}"] = alias
+            sys.modules[f"whistle{suffix}"] = _alias(f"whistle{suffix}", importlib.import_module(f"chuishao{suffix}"))
         yield
     finally:
         for name, module in saved.items():
@@ -52,9 +50,19 @@ def _old_module_names() -> Iterator[None]:
                 sys.modules[name] = module
 
 
-def _unpack(packed: dict[str, object]) -> sp.csr_matrix:
+def _alias(name: str, real: types.ModuleType) -> types.ModuleType:
+    """A module ``name`` whose attributes are ``real``'s, the Whistle* classes its Chuishao* ones."""
+    def attribute(attr: str) -> object:
+        return getattr(real, _RENAMED.get(attr, attr))
+
+    alias = types.ModuleType(name)
+    vars(alias)["__getattr__"] = attribute  # a module's __getattr__ (PEP 562) lives in its namespace
+    return alias
+
+
+def _unpack(packed: dict[str, Any]) -> sp.csr_matrix:
     """The old half-precision sparse weights (``linear._pack`` of format 1)."""
-    return sp.csr_matrix((packed["data"].astype(np.float32), packed["indices"], packed["indptr"]),  # type: ignore[union-attr]
+    return sp.csr_matrix((packed["data"].astype(np.float32), packed["indices"], packed["indptr"]),
                          shape=packed["shape"])
 
 
@@ -78,6 +86,8 @@ def _restore(model: ChuishaoClassifier) -> None:
     _restore_vectorizer(model.char_vectorizer)
     _restore_vectorizer(model.word_vectorizer)
     model.preprocessor.segmenter._cut = None  # the engine is built on first use
+    if "taxonomy" in vars(model):  # an attribute then, a property over ``_taxonomy`` now
+        model.taxonomy = vars(model).pop("taxonomy")
 
 
 def read_pickled(directory: str | Path) -> tuple[ChuishaoClassifier, dict[str, object]]:

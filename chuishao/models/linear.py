@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,7 +41,7 @@ def _pack(weights: sp.spmatrix | np.ndarray) -> dict[str, np.ndarray]:
     whether it is stored, and the stored values in half precision (~3 significant digits).
     Entries that are zero in half precision are not stored, so the same weights always give the
     same arrays, whether they come from training or from a loaded model."""
-    dense = weights.toarray() if sp.issparse(weights) else np.asarray(weights)
+    dense = weights if isinstance(weights, np.ndarray) else weights.toarray()
     half = dense.astype(np.float16).ravel()
     stored = half != 0
     return {"mask": np.packbits(stored), "values": half[stored]}
@@ -84,7 +85,7 @@ class LinearScorer:
         self.intercept = np.asarray(intercept, dtype=np.float32)
 
     @classmethod
-    def fit(cls, X: sp.csr_matrix, y: Sequence[str], weights: np.ndarray | None, C: float,
+    def fit(cls, X: sp.csr_matrix, y: Sequence[str] | np.ndarray, weights: np.ndarray | None, C: float,
             class_weight: str | None, seed: int, prune_quantile: float = 0.0) -> LinearScorer:
         classes, coef, intercept = fit_svc(X, np.asarray(y), weights, C, class_weight, seed)
         return cls(classes, prune(coef, prune_quantile), intercept)
@@ -97,10 +98,10 @@ class LinearScorer:
         return _scorer_state(self.classes, self.weights.shape[0], self.weights, self.intercept)
 
     @classmethod
-    def from_state(cls, state: dict[str, object], arrays: dict[str, np.ndarray]) -> LinearScorer:
+    def from_state(cls, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearScorer:
         scorer = cls.__new__(cls)
-        scorer.classes = [str(c) for c in state["classes"]]  # type: ignore[attr-defined]
-        mask, values = _unpack(arrays, (int(state["n_features"]), len(scorer.classes)))  # type: ignore[arg-type]
+        scorer.classes = [str(c) for c in state["classes"]]
+        mask, values = _unpack(arrays, (int(state["n_features"]), len(scorer.classes)))
         scorer.weights = np.zeros(mask.shape, dtype=np.float32)
         scorer.weights[mask] = values
         scorer.intercept = _intercept(arrays, scorer.classes)
@@ -126,10 +127,10 @@ class SparseScorer:
         return _scorer_state(self.classes, self.weights.shape[0], self.weights, self.intercept)
 
     @classmethod
-    def from_state(cls, state: dict[str, object], arrays: dict[str, np.ndarray]) -> SparseScorer:
+    def from_state(cls, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> SparseScorer:
         scorer = cls.__new__(cls)
-        scorer.classes = [str(c) for c in state["classes"]]  # type: ignore[attr-defined]
-        mask, values = _unpack(arrays, (int(state["n_features"]), len(scorer.classes)))  # type: ignore[arg-type]
+        scorer.classes = [str(c) for c in state["classes"]]
+        mask, values = _unpack(arrays, (int(state["n_features"]), len(scorer.classes)))
         indptr = np.zeros(mask.shape[0] + 1, dtype=np.int32)
         np.cumsum(mask.sum(axis=1), out=indptr[1:])
         columns = np.nonzero(mask)[1].astype(np.int32)  # row by row, columns ascending: the values' order

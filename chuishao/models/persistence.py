@@ -231,9 +231,10 @@ def load_model(directory: str | Path | None = None, taxonomy: Taxonomy | None = 
         raise ModelLoadError(f"{directory}: made by chuishao {made_by}, which this chuishao {__version__} cannot use "
                              f"({problem}): retrain it, or use chuishao {made_by}") from exc
     rerouted = taxonomy is not None and route_with(model, taxonomy, directory)
-    model.metadata["version"] = manifest["version"]
+    version = str(manifest["version"])
     if rerouted:  # answers say which routing they used: the same model with other departments is another version
-        model.metadata["version"] += f"+routing-{model.taxonomy.fingerprint[:8]}"
+        version += f"+routing-{model.taxonomy.fingerprint[:8]}"
+    model.metadata["version"] = version
     model.metadata["directory"] = str(directory)
     return model
 

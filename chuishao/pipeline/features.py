@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -259,15 +260,20 @@ class TermTable:
     def take(self, columns: np.ndarray) -> list[str]:
         """The terms of many columns at once (the offsets are read vectorised)."""
         blob = self.blob
-        return [blob[a:b] for a, b in zip(self.offsets[columns].tolist(), self.offsets[columns + 1].tolist())]
+        return [blob[a:b] for a, b in zip(self.offsets[columns].tolist(), self.offsets[columns + 1].tolist(), strict=True)]
 
 
 class NgramTfidf(TransformerMixin, BaseEstimator):
     """TF-IDF over hashed character or word n-grams of ``Doc`` objects.
 
-    Matches ``TfidfVectorizer(analyzer=kind, sublinear_tf=True)`` (see tests) at a fraction of
-    the cost. Columns are ordered by n-gram hash; ``terms_`` names them.
+    Matches ``TfidfVectorizer(analyzer=kind, sublinear_tf=True)`` with the same ``min_df`` and
+    ``max_df`` (see tests) at a fraction of the cost. Columns are ordered by n-gram hash; ``terms_``
+    names them. ``max_features`` differs: it keeps the n-grams the most *documents* have (ties in
+    hash order), where scikit-learn keeps those with the most occurrences; the values are then
+    scikit-learn's on the n-grams kept.
     """
+
+    _unigrams: np.ndarray | None  # built on first use by ``_unigram_columns``
 
     def __init__(
         self,
@@ -286,8 +292,8 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         self.sublinear_tf = sublinear_tf
 
     def fit(self, docs: Sequence[Doc], y: object = None) -> NgramTfidf:
-        hasher = NgramHasher(self.kind, tuple(self.ngram_range))
-        doc_idx, hashes, joined, starts, ends = hasher(docs)
+        lo, hi = self.ngram_range  # a list when given as one: the hasher takes a tuple
+        doc_idx, hashes, joined, starts, ends = NgramHasher(self.kind, (lo, hi))(docs)
         n_docs = len(docs)
         # document frequency: count distinct (hash, doc) pairs per hash
         order = np.lexsort((doc_idx, hashes))
@@ -308,7 +314,7 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
             raise ValueError("no n-gram reaches min_df: too few or too short training texts")
         # name each kept hash by its first occurrence
         where = order[first]
-        self.terms_ = TermTable([joined[s:e].replace("\x01", "") for s, e in zip(starts[where], ends[where])])
+        self.terms_ = TermTable([joined[s:e].replace("\x01", "") for s, e in zip(starts[where], ends[where], strict=True)])
         self.hashes_ = uniq
         self.idf_ = (np.log((1 + n_docs) / (1 + df)) + 1.0).astype(np.float32)
         self._index = HashIndex(self.hashes_)
@@ -324,10 +330,10 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         return params, {"hashes": self.hashes_, "idf": self.idf_, **terms}
 
     @classmethod
-    def from_state(cls, state: dict[str, object], arrays: dict[str, np.ndarray]) -> NgramTfidf:
+    def from_state(cls, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> NgramTfidf:
         params = dict(state)
-        params["ngram_range"] = tuple(params["ngram_range"])  # type: ignore[arg-type]
-        vectorizer = cls(**params)  # type: ignore[arg-type]
+        params["ngram_range"] = tuple(params["ngram_range"])
+        vectorizer = cls(**params)
         vectorizer.hashes_, vectorizer.idf_ = arrays["hashes"], arrays["idf"]
         vectorizer.terms_ = TermTable.from_state({k.removeprefix("terms."): v for k, v in arrays.items()
                                                   if k.startswith("terms.")})
@@ -353,7 +359,8 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         return normalize(counts, copy=False)
 
     def _counts_numpy(self, docs: Sequence[Doc]) -> sp.csr_matrix:
-        doc_idx, hashes, _, starts, ends = NgramHasher(self.kind, tuple(self.ngram_range))(docs)
+        lo, hi = self.ngram_range
+        doc_idx, hashes, _, starts, ends = NgramHasher(self.kind, (lo, hi))(docs)
         cols = self._index.lookup(hashes)
         known = cols >= 0
         doc_idx, cols, starts, ends = doc_idx[known], cols[known], starts[known], ends[known]
@@ -385,13 +392,15 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
 
     def _unigram_columns(self) -> np.ndarray:
         """Column of every BMP character's unigram (-1: not in the vocabulary, or no unigrams)."""
-        if getattr(self, "_unigrams", None) is None:
+        unigrams = getattr(self, "_unigrams", None)
+        if unigrams is None:
             if self.kind != "char" or self.ngram_range[0] != 1:
-                self._unigrams = np.zeros(0, dtype=np.int32)
+                unigrams = np.zeros(0, dtype=np.int32)
             else:
                 codes = np.arange(1 << 16, dtype=np.uint64)
-                self._unigrams = self._index.lookup(_mix(codes ^ np.uint64(1 << 56))).astype(np.int32)
-        return self._unigrams
+                unigrams = self._index.lookup(_mix(codes ^ np.uint64(1 << 56))).astype(np.int32)
+            self._unigrams = unigrams
+        return unigrams
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         prefix = "c:" if self.kind == "char" else "w:"

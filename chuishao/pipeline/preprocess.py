@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from chuishao.config import TextConfig
 from chuishao.pipeline.doc import Doc
@@ -20,8 +21,8 @@ class TextPreprocessor:
         return {"segmenter": self.segmenter.to_state()}
 
     @classmethod
-    def from_state(cls, state: dict[str, object], config: TextConfig) -> TextPreprocessor:
-        return cls(config, Segmenter.from_state(state["segmenter"]))  # type: ignore[arg-type]
+    def from_state(cls, state: dict[str, Any], config: TextConfig) -> TextPreprocessor:
+        return cls(config, Segmenter.from_state(state["segmenter"]))
 
     def problem(self, text: object, *, title: str | None = None) -> str | None:
         """Why this message cannot be classified, or None when it can."""
@@ -51,5 +52,5 @@ class TextPreprocessor:
 
     def docs(self, texts: Sequence[str], *, titles: Sequence[str | None] | None = None) -> list[Doc]:
         titles = titles if titles is not None else [None] * len(texts)
-        composed = [self.compose(te, title=ti) for te, ti in zip(texts, titles)]
+        composed = [self.compose(te, title=ti) for te, ti in zip(texts, titles, strict=True)]
         return [Doc(c, tuple(self.segmenter.cut(c))) for c in composed]

@@ -7,7 +7,9 @@ user dictionary keeps domain words (小区, 物业, 占道经营, 群租 ...) wh
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from chuishao.resources import default_lexicon_path
 
@@ -32,24 +34,25 @@ class Segmenter:
     def __init__(self, lexicon: list[tuple[str, int, str]] | None = None, engine: str = "auto") -> None:
         self.lexicon = list(lexicon) if lexicon is not None else read_lexicon()
         self.engine = engine
-        self._cut = None
+        self._cut: Callable[[str], Iterable[str]] | None = None
 
     def to_state(self) -> dict[str, object]:
         """The engine asked for and the lexicon, as JSON-ready values."""
         return {"engine": self.engine, "lexicon": [list(entry) for entry in self.lexicon]}
 
     @classmethod
-    def from_state(cls, state: dict[str, object]) -> Segmenter:
-        return cls([(str(w), int(f), str(t)) for w, f, t in state["lexicon"]], str(state["engine"]))  # type: ignore[attr-defined]
+    def from_state(cls, state: dict[str, Any]) -> Segmenter:
+        return cls([(str(w), int(f), str(t)) for w, f, t in state["lexicon"]], str(state["engine"]))
 
     @property
     def engine_in_use(self) -> str:
         self._ensure()
         return self._engine_name
 
-    def _ensure(self) -> None:
+    def _ensure(self) -> Callable[[str], Iterable[str]]:
+        """The engine's cut function, built on first use."""
         if self._cut is not None:
-            return
+            return self._cut
         engine = self.engine
         if engine == "auto":
             try:
@@ -78,9 +81,9 @@ class Segmenter:
         else:
             raise ValueError(f"unknown segmentation engine {engine!r} (auto, rjieba, jieba)")
         self._engine_name = engine
+        return self._cut
 
     def cut(self, text: str) -> list[str]:
         """Words of ``text``, without whitespace and punctuation tokens."""
-        self._ensure()
         # str.isalnum is C-fast and true for Chinese words, letters and digits alike
-        return list(filter(str.isalnum, self._cut(text)))
+        return list(filter(str.isalnum, self._ensure()(text)))

@@ -35,6 +35,7 @@ async def _internal(request: Request, exc: Exception) -> JSONResponse:
 
 
 def add_exception_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _invalid)
-    app.add_exception_handler(StarletteHTTPException, _http)
+    # Starlette types every handler as taking any Exception; it calls each only with the class it is registered for
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)

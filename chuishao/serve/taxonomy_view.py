@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chuishao.taxonomy import Taxonomy
 
 
 def taxonomy_view(tax: Taxonomy) -> dict[str, object]:
     """Every topic has the same fields whatever the taxonomy: the operator page reads them all."""
     if tax.is_free:  # --taxonomy none: no areas, departments or sub-problems, so empty ones
-        topics = [{"code": c, "name": c, "area": None, "lead": None, "assist": [], "subs": []} for c in tax.labels]
+        topics: list[dict[str, Any]] = [{"code": c, "name": c, "area": None, "lead": None, "assist": [], "subs": []}
+                                        for c in tax.labels]
         return {**tax.summary(), "areas": [], "topics": topics, "departments": []}
-    areas = [{
+    areas: list[dict[str, Any]] = [{
         "code": a.code, "name": a.name, "name_en": a.name_en,
         "topics": [{"code": t.code, "name": t.name, "name_en": t.name_en, "lead": t.lead, "assist": list(t.assist),
                     "subs": [{"code": s.code, "name": s.name} for s in t.subs]} for t in a.topics],

@@ -39,7 +39,7 @@ class LabelledSet:
         """Order-independent hash of (id, label, sub, text): the same data gives the same print."""
         items = sorted(
             hashlib.sha256(f"{i}\x1f{lab}\x1f{s or ''}\x1f{ti or ''}\x1f{te}".encode()).hexdigest()
-            for i, lab, s, ti, te in zip(self.ids, self.labels, self.subs, self.titles, self.texts)
+            for i, lab, s, ti, te in zip(self.ids, self.labels, self.subs, self.titles, self.texts, strict=True)
         )
         return hashlib.sha256("".join(items).encode()).hexdigest()[:16]
 
@@ -104,8 +104,8 @@ def read_id_labels(path: str | Path, corpus: str | Path | Iterable[InputRecord],
             for row in csv.DictReader(fh):
                 if not row.get("id") or not row.get("label"):
                     raise DataError(f"{path}: every row needs id and label, got {row}")
-                label = (row["label"], row.get("sub") or None)
-                if wanted.setdefault(row["id"], label) != label:
+                labels = (row["label"], row.get("sub") or None)
+                if wanted.setdefault(row["id"], labels) != labels:
                     conflicts.append(row["id"])
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
@@ -154,6 +154,6 @@ def check_labels(data: LabelledSet, taxonomy: Taxonomy, source: str) -> None:
             f"Known labels: {', '.join(taxonomy.labels)}. For another label set use --taxonomy none "
             f"or --taxonomy FILE, or choose the label column with --label-field."
         )
-    bad_subs = sorted({s for s, lab in zip(data.subs, data.labels) if s and s not in taxonomy.subs_of(lab)})
+    bad_subs = sorted({s for s, lab in zip(data.subs, data.labels, strict=True) if s and s not in taxonomy.subs_of(lab)})
     if bad_subs:
         raise DataError(f"{source}: sub-problem codes that do not belong to their topic: {', '.join(bad_subs[:10])}")

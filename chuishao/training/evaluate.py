@@ -37,7 +37,7 @@ def evaluate(model: ChuishaoClassifier, data: LabelledSet, batch_size: int = 204
     plus a last ``ERROR_COLUMN``: rows that came back with an error (they count as wrong)."""
     classes = list(model.classes_)
     # what the model may answer: its taxonomy's labels (a --taxonomy none model's are its classes)
-    allowed = list(dict.fromkeys([*(model.taxonomy.labels if model.taxonomy is not None else []), *classes]))
+    allowed = list(dict.fromkeys([*model.taxonomy.labels, *classes]))
     unknown = sorted(set(data.labels) - set(allowed))
     if unknown:
         raise DataError(

@@ -142,10 +142,11 @@ def train(req: TrainRequest) -> ChuishaoClassifier:
         raise DataError(f"{files}: a model needs at least two labels to tell apart; found only {sorted(set(data.labels))}")
     taxonomy = req.taxonomy or Taxonomy.free(data.labels)
     model = ChuishaoClassifier(req.config, taxonomy)
-    if all(model.preprocessor.problem(te, title=ti) for te, ti in zip(data.texts, data.titles)):
+    if all(model.preprocessor.problem(te, title=ti) for te, ti in zip(data.texts, data.titles, strict=True)):
         example = model.preprocessor.problem(data.texts[0], title=data.titles[0])
         raise DataError(f"{files}: no row has a text the model can learn from (e.g. row 1: {example})")
-    extra_docs = _unlabelled_docs(model, corpus, set(data.ids) | excluded) if req.config.classifier.self_training_weight > 0 else []
+    self_training = req.config.classifier.self_training_weight > 0
+    extra_docs = _unlabelled_docs(model, corpus, set(data.ids) | excluded) if self_training else []
     # Calibrate on the DATA files' rows only: extra id-label files can cover a whole corpus, mostly
     # easy OTHER, and would set a review threshold too lax for the messages operators see.
     model.fit(data.texts, data.labels, titles=data.titles, subs=data.subs, weights=data.weights, unlabelled=extra_docs,

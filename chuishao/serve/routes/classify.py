@@ -52,7 +52,7 @@ async def classify_batch(req: BatchRequest, settings: Settings, queue: Queue, me
     for i, item in enumerate(req.items):
         _check_sizes(item, settings, f"items[{i}]: ")
     answers, _ = await queue.route([Item(it.text, it.title, it.id) for it in req.items])
-    for item, answer in zip(req.items, answers):
+    for item, answer in zip(req.items, answers, strict=True):
         metrics.observe_answers([answer], item.channel)
     return Response(BatchResponse(answers=answers).model_dump_json(), media_type=JSON)
 
