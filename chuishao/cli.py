@@ -187,7 +187,7 @@ def train(
     Any config key is an option: --classifier.C 1.0, --features.char_ngrams 1,4, --data.exclude a.jsonl,b.jsonl,
     --features.max_features null, --seed 3, --paths.shared DIR.
     """
-    # the flags from before the config had a data section: each sets its data.* key, or adds to its list
+    # the data flags: each sets its data.* key, or adds to its list
     flags = {"corpus": corpus, "extra_labels": extra_labels, "extra_data": extra_data, "exclude": exclude,
              "label_field": label_field, "taxonomy": taxonomy, "id_field": id_field, "text_field": text_field,
              "title_field": title_field}

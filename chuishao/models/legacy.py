@@ -92,7 +92,7 @@ def _restore(model: ChuishaoClassifier) -> None:
 
 def read_pickled(directory: str | Path) -> tuple[ChuishaoClassifier, dict[str, object]]:
     """The model in an old-format directory and its manifest. UNPICKLES: only for models you trust."""
-    import joblib  # scikit-learn's dependency; chuishao itself no longer needs it
+    import joblib  # scikit-learn's dependency; chuishao itself does not need it
 
     directory = Path(directory)
     path, manifest_path = directory / PICKLE_FILE, directory / "manifest.json"
