@@ -480,6 +480,9 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chuishao-prom-")
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     log_config["loggers"]["chuishao"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
+    # query strings in the access log are decoded and PII-masked (serve/logs.py)
+    log_config.setdefault("filters", {})["mask_query"] = {"()": "chuishao.serve.logs.QueryStringMask"}
+    log_config["handlers"]["access"]["filters"] = ["mask_query"]
     uvicorn.run("chuishao.serve.app:create_app", factory=True, host=host, port=port, workers=workers,
                 access_log=access_log, log_level=log_level, log_config=log_config)
 
