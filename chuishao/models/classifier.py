@@ -30,6 +30,12 @@ _PLACEHOLDERS = ("phone", "id", "card", "email")
 _WORDLIKE = re.compile(r"^[\w\u4e00-\u9fff]+$")
 
 
+def _in_placeholder(term: str) -> bool:
+    """Whether a term is a mask placeholder or a piece of one ("hon" of <phone>, "ard" of <card>):
+    character n-grams cut placeholders into pieces that mean nothing to an operator."""
+    return any(term in placeholder for placeholder in _PLACEHOLDERS)
+
+
 WARM_UP_TEXTS = ("小区楼下烧烤店每天营业到凌晨，油烟和噪音严重扰民。", "家门口的路灯坏了一个多月，晚上漆黑一片。")
 
 
@@ -330,11 +336,12 @@ class ChuishaoClassifier:
 
     @property
     def displayable(self) -> np.ndarray:
-        """Which features may be shown as evidence: words of two or more characters, no punctuation."""
+        """Which features may be shown as evidence: words of two or more characters, no punctuation,
+        no mask placeholder nor piece of one."""
         displayable = getattr(self, "_displayable", None)
         if displayable is None:
             terms = (*self.char_vectorizer.terms_, *self.word_vectorizer.terms_)
-            displayable = np.array([len(t) >= 2 and bool(_WORDLIKE.match(t)) and t not in _PLACEHOLDERS for t in terms])
+            displayable = np.array([len(t) >= 2 and bool(_WORDLIKE.match(t)) and not _in_placeholder(t) for t in terms])
             self._displayable = displayable
         return displayable
 
