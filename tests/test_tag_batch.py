@@ -77,7 +77,9 @@ def test_output_format_follows_the_extension(tiny_model, tmp_path, suffix):
     tag_file(tiny_model, src, out, options=opts)
     expected = _read_jsonl(ref)
     if suffix in (".csv", ".tsv"):
-        with out.open(encoding="utf-8", newline="") as fh:
+        # .csv starts with a UTF-8 byte-order mark (Excel reads it as UTF-8 then), .tsv does not
+        assert out.read_bytes().startswith(b"\xef\xbb\xbfid,") if suffix == ".csv" else out.read_bytes()[:3] == b"id\t"
+        with out.open(encoding="utf-8-sig", newline="") as fh:
             got = list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ","))
         assert json.loads(got[0]["top"]) == expected[0]["top"]
     elif suffix == ".parquet":
@@ -97,6 +99,19 @@ def test_output_format_follows_the_extension(tiny_model, tmp_path, suffix):
     assert [g["topic"] or None for g in got] == [e["topic"] for e in expected]
     assert [g.get("区") for g in got[:3]] == ["朝阳"] * 3
     assert got[0]["input_id"] == "m0"  # kept column renamed: `id` is ours
+    # the departments flat too, right after the nested column
+    names = list(got[0])
+    assert names[names.index("departments") + 1:names.index("departments") + 3] == ["lead_department", "assist_departments"]
+    for g, e in zip(got, expected, strict=True):
+        assert (g["lead_department"] or None) == e["departments"]["lead"]
+        assert (g["assist_departments"] or "") == "、".join(e["departments"]["assist"])
+
+
+def test_csv_output_without_bom_when_the_encoding_is_given(tiny_model, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(8))
+    out = tmp_path / "out.csv"
+    tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), output_encoding="utf-8"))
+    assert out.read_bytes().startswith(b"id,")
 
 
 def test_keep_columns_carries_json_values_through(tiny_model, tmp_path):

@@ -41,7 +41,7 @@ class TagOptions:
     keep_columns: bool = False
     resume: bool = False
     encoding: str = AUTO  # input encoding (JSONL/CSV)
-    output_encoding: str = "utf-8"  # CSV output encoding
+    output_encoding: str | None = None  # CSV/TSV output encoding; None: default_output_encoding
     sheet: str | None = None  # Excel input: the worksheet (default: the first)
     progress: bool | None = None  # None: only on a terminal
 
@@ -253,6 +253,12 @@ def _count(futures: set[Future], total: TagSummary, bar) -> None:  # bar: tqdm o
         bar.update(summary.rows)
 
 
+def default_output_encoding(output_path: Path) -> str:
+    """UTF-8 with a byte-order mark for .csv (Excel opens it as UTF-8, not as the system's code page:
+    without the BOM Chinese text is mojibake there); plain UTF-8 for .tsv."""
+    return "utf-8-sig" if delimiter_for(output_path) == "," else "utf-8"
+
+
 def _part_prefix(output_path: Path) -> str:
     return f".{output_path.name}."
 
@@ -277,7 +283,8 @@ def _finish(wd: WorkDir, chunks: int, output_path: Path, fmt: str, total: TagSum
             # a GzipFile is a binary file like the raw one, though typeshed's GzipFile is no BinaryIO
             out = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="wb")) if output_path.name.endswith(".gz") else raw
             total.unwritable_chars = write_output(fmt, [wd.chunk_path(i) for i in range(chunks)], out,
-                                                  total.columns, total.rows, opts.output_encoding,
+                                                  total.columns, total.rows,
+                                                  opts.output_encoding or default_output_encoding(output_path),
                                                   delimiter_for(output_path))
             if out is not raw:
                 out.close()
