@@ -265,6 +265,7 @@ class ChuishaoClassifier:
         names = [tax.name_of(c) for c in self.classes_]
         areas = [(a.name if (a := tax.area(c)) else None) for c in self.classes_]
         departments = [tax.departments(c) for c in self.classes_]
+        sub_departments = tax.subs_with_departments  # the sub-problems that name their own departments
         threshold = self.review_threshold_
         # rounded once for the batch (Python's round() costs ~3 us a call), in float64: float32's
         # 0.9976 comes out as 0.9976000189781189 in JSON
@@ -278,7 +279,8 @@ class ChuishaoClassifier:
                 sub=sub, sub_name=tax.name_of(sub) if sub else None, confidence=scores[0], needs_review=not sure[row],
                 top=[{"topic": self.classes_[j], "topic_name": names[j], "score": s}
                      for j, s in zip(top_idx, scores, strict=True)],
-                departments={"lead": departments[b]["lead"], "assist": list(departments[b]["assist"])},
+                departments=tax.departments(self.classes_[b], sub) if sub in sub_departments else
+                {"lead": departments[b]["lead"], "assist": list(departments[b]["assist"])},
                 evidence=evidence[row], model_version=version)
         return answers  # type: ignore[return-value]
 
