@@ -344,7 +344,7 @@ def _overlaps(input: str, output: str) -> bool:
     return src == dst or src.startswith(dst + "/") or dst.startswith(src + "/")
 
 
-def _check_tag_paths(input: str, output: str, output_encoding: str, engine: str) -> None:
+def _check_tag_paths(input: str, output: str, output_encoding: str | None, engine: str) -> None:
     """Mistakes that would otherwise surface only after every row was tagged."""
     import codecs
 
@@ -359,7 +359,7 @@ def _check_tag_paths(input: str, output: str, output_encoding: str, engine: str)
     if writer_module is not None:  # not after every row was tagged
         need(writer_module)
     try:
-        codecs.lookup(output_encoding)
+        codecs.lookup(output_encoding or "utf-8")
     except LookupError:
         raise DataError(f"unknown --output-encoding {output_encoding!r}; e.g. utf-8, utf-8-sig or gbk") from None
 
@@ -383,8 +383,9 @@ def tag(
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run of the same command")] = False,
     encoding: Annotated[str, typer.Option(
         "--encoding", help="JSONL/CSV input encoding: auto, utf-8, gbk, gb18030, ...")] = "auto",
-    output_encoding: Annotated[str, typer.Option(
-        "--output-encoding", help="CSV output encoding (utf-8-sig for Excel)")] = "utf-8",
+    output_encoding: Annotated[str | None, typer.Option(
+        "--output-encoding", help="CSV/TSV output encoding (default: utf-8-sig for .csv, a BOM so that Excel "
+                                  "reads it; utf-8 for .tsv); --output-encoding utf-8 writes .csv without BOM")] = None,
     sheet: Annotated[str | None, typer.Option("--sheet", help="Excel input: the worksheet to read (default: the first)")] = None,
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="progress bar (default: on a terminal only)")] = None,
@@ -432,7 +433,7 @@ def tag(
     typer.echo(json.dumps({"output": str(output), **summary.as_dict(), "seconds": round(elapsed, 2),
                            "rows_per_second": round((summary.rows - summary.resumed_rows) / elapsed, 1) if elapsed else None},
                           ensure_ascii=False), err=True)
-    if summary.unwritable_chars:
+    if summary.unwritable_chars:  # only an explicit --output-encoding can lack characters
         typer.echo(f"chuishao: warning: {summary.unwritable_chars} characters cannot be written in {output_encoding} "
                    f"and became '?' in {output}; --output-encoding utf-8-sig keeps them (Excel reads it)", err=True)
 
@@ -480,6 +481,9 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chuishao-prom-")
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     log_config["loggers"]["chuishao"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
+    # query strings in the access log are decoded and PII-masked (serve/logs.py)
+    log_config.setdefault("filters", {})["mask_query"] = {"()": "chuishao.serve.logs.QueryStringMask"}
+    log_config["handlers"]["access"]["filters"] = ["mask_query"]
     uvicorn.run("chuishao.serve.app:create_app", factory=True, host=host, port=port, workers=workers,
                 access_log=access_log, log_level=log_level, log_config=log_config)
 

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from chuishao.errors import TaxonomyError
 from chuishao.resources import default_taxonomy_path
@@ -19,10 +27,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Departments(_Strict):
+    """A sub-problem's own departments: each one given replaces the topic's (the fallback)."""
+
+    lead: str | None = None
+    assist: list[str] | None = None
+
+
 class SubProblem(_Strict):
     code: str
     name: str
     hint: str = ""
+    departments: Departments | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_departments(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a sub-problem without departments dumps as before they existed: the fingerprints of
+        # saved taxonomies (and so the models' versions) stay the same
+        data = handler(self)
+        if data.get("departments") is None:
+            data.pop("departments", None)
+        return data
 
 
 class Topic(_Strict):
@@ -160,7 +185,7 @@ class Taxonomy(_Strict):
                 for k, sub in enumerate(topic.subs, 1):
                     sub_at = f"sub-problem {k} of topic {topic.code}"
                     problem = (use(sub.code, sub_at) or _named(sub.name, sub_at)
-                               or _sub_prefix(sub.code, topic.code, topic_codes))
+                               or _sub_prefix(sub.code, topic.code, topic_codes) or _sub_departments(sub))
                     if problem:
                         return problem
         if self.other is not None:
@@ -179,6 +204,15 @@ class Taxonomy(_Strict):
     @cached_property
     def _topic_by_code(self) -> dict[str, Topic]:
         return {t.code: t for t in self.topics}
+
+    @cached_property
+    def _sub_departments(self) -> dict[str, Departments]:
+        return {s.code: s.departments for t in self.topics for s in t.subs if s.departments is not None}
+
+    @property
+    def subs_with_departments(self) -> frozenset[str]:
+        """The sub-problems that name their own departments."""
+        return frozenset(self._sub_departments)
 
     @cached_property
     def _area_of(self) -> dict[str, Area]:
@@ -220,9 +254,15 @@ class Taxonomy(_Strict):
             return self.other.name
         return code
 
-    def departments(self, code: str) -> dict[str, object]:
+    def departments(self, code: str, sub: str | None = None) -> dict[str, object]:
+        """Lead and assisting departments of a topic, or of its sub-problem ``sub`` where the
+        sub-problem names its own (each of lead and assist falls back to the topic's)."""
         topic = self.topic(code)
         if topic is not None:
+            own = self._sub_departments.get(sub) if sub is not None else None
+            if own is not None:
+                return {"lead": own.lead if own.lead is not None else topic.lead,
+                        "assist": list(own.assist if own.assist is not None else topic.assist)}
             return {"lead": topic.lead, "assist": list(topic.assist)}
         if self.other is not None and code == self.other.code and self.other.lead:
             return {"lead": self.other.lead, "assist": list(self.other.assist)}
@@ -298,6 +338,19 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
         return f" at line {line}, column {column}: character #x{exc.character:04x} is not allowed"
     return ": " + " ".join(str(exc).replace('in "<unicode string>", ', "").split())
+
+
+def _sub_departments(sub: SubProblem) -> str | None:
+    own = sub.departments
+    if own is None:
+        return None
+    if own.lead is None and own.assist is None:
+        return f"sub-problem {sub.code}: departments names neither lead nor assist (leave it out to use the topic's)"
+    if own.lead is not None and not own.lead.strip():
+        return f"sub-problem {sub.code}: the lead department is empty"
+    if own.assist is not None and any(not d.strip() for d in own.assist):
+        return f"sub-problem {sub.code}: an assist department is empty"
+    return None
 
 
 def _named(name: str, where: str) -> str | None:

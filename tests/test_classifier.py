@@ -583,3 +583,16 @@ def test_old_pickles_name_the_package_whistle_and_the_converter_maps_it():
         assert pickle.loads(b"cwhistle.models.classifier\nWhistleClassifier\n.") is ChuishaoClassifier
         assert pickle.loads(b"cwhistle.models.linear\nLinearScorer\n.") is LinearScorer
     assert not any(name == "whistle" or name.startswith("whistle.") for name in sys.modules)
+
+
+def test_evidence_never_shows_pieces_of_mask_placeholders():
+    """The bundled model learnt character n-grams of <phone>, <card>...: "hon" or "ard" mean nothing."""
+    import chuishao
+
+    model = chuishao.load_model()
+    texts = ["我的电话13812345678打了好几次没人接，小区停水了", "卡号6222021234567890123被冻结，银行不给解释",
+             "邮箱a.b@example.com收不到回复，身份证11010519900307123X办不了居住证",
+             "座机010-87654321一直占线，联系电话13912345678"]
+    for answer in model.route(texts):
+        for term in answer.evidence:
+            assert not any(term in p for p in ("phone", "id", "card", "email")), (term, answer.evidence)

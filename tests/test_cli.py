@@ -428,3 +428,26 @@ def test_config_show_writes_a_config_that_reads_back(tmp_path):
     assert again.stdout == default.read_text(encoding="utf-8")  # what make config writes
     resolved = runner.invoke(app, ["config", "show", "--config", str(default), "--resolve", "--paths.shared", "/srv/d"])
     assert "    - /srv/d/whistle/train.jsonl" in resolved.stdout
+
+
+def test_a_missing_title_or_id_column_is_said_once_for_tag_test_and_train(trained_dir, tmp_path, tiny_config_file):
+    import csv
+
+    rows = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines()]
+    commands = {"tag": ["-o", str(tmp_path / "out.csv"), "--model", str(trained_dir)],
+                "test": ["-o", str(tmp_path / "rep")], "train": ["-o", str(tmp_path / "m"), "--config", str(tiny_config_file)]}
+    for command, rest in commands.items():
+        src = tmp_path / f"{command}.csv"  # the title and id under other names, as exported from a hotline system
+        with src.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["编号", "标题", "text", "label"])
+            writer.writerows([r["id"], r["title"], r["text"], r["label"]] for r in rows)
+        args = [command, str(trained_dir), str(src), *rest] if command == "test" else [command, str(src), *rest]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        for column in ("'title'", "'id'"):
+            assert result.stderr.count(f"no {column} column") == 1, (command, result.stderr)
+        assert "(columns: 编号, 标题, text, label)" in result.stderr and "--title-field" in result.stderr
+    named = runner.invoke(app, ["tag", str(tmp_path / "tag.csv"), "-o", str(tmp_path / "o2.jsonl"), "--model",
+                                str(trained_dir), "--title-field", "标题", "--id-field", "编号"])
+    assert named.exit_code == 0 and "warning" not in named.stderr

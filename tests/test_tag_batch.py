@@ -77,7 +77,9 @@ def test_output_format_follows_the_extension(tiny_model, tmp_path, suffix):
     tag_file(tiny_model, src, out, options=opts)
     expected = _read_jsonl(ref)
     if suffix in (".csv", ".tsv"):
-        with out.open(encoding="utf-8", newline="") as fh:
+        # .csv starts with a UTF-8 byte-order mark (Excel reads it as UTF-8 then), .tsv does not
+        assert out.read_bytes().startswith(b"\xef\xbb\xbfid,") if suffix == ".csv" else out.read_bytes()[:3] == b"id\t"
+        with out.open(encoding="utf-8-sig", newline="") as fh:
             got = list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ","))
         assert json.loads(got[0]["top"]) == expected[0]["top"]
     elif suffix == ".parquet":
@@ -97,6 +99,19 @@ def test_output_format_follows_the_extension(tiny_model, tmp_path, suffix):
     assert [g["topic"] or None for g in got] == [e["topic"] for e in expected]
     assert [g.get("区") for g in got[:3]] == ["朝阳"] * 3
     assert got[0]["input_id"] == "m0"  # kept column renamed: `id` is ours
+    # the departments flat too, right after the nested column
+    names = list(got[0])
+    assert names[names.index("departments") + 1:names.index("departments") + 3] == ["lead_department", "assist_departments"]
+    for g, e in zip(got, expected, strict=True):
+        assert (g["lead_department"] or None) == e["departments"]["lead"]
+        assert (g["assist_departments"] or "") == "、".join(e["departments"]["assist"])
+
+
+def test_csv_output_without_bom_when_the_encoding_is_given(tiny_model, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(8))
+    out = tmp_path / "out.csv"
+    tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), output_encoding="utf-8"))
+    assert out.read_bytes().startswith(b"id,")
 
 
 def test_keep_columns_carries_json_values_through(tiny_model, tmp_path):
@@ -138,6 +153,54 @@ def test_disk_full_then_resume_loses_and_duplicates_nothing(tiny_model, tmp_path
     resumed = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
     assert out.read_bytes() == ref.read_bytes()
     assert resumed.rows == 51 and resumed.resumed_rows == 18 and resumed.errors == 3
+
+
+def test_disk_full_at_the_join_names_the_path_and_keeps_the_chunks(tiny_model, tmp_path, monkeypatch):
+    import chuishao.batch.local as local
+
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(20))
+    out = tmp_path / "out.csv"
+    opts = TagOptions(fields=FieldMap(), chunk_size=6)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_write = local.write_output
+    monkeypatch.setattr(local, "write_output", full_disk)
+    with pytest.raises(TagInterrupted) as info:
+        tag_file(tiny_model, src, out, options=opts)
+    message = str(info.value)
+    assert f"disk holding {tmp_path} is full" in message and str(out) in message and "--resume" in message
+    assert str(workdir_for(out)) in message and WorkDir(workdir_for(out)).done_chunks()
+    assert not out.exists() and not list(tmp_path.glob(".out.csv.*.part"))
+    monkeypatch.setattr(local, "write_output", real_write)
+    resumed = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
+    assert resumed.resumed_rows == resumed.rows == 21 and out.exists()
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_part_left_by_a_run_killed_while_joining_is_removed(tiny_model, tmp_path, monkeypatch, resume):
+    import chuishao.batch.local as local
+
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(20))
+    out = tmp_path / "out.jsonl"
+    if resume:  # a run that finished every chunk and was killed while joining them
+        real_finish = local._finish
+
+        def killed(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(local, "_finish", killed)
+        with pytest.raises(TagInterrupted):
+            tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=6))
+        monkeypatch.setattr(local, "_finish", real_finish)
+    stale = tmp_path / ".out.jsonl.k2x_9abc.part"  # the name tempfile.mkstemp gave the killed run's join
+    stale.write_text('{"half": ', encoding="utf-8")
+    unrelated = tmp_path / ".out.jsonl.notes.part.txt"
+    unrelated.write_text("mine", encoding="utf-8")
+    summary = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=6, resume=resume))
+    assert out.exists() and not stale.exists() and unrelated.exists()
+    assert summary.resumed_rows == (21 if resume else 0)
 
 
 def test_resume_refuses_a_changed_input(tiny_model, tmp_path, monkeypatch):

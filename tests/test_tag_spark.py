@@ -51,6 +51,7 @@ def test_spark_jsonl_matches_local(spark, tiny_model_dir, tiny_model, tmp_path):
     assert a == b
     assert [list(r) for r in a[:1]] == [list(r) for r in b[:1]]  # kept columns in the file's order, not A-Z
     assert list(b[0])[-3:] == ["input_id", "text", "n"]
+    assert b[0]["lead_department"] == b[0]["departments"]["lead"] and "assist_departments" in b[0]
 
 
 def test_spark_parquet_across_partitions_keeps_row_numbers(spark, tiny_model_dir, tiny_model, tmp_path):

@@ -226,3 +226,41 @@ def test_wrong_type_names_the_topic(tmp_path):
         raw["areas"][1]["topics"][0]["assist"] = "城管执法局"
 
     assert "topic W08" in _error(_write(tmp_path, mutate))
+
+
+def test_sub_problems_may_name_their_own_departments():
+    tax = Taxonomy.load()
+    w14 = {"lead": "城市管理局(供热燃气)", "assist": ["供热企业", "燃气企业", "供电企业"]}
+    assert tax.departments("W14") == w14  # the topic's: the fallback
+    assert tax.departments("W14", "W14a") == {"lead": w14["lead"], "assist": ["供热企业"]}
+    assert tax.departments("W14", "W14b") == {"lead": w14["lead"], "assist": ["燃气企业"]}
+    assert tax.departments("W14", "W14c") == {"lead": w14["lead"], "assist": ["供电企业"]}
+    assert tax.departments("W03", "W03a") == tax.departments("W03")  # no departments of its own
+    # a sub-problem without departments dumps as before they existed (saved models' fingerprints hold)
+    assert "departments" not in tax.topic("W03").subs[0].model_dump()
+
+
+@pytest.mark.parametrize(("departments", "match"), [
+    ({}, "names neither lead nor assist"), ({"lead": " "}, "lead department is empty"),
+    ({"assist": ["燃气企业", ""]}, "an assist department is empty"), ({"leed": "x"}, "leed")])
+def test_invalid_sub_problem_departments_are_an_error(tmp_path, departments, match):
+    def mutate(raw):
+        raw["areas"][0]["topics"][0]["subs"][0]["departments"] = departments
+
+    with pytest.raises(TaxonomyError, match=match):
+        Taxonomy.load(_write(tmp_path, mutate))
+
+
+def test_an_answer_with_a_sub_problem_gets_its_departments():
+    from chuishao.models.persistence import load_model
+
+    bundled = load_model()  # its own taxonomy copy: the topic's departments
+    edited = load_model(taxonomy=Taxonomy.load())  # the shipped file, with the W14 sub-problems' departments
+    for text, sub, assist in (("暖气不热，家里只有十几度", "W14a", ["供热企业"]),
+                              ("楼道里燃气管道漏气，煤气味很重", "W14b", ["燃气企业"])):
+        before, after = bundled.route([text])[0], edited.route([text])[0]
+        assert before.sub == after.sub == sub
+        assert before.departments.assist == ["供热企业", "燃气企业", "供电企业"]
+        assert after.departments.assist == assist and after.departments.lead == "城市管理局(供热燃气)"
+    other = edited.route(["楼下烧烤店油烟很大，窗户都不敢开"])[0]  # no sub-problem departments: the topic's
+    assert other.departments.model_dump() == Taxonomy.load().departments(other.topic)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import gc
+import glob
 import gzip
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -38,7 +41,7 @@ class TagOptions:
     keep_columns: bool = False
     resume: bool = False
     encoding: str = AUTO  # input encoding (JSONL/CSV)
-    output_encoding: str = "utf-8"  # CSV output encoding
+    output_encoding: str | None = None  # CSV/TSV output encoding; None: default_output_encoding
     sheet: str | None = None  # Excel input: the worksheet (default: the first)
     progress: bool | None = None  # None: only on a terminal
 
@@ -157,6 +160,8 @@ def tag_file(model: ChuishaoClassifier, input_path: str | Path, output_path: str
     output_path.parent.mkdir(parents=True, exist_ok=True)
     wd = WorkDir(workdir_for(output_path))
     state = wd.start(_state(input_path, output_path, model, opts), opts.resume)
+    if opts.resume:
+        remove_stale_parts(output_path)
     chunk_size = int(state["chunk_size"])  # a resumed run keeps the interrupted run's chunk boundaries
     done = wd.done_chunks()  # only chunks still as they were written: damaged ones are redone
     total = TagSummary()
@@ -248,15 +253,38 @@ def _count(futures: set[Future], total: TagSummary, bar) -> None:  # bar: tqdm o
         bar.update(summary.rows)
 
 
+def default_output_encoding(output_path: Path) -> str:
+    """UTF-8 with a byte-order mark for .csv (Excel opens it as UTF-8, not as the system's code page:
+    without the BOM Chinese text is mojibake there); plain UTF-8 for .tsv."""
+    return "utf-8-sig" if delimiter_for(output_path) == "," else "utf-8"
+
+
+def _part_prefix(output_path: Path) -> str:
+    return f".{output_path.name}."
+
+
+def remove_stale_parts(output_path: Path) -> list[Path]:
+    """Remove the half-joined outputs (``.OUT.<random>.part``) that a run killed while joining left
+    beside the output; returns them. Only names ``_finish`` makes are touched."""
+    pattern = re.compile(re.escape(_part_prefix(output_path)) + r"[a-z0-9_]{8}\.part")
+    stale = [p for p in output_path.parent.glob(f"{glob.escape(_part_prefix(output_path))}*.part")
+             if pattern.fullmatch(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def _finish(wd: WorkDir, chunks: int, output_path: Path, fmt: str, total: TagSummary, opts: TagOptions) -> None:
-    """Join the chunks into a temporary file beside the output, then move it into place."""
-    fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".part")
+    """Join the chunks into a temporary file beside the output, then move it into place. A full disk
+    says which path it could not write; the chunks are kept for ``--resume``."""
+    fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=_part_prefix(output_path), suffix=".part")
     try:
         with os.fdopen(fd, "wb") as raw:
             # a GzipFile is a binary file like the raw one, though typeshed's GzipFile is no BinaryIO
             out = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="wb")) if output_path.name.endswith(".gz") else raw
             total.unwritable_chars = write_output(fmt, [wd.chunk_path(i) for i in range(chunks)], out,
-                                                  total.columns, total.rows, opts.output_encoding,
+                                                  total.columns, total.rows,
+                                                  opts.output_encoding or default_output_encoding(output_path),
                                                   delimiter_for(output_path))
             if out is not raw:
                 out.close()
@@ -264,7 +292,15 @@ def _finish(wd: WorkDir, chunks: int, output_path: Path, fmt: str, total: TagSum
             os.fsync(raw.fileno())
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, output_path)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        full = OSError(exc.errno, f"{os.strerror(exc.errno)}: the disk holding {output_path.parent} is full "
+                                  f"(writing {output_path}); free space there")
+        raise TagInterrupted(total.rows, wd.path, full) from exc
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+    remove_stale_parts(output_path)  # left by an earlier run killed while joining
     wd.remove()

@@ -12,14 +12,28 @@ from chuishao.models.classifier import ChuishaoClassifier
 
 # Output columns, in order: the routing answer, then the input row number; kept input columns follow.
 CHUISHAO_COLUMNS: tuple[str, ...] = (*RoutingAnswer.model_fields, "row")
+# Tabular outputs (CSV, TSV, Excel, Parquet) also carry the departments as two flat columns, after
+# the nested one: a spreadsheet filter or a SQL query needs no JSON parsing to use them.
+FLAT_DEPARTMENTS: tuple[str, str] = ("lead_department", "assist_departments")
+ASSIST_SEPARATOR = "、"
+_AFTER = CHUISHAO_COLUMNS.index("departments") + 1
+TABULAR_COLUMNS: tuple[str, ...] = (*CHUISHAO_COLUMNS[:_AFTER], *FLAT_DEPARTMENTS, *CHUISHAO_COLUMNS[_AFTER:])
 KEPT_PREFIX = "input_"
+
+
+def flat_departments(departments: object) -> tuple[str | None, str | None]:
+    """(lead, assists joined by "、") of an answer's departments; (None, None) when it has none."""
+    if not isinstance(departments, dict):
+        return None, None
+    assist = departments.get("assist")
+    return departments.get("lead"), None if assist is None else ASSIST_SEPARATOR.join(assist)
 
 
 def kept_name(column: str) -> str:
     """Output name of a carried-through input column: prefixed when it is one of ours, and when it
     already starts with the prefix. The second rule keeps the renaming one-to-one: an input with
     both ``id`` and ``input_id`` gives ``input_id`` and ``input_input_id``, and no value is lost."""
-    return KEPT_PREFIX + column if column in CHUISHAO_COLUMNS or column.startswith(KEPT_PREFIX) else column
+    return KEPT_PREFIX + column if column in TABULAR_COLUMNS or column.startswith(KEPT_PREFIX) else column
 
 
 def as_text(value: object) -> str | None:

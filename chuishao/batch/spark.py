@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from chuishao.batch.rows import CHUISHAO_COLUMNS, kept_name, output_record, tag_records
+from chuishao.batch.rows import ASSIST_SEPARATOR, CHUISHAO_COLUMNS, FLAT_DEPARTMENTS, kept_name, output_record, tag_records
 from chuishao.batch.summary import TagSummary
 from chuishao.batch.writers import arrow_schema
 from chuishao.errors import DataError
@@ -421,6 +421,11 @@ def _write(df, path: str, fmt: str) -> None:
     """Spark's commit protocol publishes the folder only when every task succeeded (_SUCCESS marks it)."""
     from pyspark.sql import functions as F
 
+    if fmt != "jsonl":  # tabular outputs carry the departments flat too, after the nested column (as locally)
+        flat = [F.col("departments.lead").alias(FLAT_DEPARTMENTS[0]),
+                F.array_join(F.col("departments.assist"), ASSIST_SEPARATOR).alias(FLAT_DEPARTMENTS[1])]
+        df = df.select([c for name in df.columns for c in ([F.col(name), *flat] if name == "departments"
+                                                            else [F.col(name)])])
     if fmt == "parquet":
         df.write.mode("overwrite").option("compression", "zstd").parquet(path)
     elif fmt == "jsonl":

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from chuishao.batch.rows import CHUISHAO_COLUMNS
+from chuishao.batch.rows import ASSIST_SEPARATOR, FLAT_DEPARTMENTS, TABULAR_COLUMNS, flat_departments
 from chuishao.errors import DataError
 
 XLSX_MAX_ROWS = 1_048_576 - 1  # Excel's limit, less the header row
@@ -60,11 +60,25 @@ def _flat(value: object) -> object:
     return value
 
 
+def tabular_arrow_schema(kept: Sequence[str] = ()):
+    """``arrow_schema`` with the flat department columns after the nested one (Parquet output)."""
+    import pyarrow as pa
+
+    schema = arrow_schema(kept)
+    at = schema.get_field_index("departments") + 1
+    for offset, name in enumerate(FLAT_DEPARTMENTS):
+        schema = schema.insert(at + offset, pa.field(name, pa.string()))
+    return schema
+
+
 def _chunk_dicts(chunks: Sequence[Path]) -> Iterator[dict]:
+    """The rows of the chunks, with the flat department columns filled in."""
     for chunk in chunks:
         with chunk.open("r", encoding="utf-8") as fh:
             for line in fh:
-                yield json.loads(line)
+                rec = json.loads(line)
+                rec[FLAT_DEPARTMENTS[0]], rec[FLAT_DEPARTMENTS[1]] = flat_departments(rec.get("departments"))
+                yield rec
 
 
 def write_jsonl(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str]) -> None:
@@ -78,7 +92,7 @@ def write_csv(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], encodi
     """Returns how many characters the encoding could not hold (written as "?")."""
     import io
 
-    columns = [*CHUISHAO_COLUMNS, *kept]
+    columns = [*TABULAR_COLUMNS, *kept]
     _REPLACED[0] = 0
     text = io.TextIOWrapper(out, encoding=encoding, errors="chuishao-count-replace", newline="", write_through=False)
     writer = csv.writer(text, delimiter=delimiter)
@@ -92,15 +106,21 @@ def write_csv(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], encodi
 
 def write_parquet(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str]) -> None:
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.json as pj
     import pyarrow.parquet as pq
 
-    schema = arrow_schema(kept)
+    schema, written = arrow_schema(kept), tabular_arrow_schema(kept)
     parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+    with pq.ParquetWriter(out, written, compression="zstd") as writer:
         for chunk in chunks:  # one chunk at a time: one row group each, flat memory
             table = pj.read_json(chunk, parse_options=parse, read_options=pj.ReadOptions(block_size=1 << 24))
-            writer.write_table(table.select(schema.names).cast(schema))
+            table = table.select(schema.names).cast(schema)
+            departments = table.column("departments")
+            flat = {FLAT_DEPARTMENTS[0]: pc.struct_field(departments, "lead"),
+                    FLAT_DEPARTMENTS[1]: pc.binary_join(pc.struct_field(departments, "assist"), ASSIST_SEPARATOR)}
+            writer.write_table(pa.table({name: flat[name] if name in flat else table.column(name)
+                                         for name in written.names}, schema=written))
             del table
             pa.default_memory_pool().release_unused()  # else the pool keeps every chunk's peak
 
@@ -124,7 +144,7 @@ def write_xlsx(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str], rows:
 
     if rows > XLSX_MAX_ROWS:
         raise DataError(f"{rows} rows do not fit in an Excel sheet ({XLSX_MAX_ROWS} at most): write .parquet or .csv")
-    columns = [*CHUISHAO_COLUMNS, *kept]
+    columns = [*TABULAR_COLUMNS, *kept]
     wb = Workbook(write_only=True)  # streams rows to disk instead of holding cells in memory
     ws = wb.create_sheet("chuishao")
     ws.append(columns)

@@ -5,6 +5,7 @@ The readers (records.py for JSONL and CSV, tabular.py for Excel and Parquet) and
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,11 +61,30 @@ def has_given_id(rec: InputRecord, fields: FieldMap | None = None) -> bool:
     return rec.fields.get((fields or FieldMap()).id) not in (None, "")
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
 def check_columns(path: Path, columns: list[str], fields: FieldMap) -> None:
-    """The text column is there and no column name repeats (the last one would silently win)."""
+    """The text column is there and no column name repeats (the last one would silently win). A
+    missing id or title column is not an error (ids become row numbers, titles are left out) but
+    changes the answers, so it is said once per file on stderr."""
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
         raise DataError(f"{path}: column names used twice: {', '.join(repeated)}; rename them so each is unique")
     if fields.text not in columns:
         raise DataError(f"{path}: no {fields.text!r} column (columns: {', '.join(columns) or 'none'}); "
                         f"name the text column with --text-field")
+    seen = ", ".join(columns)
+    if fields.title is not None and fields.title not in columns:
+        _warn_once(path, fields.title, f"no {fields.title!r} column, so no titles are used (columns: {seen}); "
+                                       f"name the title column with --title-field, or --title-field '' for none")
+    if fields.id and fields.id not in columns:
+        _warn_once(path, fields.id, f"no {fields.id!r} column, so rows are identified by their row number "
+                                    f"(columns: {seen}); name the id column with --id-field")
+
+
+def _warn_once(path: Path, column: str, message: str) -> None:
+    key = (str(Path(path).resolve()), column)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        print(f"chuishao: warning: {path}: {message}", file=sys.stderr, flush=True)

@@ -30,6 +30,12 @@ _PLACEHOLDERS = ("phone", "id", "card", "email")
 _WORDLIKE = re.compile(r"^[\w\u4e00-\u9fff]+$")
 
 
+def _in_placeholder(term: str) -> bool:
+    """Whether a term is a mask placeholder or a piece of one ("hon" of <phone>, "ard" of <card>):
+    character n-grams cut placeholders into pieces that mean nothing to an operator."""
+    return any(term in placeholder for placeholder in _PLACEHOLDERS)
+
+
 WARM_UP_TEXTS = ("小区楼下烧烤店每天营业到凌晨，油烟和噪音严重扰民。", "家门口的路灯坏了一个多月，晚上漆黑一片。")
 
 
@@ -259,6 +265,7 @@ class ChuishaoClassifier:
         names = [tax.name_of(c) for c in self.classes_]
         areas = [(a.name if (a := tax.area(c)) else None) for c in self.classes_]
         departments = [tax.departments(c) for c in self.classes_]
+        sub_departments = tax.subs_with_departments  # the sub-problems that name their own departments
         threshold = self.review_threshold_
         # rounded once for the batch (Python's round() costs ~3 us a call), in float64: float32's
         # 0.9976 comes out as 0.9976000189781189 in JSON
@@ -272,7 +279,8 @@ class ChuishaoClassifier:
                 sub=sub, sub_name=tax.name_of(sub) if sub else None, confidence=scores[0], needs_review=not sure[row],
                 top=[{"topic": self.classes_[j], "topic_name": names[j], "score": s}
                      for j, s in zip(top_idx, scores, strict=True)],
-                departments={"lead": departments[b]["lead"], "assist": list(departments[b]["assist"])},
+                departments=tax.departments(self.classes_[b], sub) if sub in sub_departments else
+                {"lead": departments[b]["lead"], "assist": list(departments[b]["assist"])},
                 evidence=evidence[row], model_version=version)
         return answers  # type: ignore[return-value]
 
@@ -330,11 +338,12 @@ class ChuishaoClassifier:
 
     @property
     def displayable(self) -> np.ndarray:
-        """Which features may be shown as evidence: words of two or more characters, no punctuation."""
+        """Which features may be shown as evidence: words of two or more characters, no punctuation,
+        no mask placeholder nor piece of one."""
         displayable = getattr(self, "_displayable", None)
         if displayable is None:
             terms = (*self.char_vectorizer.terms_, *self.word_vectorizer.terms_)
-            displayable = np.array([len(t) >= 2 and bool(_WORDLIKE.match(t)) and t not in _PLACEHOLDERS for t in terms])
+            displayable = np.array([len(t) >= 2 and bool(_WORDLIKE.match(t)) and not _in_placeholder(t) for t in terms])
             self._displayable = displayable
         return displayable
 

@@ -1,34 +1,79 @@
-"""Masking of personal data (phones, ID cards, bank cards, e-mail) before logging or storage."""
+"""Masking of personal data (phones, ID cards, bank cards, e-mail) before logging or storage.
+
+The patterns match numbers as people really write them: a separator may stand between any two
+digits (spaces, dots, hyphens and dashes of every width, zero-width characters: ``138 1234 5678``,
+``6222 0212 3456 7890``, ``010-8765 4321``), area codes may be in parentheses and mobiles may carry
+a ``+86``/``0086`` prefix. ``mask_pii`` expects text that is already NFKC-normalised (the text
+normaliser does that first); ``mask_pii_raw`` normalises on its own, for logs and stored fields.
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Callable
 
-# Order matters: an 18-digit ID card number would also match the bank-card pattern.
-_SEP = r"[-.\s\u2013\u2014]?"  # what people put inside numbers: hyphens, dots, spaces, dashes
-_DATE = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # ID card: 18 digits (also written 6-8-4), and the old 15-digit form
-    (re.compile(rf"(?<![0-9A-Za-z])[1-9]\d{{5}}{_SEP}(?:18|19|20)\d{{2}}{_DATE}{_SEP}\d{{3}}[0-9Xx](?![0-9A-Za-z])"), "<ID>"),
-    (re.compile(rf"(?<![0-9A-Za-z])[1-9]\d{{7}}{_DATE}\d{{3}}(?![0-9A-Za-z])"), "<ID>"),
-    # mobile, with or without +86 and separators
-    (re.compile(rf"(?<!\d)(?:\+?86{_SEP})?1[3-9]\d{_SEP}\d{{4}}{_SEP}\d{{4}}(?!\d)"), "<PHONE>"),
-    # landline: area code (0xx or 0xxx, maybe in brackets) and 7-8 digits
-    (re.compile(rf"(?<!\d)(?:\(0\d{{2,3}}\)\s?|0\d{{2,3}}{_SEP})\d{{7,8}}(?!\d)"), "<PHONE>"),
-    (re.compile(r"(?<!\d)\d{16,19}(?!\d)"), "<CARD>"),
+# What people put inside numbers: white space, hyphens and dashes of every width (NFKC turns the
+# full-width and small forms into "-"; the dashes U+2010-2015 and the minus sign stay as they are),
+# dots and middle dots, slashes, and zero-width characters (invisible: a copy-paste leaves them).
+_SEP_CHARS = "\\s\\-.\u00b7\u2010-\u2015\u2212\u2027\u30fb\u200b-\u200d\u2060\ufeff/_"
+_S = f"[{_SEP_CHARS}]{{0,3}}"  # "138 - 1234", but no longer gaps: those are two numbers
+_S1 = f"[{_SEP_CHARS}]{{1,3}}"  # a separator that is there
+_BEFORE = r"(?<![0-9A-Za-z])"
+_AFTER = r"(?![0-9A-Za-z])"
+
+
+def _spread(*atoms: str) -> str:
+    """The atoms (one digit each) with an optional separator between any two."""
+    return _S.join(atoms)
+
+
+_D = r"\d"
+_ID18 = _spread("[1-9]", *[_D] * 5, "[12]", *[_D] * 3, "[01]", _D, "[0-3]", _D, *[_D] * 3, "[0-9Xx]")
+_ID15 = _spread("[1-9]", *[_D] * 7, "[01]", _D, "[0-3]", _D, *[_D] * 3)
+# bank cards: 16-19 digits in one run, in groups of four (the last may be shorter), or 6 and the rest
+_CARD = rf"(?:\d{{16,19}}|\d{{4}}(?:{_S1}\d{{4}}){{3}}(?:{_S1}\d{{1,3}})?|\d{{6}}{_S1}\d{{10,13}})"
+_CC = rf"(?:(?:\+|00){_S})?86"  # country code
+_MOBILE = rf"(?:(?:\({_S}{_CC}{_S}\)|{_CC}){_S})?(?P<n>" + _spread("1", "[3-9]", *[_D] * 9) + ")"
+# an area code (0xx or 0xxx, maybe in parentheses; after +86 without its 0), then 7-8 digits,
+# maybe split 3-4 or 4-4
+_LANDLINE = (rf"(?:(?:\({_S}{_CC}{_S}\)|{_CC}){_S}\(?0?[1-9]\d{{1,2}}\)?|\(0\d{{2,3}}\)|0\d{{2,3}}){_S}"
+             rf"(?:\d{{7,8}}|\d{{3,4}}{_S}\d{{4}})")
+_GROUP = re.compile(r"[0-9Xx]+")
+
+
+def _grouped(placeholder: str) -> Callable[[re.Match[str]], str]:
+    """A replacement that masks only numbers in groups of three or more digits (138 1234 5678,
+    110101 19900307 123X): dates and ranges (2018.07.21-2018.07.20) have groups of one or two."""
+    def replace(match: re.Match[str]) -> str:
+        number = match.group("n") if "n" in match.re.groupindex else match.group()
+        if all(len(g) >= 3 for g in _GROUP.findall(number)):
+            return placeholder
+        return match.group()
+    return replace
+
+
+# Order matters: an 18-digit ID card number would also match the bank-card pattern, and a card
+# number written in groups holds what looks like a phone number.
+_PATTERNS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
+    (re.compile(rf"{_BEFORE}{_ID18}{_AFTER}"), _grouped("<ID>")),
+    (re.compile(rf"{_BEFORE}{_CARD}(?!\d)"), "<CARD>"),
+    (re.compile(rf"{_BEFORE}{_ID15}{_AFTER}"), _grouped("<ID>")),
+    (re.compile(rf"(?<![0-9A-Za-z+]){_MOBILE}(?!\d)"), _grouped("<PHONE>")),
+    (re.compile(rf"(?<![0-9A-Za-z+]){_LANDLINE}(?!\d)"), "<PHONE>"),
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<EMAIL>"),
 ]
 
-
-# Every pattern needs 7+ digits (or 3 and 4 around a separator) or an '@': most messages have
-# neither, so skip them fast. One pattern, no alternation, the first digits spelled out: the regex
-# engine scans this form several times faster than ``\d{7}|\d{3}[- ]\d{4}`` (it matches the same texts).
-_MAYBE_PII = re.compile(r"\d\d\d[-.\s\u2013\u2014]?\d{4}")
-_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９＋－（）", "0123456789+-()")
+# Every number pattern needs 10+ digits (separators allowed between them), the e-mail an '@':
+# most messages have neither, so skip them fast.
+_MAYBE_PII = re.compile(rf"\d(?:[{_SEP_CHARS}()]{{0,3}}\d){{9}}")
+# Zero-width characters that NFKC keeps: invisible, they only hide a number from the patterns.
+_INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff]")
 
 
 def mask_pii(text: str) -> str:
-    """Replace personal numbers with placeholders; expects half-width digits (normalise first)."""
+    """Replace personal numbers and e-mail addresses with placeholders; expects NFKC text (half-width
+    digits: normalise first, or use ``mask_pii_raw``)."""
     if "@" not in text and not _MAYBE_PII.search(text):
         return text
     for pattern, placeholder in _PATTERNS:
@@ -37,8 +82,17 @@ def mask_pii(text: str) -> str:
 
 
 def mask_pii_raw(text: str) -> str:
-    """``mask_pii`` for text that has not been normalised (logs, stored feedback): full-width
-    digits are made half-width first, so a full-width number does not slip through."""
-    if any("\uff10" <= ch <= "\uff19" for ch in text):
-        text = text.translate(_FULLWIDTH_DIGITS)
-    return mask_pii(text)
+    """``mask_pii`` for text that has not been normalised (logs, stored feedback): it is searched in
+    its NFKC form, so full-width or math digits (１３８, 𝟏𝟑𝟖), a full-width ＠ or a full-width hyphen
+    do not slip through. Text without personal data comes back unchanged; text with some comes back
+    NFKC-normalised and masked."""
+    plain = text if text.isascii() else unicodedata.normalize("NFKC", text)
+    masked = mask_pii(plain)
+    if masked == plain:
+        stripped = _INVISIBLE.sub("", plain) if not plain.isascii() else plain
+        if stripped == plain:
+            return text
+        masked = mask_pii(stripped)  # a zero-width character in an e-mail address
+        if masked == stripped:
+            return text
+    return masked

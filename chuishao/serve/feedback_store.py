@@ -1,9 +1,11 @@
 """Durable store of operator feedback (SQLAlchemy 2: SQLite file by default, PostgreSQL by URL).
 
 Every correction is kept (an audit trail); the training export takes the latest one per
-message id. Free text (text, title, operator) is stored PII-masked: the model masks texts anyway
-before features, so nothing is lost for training, and a leaked database holds no phone or ID
-numbers. Message ids are kept as given: masking two phone-number ids alike would merge them.
+message id. Every free-text field (text, title, departments, channel, model version, operator) is
+stored PII-masked: the model masks texts anyway before features, so nothing is lost for training,
+and a leaked database (or export) holds no phone, ID or card number. Message ids are kept as given:
+masking two phone-number ids alike would merge them. Engines hide statement parameters in their
+error messages, which the logs would otherwise carry.
 """
 
 from __future__ import annotations
@@ -56,10 +58,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# every stored string a client chose (topic codes are checked against the taxonomy; ids are kept)
+_FREE_TEXT = ("text", "title", "lead", "channel", "model_version", "operator")
+
+
 class FeedbackStore:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        # hide_parameters: a failed statement's error message (logged) must not carry the feedback
+        self.engine: Engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             db = self.engine.url.database
@@ -69,9 +76,11 @@ class FeedbackStore:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def add(self, **fields: Any) -> Feedback:
-        for key in ("text", "title", "operator"):
-            if fields.get(key) is not None:
+        for key in _FREE_TEXT:
+            if isinstance(fields.get(key), str):
                 fields[key] = mask_pii_raw(fields[key])
+        if fields.get("assist"):
+            fields["assist"] = [mask_pii_raw(name) for name in fields["assist"]]
         row = Feedback(**fields)
         with self._sessions.begin() as session:
             session.add(row)
