@@ -79,7 +79,7 @@ def test_save_load_round_trip(tiny_model, tiny_model_dir, mini_data):
         [a.model_dump(exclude={"confidence", "top", "model_version"}) for a in tiny_model.route(mini_data.texts)]
     manifest = read_manifest(tiny_model_dir)
     assert manifest["labels"] == tiny_model.classes_
-    assert manifest["taxonomy"]["version"] == "1.1"
+    assert manifest["taxonomy"]["version"] == "1.2"
     assert manifest["taxonomy"]["fingerprint"] == Taxonomy.load().fingerprint
     assert set(manifest["sub_labels"]) <= set(Taxonomy.load().sub_codes)
     assert manifest["config"]["features"]["char_ngrams"] == [1, 3]
