@@ -10,7 +10,7 @@ from chuishao.taxonomy import Taxonomy
 
 def test_bundled_taxonomy_matches_the_guide():
     tax = Taxonomy.load()
-    assert (tax.name, tax.version) == ("whistle-15", "1.1")
+    assert (tax.name, tax.version) == ("whistle-15", "1.2")
     assert [a.name for a in tax.areas] == ["综合执法", "重点工作", "应急处置"]
     assert [t.code for t in tax.topics] == [f"W{i:02d}" for i in range(1, 16)]
     assert len(tax.sub_codes) == 32
