@@ -211,7 +211,7 @@ def test_directory_is_not_reported_missing(tmp_path):
 
 @pytest.mark.parametrize(("value", "hint"), [("1.1", 'version: "1.1"'), ("2", 'version: "2"')])
 def test_unquoted_version_hints_to_quote_it(tmp_path, value, hint):
-    text = BUNDLED.replace('version: "1.1"', f"version: {value}", 1)
+    text = BUNDLED.replace('version: "1.2"', f"version: {value}", 1)
     assert hint in _error(_text(tmp_path, text))
 
 
