@@ -38,6 +38,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, *, opset: int = 17, 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
 
+    # the second row is padded: the trace then keeps the attention-mask path (an all-ones mask may be skipped)
     ids = torch.tensor([[0, 5, 6, 7, 2], [0, 8, 2, 1, 1]], dtype=torch.long)
     mask = (ids != model.config.pad_token_id).long()
     path = out / "model.onnx"
