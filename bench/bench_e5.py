@@ -8,6 +8,8 @@
     python bench/bench_e5.py dev /work/runs/e5-run1/checkpoints/checkpoint-139 --train ../shared/data/whistle/train.jsonl
     # ... and averaged with the classical model trained on train minus the same dev split (weight chosen on dev)
     python bench/bench_e5.py dev MODEL --train ... --classical
+    # ONNX export of a fine-tuned folder: logits against torch, and dev figures of fp32 and int8 ONNX
+    python bench/bench_e5.py onnx MODEL /work/runs/e5-run1-onnx --train ../shared/data/whistle/train.jsonl
     # the final figure, once: weight from dev, scored on test.jsonl
     python bench/bench_e5.py final MODEL --train ... --test ../shared/data/whistle/test.jsonl --classical
 """
@@ -193,6 +195,26 @@ def cmd_dev(args: argparse.Namespace, final: bool = False) -> dict:
     return out
 
 
+def cmd_onnx(args: argparse.Namespace) -> dict:
+    import time
+
+    from chuishao.transformer.onnx_export import OnnxClassifier, compare_with_torch, export_onnx
+
+    export_onnx(args.model, args.out, quantize=True)
+    _, dev = _dev_rows(args.train, args.dev_fraction, args.seed)
+    out: dict = {"torch_vs_onnx_fp32": compare_with_torch(args.model, args.out, dev[:args.check_rows]),
+                 "torch_vs_onnx_int8": compare_with_torch(args.model, args.out, dev[:args.check_rows], int8=True)}
+    for kind in ("fp32", "int8"):
+        clf = OnnxClassifier.load(args.out, int8=kind == "int8", threads=args.threads)
+        idx = {lab: i for i, lab in enumerate(clf.labels)}
+        y = np.array([idx[r["label"]] for r in dev])
+        t0 = time.perf_counter()
+        p = clf.predict_proba(dev)
+        out[f"dev_{kind}"] = _scores(y, p) | {"seconds": round(time.perf_counter() - t0, 1),
+                                               "file_mb": round((args.out / f"model{'.int8' if kind == 'int8' else ''}.onnx").stat().st_size / 2**20, 1)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -203,6 +225,14 @@ def main() -> None:
     a.add_argument("model", type=Path)
     a.add_argument("--texts", type=Path, required=True)
     a.add_argument("--limit", type=int, default=64)
+    a.add_argument("--threads", type=int, default=1)
+    a = sub.add_parser("onnx")
+    a.add_argument("model", type=Path)
+    a.add_argument("out", type=Path)
+    a.add_argument("--train", type=Path, required=True)
+    a.add_argument("--dev-fraction", type=float, default=0.15)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--check-rows", type=int, default=64)
     a.add_argument("--threads", type=int, default=1)
     for name in ("dev", "final"):
         a = sub.add_parser(name)
@@ -216,7 +246,7 @@ def main() -> None:
             a.add_argument("--test", type=Path, required=True)
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    res = {"tokens": cmd_tokens, "cosine": cmd_cosine}.get(args.cmd)
+    res = {"tokens": cmd_tokens, "cosine": cmd_cosine, "onnx": cmd_onnx}.get(args.cmd)
     out = res(args) if res else cmd_dev(args, final=args.cmd == "final")
     print(json.dumps(out, ensure_ascii=False))
 

@@ -51,6 +51,11 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, *, opset: int = 17, 
     for name in _COPY:
         if (model_dir / name).exists():
             shutil.copy(model_dir / name, out / name)
+    if not (out / META_FILE).exists():  # a bare Trainer checkpoint: labels from its config, temperature 1
+        from chuishao.transformer.finetune import load_classifier
+
+        meta = load_classifier(model_dir)[2]
+        (out / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2))
     if quantize:
         quantize_int8(path, out / "model.int8.onnx")
     return path
