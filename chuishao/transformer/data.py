@@ -39,7 +39,7 @@ def stratified_split(labels: Sequence[str], dev_fraction: float = 0.15, seed: in
     for lab in sorted(by_label):
         idx = np.array(by_label[lab])
         rng.shuffle(idx)
-        n_dev = int(round(len(idx) * dev_fraction))
+        n_dev = round(len(idx) * dev_fraction)
         if len(idx) >= 2:
             n_dev = min(max(n_dev, 1), len(idx) - 1)
         else:

@@ -18,12 +18,22 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import (AutoTokenizer, BertModel, BertPreTrainedModel, DataCollatorWithPadding,
-                          EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed)
+from transformers import (
+    AutoTokenizer,
+    BertModel,
+    BertPreTrainedModel,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+    set_seed,
+)
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from chuishao.transformer.data import (TitleMode, build_dataset, read_jsonl, sqrt_inverse_frequency,
-                                       stratified_split)
+from chuishao.transformer.data import TitleMode, build_dataset, read_jsonl, sqrt_inverse_frequency, stratified_split
 
 META_FILE = "chuishao_transformer.json"
 
@@ -87,17 +97,20 @@ class ProgressCallback(TrainerCallback):
         self.step0 = 0
         self.loss: float | None = None
 
-    def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kw: Any) -> None:
         self.t0, self.step0 = time.time(), state.global_step
 
-    def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kw: Any) -> None:
         if logs and "loss" in logs:
             self.loss = float(logs["loss"])
         if logs and "eval_macro_f1" in logs:
             print(f"[eval] step {state.global_step} dev macro-F1 {logs['eval_macro_f1']:.4f} "
                   f"acc {logs['eval_accuracy']:.4f} loss {logs['eval_loss']:.4f}", flush=True)
 
-    def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kw: Any) -> None:
         if state.global_step % self.every:
             return
         done = state.global_step - self.step0
@@ -113,7 +126,7 @@ class ChuishaoTrainer(Trainer):
 
     head_lr: float = 1e-3
 
-    def create_optimizer(self, model=None):  # noqa: ANN001, ANN201
+    def create_optimizer(self, model=None):
         if self.optimizer is None:
             model = model or self.model
             decay, no_decay, head = [], [], []

@@ -78,7 +78,7 @@ class OnnxClassifier:
     meta: dict[str, Any]
 
     @classmethod
-    def load(cls, onnx_dir: str | Path, *, int8: bool = False, threads: int = 1) -> "OnnxClassifier":
+    def load(cls, onnx_dir: str | Path, *, int8: bool = False, threads: int = 1) -> OnnxClassifier:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
