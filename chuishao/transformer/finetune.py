@@ -126,7 +126,7 @@ class ChuishaoTrainer(Trainer):
 
     head_lr: float = 1e-3
 
-    def create_optimizer(self, model=None):
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         if self.optimizer is None:
             model = model or self.model
             decay, no_decay, head = [], [], []
