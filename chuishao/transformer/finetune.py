@@ -1,0 +1,272 @@
+"""Fine-tune an imported e5 encoder (mean pooling + linear head) on the whistle JSONL with the HF Trainer.
+
+The dev split is carved from the training file (stratified, seeded); early stopping, the best checkpoint and
+temperature scaling all use it. The saved folder holds config.json (id2label/label2id), model.safetensors,
+the tokenizer, and chuishao_transformer.json (labels, temperature, input format, dev figures, settings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import (
+    AutoTokenizer,
+    BertModel,
+    BertPreTrainedModel,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from chuishao.transformer.data import TitleMode, build_dataset, read_jsonl, sqrt_inverse_frequency, stratified_split
+
+META_FILE = "chuishao_transformer.json"
+
+
+class MeanPoolClassifier(BertPreTrainedModel):
+    """BERT encoder, attention-masked mean pooling over the last hidden state, dropout, linear head."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.register_buffer("class_weights", torch.ones(config.num_labels), persistent=False)
+        self.post_init()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                labels: torch.Tensor | None = None, **_: Any) -> SequenceClassifierOutput:
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        logits = self.classifier(self.dropout(pooled))
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits, labels, weight=self.class_weights.to(logits.dtype))
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+@dataclass
+class FinetuneConfig:
+    model_dir: str
+    train: str
+    out_dir: str
+    extra_train: list[str] = field(default_factory=list)  # added to the training side only, never to dev
+    max_length: int = 128
+    epochs: float = 3.0
+    max_steps: int = -1
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 8e-5
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    dev_fraction: float = 0.15
+    seed: int = 0
+    title_mode: TitleMode = "prefix"
+    prefix: str = "query: "
+    class_weights: bool = True
+    evals_per_epoch: int = 2
+    patience: int = 3
+    threads: int = 1
+    log_every: int = 10
+    limit_train: int = 0  # >0: keep the first N training rows (smoke runs)
+
+
+class ProgressCallback(TrainerCallback):
+    """One flushed line every ``every`` steps: step, loss, seconds per step, ETA."""
+
+    def __init__(self, every: int) -> None:
+        self.every = max(1, every)
+        self.t0 = time.time()
+        self.step0 = 0
+        self.loss: float | None = None
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kw: Any) -> None:
+        self.t0, self.step0 = time.time(), state.global_step
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kw: Any) -> None:
+        if logs and "loss" in logs:
+            self.loss = float(logs["loss"])
+        if logs and "eval_macro_f1" in logs:
+            print(f"[eval] step {state.global_step} dev macro-F1 {logs['eval_macro_f1']:.4f} "
+                  f"acc {logs['eval_accuracy']:.4f} loss {logs['eval_loss']:.4f}", flush=True)
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kw: Any) -> None:
+        if state.global_step % self.every:
+            return
+        done = state.global_step - self.step0
+        sps = (time.time() - self.t0) / max(done, 1)
+        eta = sps * (state.max_steps - state.global_step)
+        print(f"[train] step {state.global_step}/{state.max_steps} epoch {state.epoch:.2f} loss "
+              f"{self.loss if self.loss is not None else float('nan'):.4f} {sps:.2f} s/step "
+              f"ETA {eta / 60:.1f} min", flush=True)
+
+
+class ChuishaoTrainer(Trainer):
+    """Trainer with two AdamW learning rates: the encoder's and the (higher) head's."""
+
+    head_lr: float = 1e-3
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            model = model or self.model
+            decay, no_decay, head = [], [], []
+            for name, p in model.named_parameters():
+                if not p.requires_grad:
+                    continue
+                if name.startswith("classifier."):
+                    head.append(p)
+                elif p.ndim < 2:
+                    no_decay.append(p)
+                else:
+                    decay.append(p)
+            lr, wd = self.args.learning_rate, self.args.weight_decay
+            self.optimizer = torch.optim.AdamW([
+                {"params": decay, "lr": lr, "weight_decay": wd},
+                {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+                {"params": head, "lr": self.head_lr, "weight_decay": 0.0},
+            ], lr=lr)
+        return self.optimizer
+
+
+def macro_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {"macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+            "accuracy": float(accuracy_score(y_true, y_pred))}
+
+
+def _compute_metrics(pred: Any) -> dict[str, float]:
+    return macro_scores(np.asarray(pred.label_ids), np.asarray(pred.predictions).argmax(-1))
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T minimising the NLL of softmax(logits / T) on (logits, y)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    def nll(log_t: float) -> float:
+        return float(-log_softmax(logits / math.exp(log_t), axis=1)[np.arange(len(y)), y].mean())
+
+    res = minimize_scalar(nll, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
+    return float(math.exp(res.x))
+
+
+def load_split(cfg: FinetuneConfig) -> tuple[list[dict], list[dict]]:
+    """(train rows, dev rows): the training file minus its stratified dev split, plus the extra files."""
+    rows = read_jsonl(cfg.train)
+    tr, dv = stratified_split([r["label"] for r in rows], cfg.dev_fraction, cfg.seed)
+    train = [rows[i] for i in tr]
+    for extra in cfg.extra_train:
+        train.extend(read_jsonl(extra))
+    if cfg.limit_train:
+        train = train[:cfg.limit_train]
+    return train, [rows[i] for i in dv]
+
+
+def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
+    """Train, keep the best dev checkpoint, fit the temperature on dev, save to ``cfg.out_dir``; the summary."""
+    torch.set_num_threads(cfg.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    set_seed(cfg.seed)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_rows, dev_rows = load_split(cfg)
+    labels = sorted({r["label"] for r in train_rows} | {r["label"] for r in dev_rows})
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    tok = AutoTokenizer.from_pretrained(cfg.model_dir)
+    model = MeanPoolClassifier.from_pretrained(cfg.model_dir, num_labels=len(labels), label2id=label2id,
+                                               id2label={i: lab for lab, i in label2id.items()})
+    model.config.architectures = ["MeanPoolClassifier"]
+    if cfg.class_weights:
+        model.class_weights = torch.tensor(sqrt_inverse_frequency([r["label"] for r in train_rows], labels))
+    train_ds = build_dataset(train_rows, tok, label2id, cfg.max_length, cfg.title_mode, cfg.prefix)
+    dev_ds = build_dataset(dev_rows, tok, label2id, cfg.max_length, cfg.title_mode, cfg.prefix)
+    steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * cfg.grad_accum))
+    eval_steps = max(1, steps_per_epoch // max(1, cfg.evals_per_epoch))
+    if cfg.max_steps > 0:
+        eval_steps = min(eval_steps, cfg.max_steps)
+    print(f"[data] train {len(train_ds)} dev {len(dev_ds)} labels {len(labels)} steps/epoch {steps_per_epoch} "
+          f"eval every {eval_steps} steps, threads {cfg.threads}", flush=True)
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=32, gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_ratio * steps_per_epoch * cfg.epochs),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps, lr_scheduler_type="linear", eval_strategy="steps", eval_steps=eval_steps,
+        save_strategy="steps", save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=True,
+        metric_for_best_model="macro_f1", greater_is_better=True, logging_steps=cfg.log_every,
+        report_to=[], use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=True,
+        dataloader_num_workers=0, save_only_model=False)
+    trainer = ChuishaoTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
+                              processing_class=tok, data_collator=DataCollatorWithPadding(tok),
+                              compute_metrics=_compute_metrics,
+                              callbacks=[EarlyStoppingCallback(cfg.patience), ProgressCallback(cfg.log_every)])
+    trainer.head_lr = cfg.head_lr
+    t0 = time.time()
+    trainer.train()
+    train_s = time.time() - t0
+    pred = trainer.predict(dev_ds)
+    dev_logits = np.asarray(pred.predictions, dtype=np.float64)
+    dev_y = np.asarray(pred.label_ids)
+    temperature = fit_temperature(dev_logits, dev_y)
+    trainer.save_model(str(out))
+    tok.save_pretrained(str(out))
+    summary = {
+        "labels": labels, "temperature": temperature, "max_length": cfg.max_length, "title_mode": cfg.title_mode,
+        "prefix": cfg.prefix, "pooling": "mean", "dev": macro_scores(dev_y, dev_logits.argmax(1)),
+        "dev_rows": len(dev_rows), "train_rows": len(train_rows), "train_seconds": round(train_s, 1),
+        "best_checkpoint": trainer.state.best_model_checkpoint, "global_step": trainer.state.global_step,
+        "config": asdict(cfg),
+    }
+    (out / META_FILE).write_text(json.dumps(summary, ensure_ascii=False, indent=2))
+    print(f"[done] dev macro-F1 {summary['dev']['macro_f1']:.4f} acc {summary['dev']['accuracy']:.4f} "
+          f"T={temperature:.3f} in {train_s / 60:.1f} min -> {out}", flush=True)
+    return summary
+
+
+def load_classifier(model_dir: str | Path) -> tuple[MeanPoolClassifier, Any, dict[str, Any]]:
+    """(model in eval mode, tokenizer, metadata) of a fine-tuned folder; a bare checkpoint gets default metadata."""
+    model_dir = Path(model_dir)
+    model = MeanPoolClassifier.from_pretrained(str(model_dir)).eval()
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    meta_path = model_dir / META_FILE
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+    else:
+        meta = {"labels": [model.config.id2label[i] for i in range(model.config.num_labels)], "temperature": 1.0,
+                "max_length": 128, "title_mode": "prefix", "prefix": "query: "}
+    return model, tok, meta
+
+
+@torch.no_grad()
+def predict_logits(model: MeanPoolClassifier, tok: Any, meta: dict[str, Any], records: list[dict],
+                   batch_size: int = 32) -> np.ndarray:
+    """Raw logits [n, labels] for records (title/text), in the saved input format."""
+    from chuishao.transformer.data import format_text
+
+    out = []
+    for i in range(0, len(records), batch_size):
+        texts = [format_text(r, meta["title_mode"], meta["prefix"]) for r in records[i:i + batch_size]]
+        enc = tok(texts, truncation=True, max_length=meta["max_length"], padding=True, return_tensors="pt")
+        out.append(model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.config.num_labels), dtype=np.float32)
