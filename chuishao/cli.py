@@ -270,7 +270,8 @@ def test(
     model_dir: Annotated[Path, typer.Argument(help="model directory")],
     data: Annotated[Path, typer.Argument(help="labelled JSONL/CSV file")],
     label_field: Annotated[str, typer.Option("--label-field")] = "label",
-    report: Annotated[Path | None, typer.Option("--output", "-o", help="write a report (table, confusion matrix) here")] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="write a report here: report.html, report.md, metrics.json, per_class.csv, confusion.png")] = None,
     id_field: IdField = "id",
     text_field: TextField = "text",
     title_field: TitleField = "title",
@@ -285,15 +286,21 @@ def test(
             _writable_dir(report, "the report")
         model = load_model(model_dir)
         labelled = read_labelled(data, label_field, _fields(id_field, text_field, title_field))
-        metrics = evaluate(model, labelled)
+        details: dict[str, object] = {}
+        metrics = evaluate(model, labelled, details=details)
         metrics["model_version"] = model.version
     except ChuishaoError as exc:
         _fail(exc)
+    overlap: dict = metrics["training_overlap"]  # type: ignore[assignment]
+    typer.echo(f"chuishao: {'warning: ' if overlap['rows'] else ''}{overlap['message']}", err=True)
     shown = {k: v for k, v in metrics.items() if k not in ("confusion", "labels")}
     typer.echo(json.dumps(shown, ensure_ascii=False))  # the figures first: a failed report must not lose them
     if report is not None:
         try:
+            from chuishao.analysis.report_html import write_html_report
+
             write_report(metrics, report, title=f"{model.version} on {data.name}")
+            write_html_report(metrics, details, model, labelled, report, title=f"{model.version} on {data.name}")
         except OSError as exc:
             _fail(DataError(f"{exc.filename or report}: {exc.strerror or exc}; the report was not written"))
 
