@@ -224,6 +224,7 @@ def test_compare_writes_deltas_intervals_and_masked_changed_answers(tmp_path, ti
     assert "B is" in (out / "summary.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.shared
 def test_compare_the_bundled_default_with_a_copy_of_itself(tmp_path, shared_data):
     """The fast version of 'the gates accept a retrain of the default recipe': the same model copied."""
     copy = tmp_path / "copy"
@@ -235,6 +236,7 @@ def test_compare_the_bundled_default_with_a_copy_of_itself(tmp_path, shared_data
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_gates_accept_a_retrain_of_the_default_recipe(tmp_path, shared_data):
     repo = Path(__file__).resolve().parent.parent
     out = tmp_path / "retrained"

@@ -174,11 +174,18 @@ _CJK_FILES = ("notosanscjk", "notoserifcjk", "notosanssc", "sourcehan", "wqy", "
               "msyh", "simsun", "pingfang", "uming", "ukai")
 
 
+_scanned = False
+
+
 def _add_system_cjk_fonts() -> bool:
     """Register CJK font files matplotlib's cached list does not know (e.g. fonts-noto-cjk installed
     after the cache was built). True when one was added."""
     from matplotlib import font_manager
 
+    global _scanned
+    if _scanned:  # once per process: the scan reads every font file's name
+        return False
+    _scanned = True
     known = {entry.fname for entry in font_manager.fontManager.ttflist}
     added = False
     for path in font_manager.findSystemFonts():
