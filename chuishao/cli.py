@@ -271,7 +271,8 @@ def test(
     model_dir: Annotated[Path, typer.Argument(help="model directory")],
     data: Annotated[Path, typer.Argument(help="labelled JSONL/CSV file")],
     label_field: Annotated[str, typer.Option("--label-field")] = "label",
-    report: Annotated[Path | None, typer.Option("--output", "-o", help="write a report (table, confusion matrix) here")] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="write a report here: report.html, report.md, metrics.json, per_class.csv, confusion.png")] = None,
     id_field: IdField = "id",
     text_field: TextField = "text",
     title_field: TitleField = "title",
@@ -286,15 +287,21 @@ def test(
             _writable_dir(report, "the report")
         model = load_model(model_dir)
         labelled = read_labelled(data, label_field, _fields(id_field, text_field, title_field))
-        metrics = evaluate(model, labelled)
+        details: dict[str, object] = {}
+        metrics = evaluate(model, labelled, details=details)
         metrics["model_version"] = model.version
     except ChuishaoError as exc:
         _fail(exc)
+    overlap: dict = metrics["training_overlap"]  # type: ignore[assignment]
+    typer.echo(f"chuishao: {'warning: ' if overlap['rows'] else ''}{overlap['message']}", err=True)
     shown = {k: v for k, v in metrics.items() if k not in ("confusion", "labels")}
     typer.echo(json.dumps(shown, ensure_ascii=False))  # the figures first: a failed report must not lose them
     if report is not None:
         try:
+            from chuishao.analysis.report_html import write_html_report
+
             write_report(metrics, report, title=f"{model.version} on {data.name}")
+            write_html_report(metrics, details, model, labelled, report, title=f"{model.version} on {data.name}")
         except OSError as exc:
             _fail(DataError(f"{exc.filename or report}: {exc.strerror or exc}; the report was not written"))
 
@@ -539,6 +546,153 @@ def model_convert(
     except OSError as exc:
         _fail(DataError(f"{exc.filename or output}: {exc.strerror or exc}; the model was not converted"))
     typer.echo(json.dumps({"model": str(output), "version": model.version, "labels": model.classes_}, ensure_ascii=False))
+
+
+# ---- the model registry: list, add, compare, promote, rollback (chuishao/analysis) -----------
+RegistryOpt = Annotated[Path | None, typer.Option(
+    "--registry", help="registry folder (default: CHUISHAO_REGISTRY or ./chuishao-registry)")]
+models_app = typer.Typer(no_args_is_help=True, help="The model registry: versioned models and the one in service.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(
+    registry: RegistryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON line per version")] = False,
+) -> None:
+    """Every version in the registry: created, labels, data fingerprint, held-out figures; * marks the current one."""
+    from chuishao.analysis.registry import Registry, registry_path
+
+    try:
+        reg = Registry(registry_path(registry))
+        current = reg.current()
+        rows = [e.row(current) for e in reg.entries()]
+    except ChuishaoError as exc:
+        _fail(exc)
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo(f"no models in {reg.root} (chuishao models add MODEL_DIR)", err=True)
+        return
+    typer.echo(f"  {'version':<44} {'created':<20} {'labels':>6} {'data':<16} {'macro_f1':>8} {'accuracy':>8}")
+    for r in rows:
+        typer.echo(f"{'*' if r['current'] else ' '} {r['version']:<44} {r['created'] or '':<20} {r['labels']:>6} "
+                   f"{r['data_fingerprint'] or '-':<16} {r['heldout_macro_f1'] or '-':>8} {r['heldout_accuracy'] or '-':>8}")
+
+
+@models_app.command("add")
+def models_add(
+    model_dir: Annotated[Path, typer.Argument(help="model directory to copy into the registry")],
+    registry: RegistryOpt = None,
+) -> None:
+    """Copy a model directory into the registry, verified (checksums, loadable) before and after the copy."""
+    from chuishao.analysis.registry import Registry, registry_path
+
+    try:
+        reg = Registry(registry_path(registry))
+        version, added = reg.add(model_dir)
+    except ChuishaoError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(DataError(f"{exc.filename or registry}: {exc.strerror or exc}; the model was not added"))
+    typer.echo(json.dumps({"version": version, "added": added, "path": str(reg.path_of(version))}, ensure_ascii=False))
+
+
+def _model_ref(ref: str, registry: Path | None) -> Path:
+    """A model directory, or a version (or a unique part of one) in the registry."""
+    from chuishao.analysis.registry import Registry, registry_path
+
+    if Path(ref).is_dir():
+        return Path(ref)
+    reg = Registry(registry_path(registry))
+    return reg.path_of(reg.resolve(ref))
+
+
+@app.command()
+def compare(
+    model_a: Annotated[str, typer.Argument(metavar="A", help="the reference model: a directory or a registry version")],
+    model_b: Annotated[str, typer.Argument(metavar="B", help="the model compared with it")],
+    data: Annotated[Path, typer.Option("--data", help="labelled JSONL/CSV file both are scored on")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="write compare.json, changed.csv and summary.md here")] = None,
+    resamples: Annotated[int, typer.Option("--resamples", min=100, help="paired bootstrap resamples")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="bootstrap seed")] = 0,
+    registry: RegistryOpt = None,
+) -> None:
+    """Compare model B with model A on labelled data: per-class F1 deltas, paired bootstrap intervals of the
+    macro-F1 and accuracy differences, McNemar's test, the messages whose answer changed (texts masked)."""
+    try:
+        from chuishao.analysis.compare import compare_models, summary_text, write_comparison
+        from chuishao.models.persistence import load_model
+        from chuishao.training.data import read_labelled
+
+        if output is not None:
+            _writable_dir(output, "the comparison")
+        a, b = load_model(_model_ref(model_a, registry)), load_model(_model_ref(model_b, registry))
+        result = compare_models(a, b, read_labelled(data), resamples=resamples, seed=seed)
+    except ChuishaoError as exc:
+        _fail(exc)
+    typer.echo(summary_text(result, data.name), err=True)
+    typer.echo(json.dumps(result.as_dict(with_changed=False), ensure_ascii=False))
+    if output is not None:
+        write_comparison(result, output, data.name)
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="registry version (or a unique part of it) to put in service")],
+    registry: RegistryOpt = None,
+    gate_data: Annotated[Path | None, typer.Option(
+        "--gate-data", help="labelled gate set: refuse a model significantly worse on it than the one in service")] = None,
+    gates: Annotated[Path | None, typer.Option("--gates", help="gate policy YAML (see docs/analysts.md)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="promote even if a gate refuses (needs --reason; logged)")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why: kept in the registry's history.jsonl")] = None,
+) -> None:
+    """Put a registry version in service (repoints REGISTRY/current atomically) once the promotion gates pass."""
+    from chuishao.analysis.gates import GatePolicy, check_promotion
+    from chuishao.analysis.registry import Registry, registry_path
+
+    try:
+        if force and not reason:
+            raise DataError("--force needs --reason: say why the gates are overridden (it is logged)")
+        reg = Registry(registry_path(registry))
+        target = reg.resolve(version)
+        current = reg.current()
+        if current == target:
+            typer.echo(f"chuishao: {target} is already in service", err=True)
+            return
+        report = check_promotion(reg.path_of(current) if current else None, reg.path_of(target),
+                                 gate_data=gate_data, policy=GatePolicy.load(gates))
+        for check in report.checks:
+            mark = "ok" if check.passed else ("REFUSED" if check.enforced else "warning")
+            typer.echo(f"gate {check.name}: {mark}: {check.detail}", err=True)
+        if not report.passed and not force:
+            typer.echo(f"chuishao: error: {target} not promoted, the gates refuse it ({report.reason()}); "
+                       f"--force --reason TEXT overrides", err=True)
+            raise typer.Exit(1)
+        record = reg.promote(target, gates=report.as_dict(), forced=force and not report.passed, reason=reason)
+    except ChuishaoError as exc:
+        _fail(exc)
+    if record["forced"]:
+        typer.echo(f"chuishao: warning: gates overridden with --force: {reason}", err=True)
+    typer.echo(json.dumps({k: record[k] for k in ("action", "from", "to", "forced", "reason")}, ensure_ascii=False))
+
+
+@app.command()
+def rollback(
+    registry: RegistryOpt = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="why: kept in the registry's history.jsonl")] = None,
+) -> None:
+    """Put back the version that served before the current one (repoints REGISTRY/current atomically)."""
+    from chuishao.analysis.registry import Registry, registry_path
+
+    try:
+        record = Registry(registry_path(registry)).rollback(reason)
+    except ChuishaoError as exc:
+        _fail(exc)
+    typer.echo(json.dumps({k: record[k] for k in ("action", "from", "to", "reason")}, ensure_ascii=False))
 
 
 def main() -> None:

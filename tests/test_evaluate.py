@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -168,7 +169,7 @@ def saved_figures(monkeypatch) -> list:
 
 
 @pytest.fixture()
-def no_cjk_font(monkeypatch) -> None:
+def no_cjk_font(monkeypatch) -> Iterator[None]:
     from matplotlib import font_manager
 
     from chuishao.training import evaluate as module
@@ -176,6 +177,12 @@ def no_cjk_font(monkeypatch) -> None:
     families = getattr(module, "CJK_FAMILIES", ())
     keep = [e for e in font_manager.fontManager.ttflist if not e.name.startswith(families)]
     monkeypatch.setattr(font_manager.fontManager, "ttflist", keep)
+    # nor the installed font files matplotlib's cached list lacks
+    monkeypatch.setattr(module, "_add_system_cjk_fonts", lambda: False, raising=False)
+    # and forget the fonts an earlier test found: findfont remembers its answers
+    font_manager.FontManager._findfont_cached.cache_clear()
+    yield
+    font_manager.FontManager._findfont_cached.cache_clear()
 
 
 def _texts_fit(fig) -> list[str]:

@@ -24,6 +24,7 @@ from chuishao.pipeline.doc import Doc
 from chuishao.pipeline.features import NgramTfidf
 from chuishao.pipeline.ngram_kernels import MIN_BATCH
 from chuishao.pipeline.preprocess import TextPreprocessor
+from chuishao.pipeline.rowprint import print_set
 from chuishao.taxonomy import Taxonomy
 
 _PLACEHOLDERS = ("phone", "id", "card", "email")
@@ -50,6 +51,8 @@ class ChuishaoClassifier:
         # ready before fit: training turns unlabelled texts into docs with it first
         self.preprocessor = preprocessor or TextPreprocessor(self.config.text)
         self.metadata: dict[str, object] = {}
+        # sorted prints of the labelled training rows (pipeline.rowprint); None: not known (older models)
+        self.training_rows_: np.ndarray | None = None
         self._displayable: np.ndarray | None = None
 
     @property
@@ -121,6 +124,8 @@ class ChuishaoClassifier:
         self._fit_calibration(X, y, w, pseudo, calibrate)
         self._fit_subs(X, y, subs, w)
         self.training_summary_ = {"labelled": len(y), "pseudo_labelled": 0 if pseudo is None else int(pseudo[0].shape[0])}
+        # which messages it learned from, as prints (chuishao test warns when its rows are among them)
+        self.training_rows_ = print_set(texts)
         return self
 
     def _pseudo_labelled(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray,

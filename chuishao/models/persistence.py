@@ -40,6 +40,9 @@ ARRAYS_FILE = "model.safetensors"
 DATA_FILES = (STATE_FILE, ARRAYS_FILE)
 MANIFEST_FILE = "manifest.json"
 PICKLE_FILE = "model.joblib"  # the old format's file
+# the prints of the training rows (pipeline.rowprint), an array in model.safetensors beside the
+# weights; older models lack it and then cannot tell whether test rows were trained on
+TRAINING_ROWS = "training_rows"
 # metadata that describes one saved copy, not what the model learned: never in the data files
 _NOT_SAVED = ("version", "directory")
 
@@ -72,7 +75,15 @@ def _version(model: ChuishaoClassifier, created: str) -> str:
     Models that differ in weights, data, taxonomy content (departments too) or recipe never share
     a version, so a service polling the directory and ``tag --resume`` see the change; retraining
     the same data the same way (reproducible) gives the same version."""
-    return _version_of(*model.to_state(), model.taxonomy.name, created)
+    return _version_of(*_state(model), model.taxonomy.name, created)
+
+
+def _state(model: ChuishaoClassifier) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+    """What is saved of a model: its state, and its arrays with the training rows' prints."""
+    state, arrays = model.to_state()
+    if model.training_rows_ is not None:
+        arrays[TRAINING_ROWS] = np.ascontiguousarray(model.training_rows_, dtype=np.uint64)
+    return state, arrays
 
 
 def _version_of(state: dict[str, object], arrays: dict[str, np.ndarray], taxonomy: str, created: str) -> str:
@@ -97,7 +108,7 @@ def save_model(model: ChuishaoClassifier, directory: str | Path, *, created: str
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    state, arrays = model.to_state()
+    state, arrays = _state(model)
     state["metadata"] = {k: v for k, v in model.metadata.items() if k not in _NOT_SAVED}
     model.metadata.setdefault("version", _version_of(state, arrays, model.taxonomy.name, created))
     temporary = {name: _temporary(directory, name) for name in (*DATA_FILES, MANIFEST_FILE)}
@@ -223,6 +234,7 @@ def load_model(directory: str | Path | None = None, taxonomy: Taxonomy | None = 
     directory = Path(directory) if directory is not None else default_model_dir()
     manifest = read_manifest(directory)
     state, arrays = _read_data(directory, manifest)
+    training_rows = arrays.pop(TRAINING_ROWS, None)
     try:
         model = ChuishaoClassifier.from_state(state, arrays)
     except (KeyError, TypeError, ValueError, AttributeError, ChuishaoError) as exc:
@@ -230,6 +242,7 @@ def load_model(directory: str | Path | None = None, taxonomy: Taxonomy | None = 
         problem = f"it lacks {exc.args[0]}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
         raise ModelLoadError(f"{directory}: made by chuishao {made_by}, which this chuishao {__version__} cannot use "
                              f"({problem}): retrain it, or use chuishao {made_by}") from exc
+    model.training_rows_ = training_rows
     rerouted = taxonomy is not None and route_with(model, taxonomy, directory)
     version = str(manifest["version"])
     if rerouted:  # answers say which routing they used: the same model with other departments is another version

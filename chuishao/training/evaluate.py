@@ -14,6 +14,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from chuishao.errors import DataError
 from chuishao.models.calibration import expected_calibration_error
 from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.pipeline.rowprint import seen
 from chuishao.training.data import LabelledSet
 
 if TYPE_CHECKING:
@@ -32,9 +33,26 @@ CJK_FAMILIES = (
 )
 
 
-def evaluate(model: ChuishaoClassifier, data: LabelledSet, batch_size: int = 2048) -> dict[str, object]:
+def training_overlap(model: ChuishaoClassifier, data: LabelledSet) -> dict[str, object]:
+    """How many of ``data``'s rows the model was trained on (same text once normalised), from the
+    prints of its training rows; ``checked`` False when the model does not keep them."""
+    if model.training_rows_ is None:
+        return {"checked": False, "rows": None, "of": len(data), "share": None,
+                "message": "cannot check whether these rows were in the training data: the model keeps no "
+                           "fingerprint of its training rows (saved before chuishao kept them)"}
+    hits = seen(model.training_rows_, data.texts)
+    n, m = int(hits.sum()), len(data)
+    share = n / m if m else 0.0
+    return {"checked": True, "rows": n, "of": m, "share": round(share, 4),
+            "message": f"{n} of {m} rows ({100 * share:.1f} %) were in the training data"}
+
+
+def evaluate(model: ChuishaoClassifier, data: LabelledSet, batch_size: int = 2048,
+             details: dict[str, object] | None = None) -> dict[str, object]:
     """Figures of ``model`` on ``data``. ``confusion`` has a row per label and a column per label
-    plus a last ``ERROR_COLUMN``: rows that came back with an error (they count as wrong)."""
+    plus a last ``ERROR_COLUMN``: rows that came back with an error (they count as wrong).
+    ``details``, when given, is filled with the per-row arrays behind the figures (``pred``,
+    ``confidence``, ``needs_review``, ``correct``), for the HTML report and model comparisons."""
     classes = list(model.classes_)
     # what the model may answer: its taxonomy's labels (a --taxonomy none model's are its classes)
     allowed = list(dict.fromkeys([*model.taxonomy.labels, *classes]))
@@ -77,6 +95,9 @@ def evaluate(model: ChuishaoClassifier, data: LabelledSet, batch_size: int = 204
     gold_subs = np.array([s or "" for s in data.subs])
     pred_subs = np.array([a.sub or "" for a in answers])
     has_sub = (gold_subs != "") & correct
+    if details is not None:
+        details.update(pred=pred, confidence=conf, needs_review=review, correct=correct, true=y,
+                       review_threshold=float(model.review_threshold_))
     return {
         "n": len(y),
         "errors": int(failed.sum()),
@@ -97,6 +118,7 @@ def evaluate(model: ChuishaoClassifier, data: LabelledSet, batch_size: int = 204
                   "support": int(s[i]), "errors": int((failed & (y == lab)).sum())}
             for i, lab in enumerate(labels)
         },
+        "training_overlap": training_overlap(model, data),
         "labels": labels,
         # the square matrix over labels + ERROR_COLUMN, less its all-zero last row (no row is truly an error)
         "confusion": confusion_matrix(y, pred, labels=[*labels, ERROR_COLUMN])[:-1].tolist(),
@@ -147,16 +169,49 @@ def write_report(metrics: dict[str, object], directory: str | Path, title: str =
     return directory
 
 
-def cjk_family() -> str | None:
-    """A font family installed for matplotlib that draws Chinese, or None."""
+# file names of CJK fonts, for one installed after matplotlib cached its font list
+_CJK_FILES = ("notosanscjk", "notoserifcjk", "notosanssc", "sourcehan", "wqy", "droidsansfallback", "simhei",
+              "msyh", "simsun", "pingfang", "uming", "ukai")
+
+
+_scanned = False
+
+
+def _add_system_cjk_fonts() -> bool:
+    """Register CJK font files matplotlib's cached list does not know (e.g. fonts-noto-cjk installed
+    after the cache was built). True when one was added."""
     from matplotlib import font_manager
 
-    names = {entry.name for entry in font_manager.fontManager.ttflist}
-    for prefix in CJK_FAMILIES:
-        # the simplified-Chinese face first: the others draw the same characters in another style
-        found = sorted((not name.endswith((" SC", " CN")), name) for name in names if name.startswith(prefix))
-        if found:
-            return found[0][1]
+    global _scanned
+    if _scanned:  # once per process: the scan reads every font file's name
+        return False
+    _scanned = True
+    known = {entry.fname for entry in font_manager.fontManager.ttflist}
+    added = False
+    for path in font_manager.findSystemFonts():
+        if path not in known and any(key in Path(path).name.lower().replace("-", "") for key in _CJK_FILES):
+            try:
+                font_manager.fontManager.addfont(path)
+                added = True
+            except (OSError, RuntimeError, ValueError):  # an unreadable font file is skipped
+                continue
+    return added
+
+
+def cjk_family() -> str | None:
+    """A font family installed for matplotlib that draws Chinese, or None. A font installed after
+    matplotlib cached its font list is found too."""
+    from matplotlib import font_manager
+
+    for attempt in range(2):
+        names = {entry.name for entry in font_manager.fontManager.ttflist}
+        for prefix in CJK_FAMILIES:
+            # the simplified-Chinese face first: the others draw the same characters in another style
+            found = sorted((not name.endswith((" SC", " CN")), name) for name in names if name.startswith(prefix))
+            if found:
+                return found[0][1]
+        if attempt or not _add_system_cjk_fonts():
+            break
     return None
 
 

@@ -7,6 +7,7 @@ import logging
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
+from chuishao.analysis.gates import reload_refusal
 from chuishao.serve.deps import Holder, Metrics, admin_key
 from chuishao.serve.schemas import ReloadResponse
 
@@ -20,9 +21,18 @@ async def reload(holder: Holder, metrics: Metrics) -> ReloadResponse:
     """Load the configured model directory again and switch to it once loaded (no downtime).
 
     Only the configured directory (a symlink may point to a new version): a key holder
-    cannot make the server unpickle an arbitrary file.
+    cannot make the server unpickle an arbitrary file. The promotion gates run first (analysis/gates.py:
+    a gate set from CHUISHAO_GATE_DATA, a policy from CHUISHAO_GATES): a refused model is not loaded.
     """
     previous = holder.require().version
+    try:
+        refusal = await asyncio.to_thread(reload_refusal, holder.require().model, holder.model_dir)
+    except Exception as exc:  # noqa: BLE001 - an unreadable candidate: the old model keeps serving
+        refusal = f"the gates cannot read it: {exc}"
+    if refusal is not None:
+        log.error("reload refused by the promotion gates, still serving %s: %s", previous, refusal)
+        raise HTTPException(status.HTTP_409_CONFLICT, f"new model refused by the promotion gates, still serving "
+                                                      f"{previous}: {refusal}")
     try:
         new = await asyncio.to_thread(holder.load)
     except Exception as exc:  # any failure: the old model keeps serving

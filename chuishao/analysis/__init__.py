@@ -1,0 +1,1 @@
+"""Analysts' tools: the model registry, model comparisons, promotion gates, the HTML report."""
