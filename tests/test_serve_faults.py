@@ -66,6 +66,9 @@ def test_a_worker_starting_on_a_broken_model_directory_serves_the_verified_copy(
     assert answers[0].topic is not None
     with pytest.raises(Exception):  # noqa: B017 - without a copy a broken model still fails the start
         ModelHolder(model_dir).start()
+    shutil.copytree(verified_copy.latest(copies), model_dir, dirs_exist_ok=True)  # the directory is repaired
+    assert respawned.disk_state().state == "same"
+    assert respawned.reload_if_changed() and respawned.require().source == "directory"  # the watcher goes back to it
 
 
 def test_readyz_says_when_the_model_on_disk_differs_or_is_broken(serve_settings, model_dir, tiny_model):

@@ -123,8 +123,10 @@ class ModelHolder:
             return None
 
     def reload_if_changed(self) -> bool:
+        """Load the directory when it holds another model, or loads again while this worker serves the verified copy."""
         on_disk = self.source_on_disk()
-        if on_disk is None or (self._current is not None and on_disk == self._loaded_from):
+        current = self._current
+        if on_disk is None or (current is not None and on_disk == self._loaded_from and current.source == "directory"):
             return False
         self.load()
         return True
