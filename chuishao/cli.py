@@ -8,7 +8,7 @@ import sys
 import time
 import typing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -454,13 +454,17 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes (each loads the model)")] = 1,
     db_url: Annotated[str | None, typer.Option(
-        "--db-url", help="feedback store URL (default: CHUISHAO_DB_URL or ./chuishao-feedback.sqlite3)")] = None,
+        "--db-url", help="feedback store URL (default: CHUISHAO_DB_URL or feedback.sqlite3 in the user data "
+                         "directory)")] = None,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = True,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Run the routing service (API, operator page at /, docs at /docs). Settings: CHUISHAO_* env, see docs/service.md."""
+    import atexit
     import copy
+    import inspect
     import os
+    import shutil
     import tempfile
 
     try:
@@ -469,6 +473,9 @@ def serve(
 
         from chuishao.models.persistence import read_manifest
         from chuishao.resources import default_model_dir
+        from chuishao.serve.feedback_store import FeedbackStore
+        from chuishao.serve.settings import ServeSettings
+        from chuishao.serve.verified_copy import keep_copy
     except ImportError as exc:
         _fail(RuntimeError(f"{exc}; install the service extra: pip install '.[serve]' in the chuishao checkout"))
     try:  # fail fast, before any worker starts
@@ -485,6 +492,25 @@ def serve(
         os.environ["CHUISHAO_TAXONOMY"] = str(routing.absolute())
     if db_url is not None:
         os.environ["CHUISHAO_DB_URL"] = db_url
+    settings = ServeSettings()
+    # A verified copy of the model, private to this service: a worker that starts while the model
+    # directory is broken or gone (uvicorn respawns a killed one) serves it instead of failing,
+    # which would stop the whole service. Workers keep it up to date after each reload.
+    copies = Path(tempfile.mkdtemp(prefix="chuishao-model-"))
+    atexit.register(shutil.rmtree, copies, True)
+    try:
+        keep_copy(settings.model_dir or default_model_dir(), copies)
+    except ChuishaoError as exc:
+        _fail(exc)
+    os.environ["CHUISHAO_MODEL_FALLBACK_DIR"] = str(copies)
+    # The schema once, here: workers creating it together on a fresh SQLite file would race.
+    store = FeedbackStore(settings.db_url, strict=False)
+    where = store.engine.url.render_as_string(hide_password=True)
+    if store.engine.dialect.name == "sqlite" and store.engine.url.database:
+        where = str(Path(store.engine.url.database).expanduser().absolute())
+    typer.echo(f"chuishao: feedback store: {where}" + ("" if store.up else f" (unavailable: {store.error}; "
+                                                         "classification works, feedback gets 503)"), err=True)
+    store.close()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chuishao-prom-")
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
@@ -492,8 +518,12 @@ def serve(
     # query strings in the access log are decoded and PII-masked (serve/logs.py)
     log_config.setdefault("filters", {})["mask_query"] = {"()": "chuishao.serve.logs.QueryStringMask"}
     log_config["handlers"]["access"]["filters"] = ["mask_query"]
+    options: dict[str, Any] = {}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
+        # how long a new worker may take to load: uvicorn's own 5 s aborts SIGHUP replacements under load
+        options["timeout_worker_healthcheck"] = settings.worker_start_timeout
     uvicorn.run("chuishao.serve.app:create_app", factory=True, host=host, port=port, workers=workers,
-                access_log=access_log, log_level=log_level, log_config=log_config)
+                access_log=access_log, log_level=log_level, log_config=log_config, **options)
 
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Operator feedback stored by the service.")
@@ -504,7 +534,7 @@ app.add_typer(feedback_app, name="feedback")
 def feedback_export(
     output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write (chuishao train reads it)")],
     db_url: Annotated[str | None, typer.Option(
-        "--db-url", help="default: CHUISHAO_DB_URL or ./chuishao-feedback.sqlite3")] = None,
+        "--db-url", help="default: CHUISHAO_DB_URL or feedback.sqlite3 in the user data directory")] = None,
     include_textless: Annotated[bool, typer.Option("--include-textless", help="also rows sent without text")] = False,
 ) -> None:
     """Export the latest feedback per message as labelled training data."""

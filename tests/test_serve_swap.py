@@ -108,6 +108,8 @@ def test_serve_command_keeps_the_symlink_it_was_given(tiny_model_dir, tmp_path, 
     current.symlink_to(tiny_model_dir, target_is_directory=True)
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
     monkeypatch.delenv("CHUISHAO_MODEL_DIR", raising=False)
+    monkeypatch.setenv("CHUISHAO_DB_URL", f"sqlite:///{tmp_path / 'fb.sqlite3'}")  # not the user's data directory
+    monkeypatch.setenv("CHUISHAO_MODEL_FALLBACK_DIR", "")  # put back after: serve sets it for its workers
     result = CliRunner().invoke(app, ["serve", "--model", str(current)])
     assert result.exit_code == 0, result.output
     import os

@@ -13,19 +13,22 @@ from fastapi import FastAPI
 from chuishao.serve.batcher import InferenceQueue
 from chuishao.serve.feedback_store import FeedbackStore
 from chuishao.serve.handlers import add_exception_handlers
-from chuishao.serve.limits import BodyLimit
+from chuishao.serve.headers import SecurityHeaders
+from chuishao.serve.limits import BodyLimit, JsonGuard
 from chuishao.serve.logs import install_pii_masking
 from chuishao.serve.metrics import ServeMetrics
 from chuishao.serve.model_holder import ModelHolder
 from chuishao.serve.reloading import reload_on_hangup, stop_reloading_on_hangup, watch
 from chuishao.serve.routes import admin, classify, feedback, health, pages
+from chuishao.serve.security import AuthThrottle
 from chuishao.serve.settings import ServeSettings
 from chuishao.serve.timing import Timing
 from chuishao.version import __version__
 
 log = logging.getLogger("chuishao.serve")
 ENDPOINTS = frozenset({"/", "/v1/classify", "/v1/classify/batch", "/v1/taxonomy", "/v1/feedback", "/v1/feedback/export",
-                       "/healthz", "/readyz", "/metrics", "/admin/reload", "/docs", "/openapi.json"})
+                       "/healthz", "/readyz", "/metrics", "/admin/reload", "/docs", "/openapi.json",
+                       "/static/app.js", "/static/app.css"})
 
 
 @contextlib.asynccontextmanager
@@ -37,12 +40,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics: ServeMetrics = app.state.metrics
     install_pii_masking()
     if holder.current is None:
-        await asyncio.to_thread(holder.load)  # once, at start-up: a broken model fails the start
+        # once, at start-up: the model directory, else the verified copy of the model in service
+        # (kept by chuishao serve); a broken model without a copy fails the start
+        await asyncio.to_thread(holder.start)
     metrics.model_switched(None, holder.require().version)
     if not settings.api_keys:
         log.warning("no API key configured (CHUISHAO_API_KEYS): feedback and admin endpoints are disabled")
-    app.state.store = await asyncio.to_thread(FeedbackStore, settings.db_url)
-    queue = InferenceQueue(holder, settings.micro_batch)
+    # strict=False: a store that cannot be opened (read-only, full, server down) degrades the
+    # service (feedback 503, /readyz says so), it does not stop classification
+    store = await asyncio.to_thread(FeedbackStore, settings.db_url, False)
+    app.state.store = store
+    metrics.store_up.set(1 if store.up else 0)
+    queue = InferenceQueue(holder, settings.micro_batch, settings.max_queue)
     queue.start()
     app.state.queue = queue
     watcher = asyncio.create_task(watch(holder, metrics, settings.model_poll_seconds))
@@ -60,7 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None = None) -> FastAPI:
     settings = settings or ServeSettings()
-    holder = holder or ModelHolder(settings.model_dir, settings.taxonomy)
+    holder = holder or ModelHolder(settings.model_dir, settings.taxonomy, settings.model_fallback_dir)
     metrics = ServeMetrics()
     app = FastAPI(
         title="chuishao routing service", version=__version__, lifespan=lifespan,
@@ -68,9 +77,13 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
                     "坐席确认或纠正后的结果经 /v1/feedback 回流为训练数据。",
     )
     app.state.settings, app.state.holder, app.state.metrics = settings, holder, metrics
-    # the last added runs first: the body limit refuses a huge body before anything reads it, and
-    # timing wraps even that, so refused requests are counted too
+    app.state.auth_throttle = AuthThrottle(settings.auth_max_failures, settings.auth_lockout_seconds)
+    # the last added runs first: the body limit refuses a huge body before anything reads it, the
+    # JSON guard refuses non-UTF-8 bodies and over-limit batches before parsing, and timing wraps
+    # them all, so refused requests are counted too
+    app.add_middleware(JsonGuard, max_batch=settings.max_batch)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(Timing, metrics=metrics, endpoints=ENDPOINTS)
     add_exception_handlers(app)
     for routes in (classify, feedback, health, admin, pages):

@@ -31,10 +31,16 @@ class _Job:
     future: asyncio.Future[tuple[list[RoutingAnswer], LoadedModel]]
 
 
+class QueueFull(Exception):
+    """More messages are waiting than the worker takes (``max_queue``): the request gets 503."""
+
+
 class InferenceQueue:
-    def __init__(self, holder: ModelHolder, max_items: int = 32) -> None:
+    def __init__(self, holder: ModelHolder, max_items: int = 32, max_pending: int = 512) -> None:
         self.holder = holder
         self.max_items = max_items
+        self.max_pending = max_pending  # messages waiting or being scored, at most
+        self.pending = 0
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="chuishao-infer")
         self._task: asyncio.Task[None] | None = None
@@ -54,10 +60,17 @@ class InferenceQueue:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def route(self, items: list[Item]) -> tuple[list[RoutingAnswer], LoadedModel]:
-        """Answers for ``items`` in order, and the model snapshot that produced them."""
+        """Answers for ``items`` in order, and the model snapshot that produced them. QueueFull
+        when ``max_pending`` messages are already waiting (a lone request is always taken)."""
+        if self.pending and self.pending + len(items) > self.max_pending:
+            raise QueueFull(f"{self.pending} messages are waiting to be scored")
         future: asyncio.Future[tuple[list[RoutingAnswer], LoadedModel]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(items, future))
-        return await future
+        self.pending += len(items)  # the event loop's thread only: no lock
+        try:
+            self._queue.put_nowait(_Job(items, future))
+            return await future
+        finally:
+            self.pending -= len(items)
 
     async def _run(self) -> None:
         while True:

@@ -10,7 +10,7 @@ from chuishao.serve.batcher import InferenceQueue
 from chuishao.serve.feedback_store import FeedbackStore
 from chuishao.serve.metrics import ServeMetrics
 from chuishao.serve.model_holder import ModelHolder
-from chuishao.serve.security import api_key_header, check_key, given_key
+from chuishao.serve.security import AuthThrottle, api_key_header, check_key, given_key
 from chuishao.serve.settings import ServeSettings
 
 
@@ -42,13 +42,19 @@ Store = Annotated[FeedbackStore, Depends(get_store)]
 Queue = Annotated[InferenceQueue, Depends(get_queue)]
 
 
+def _check(request: Request, settings: ServeSettings) -> None:
+    throttle: AuthThrottle | None = getattr(request.app.state, "auth_throttle", None)
+    client = request.client.host if request.client is not None else ""
+    check_key(settings, given_key(request), throttle, client)
+
+
 async def admin_key(request: Request, settings: Settings,
                     _: Annotated[str | None, Depends(api_key_header)] = None) -> None:
     """A configured API key, for feedback and admin endpoints (``_`` puts the scheme in the OpenAPI spec)."""
-    check_key(settings, given_key(request))
+    _check(request, settings)
 
 
 async def classify_key(request: Request, settings: Settings) -> None:
     """A configured API key for classification, when the settings ask for one."""
     if settings.classify_requires_key:
-        check_key(settings, given_key(request))
+        _check(request, settings)

@@ -11,16 +11,29 @@ error messages, which the logs would otherwise carry.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, create_engine, event, func, select
+from sqlalchemy import JSON, DateTime, Integer, String, Text, create_engine, delete, event, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 
 from chuishao.pipeline.privacy import mask_pii_raw
+
+log = logging.getLogger("chuishao.serve")
+SCHEMA_TRIES = 20  # "database is locked" while another process creates the schema: retried, bounded
+PROBE_SECONDS = 5.0  # health() asks the database again at most this often
+
+
+class StoreUnavailable(Exception):
+    """The feedback store cannot take the write (full disk, read-only database, server down):
+    the feedback is not stored, classification is not affected."""
 
 
 class Base(DeclarativeBase):
@@ -52,9 +65,9 @@ class Feedback(Base):
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL: readers (export) never block the writer; synchronous=FULL: a stored row survives a crash.
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=5000")  # first: switching a fresh file to WAL can meet another process's lock
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
 
 
@@ -62,18 +75,112 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 _FREE_TEXT = ("text", "title", "lead", "channel", "model_version", "operator")
 
 
+def _raced(exc: BaseException) -> bool:
+    """Another process creating the schema at the same moment: SQLite's "database is locked",
+    PostgreSQL's duplicate type or relation."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return "locked" in text or "already exists" in text or "duplicate key" in text
+
+
+def _reason(exc: BaseException) -> str:
+    """The database's own words, without the statement and parameters SQLAlchemy adds."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class FeedbackStore:
-    def __init__(self, url: str) -> None:
+    """With ``strict=False`` (the service) a store that cannot be opened or written is reported
+    (``health()``) and its writes raise StoreUnavailable; the service keeps classifying."""
+
+    def __init__(self, url: str, strict: bool = True) -> None:
         self.url = url
+        # pre-ping: a connection the server dropped (restart, failover) is replaced, not handed out;
         # hide_parameters: a failed statement's error message (logged) must not carry the feedback
         self.engine: Engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            db = self.engine.url.database
-            if db and db != ":memory:":
-                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        Base.metadata.create_all(self.engine)
+        self._schema_ready = False
+        self._up = True
+        self._error: str | None = None
+        self._error_from_write = False
+        self._probed = 0.0
+        self._lock = threading.Lock()
+        try:
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+                db = self.engine.url.database
+                if db and db != ":memory:" and not self.engine.url.query.get("uri"):
+                    Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.ensure_schema()
+        except (SQLAlchemyError, OSError) as exc:
+            if strict:
+                raise
+            self._down(exc, from_write=False)
+            log.error("feedback store %s unavailable: %s; classification goes on, feedback gets 503",
+                      self.engine.url.render_as_string(hide_password=True), self._error)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def ensure_schema(self) -> None:
+        """Create the table once (``chuishao serve`` does it before the workers start); a
+        "database is locked" from another process doing the same is retried, bounded."""
+        if self._schema_ready:
+            return
+        for attempt in range(SCHEMA_TRIES):
+            try:
+                Base.metadata.create_all(self.engine)
+                break
+            except (OperationalError, IntegrityError, ProgrammingError) as exc:
+                if not _raced(exc) or attempt == SCHEMA_TRIES - 1:
+                    raise
+                time.sleep(min(0.05 * 2 ** attempt, 1.0))
+        self._schema_ready = True
+
+    # ---- health -----------------------------------------------------------------------------
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def _down(self, exc: BaseException, from_write: bool) -> None:
+        with self._lock:
+            self._up, self._error, self._error_from_write = False, _reason(exc), from_write
+
+    def _fine(self) -> None:
+        with self._lock:
+            self._up, self._error, self._error_from_write = True, None, False
+
+    def _guard(self, what: str, work: Callable[[], Any], write: bool) -> Any:
+        try:
+            self.ensure_schema()
+            result = work()
+        except SQLAlchemyError as exc:
+            self._down(exc, from_write=write)
+            log.error("feedback store: %s failed: %s", what, self._error)
+            raise StoreUnavailable(f"the feedback store cannot {what} ({self._error})") from exc
+        if write or not self._error_from_write:
+            self._fine()
+        return result
+
+    def health(self) -> tuple[bool, str | None]:
+        """(up, reason). Asks the database at most every PROBE_SECONDS: it must answer and take a
+        write transaction (a read-only database does not). A failed write (a full disk) is only
+        cleared by a write that succeeds. Blocking: call from a thread."""
+        now = time.monotonic()
+        if now - self._probed >= PROBE_SECONDS:
+            self._probed = now
+            try:
+                self.ensure_schema()
+                with self._sessions() as session:  # a write that touches nothing, rolled back
+                    session.execute(delete(Feedback).where(Feedback.pk < 0))
+                    session.rollback()
+            except SQLAlchemyError as exc:
+                self._down(exc, from_write=False)
+            else:
+                if not self._error_from_write:
+                    self._fine()
+        return self._up, self._error
 
     def add(self, **fields: Any) -> Feedback:
         for key in _FREE_TEXT:
@@ -82,8 +189,12 @@ class FeedbackStore:
         if fields.get("assist"):
             fields["assist"] = [mask_pii_raw(name) for name in fields["assist"]]
         row = Feedback(**fields)
-        with self._sessions.begin() as session:
-            session.add(row)
+
+        def write() -> None:
+            with self._sessions.begin() as session:
+                session.add(row)
+
+        self._guard("store the feedback", write, write=True)
         return row
 
     def count(self) -> int:
@@ -105,7 +216,8 @@ class FeedbackStore:
                  .outerjoin(texted, texted.pk == with_text.c.pk)
                  .order_by(Feedback.pk))
         with Session(self.engine) as session:
-            for row, title, text in session.execute(query):
+            # yield_per: rows come from the database in chunks (a server-side cursor on PostgreSQL)
+            for row, title, text in session.execute(query.execution_options(yield_per=500)):
                 if not has_text(row.text) and text is not None:
                     session.expunge(row)  # a detached copy: filling it in must not write to the store
                     row.title, row.text = title, text

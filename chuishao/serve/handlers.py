@@ -10,6 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from chuishao.serve.batcher import QueueFull
+from chuishao.serve.feedback_store import StoreUnavailable
+
 log = logging.getLogger("chuishao.serve")
 
 
@@ -28,6 +31,19 @@ async def _http(request: Request, exc: StarletteHTTPException) -> Response:
     return await http_exception_handler(request, exc)
 
 
+async def _store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.store_up.set(0)
+    return JSONResponse({"detail": f"{exc}: the feedback was not stored; classification still works"},
+                        status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "30"})
+
+
+async def _queue_full(request: Request, exc: QueueFull) -> JSONResponse:
+    return JSONResponse({"detail": f"the service is overloaded ({exc}): retry shortly"},
+                        status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"})
+
+
 async def _internal(request: Request, exc: Exception) -> JSONResponse:
     # A bug, not a bad request. Logged through the PII-masking record factory (see logs.py).
     log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -38,4 +54,6 @@ def add_exception_handlers(app: FastAPI) -> None:
     # Starlette types every handler as taking any Exception; it calls each only with the class it is registered for
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(QueueFull, _queue_full)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal)

@@ -41,6 +41,9 @@ class ServeMetrics:
         self.feedback = Counter("chuishao_feedback_total", "operator feedback stored", ["agrees"], registry=r)
         self.model_info = Gauge("chuishao_model_info", "served model version (1 = in service, 0 = replaced)", ["version"],
                                 registry=r, multiprocess_mode="livemax")
+        # livemin: 0 as soon as one worker cannot write feedback
+        self.store_up = Gauge("chuishao_feedback_store_up", "1 when the feedback store takes writes, 0 when not",
+                              registry=r, multiprocess_mode="livemin")
 
     def observe_answers(self, answers: list[RoutingAnswer], channel: str) -> None:
         # Why: a free-form label value would let clients create unbounded time series.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -16,7 +17,9 @@ Text = Annotated[str, AfterValidator(repair_surrogates)]
 # Not an Enum: a new intake channel must not break old clients; it is only recorded.
 Channel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32,
                                            pattern=r"^[A-Za-z0-9_\-]+$")]
-MessageId = Annotated[Text, StringConstraints(min_length=1, max_length=128)]
+# NFC: the same id typed on two systems (composed or decomposed accents, Hangul) is one message.
+MessageId = Annotated[Text, StringConstraints(min_length=1, max_length=128),
+                      AfterValidator(lambda value: unicodedata.normalize("NFC", value))]
 Code = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 Department = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
@@ -102,7 +105,18 @@ class ReloadResponse(BaseModel):
 
 
 class Readiness(BaseModel):
-    ready: bool
+    ready: bool = Field(description="the model is loaded: classification works")
+    status: Literal["ok", "degraded", "starting"] = Field(
+        "starting", description="degraded: classification works, but the feedback store is down, or the model "
+                                "directory does not load, or this worker serves the verified copy")
     model_version: str | None = None
     model_dir: str | None = None
     loaded_at: datetime | None = None
+    model_source: Literal["directory", "verified copy"] | None = Field(
+        None, description="verified copy: the model directory did not load when this worker started")
+    model_on_disk: Literal["same", "differs", "broken"] | None = Field(
+        None, description="the model directory against the model in service: the same model, another one "
+                          "(a reload switches to it), or one that does not load")
+    model_on_disk_error: str | None = None
+    feedback_store: Literal["ok", "down"] | None = None
+    feedback_store_error: str | None = None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from chuishao.serve.deps import Holder, Metrics, Settings, Store, admin_key
-from chuishao.serve.feedback_store import has_text, training_record
+from chuishao.serve.feedback_store import FeedbackStore, StoreUnavailable, has_text, training_record
 from chuishao.serve.schemas import FeedbackRequest, FeedbackStored
 
 router = APIRouter()
@@ -37,6 +40,7 @@ def feedback(req: FeedbackRequest, settings: Settings, holder: Holder, store: St
         message_id=req.id, topic=req.topic, sub=req.sub, lead=req.departments.lead,
         assist=list(req.departments.assist), title=req.title, text=req.text, channel=req.channel,
         predicted_topic=req.predicted_topic, model_version=req.model_version, operator=req.operator)
+    metrics.store_up.set(1)
     agrees = "unknown" if req.predicted_topic is None else str(req.predicted_topic == req.topic).lower()
     metrics.feedback.labels(agrees).inc()
     return FeedbackStored(feedback_id=row.pk, id=row.message_id, created=row.created)
@@ -45,7 +49,18 @@ def feedback(req: FeedbackRequest, settings: Settings, holder: Holder, store: St
 @router.get("/v1/feedback/export", tags=["feedback"], dependencies=[Depends(admin_key)],
             response_class=StreamingResponse)
 def feedback_export(store: Store) -> StreamingResponse:
-    """Latest feedback per message as training JSONL (same as ``chuishao feedback export``)."""
-    rows = [json.dumps(jsonable_encoder(training_record(r)), ensure_ascii=False) + "\n"
-            for r in store.latest_per_message() if has_text(r.text)]
-    return StreamingResponse(iter(rows), media_type="application/x-ndjson")
+    """Latest feedback per message as training JSONL (same as ``chuishao feedback export``),
+    streamed: rows are read from the database as they are sent, never all held in memory."""
+    lines = _lines(store)
+    try:  # the first row before the 200: a store that cannot be read answers 503, not a cut-off body
+        first = next(lines, "")
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"the feedback store cannot be read ({exc.__class__.__name__})") from exc
+    # a sync iterator: Starlette pulls it in its thread pool, one row at a time
+    return StreamingResponse(itertools.chain([first], lines), media_type="application/x-ndjson")
+
+
+def _lines(store: FeedbackStore) -> Iterator[str]:
+    for row in store.latest_per_message():
+        if has_text(row.text):
+            yield json.dumps(jsonable_encoder(training_record(row)), ensure_ascii=False) + "\n"
