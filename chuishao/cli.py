@@ -227,6 +227,7 @@ def train(
                    f"{'it' if len(not_learned) == 1 else 'them'}", err=True)
     summary = {"model": str(output), "version": model.version, "labels": model.classes_, **model.heldout_,
                "training_rows": model.metadata["training_rows"], "dropped_rows": model.metadata["dropped_rows"],
+               "relabelled_rows": model.metadata["relabelled_rows"],
                "train_seconds": model.metadata["train_seconds"], "not_learned": not_learned}
     typer.echo(json.dumps(summary, ensure_ascii=False))
 

@@ -46,6 +46,8 @@ class DataConfig(_Section):
     corpus: str | None = Field(None, description="unlabelled messages (JSONL): self-training, and the texts of extra_labels")
     extra_labels: list[str] = Field([], description="id,label,sub CSV files joined with the corpus by id")
     extra_data: list[str] = Field([], description="labelled files that train but do not calibrate (e.g. authored examples)")
+    relabel: list[str] = Field(
+        [], description="id,label,sub CSV files whose labels replace those of the train/extra_data rows with these ids")
     exclude: list[str] = Field([], description="held-out files (test sets) whose ids are never trained on")
     label_field: str = Field("label", description="field/column holding the label")
     taxonomy: str = Field("default", description="default (the bundled whistle-15) | none (any labels) | a taxonomy YAML file")

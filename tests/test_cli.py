@@ -451,3 +451,41 @@ def test_a_missing_title_or_id_column_is_said_once_for_tag_test_and_train(traine
     named = runner.invoke(app, ["tag", str(tmp_path / "tag.csv"), "-o", str(tmp_path / "o2.jsonl"), "--model",
                                 str(trained_dir), "--title-field", "标题", "--id-field", "编号"])
     assert named.exit_code == 0 and "warning" not in named.stderr
+
+
+def test_a_relabel_file_replaces_the_labels_of_the_rows_it_names(tmp_path, tiny_config_file):
+    relabel = tmp_path / "relabel.csv"
+    relabel.write_text("id,label,sub\nm000,W05,W05a\nm001,OTHER,\n", encoding="utf-8")  # m000 keeps its topic
+    out = tmp_path / "m"
+    result = runner.invoke(app, ["train", str(MINI), "--config", str(tiny_config_file), "--data.relabel", str(relabel),
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["relabelled_rows"] == 1 and summary["training_rows"] == 34
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config"]["data"]["relabel"] == [str(relabel)] and str(relabel) in manifest["training_files"]
+    plain = tmp_path / "plain"
+    assert runner.invoke(app, ["train", str(MINI), "--config", str(tiny_config_file), "-o", str(plain)]).exit_code == 0
+    assert json.loads((plain / "manifest.json").read_text(encoding="utf-8"))["data_fingerprint"] != manifest["data_fingerprint"]
+
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("id,label,sub\nnot-a-row,W05,W05a\n", encoding="utf-8")
+    refused = runner.invoke(app, ["train", str(MINI), "--config", str(tiny_config_file), "--data.relabel", str(unknown),
+                                  "-o", str(tmp_path / "m2")])
+    assert refused.exit_code == 2 and "1 ids are not in the training data (e.g. not-a-row)" in refused.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,label,sub\nm000,W99,\n", encoding="utf-8")
+    refused = runner.invoke(app, ["train", str(MINI), "--config", str(tiny_config_file), "--data.relabel", str(bad),
+                                  "-o", str(tmp_path / "m3")])
+    assert refused.exit_code == 2 and "W99" in refused.output
+
+
+def test_a_relabel_file_may_name_held_out_rows(tmp_path, tiny_config_file):
+    held = _ids_file(tmp_path / "held.jsonl", [{"id": "m001", "text": "held out"}])
+    relabel = tmp_path / "relabel.csv"
+    relabel.write_text("id,label,sub\nm000,W05,W05a\nm001,OTHER,\n", encoding="utf-8")
+    result = runner.invoke(app, ["train", str(MINI), "--config", str(tiny_config_file), "--data.relabel", str(relabel),
+                                 "--exclude", str(held), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["training_rows"] == 33 and summary["relabelled_rows"] == 0 and summary["dropped_rows"]["held_out"] == 1

@@ -91,12 +91,8 @@ def read_labelled(
     return data
 
 
-def read_id_labels(path: str | Path, corpus: str | Path | Iterable[InputRecord], fields: FieldMap | None = None,
-                   exclude_ids: set[str] | None = None, corpus_name: str | None = None) -> LabelledSet:
-    """Join an ``id,label,sub`` file (our own labels, committed without texts) with a corpus: a
-    file, or its records already read (``corpus_name`` then names it in errors). An id the corpus
-    lacks, or whose corpus row is unusable, is an error: those labels would otherwise be dropped
-    without a word."""
+def read_id_label_file(path: str | Path) -> dict[str, tuple[str, str | None]]:
+    """An ``id,label,sub`` file as {id: (label, sub)}; an id given two different labels is an error."""
     wanted: dict[str, tuple[str, str | None]] = {}
     conflicts: list[str] = []
     try:
@@ -109,8 +105,40 @@ def read_id_labels(path: str | Path, corpus: str | Path | Iterable[InputRecord],
                     conflicts.append(row["id"])
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
     if conflicts:
         raise DataError(f"{path}: {len(conflicts)} ids have two different labels (e.g. {', '.join(conflicts[:5])})")
+    return wanted
+
+
+def relabelled(data: LabelledSet, path: str | Path, held_out: set[str] | frozenset[str] = frozenset()) -> tuple[LabelledSet, int]:
+    """``data`` with the labels of an ``id,label,sub`` file for the rows it names, at weight 1
+    (a label decided again, e.g. by the majority of three annotators under a newer guide), and how
+    many rows changed label. An id the data lacks is an error (that label would be lost silently),
+    unless it is ``held_out`` (a test set's id, dropped from the data on purpose)."""
+    wanted = read_id_label_file(path)
+    missing = sorted(set(wanted) - set(data.ids) - held_out)
+    if missing:
+        raise DataError(f"{path}: {len(missing)} ids are not in the training data (e.g. {', '.join(missing[:5])}); "
+                        f"a relabel file replaces labels of rows the train/extra_data files give")
+    out = data.take(list(range(len(data))))
+    changed = 0
+    for i, message_id in enumerate(out.ids):
+        if message_id in wanted:
+            label, sub = wanted[message_id]
+            changed += label != out.labels[i]
+            out.labels[i], out.subs[i], out.weights[i] = label, sub, 1.0
+    return out, changed
+
+
+def read_id_labels(path: str | Path, corpus: str | Path | Iterable[InputRecord], fields: FieldMap | None = None,
+                   exclude_ids: set[str] | None = None, corpus_name: str | None = None) -> LabelledSet:
+    """Join an ``id,label,sub`` file (our own labels, committed without texts) with a corpus: a
+    file, or its records already read (``corpus_name`` then names it in errors). An id the corpus
+    lacks, or whose corpus row is unusable, is an error: those labels would otherwise be dropped
+    without a word."""
+    wanted = read_id_label_file(path)
     exclude_ids = exclude_ids or set()
     records = read_records(corpus, fields) if isinstance(corpus, str | Path) else corpus
     data = LabelledSet()

@@ -12,7 +12,7 @@ from chuishao.io.records import FieldMap, InputRecord, has_given_id, read_record
 from chuishao.models.classifier import ChuishaoClassifier
 from chuishao.pipeline.doc import Doc
 from chuishao.taxonomy import Taxonomy
-from chuishao.training.data import LabelledSet, check_labels, read_id_labels, read_labelled
+from chuishao.training.data import LabelledSet, check_labels, read_id_labels, read_labelled, relabelled
 
 
 @dataclass
@@ -26,6 +26,7 @@ class TrainRequest:
     extra_data: list[Path] | None = None  # labelled files with texts that train but do not calibrate
     corpus: Path | None = None  # unlabelled messages: self-training, and the texts of extra labels
     exclude: list[Path] | None = None  # files whose ids must never be used (held-out test sets)
+    relabel: list[Path] | None = None  # id,label,sub files replacing the labels of DATA/extra_data rows
 
     @classmethod
     def from_config(cls, config: ChuishaoConfig) -> TrainRequest:
@@ -43,7 +44,7 @@ class TrainRequest:
         return cls(data=[Path(p) for p in data.train], taxonomy=taxonomy, config=config.portable(),
                    label_field=data.label_field, fields=fields, extra_labels=paths(data.extra_labels),
                    extra_data=paths(data.extra_data), corpus=Path(data.corpus) if data.corpus else None,
-                   exclude=paths(data.exclude))
+                   exclude=paths(data.exclude), relabel=paths(data.relabel))
 
 
 def _read_checked(req: TrainRequest, path: Path) -> LabelledSet:
@@ -60,10 +61,11 @@ def _read_corpus(req: TrainRequest) -> list[InputRecord]:
 
 
 def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str],
-                      corpus: list[InputRecord]) -> tuple[LabelledSet, int, dict[str, int]]:
+                      corpus: list[InputRecord]) -> tuple[LabelledSet, int, dict[str, int], int]:
     """The DATA files' rows, then the extra rows (``extra_data`` files, ``extra_labels`` joined with
     ``corpus``, the records of ``req.corpus``); how many rows the DATA files gave; and how many
-    rows were dropped as held out or repeated."""
+    rows were dropped as held out or repeated; and how many rows the ``relabel`` files gave
+    another topic."""
     dropped = {"held_out": 0, "repeated": 0}
     data = LabelledSet()
     for path in req.data:
@@ -73,6 +75,12 @@ def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str],
     for path in req.extra_data or []:
         data.extend(_read_checked(req, path))
     data = _without_excluded_and_repeats(data, excluded, [*req.data, *(req.extra_data or [])], dropped)
+    relabelled_rows = 0
+    for path in req.relabel or []:  # before the extra labels: those may only add messages
+        data, changed = relabelled(data, path, held_out=excluded)
+        if req.taxonomy is not None:
+            check_labels(data, req.taxonomy, str(path))
+        relabelled_rows += changed
     if req.extra_labels:
         if req.corpus is None:
             raise ValueError("extra labels (id,label,sub) need --corpus to find their texts")
@@ -81,7 +89,7 @@ def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str],
             if req.taxonomy is not None:
                 check_labels(part, req.taxonomy, str(path))
             data.extend(part)
-    return data, from_data_files, dropped
+    return data, from_data_files, dropped, relabelled_rows
 
 
 def _without_excluded_and_repeats(data: LabelledSet, excluded: frozenset[str] | set[str],
@@ -135,8 +143,8 @@ def train(req: TrainRequest) -> ChuishaoClassifier:
     started = time.perf_counter()
     excluded = _ids_of(req.exclude or [], req.fields)  # held-out ids, read once
     corpus = _read_corpus(req)
-    data, from_data_files, dropped = load_training_set(req, excluded, corpus)
-    sources = [*req.data, *(req.extra_data or []), *(req.extra_labels or [])]
+    data, from_data_files, dropped, relabelled_rows = load_training_set(req, excluded, corpus)
+    sources = [*req.data, *(req.extra_data or []), *(req.extra_labels or []), *(req.relabel or [])]
     files = ", ".join(str(p) for p in sources)
     if len(set(data.labels)) < 2:
         raise DataError(f"{files}: a model needs at least two labels to tell apart; found only {sorted(set(data.labels))}")
@@ -155,6 +163,7 @@ def train(req: TrainRequest) -> ChuishaoClassifier:
         "data_fingerprint": data.fingerprint(),
         "training_rows": len(data),
         "dropped_rows": dropped,  # held out by --exclude, or given twice
+        "relabelled_rows": relabelled_rows,  # rows whose topic a relabel file changed
         "training_files": [str(p) for p in sources],
         "unlabelled_docs": len(extra_docs),
         "not_learned": _not_learned(taxonomy, data),
