@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -48,12 +48,16 @@ def finetune_cmd(
     threads: int = 1, log_every: int = 10, limit_train: int = 0,
 ) -> None:
     """Fine-tune (mean pooling + linear head, class weights, early stopping and temperature on dev)."""
+    from chuishao.transformer.data import TitleMode
     from chuishao.transformer.finetune import FinetuneConfig, finetune
+
+    if title_mode not in ("prefix", "repeat", "none"):
+        raise typer.BadParameter(f"--title-mode {title_mode}: prefix | repeat | none")
 
     cfg = FinetuneConfig(str(model_dir), str(train), str(out), [str(p) for p in extra_train or []], max_length,
                          epochs, max_steps, batch_size, grad_accum, lr, head_lr, 0.01, 0.06, dev_fraction, seed,
-                         title_mode, prefix, class_weights, evals_per_epoch, patience, threads, log_every,
-                         limit_train)  # type: ignore[arg-type]
+                         cast(TitleMode, title_mode), prefix, class_weights, evals_per_epoch, patience, threads, log_every,
+                         limit_train)
     summary = finetune(cfg)
     typer.echo(json.dumps({"dev": summary["dev"], "temperature": summary["temperature"]}))
 
@@ -117,7 +121,7 @@ def predict_onnx_cmd(
     clf = OnnxClassifier.load(onnx_dir, int8=int8, threads=threads)
     rows = read_jsonl(data)
     proba = clf.predict_proba(rows)
-    for r, p in zip(rows, proba):
+    for r, p in zip(rows, proba, strict=True):
         k = int(p.argmax())
         sys.stdout.write(json.dumps({"id": r.get("id"), "label": clf.labels[k], "p": round(float(p[k]), 4)},
                                     ensure_ascii=False) + "\n")
