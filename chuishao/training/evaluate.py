@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from chuishao.errors import DataError
 from chuishao.models.calibration import expected_calibration_error
-from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.models.cascade import RoutingModel
 from chuishao.training.data import LabelledSet
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ CJK_FAMILIES = (
 )
 
 
-def evaluate(model: ChuishaoClassifier, data: LabelledSet, batch_size: int = 2048) -> dict[str, object]:
+def evaluate(model: RoutingModel, data: LabelledSet, batch_size: int = 2048) -> dict[str, object]:
     """Figures of ``model`` on ``data``. ``confusion`` has a row per label and a column per label
     plus a last ``ERROR_COLUMN``: rows that came back with an error (they count as wrong)."""
     classes = list(model.classes_)
