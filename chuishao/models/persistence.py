@@ -340,7 +340,7 @@ def save_cascade(classical_dir: str | Path, onnx_dir: str | Path, params: Cascad
             **(metadata or {}),
         }
         (tmp / MANIFEST_FILE).write_bytes(_json_bytes(manifest))
-        for p in tmp.rglob("*"):
+        for p in [tmp, *tmp.rglob("*")]:  # mkdtemp made the folder 0700
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
         old = directory.with_name(f".{directory.name}-old")
         if directory.exists():
