@@ -126,6 +126,9 @@ def test_cli_predict_tag_and_serve(built, tmp_path) -> None:
     _ok(runner.invoke(app, ["tag", str(src), "-o", str(tmp_path / "out.jsonl"), "--model", d]))
     rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 34 and all(r["topic"] for r in rows)
+    result = runner.invoke(app, ["test", d, str(MINI)])
+    figures = json.loads(_ok(result).strip().splitlines()[-1])
+    assert figures["model_version"] == answer["model_version"] and 0 <= figures["macro_f1"] <= 1
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
