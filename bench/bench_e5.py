@@ -106,7 +106,7 @@ def cmd_cosine(args: argparse.Namespace) -> dict:
     for i in range(0, len(texts), 16):
         part = texts[i:i + 16]
         enc = tok(["query: " + t for t in part], padding=True, truncation=True, max_length=512, return_tensors="pt")
-        same += [a == e5.token_count(t, True) for a, t in zip(enc["attention_mask"].sum(1).tolist(), part)]
+        same += [a == e5.token_count(t, True) for a, t in zip(enc["attention_mask"].sum(1).tolist(), part, strict=True)]
         with torch.no_grad():
             h = model(**enc).last_hidden_state
         msk = enc["attention_mask"].unsqueeze(-1).float()
@@ -210,8 +210,9 @@ def cmd_onnx(args: argparse.Namespace) -> dict:
         y = np.array([idx[r["label"]] for r in dev])
         t0 = time.perf_counter()
         p = clf.predict_proba(dev)
+        onnx_file = args.out / f"model{'.int8' if kind == 'int8' else ''}.onnx"
         out[f"dev_{kind}"] = _scores(y, p) | {"seconds": round(time.perf_counter() - t0, 1),
-                                               "file_mb": round((args.out / f"model{'.int8' if kind == 'int8' else ''}.onnx").stat().st_size / 2**20, 1)}
+                                               "file_mb": round(onnx_file.stat().st_size / 2**20, 1)}
     return out
 
 

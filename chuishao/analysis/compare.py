@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 from chuishao.models.calibration import macro_f1_from_predictions
-from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.models.cascade import RoutingModel
 from chuishao.pipeline.privacy import mask_pii_raw
 from chuishao.training.data import LabelledSet
 from chuishao.training.evaluate import evaluate
@@ -102,7 +102,7 @@ def _figure(ma: dict[str, object], mb: dict[str, object], key: str) -> dict[str,
     return {"a": va, "b": vb, "delta": delta}  # type: ignore[dict-item]
 
 
-def compare_models(model_a: ChuishaoClassifier, model_b: ChuishaoClassifier, data: LabelledSet, *,
+def compare_models(model_a: RoutingModel, model_b: RoutingModel, data: LabelledSet, *,
                    resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> Comparison:
     """Score both models on ``data`` and compare them (B against A: positive deltas are B better)."""
     da: dict[str, object] = {}

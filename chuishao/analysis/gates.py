@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chuishao.errors import DataError
-from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.models.cascade import RoutingModel
 from chuishao.models.persistence import STATE_FILE, load_model, read_manifest
 from chuishao.taxonomy import Taxonomy
 
@@ -68,7 +68,7 @@ class ModelFacts:
     taxonomy: str  # name and version, for messages
 
     @classmethod
-    def of_model(cls, model: ChuishaoClassifier) -> ModelFacts:
+    def of_model(cls, model: RoutingModel) -> ModelFacts:
         subs = {c for scorer in model.sub_models.values() for c in scorer.classes}
         not_learned: list[str] = model.metadata.get("not_learned") or []  # type: ignore[assignment]
         return cls(model.version, frozenset({*model.classes_, *subs} - set(not_learned)),
@@ -147,7 +147,7 @@ def check_codes(serving: ModelFacts, candidate: ModelFacts, policy: GatePolicy) 
     return [a, GateCheck("taxonomy", same, detail, policy.taxonomy)]
 
 
-def check_metrics(serving: ChuishaoClassifier, candidate: ChuishaoClassifier, data, policy: GatePolicy,
+def check_metrics(serving: RoutingModel, candidate: RoutingModel, data, policy: GatePolicy,
                   data_name: str = "the gate set") -> tuple[GateCheck, dict[str, object]]:
     """Gate (b): the paired bootstrap of candidate minus serving on the gate set."""
     from chuishao.analysis.compare import compare_models
@@ -167,7 +167,7 @@ def check_metrics(serving: ChuishaoClassifier, candidate: ChuishaoClassifier, da
 
 
 def check_promotion(serving_dir: str | Path | None, candidate_dir: str | Path, *, gate_data: str | Path | None = None,
-                    policy: GatePolicy | None = None, serving_model: ChuishaoClassifier | None = None) -> GateReport:
+                    policy: GatePolicy | None = None, serving_model: RoutingModel | None = None) -> GateReport:
     """Every gate for putting ``candidate_dir`` in the place of the serving model (a directory, or
     ``serving_model`` already loaded). No serving model: nothing to compare with, every gate passes.
     Without ``gate_data`` the metric gate is not run (reported as not checked)."""
@@ -190,7 +190,7 @@ def check_promotion(serving_dir: str | Path | None, candidate_dir: str | Path, *
     return report
 
 
-def reload_refusal(serving: ChuishaoClassifier, candidate_dir: str | Path) -> str | None:
+def reload_refusal(serving: RoutingModel, candidate_dir: str | Path) -> str | None:
     """The service's /admin/reload gate: why the model now in ``candidate_dir`` must not replace
     ``serving``, or None. The gate set and policy come from CHUISHAO_GATE_DATA and CHUISHAO_GATES;
     without a gate set only the code and taxonomy gates run. The same model again always passes."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.models.cascade import RoutingModel
 from chuishao.pipeline.privacy import mask_pii_raw
 from chuishao.training.data import LabelledSet
 from chuishao.training.evaluate import ERROR_COLUMN, cjk_family, confusion_figure
@@ -146,7 +146,7 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
-def _named(code: str, model: ChuishaoClassifier) -> str:
+def _named(code: str, model: RoutingModel) -> str:
     taxonomy = model.taxonomy
     if code in taxonomy.labels and taxonomy.name_of(code) != code:
         return f"{code} {taxonomy.name_of(code)}"
@@ -166,7 +166,7 @@ def _bar(value: float) -> str:
     return f'<span class="bar" style="width:{round(70 * value)}px"></span>{value:.3f}'
 
 
-def render_html(metrics: dict[str, object], details: dict[str, object], model: ChuishaoClassifier, data: LabelledSet,
+def render_html(metrics: dict[str, object], details: dict[str, object], model: RoutingModel, data: LabelledSet,
                 title: str) -> str:
     """The page (a string): see the module's docstring."""
     from matplotlib import rc_context
@@ -248,7 +248,7 @@ def render_html(metrics: dict[str, object], details: dict[str, object], model: C
     return "".join(parts)
 
 
-def write_html_report(metrics: dict[str, object], details: dict[str, object], model: ChuishaoClassifier,
+def write_html_report(metrics: dict[str, object], details: dict[str, object], model: RoutingModel,
                       data: LabelledSet, directory: str | Path, title: str = "chuishao evaluation") -> Path:
     path = Path(directory) / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)

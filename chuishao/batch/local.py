@@ -29,7 +29,7 @@ from chuishao.errors import DataError
 from chuishao.io.formats import delimiter_for, detect_format
 from chuishao.io.records import FieldMap, InputRecord, read_records
 from chuishao.io.text import AUTO
-from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.models.cascade import RoutingModel
 
 
 @dataclass
@@ -58,7 +58,7 @@ class TagInterrupted(Exception):
         self.cause = cause
 
 
-def render_chunk(model: ChuishaoClassifier, records: list[InputRecord], opts: TagOptions,
+def render_chunk(model: RoutingModel, records: list[InputRecord], opts: TagOptions,
                  kept_as_text: bool) -> tuple[list[str], TagSummary]:
     summary = TagSummary(columns=kept_columns(records) if opts.keep_columns else [])
     lines = []
@@ -69,11 +69,11 @@ def render_chunk(model: ChuishaoClassifier, records: list[InputRecord], opts: Ta
 
 
 # ---- worker processes ------------------------------------------------------------------
-_MODEL: ChuishaoClassifier | None = None
+_MODEL: RoutingModel | None = None
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _init_worker(model: ChuishaoClassifier, parent_pid: int) -> None:
+def _init_worker(model: RoutingModel, parent_pid: int) -> None:
     global _MODEL
     _exit_with_parent(parent_pid)
     _MODEL = model
@@ -121,7 +121,7 @@ _MALLOC_TRIM = getattr(_LIBC, "malloc_trim", None)  # glibc only: not macOS, not
 _PRCTL = getattr(_LIBC, "prctl", None) if sys.platform.startswith("linux") else None
 
 
-def _pool(model: ChuishaoClassifier, workers: int) -> ProcessPoolExecutor:
+def _pool(model: RoutingModel, workers: int) -> ProcessPoolExecutor:
     # fork: workers share the parent's loaded model pages instead of each unpickling a copy.
     # Warm it first, so the lazily built parts (segmenter dictionary, n-gram lookup tables)
     # are built once here and shared too, not rebuilt in every worker.
@@ -136,7 +136,7 @@ def _pool(model: ChuishaoClassifier, workers: int) -> ProcessPoolExecutor:
 
 
 # ---- the run ---------------------------------------------------------------------------
-def _state(input_path: Path, output_path: Path, model: ChuishaoClassifier, opts: TagOptions) -> dict[str, object]:
+def _state(input_path: Path, output_path: Path, model: RoutingModel, opts: TagOptions) -> dict[str, object]:
     st = input_path.stat()
     return {"input": str(input_path.resolve()), "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns,
             "output_format": detect_format(output_path), "model_version": model.version,
@@ -144,7 +144,7 @@ def _state(input_path: Path, output_path: Path, model: ChuishaoClassifier, opts:
             "encoding": opts.encoding, "sheet": opts.sheet, "chunk_size": opts.chunk_size}
 
 
-def tag_file(model: ChuishaoClassifier, input_path: str | Path, output_path: str | Path,
+def tag_file(model: RoutingModel, input_path: str | Path, output_path: str | Path,
              fields: FieldMap | None = None, batch_size: int = 1024, options: TagOptions | None = None) -> TagSummary:
     """Tag INPUT into OUTPUT (format by extension), one output row per input row, in input order.
 

@@ -8,7 +8,7 @@ from itertools import islice
 
 from chuishao.io.records import InputRecord
 from chuishao.models.answer import RoutingAnswer, error_answer
-from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.models.cascade import RoutingModel
 
 # Output columns, in order: the routing answer, then the input row number; kept input columns follow.
 CHUISHAO_COLUMNS: tuple[str, ...] = (*RoutingAnswer.model_fields, "row")
@@ -52,7 +52,7 @@ def batches(items: Iterable[InputRecord], size: int) -> Iterator[list[InputRecor
         yield batch
 
 
-def tag_records(model: ChuishaoClassifier, records: Iterable[InputRecord],
+def tag_records(model: RoutingModel, records: Iterable[InputRecord],
                 batch_size: int = 1024) -> Iterator[tuple[InputRecord, dict[str, object]]]:
     """Answers (``RoutingAnswer`` fields as dicts) in input order; rows the reader already
     marked bad keep their reader error."""
@@ -69,7 +69,7 @@ def tag_records(model: ChuishaoClassifier, records: Iterable[InputRecord],
             yield rec, answer
 
 
-def _route(model: ChuishaoClassifier, records: list[InputRecord]) -> list[dict[str, object]]:
+def _route(model: RoutingModel, records: list[InputRecord]) -> list[dict[str, object]]:
     """The model on a batch; if it raises, on each half in turn, so only the culprit gets an error."""
     try:
         return model.route_dicts([r.text for r in records], titles=[r.title for r in records], ids=[r.id for r in records])

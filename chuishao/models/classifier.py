@@ -7,7 +7,7 @@ review threshold are fitted together and saved together, so training and serving
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,10 @@ def _in_placeholder(term: str) -> bool:
     character n-grams cut placeholders into pieces that mean nothing to an operator."""
     return any(term in placeholder for placeholder in _PLACEHOLDERS)
 
+
+# (input positions of the messages that passed the checks, their classical probabilities) ->
+# (the probabilities answers are built from, the review threshold they are judged by)
+Rescore = Callable[[list[int], np.ndarray], tuple[np.ndarray, float]]
 
 WARM_UP_TEXTS = ("小区楼下烧烤店每天营业到凌晨，油烟和噪音严重扰民。", "家门口的路灯坏了一个多月，晚上漆黑一片。")
 
@@ -241,13 +245,19 @@ class ChuishaoClassifier:
         *,
         titles: Sequence[str | None] | None = None,
         ids: Sequence[str | None] | None = None,
+        rescore: Rescore | None = None,
+        version: str | None = None,
     ) -> list[dict[str, object]]:
         """``route`` as plain dicts (``answer_dict``, exactly ``RoutingAnswer.model_dump()``): batch
-        tagging writes them straight out, skipping pydantic's per-message validation."""
+        tagging writes them straight out, skipping pydantic's per-message validation.
+
+        The one place answers are built. ``rescore`` replaces this model's probabilities and review
+        threshold (a cascade's combined scores); the sub-problem and evidence are this model's for
+        the topic chosen. ``version``: the model version answers carry (default: this model's)."""
         n = len(texts)
         titles = titles if titles is not None else [None] * n
         ids = ids if ids is not None else [None] * n
-        version = self.version
+        version = version if version is not None else self.version
         answers: list[dict[str, object] | None] = [None] * n
         good: list[int] = []
         for i, (title, text) in enumerate(zip(titles, texts, strict=True)):
@@ -261,6 +271,9 @@ class ChuishaoClassifier:
         docs = self.docs([texts[i] for i in good], titles=[titles[i] for i in good])  # type: ignore[misc]
         X = self.features(docs)
         proba = self.predict_proba_features(X)
+        threshold = self.review_threshold_
+        if rescore is not None:
+            proba, threshold = rescore(good, proba)
         k = self.config.review.top_k
         order = np.argsort(-proba, axis=1)[:, :k]
         best = order[:, 0]
@@ -271,7 +284,6 @@ class ChuishaoClassifier:
         areas = [(a.name if (a := tax.area(c)) else None) for c in self.classes_]
         departments = [tax.departments(c) for c in self.classes_]
         sub_departments = tax.subs_with_departments  # the sub-problems that name their own departments
-        threshold = self.review_threshold_
         # rounded once for the batch (Python's round() costs ~3 us a call), in float64: float32's
         # 0.9976 comes out as 0.9976000189781189 in JSON
         top_scores = np.round(np.take_along_axis(proba, order, axis=1).astype(np.float64), 4).tolist()

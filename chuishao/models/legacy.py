@@ -121,7 +121,7 @@ def read_pickled(directory: str | Path) -> tuple[ChuishaoClassifier, dict[str, o
 def convert(old_dir: str | Path, new_dir: str | Path) -> ChuishaoClassifier:
     """Save the pickled model of ``old_dir`` in the current format in ``new_dir``, keeping its
     version (the weights are the same) and creation time; return it as loaded from ``new_dir``."""
-    from chuishao.models.persistence import load_model, save_model
+    from chuishao.models.persistence import load_classical, save_model
 
     old, manifest = read_pickled(old_dir)
     try:
@@ -131,4 +131,4 @@ def convert(old_dir: str | Path, new_dir: str | Path) -> ChuishaoClassifier:
     model.metadata["version"] = manifest["version"]
     created = manifest.get("created")
     save_model(model, new_dir, created=created if isinstance(created, str) else None)
-    return load_model(new_dir)
+    return load_classical(new_dir)

@@ -9,6 +9,10 @@ A model directory holds three files:
   label names, taxonomy name/version/fingerprint, training-data fingerprint, library versions,
   held-out figures, and the SHA-256 of each data file, which detects corruption.
 
+A cascade directory (``"model_type": "cascade"``, see ``models.cascade``) holds ``cascade.json`` (the mix
+weight, gate, temperature, review threshold and dev figures), ``classical/`` (a model directory as above) and
+``transformer/`` (the ONNX file, tokenizer and encoder metadata); its manifest checksums every one of these.
+
 Nothing here unpickles; models saved with pickle (``model.joblib``) are converted once by
 ``chuishao model convert`` (``models.legacy``).
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +33,9 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from chuishao.errors import ChuishaoError, ModelLoadError
+from chuishao.models.cascade import CascadeModel, CascadeParams, RoutingModel, onnx_threads
 from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.models.onnx_encoder import INT8_FILE, META_FILE, ONNX_FILE, OnnxClassifier
 from chuishao.resources import default_model_dir
 from chuishao.taxonomy import Taxonomy
 from chuishao.version import __version__
@@ -43,6 +50,11 @@ PICKLE_FILE = "model.joblib"  # the old format's file
 # the prints of the training rows (pipeline.rowprint), an array in model.safetensors beside the
 # weights; older models lack it and then cannot tell whether test rows were trained on
 TRAINING_ROWS = "training_rows"
+CASCADE = "cascade"  # manifest model_type of a cascade directory
+CASCADE_FILE = "cascade.json"
+CLASSICAL_DIR = "classical"
+TRANSFORMER_DIR = "transformer"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 # metadata that describes one saved copy, not what the model learned: never in the data files
 _NOT_SAVED = ("version", "directory")
 
@@ -170,8 +182,11 @@ def read_manifest(directory: str | Path) -> dict[str, object]:
         raise ModelLoadError(f"{path}: unknown model format {manifest.get('format')!r}, expected {FORMAT}")
     files = manifest.get("files")
     missing = [key for key in ("version",) if not isinstance(manifest.get(key), str)]
-    if not (isinstance(files, dict) and set(files) == set(DATA_FILES) and all(isinstance(v, str) for v in files.values())):
-        missing.append(f"the checksums of {' and '.join(DATA_FILES)} (files)")
+    cascade = manifest.get("model_type") == CASCADE
+    needed = {CASCADE_FILE, f"{CLASSICAL_DIR}/{MANIFEST_FILE}"} if cascade else set(DATA_FILES)
+    if not (isinstance(files, dict) and (needed <= set(files) if cascade else set(files) == needed)
+            and all(isinstance(v, str) for v in files.values())):
+        missing.append(f"the checksums of {' and '.join(sorted(needed))} (files)")
     if missing:
         raise ModelLoadError(f"{path}: the manifest lacks {' and '.join(missing)}; it was edited by hand or not "
                              f"written by chuishao: save the model again (chuishao train)")
@@ -208,14 +223,19 @@ def route_with(model: ChuishaoClassifier, taxonomy: Taxonomy, where: str | Path)
     return True
 
 
-def _read_data(directory: Path, manifest: dict[str, object]) -> tuple[dict[str, object], dict[str, np.ndarray]]:
-    """The verified data files: JSON state and arrays (no pickle: json and safetensors only)."""
+def _verify(directory: Path, manifest: dict[str, object]) -> None:
+    """Every file the manifest lists is there, with its checksum."""
     for name, checksum in manifest["files"].items():  # type: ignore[attr-defined]
         path = directory / name
-        if not path.is_file():
+        if ".." in Path(name).parts or not path.is_file():
             raise ModelLoadError(f"{directory}: {name} is missing")
         if _sha256(path) != checksum:
             raise ModelLoadError(f"{path}: checksum mismatch, the file is corrupted or was replaced")
+
+
+def _read_data(directory: Path, manifest: dict[str, object]) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+    """The verified data files: JSON state and arrays (no pickle: json and safetensors only)."""
+    _verify(directory, manifest)
     try:
         state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
         arrays = load_file(str(directory / ARRAYS_FILE))
@@ -226,13 +246,26 @@ def _read_data(directory: Path, manifest: dict[str, object]) -> tuple[dict[str, 
     return state, arrays
 
 
-def load_model(directory: str | Path | None = None, taxonomy: Taxonomy | None = None) -> ChuishaoClassifier:
-    """Load and verify a model directory (the bundled default when ``directory`` is None).
+def load_model(directory: str | Path | None = None, taxonomy: Taxonomy | None = None) -> RoutingModel:
+    """Load and verify a model directory (the bundled default when ``directory`` is None): a classical
+    model, or a cascade (manifest ``model_type`` "cascade").
 
     With ``taxonomy`` (an edited taxonomy file) answers are routed with its names and departments;
     a taxonomy with other codes is refused (see ``route_with``)."""
     directory = Path(directory) if directory is not None else default_model_dir()
     manifest = read_manifest(directory)
+    if manifest.get("model_type") == CASCADE:
+        return load_cascade(directory, manifest, taxonomy)
+    return load_classical(directory, taxonomy, manifest)
+
+
+def load_classical(directory: str | Path, taxonomy: Taxonomy | None = None,
+                   manifest: dict[str, object] | None = None) -> ChuishaoClassifier:
+    """``load_model`` for a classical model directory (a cascade directory is refused)."""
+    directory = Path(directory)
+    manifest = manifest if manifest is not None else read_manifest(directory)
+    if manifest.get("model_type") == CASCADE:
+        raise ModelLoadError(f"{directory}: a cascade model, where a classical model directory is expected")
     state, arrays = _read_data(directory, manifest)
     training_rows = arrays.pop(TRAINING_ROWS, None)
     try:
@@ -256,3 +289,104 @@ def checksum(manifest: dict[str, object]) -> str:
     """One string for a saved model: its data files' checksums and its version (the same weights
     saved under another version are another model to serve)."""
     return json.dumps({"files": manifest["files"], "version": manifest["version"]}, sort_keys=True)
+
+
+# ---- cascade directories ---------------------------------------------------------------------------
+def _cascade_version(classical: dict[str, object], files: dict[str, str], params: dict[str, object],
+                     taxonomy: str, created: str) -> str:
+    """``chuishao-cascade-`` + taxonomy + day + a hash of both parts (the classical version, the encoder's
+    files) and the cascade's parameters."""
+    h = hashlib.sha256()
+    h.update(str(classical["version"]).encode())
+    for name in sorted(files):
+        if name.startswith(TRANSFORMER_DIR + "/"):
+            h.update(f"|{name}:{files[name]}".encode())
+    h.update(json.dumps({k: v for k, v in params.items() if k != "dev"}, sort_keys=True).encode())
+    return f"chuishao-cascade-{taxonomy}-{created[:10]}-{h.hexdigest()[:8]}"
+
+
+def save_cascade(classical_dir: str | Path, onnx_dir: str | Path, params: CascadeParams, directory: str | Path, *,
+                 int8: bool = False, created: str | None = None, metadata: dict[str, object] | None = None) -> Path:
+    """Write a cascade directory: copies of the classical model directory and of the encoder's ONNX file
+    (fp32, or int8 with ``int8``) and tokenizer, ``cascade.json``, then the manifest. Everything is written
+    to a fresh folder beside ``directory`` and swapped in at the end."""
+    directory = Path(directory)
+    created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    classical_manifest = read_manifest(classical_dir)
+    if classical_manifest.get("model_type") == CASCADE:
+        raise ModelLoadError(f"{classical_dir}: a cascade, where a classical model directory is expected")
+    onnx_dir = Path(onnx_dir)
+    onnx_name = INT8_FILE if int8 else ONNX_FILE
+    if not (onnx_dir / onnx_name).is_file() or not (onnx_dir / META_FILE).is_file():
+        raise ModelLoadError(f"{onnx_dir}: {onnx_name} or {META_FILE} is missing (chuishao transformer export-onnx"
+                             f"{' --int8' if int8 else ''})")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
+    try:
+        (tmp / CLASSICAL_DIR).mkdir()
+        for name in (MANIFEST_FILE, *DATA_FILES):
+            shutil.copy2(Path(classical_dir) / name, tmp / CLASSICAL_DIR / name)
+        (tmp / TRANSFORMER_DIR).mkdir()
+        for name in (onnx_name, META_FILE, *TOKENIZER_FILES):
+            if (onnx_dir / name).is_file():
+                shutil.copy2(onnx_dir / name, tmp / TRANSFORMER_DIR / name)
+        state = params.to_state()
+        (tmp / CASCADE_FILE).write_bytes(_json_bytes(state))
+        files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        taxonomy = classical_manifest.get("taxonomy") or {}
+        name = str(taxonomy.get("name", "free")) if isinstance(taxonomy, dict) else "free"
+        encoder_meta = json.loads((tmp / TRANSFORMER_DIR / META_FILE).read_text(encoding="utf-8"))
+        manifest = {
+            "format": FORMAT,
+            "model_type": CASCADE,
+            "version": _cascade_version(classical_manifest, files, state, name, created),
+            "created": created,
+            "chuishao": __version__,
+            "labels": classical_manifest.get("labels"),
+            "taxonomy": classical_manifest.get("taxonomy"),
+            "classical": {"version": classical_manifest["version"], "heldout": classical_manifest.get("heldout")},
+            "transformer": {"file": onnx_name, "int8": int8, "labels": encoder_meta.get("labels"),
+                            "max_length": encoder_meta.get("max_length"), "dev": encoder_meta.get("dev")},
+            "cascade": {k: v for k, v in state.items() if k != "dev"},
+            "heldout": {k: v for k, v in params.dev.items() if k != "grid"},
+            "files": files,
+            **(metadata or {}),
+        }
+        (tmp / MANIFEST_FILE).write_bytes(_json_bytes(manifest))
+        for p in [tmp, *tmp.rglob("*")]:  # mkdtemp made the folder 0700
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        old = directory.with_name(f".{directory.name}-old")
+        if directory.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def load_cascade(directory: str | Path, manifest: dict[str, object] | None = None,
+                 taxonomy: Taxonomy | None = None) -> CascadeModel:
+    """A verified cascade directory as a CascadeModel (onnxruntime threads: ``CHUISHAO_ONNX_THREADS``)."""
+    directory = Path(directory)
+    manifest = manifest if manifest is not None else read_manifest(directory)
+    _verify(directory, manifest)
+    classical = load_classical(directory / CLASSICAL_DIR, taxonomy)
+    transformer = manifest.get("transformer")
+    int8 = bool(transformer.get("int8")) if isinstance(transformer, dict) else False
+    try:
+        params = CascadeParams.from_state(json.loads((directory / CASCADE_FILE).read_text(encoding="utf-8")))
+        encoder = OnnxClassifier.load(directory / TRANSFORMER_DIR, int8=int8, threads=onnx_threads())
+        model = CascadeModel(classical, encoder, params)
+    except ImportError as exc:
+        raise ModelLoadError(f"{directory}: a cascade model needs onnxruntime and tokenizers "
+                             f"(pip install 'chuishao[transformer]'): {exc}") from exc
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        raise ModelLoadError(f"{directory}: not a usable cascade ({type(exc).__name__}: {exc})") from exc
+    version = str(manifest["version"])
+    routed = classical.version.partition("+routing-")[2]
+    if routed:
+        version += f"+routing-{routed}"
+    model.metadata.update({"version": version, "directory": str(directory), "classical_version": classical.version})
+    return model

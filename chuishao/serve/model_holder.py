@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.models.cascade import RoutingModel
 from chuishao.models.persistence import DATA_FILES, MANIFEST_FILE, checksum, load_model, read_manifest
 from chuishao.resources import default_model_dir
 from chuishao.serve import verified_copy
@@ -25,7 +25,7 @@ log = logging.getLogger("chuishao.serve")
 
 @dataclass(frozen=True)
 class LoadedModel:
-    model: ChuishaoClassifier
+    model: RoutingModel
     directory: Path
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     source: str = "directory"  # or "verified copy": the model directory did not load when this worker started

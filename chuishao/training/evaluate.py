@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from chuishao.errors import DataError
 from chuishao.models.calibration import expected_calibration_error
-from chuishao.models.classifier import ChuishaoClassifier
+from chuishao.models.cascade import RoutingModel
 from chuishao.pipeline.rowprint import seen
 from chuishao.training.data import LabelledSet
 
@@ -33,21 +33,22 @@ CJK_FAMILIES = (
 )
 
 
-def training_overlap(model: ChuishaoClassifier, data: LabelledSet) -> dict[str, object]:
+def training_overlap(model: RoutingModel, data: LabelledSet) -> dict[str, object]:
     """How many of ``data``'s rows the model was trained on (same text once normalised), from the
     prints of its training rows; ``checked`` False when the model does not keep them."""
-    if model.training_rows_ is None:
+    rows = getattr(model, "training_rows_", None)  # a cascade's classical part keeps them
+    if rows is None:
         return {"checked": False, "rows": None, "of": len(data), "share": None,
                 "message": "cannot check whether these rows were in the training data: the model keeps no "
                            "fingerprint of its training rows (saved before chuishao kept them)"}
-    hits = seen(model.training_rows_, data.texts)
+    hits = seen(rows, data.texts)
     n, m = int(hits.sum()), len(data)
     share = n / m if m else 0.0
     return {"checked": True, "rows": n, "of": m, "share": round(share, 4),
             "message": f"{n} of {m} rows ({100 * share:.1f} %) were in the training data"}
 
 
-def evaluate(model: ChuishaoClassifier, data: LabelledSet, batch_size: int = 2048,
+def evaluate(model: RoutingModel, data: LabelledSet, batch_size: int = 2048,
              details: dict[str, object] | None = None) -> dict[str, object]:
     """Figures of ``model`` on ``data``. ``confusion`` has a row per label and a column per label
     plus a last ``ERROR_COLUMN``: rows that came back with an error (they count as wrong).

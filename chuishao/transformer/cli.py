@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -48,12 +48,16 @@ def finetune_cmd(
     threads: int = 1, log_every: int = 10, limit_train: int = 0,
 ) -> None:
     """Fine-tune (mean pooling + linear head, class weights, early stopping and temperature on dev)."""
+    from chuishao.transformer.data import TitleMode
     from chuishao.transformer.finetune import FinetuneConfig, finetune
+
+    if title_mode not in ("prefix", "repeat", "none"):
+        raise typer.BadParameter(f"--title-mode {title_mode}: prefix | repeat | none")
 
     cfg = FinetuneConfig(str(model_dir), str(train), str(out), [str(p) for p in extra_train or []], max_length,
                          epochs, max_steps, batch_size, grad_accum, lr, head_lr, 0.01, 0.06, dev_fraction, seed,
-                         title_mode, prefix, class_weights, evals_per_epoch, patience, threads, log_every,
-                         limit_train)  # type: ignore[arg-type]
+                         cast(TitleMode, title_mode), prefix, class_weights, evals_per_epoch, patience, threads, log_every,
+                         limit_train)
     summary = finetune(cfg)
     typer.echo(json.dumps({"dev": summary["dev"], "temperature": summary["temperature"]}))
 
@@ -117,10 +121,44 @@ def predict_onnx_cmd(
     clf = OnnxClassifier.load(onnx_dir, int8=int8, threads=threads)
     rows = read_jsonl(data)
     proba = clf.predict_proba(rows)
-    for r, p in zip(rows, proba):
+    for r, p in zip(rows, proba, strict=True):
         k = int(p.argmax())
         sys.stdout.write(json.dumps({"id": r.get("id"), "label": clf.labels[k], "p": round(float(p[k]), 4)},
                                     ensure_ascii=False) + "\n")
+
+
+@app.command("dev-exclude")
+def dev_exclude_cmd(
+    train: Annotated[Path, typer.Argument(help="the labelled file the encoder was fine-tuned on")],
+    out: Annotated[Path, typer.Option("--output", "-o", help="JSONL of ids to write (for chuishao train --exclude)")],
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="also exclude this corpus's near-copies of dev rows")] = None,
+    dev_fraction: float = 0.15, dev_seed: int = 0,
+) -> None:
+    """The dev split's ids (the fine-tuning's split) and their corpus near-copies, to train a classical model
+    that has not seen them (chuishao train ... --exclude OUT)."""
+    from chuishao.transformer.cascade_build import dev_exclusion
+
+    typer.echo(json.dumps(dev_exclusion(train, out, corpus, dev_fraction, dev_seed)))
+
+
+@app.command("cascade")
+def cascade_cmd(
+    classical: Annotated[Path, typer.Option("--classical", help="the classical model to ship (trained on everything)")],
+    dev_classical: Annotated[Path, typer.Option(
+        "--dev-classical", help="a classical model trained without the dev rows (scores them to fit the cascade)")],
+    transformer: Annotated[Path, typer.Option("--transformer", help="folder written by export-onnx")],
+    dev_from: Annotated[Path, typer.Option("--dev-from", help="the labelled file the dev split is carved from")],
+    out: Annotated[Path, typer.Option("--output", "-o", help="cascade model directory to write")],
+    int8: Annotated[bool, typer.Option("--int8", help="ship model.int8.onnx (the weights are fitted with it)")] = False,
+    dev_fraction: float = 0.15, dev_seed: int = 0,
+    max_share: Annotated[float, typer.Option(help="only gates re-scoring at most this share of dev rows")] = 1.0,
+) -> None:
+    """Build a cascade model directory: w, gate, temperature and review threshold fitted on the dev split."""
+    from chuishao.transformer.cascade_build import build_cascade, summary
+
+    params = build_cascade(classical, dev_classical, transformer, dev_from, out, int8=int8, fraction=dev_fraction,
+                           seed=dev_seed, max_share=max_share)
+    typer.echo(f"{out}: {summary(params)}")
 
 
 def main() -> None:

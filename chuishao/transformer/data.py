@@ -6,25 +6,19 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-TitleMode = Literal["prefix", "repeat", "none"]
+from chuishao.models.onnx_encoder import TitleMode, format_text
+
+__all__ = ["TitleMode", "build_dataset", "format_text", "read_jsonl", "sqrt_inverse_frequency", "stratified_split"]
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Records of a JSONL file (blank lines skipped)."""
     with Path(path).open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
-
-
-def format_text(rec: dict[str, Any], title_mode: TitleMode = "prefix", prefix: str = "query: ") -> str:
-    """The model's input text: e5 prefix, then the title (once, twice or not at all) and the text, joined by '。'."""
-    title = str(rec.get("title") or "").strip()
-    text = str(rec.get("text") or "").strip()
-    parts = {"prefix": [title], "repeat": [title, title], "none": []}[title_mode]
-    return prefix + "。".join(p for p in [*parts, text] if p)
 
 
 def stratified_split(labels: Sequence[str], dev_fraction: float = 0.15, seed: int = 0) -> tuple[list[int], list[int]]:

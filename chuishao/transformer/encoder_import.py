@@ -20,6 +20,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +142,7 @@ def quantize_q4_0(w: np.ndarray) -> np.ndarray:
 def read_e5_file(path: str | Path) -> E5File:
     """Parse an E5S1 file (header, vocabulary, normalisation map, tensor directory)."""
     buf = np.memmap(path, dtype=np.uint8, mode="r")
-    b = memoryview(buf)
+    b = buf.data  # a memoryview over the mapped bytes
     if bytes(b[:4]) != MAGIC:
         raise ValueError(f"{path}: not an E5S1 file (magic {bytes(b[:4])!r})")
     o = 8
@@ -217,7 +218,7 @@ def write_e5_file(path: str | Path, *, tensors: dict[str, np.ndarray], pieces: S
     payloads: list[tuple[str, int, int, bytes]] = []
     for name, arr in tensors.items():
         arr = np.asarray(arr, dtype=np.float32)
-        if arr.ndim == 2 and (name.endswith(".w") and not name.endswith("ln.w") or name == "emb.word"):
+        if arr.ndim == 2 and ((name.endswith(".w") and not name.endswith("ln.w")) or name == "emb.word"):
             payloads.append((name, DTYPE_Q4_0, arr.size, quantize_q4_0(arr).tobytes()))
         else:
             payloads.append((name, DTYPE_F32, arr.size, arr.astype("<f4").tobytes()))
@@ -265,7 +266,7 @@ def build_normalizer(norm_map: dict[int, str]):
 
     cps = [c for c in range(1, 0x110000) if not 0xD800 <= c < 0xE000]
     candidates = [c for c in cps if c in norm_map or unicodedata.normalize("NFKC", chr(c)) != chr(c)]
-    nfkc = dict(zip(candidates, _nfkc_all(candidates)))
+    nfkc = dict(zip(candidates, _nfkc_all(candidates), strict=True))
     nf = normalizers.NFKC()
     stable = {t for t in set(norm_map.values()) if t and nf.normalize_str(t) == t}
     delete: list[int] = []
@@ -281,7 +282,7 @@ def build_normalizer(norm_map: dict[int, str]):
             pre.setdefault(target, []).append(c)
         else:
             protect.append((c, target))
-    steps = []
+    steps: list[Any] = []
     if delete:
         steps.append(normalizers.Replace(Regex("[" + "".join(_hex(c) for c in delete) + "]"), ""))
     for target, cs in sorted(pre.items()):
@@ -295,13 +296,13 @@ def build_normalizer(norm_map: dict[int, str]):
     return normalizers.Sequence(steps)
 
 
-def build_tokenizer(pieces: Sequence[str], scores: Sequence[float], norm_map: dict[int, str], *,
+def build_tokenizer(pieces: Sequence[str], scores: Sequence[float] | np.ndarray, norm_map: dict[int, str], *,
                     bos: str = "<s>", eos: str = "</s>", pad: str = "<pad>", unk: str = "<unk>",
                     mask: str | None = "<mask>"):
     """The XLM-R SentencePiece Unigram tokenizer rebuilt from pieces and scores (tokenizers.Tokenizer)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
-    vocab = [(p, float(s)) for p, s in zip(pieces, scores)]
+    vocab = [(p, float(s)) for p, s in zip(pieces, scores, strict=True)]
     ids = {p: i for i, p in enumerate(pieces)}
     tok = Tokenizer(models.Unigram(vocab, unk_id=ids[unk], byte_fallback=False))
     tok.normalizer = build_normalizer(norm_map)
@@ -327,7 +328,8 @@ def save_tokenizer(tok, out_dir: Path, max_length: int) -> None:
     fast.save_pretrained(str(out_dir))
     cfg_path = out_dir / "tokenizer_config.json"
     cfg = json.loads(cfg_path.read_text())
-    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"  # XLMRobertaTokenizer (v5) would rebuild the pipeline without the normaliser
+    # XLMRobertaTokenizer (v5) would rebuild the pipeline without the normaliser
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
     cfg["model_input_names"] = ["input_ids", "attention_mask"]
     cfg_path.write_text(json.dumps(cfg, ensure_ascii=False, indent=2))
 

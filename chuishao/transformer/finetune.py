@@ -125,6 +125,7 @@ class ChuishaoTrainer(Trainer):
     """Trainer with two AdamW learning rates: the encoder's and the (higher) head's."""
 
     head_lr: float = 1e-3
+    optimizer: Any  # set by Trainer (declared for the type checker: transformers is not analysed)
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         if self.optimizer is None:

@@ -1,4 +1,4 @@
-"""Export a fine-tuned MeanPoolClassifier to ONNX and predict with onnxruntime alone (no torch at inference).
+"""Export a fine-tuned MeanPoolClassifier to ONNX; predict with onnxruntime alone (``chuishao.models.onnx_encoder``).
 
 The exported graph takes input_ids and attention_mask (int64, [batch, sequence], both axes dynamic) and returns
 logits [batch, labels]. The folder gets model.onnx (and model.int8.onnx with dynamic int8 quantisation), the
@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-META_FILE = "chuishao_transformer.json"
+from chuishao.models.onnx_encoder import META_FILE, OnnxClassifier
+
+__all__ = ["META_FILE", "OnnxClassifier", "compare_with_torch", "export_onnx", "quantize_int8"]
 _COPY = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", META_FILE, "config.json")
 
 
@@ -67,64 +68,6 @@ def quantize_int8(src: str | Path, dst: str | Path) -> Path:
 
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
     return Path(dst)
-
-
-@dataclass
-class OnnxClassifier:
-    """onnxruntime session + tokenizer + metadata; predicts calibrated probabilities without torch."""
-
-    session: Any
-    tokenizer: Any
-    meta: dict[str, Any]
-
-    @classmethod
-    def load(cls, onnx_dir: str | Path, *, int8: bool = False, threads: int = 1) -> OnnxClassifier:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        d = Path(onnx_dir)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(str(d / ("model.int8.onnx" if int8 else "model.onnx")), opts,
-                                    providers=["CPUExecutionProvider"])
-        tok = Tokenizer.from_file(str(d / "tokenizer.json"))
-        meta = json.loads((d / META_FILE).read_text())
-        pad_id = tok.token_to_id("<pad>")
-        tok.enable_truncation(int(meta["max_length"]))
-        tok.enable_padding(pad_id=pad_id, pad_token="<pad>")
-        return cls(sess, tok, meta)
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.meta["labels"])
-
-    def logits_texts(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Logits for already formatted input texts (prefix included)."""
-        out = []
-        for i in range(0, len(texts), batch_size):
-            enc = self.tokenizer.encode_batch(list(texts[i:i + batch_size]))
-            ids = np.array([e.ids for e in enc], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
-            out.append(self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0])
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
-
-    def logits(self, records: Sequence[dict[str, Any]], batch_size: int = 32) -> np.ndarray:
-        """Logits for records with title/text, formatted as in training."""
-        from chuishao.transformer.data import format_text
-
-        texts = [format_text(r, self.meta["title_mode"], self.meta["prefix"]) for r in records]
-        return self.logits_texts(texts, batch_size)
-
-    def predict_proba(self, records: Sequence[dict[str, Any]], batch_size: int = 32) -> np.ndarray:
-        """Temperature-scaled softmax probabilities [n, labels] (label order: ``self.labels``)."""
-        z = self.logits(records, batch_size) / float(self.meta.get("temperature", 1.0))
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
-
-    def predict(self, records: Sequence[dict[str, Any]], batch_size: int = 32) -> list[str]:
-        return [self.labels[i] for i in self.predict_proba(records, batch_size).argmax(1)]
 
 
 def compare_with_torch(model_dir: str | Path, onnx_dir: str | Path, records: Sequence[dict[str, Any]],

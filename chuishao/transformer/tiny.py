@@ -25,7 +25,7 @@ def tiny_vocab(texts: Iterable[str], extra: Sequence[str] = ()) -> tuple[list[st
             chars[c] = chars.get(c, 0) + 1
             if i + 1 < len(t):
                 bigrams[t[i:i + 2]] = bigrams.get(t[i:i + 2], 0) + 1
-    pieces = list(SPECIALS) + [META]
+    pieces = [*SPECIALS, META]
     scores = [0.0] * 4 + [-3.0]
     for c in sorted(chars):
         for p in (c, META + c):
@@ -47,7 +47,8 @@ def tiny_vocab(texts: Iterable[str], extra: Sequence[str] = ()) -> tuple[list[st
 
 def write_tiny_e5(path: str | Path, texts: Iterable[str], *, hidden: int = 64, layers: int = 2, heads: int = 4,
                   ffn: int = 128, max_positions: int = 160, extra_rows: int = 3, seed: int = 0,
-                  extra_pieces: Sequence[str] = ("▁query", ":", "!", "ABC", "▁hello", "▁world", "▁ABC", "123", "～")) -> tuple[list[str], dict]:
+                  extra_pieces: Sequence[str] = ("▁query", ":", "!", "ABC", "▁hello", "▁world", "▁ABC", "123", "～"),
+                  ) -> tuple[list[str], dict]:
     """Write a random tiny E5S1 file; (pieces, float tensors before 4-bit quantisation)."""
     rng = np.random.default_rng(seed)
     pieces, scores = tiny_vocab(texts, extra_pieces)

@@ -1,0 +1,146 @@
+"""Building a cascade directory (``models.cascade``) honestly: every weight is chosen on a dev split that
+neither scoring model was trained on.
+
+1. ``dev_exclusion``: the dev rows of the training file (the fine-tuning's stratified split: same fraction,
+   same seed) plus the corpus messages that are copies or near-copies of them (extra id-label files and
+   self-training draw on the corpus), as an ``--exclude`` file for ``chuishao train``;
+2. ``chuishao train ... --exclude THAT -o DEV_CLASSICAL``: a classical model that has not seen the dev rows;
+3. ``build_cascade``: dev probabilities of that model and of the encoder (fine-tuned without the dev rows),
+   ``fit_cascade`` (w, gate, temperature, review threshold), then the directory with the *full* classical
+   model beside the encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chuishao.models.cascade import ALL, GATES, WEIGHTS, CascadeParams, fit_cascade
+from chuishao.models.onnx_encoder import OnnxClassifier
+from chuishao.models.persistence import load_classical, read_manifest, save_cascade
+from chuishao.transformer.data import read_jsonl, stratified_split
+
+SHINGLE = 10  # characters of a shingle
+STEP = 5  # a dev text's shingles are taken every STEP characters
+NEAR = 0.5  # a corpus text holding this share of a dev text's shingles is a near-copy of it
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def _joined(rec: dict[str, Any]) -> str:
+    return _norm(f"{rec.get('title') or ''}{rec.get('text') or ''}")
+
+
+def dev_rows(train: str | Path, fraction: float = 0.15, seed: int = 0) -> list[dict[str, Any]]:
+    """The fine-tuning's dev rows (``stratified_split`` on the file's labels, in file order)."""
+    rows = read_jsonl(train)
+    _, dev = stratified_split([r["label"] for r in rows], fraction, seed)
+    return [rows[i] for i in dev]
+
+
+def near_copies(dev: Sequence[dict[str, Any]], corpus: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Corpus ids whose title+text is a copy or near-copy of a dev row's (alphanumerics only, lower case: at
+    least NEAR of the dev text's SHINGLE-character shingles), each with the dev id it copies."""
+    index: dict[str, list[int]] = defaultdict(list)
+    needed = np.zeros(len(dev), dtype=np.int64)
+    whole: dict[str, int] = {}
+    for i, rec in enumerate(dev):
+        t = _joined(rec)
+        whole.setdefault(t, i)
+        shingles = {t[j:j + SHINGLE] for j in range(0, max(len(t) - SHINGLE, 0) + 1, STEP)} if len(t) >= SHINGLE else set()
+        needed[i] = len(shingles)
+        for s in shingles:
+            index[s].append(i)
+    dev_ids = {str(r.get("id")) for r in dev}
+    found: dict[str, str] = {}
+    for rec in corpus:
+        cid = str(rec.get("id"))
+        if cid in dev_ids:
+            continue  # the same message: excluded by its id already
+        t = _joined(rec)
+        if t in whole:
+            found[cid] = str(dev[whole[t]].get("id"))
+            continue
+        hits: dict[int, int] = defaultdict(int)
+        for s in {t[j:j + SHINGLE] for j in range(len(t) - SHINGLE + 1)}:
+            for i in index.get(s, ()):
+                hits[i] += 1
+        best = max(hits.items(), key=lambda kv: kv[1] / max(needed[kv[0]], 1), default=None)
+        if best is not None and needed[best[0]] and best[1] >= NEAR * needed[best[0]]:
+            found[cid] = str(dev[best[0]].get("id"))
+    return found
+
+
+def dev_exclusion(train: str | Path, out: str | Path, corpus: str | Path | None = None, fraction: float = 0.15,
+                  seed: int = 0) -> dict[str, int]:
+    """Write ``out`` (JSONL, one ``{"id": ...}`` a line: the dev rows, then the corpus near-copies of them)."""
+    dev = dev_rows(train, fraction, seed)
+    copies = near_copies(dev, read_jsonl(corpus)) if corpus is not None else {}
+    ids = [str(r["id"]) for r in dev] + sorted(copies)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with Path(out).open("w", encoding="utf-8") as fh:
+        for i in ids:
+            fh.write(json.dumps({"id": i}) + "\n")
+    return {"dev_rows": len(dev), "corpus_near_copies": len(copies), "ids": len(ids)}
+
+
+def _in_order(p: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """Columns of ``p`` (in ``labels`` order) in ``classes`` order; absent classes get 0; rows renormalised."""
+    index = {c: i for i, c in enumerate(labels)}
+    out = np.zeros((p.shape[0], len(classes)), dtype=np.float64)
+    for j, c in enumerate(classes):
+        if c in index:
+            out[:, j] = p[:, index[c]]
+    return out / np.clip(out.sum(axis=1, keepdims=True), 1e-12, None)
+
+
+def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: str | Path, train: str | Path,
+                  out: str | Path, *, int8: bool = False, fraction: float = 0.15, seed: int = 0,
+                  max_share: float = 1.0, weights: Sequence[float] = WEIGHTS,
+                  gates: Sequence[float] = GATES) -> CascadeParams:
+    """Fit the cascade on the dev rows with ``dev_classical`` and the encoder, write it with ``classical``."""
+    dev = dev_rows(train, fraction, seed)
+    dev_ids = {str(r["id"]) for r in dev}
+    shipped = load_classical(classical)
+    scorer = load_classical(dev_classical)
+    dropped = read_manifest(dev_classical).get("dropped_rows")
+    held_out = int(dropped.get("held_out", 0)) if isinstance(dropped, dict) else 0
+    if held_out < len(dev):
+        raise ValueError(f"{dev_classical}: dropped {held_out} held-out rows, fewer than the {len(dev)} dev rows: it "
+                         f"must be trained with --exclude of the dev ids (chuishao transformer dev-exclude)")
+    classes = list(shipped.classes_)
+    index = {c: i for i, c in enumerate(classes)}
+    keep = [r for r in dev if r["label"] in index]
+    texts = [str(r.get("text") or "") for r in keep]
+    titles = [r.get("title") for r in keep]
+    y = np.array([index[r["label"]] for r in keep])
+    p_classical = _in_order(scorer.predict_proba(texts, titles=titles), scorer.classes_, classes)
+    encoder = OnnxClassifier.load(onnx_dir, int8=int8, threads=2)
+    p_transformer = _in_order(encoder.predict_proba(keep), encoder.labels, classes)
+    params = fit_cascade(p_classical, p_transformer, y, shipped.config.review.target_precision, weights, gates, max_share)
+    params.dev.update({"split": {"file": Path(train).name, "fraction": fraction, "seed": seed, "ids_in_split": len(dev_ids)},
+                       "dev_classical": scorer.version, "int8": int8})
+    save_cascade(classical, onnx_dir, params, out, int8=int8)
+    return params
+
+
+def summary(params: CascadeParams) -> str:
+    gate = "all" if params.gate >= ALL else f"{params.gate:g}"
+    d = params.dev
+    return (f"w {params.weight:g}, gate {gate} (re-scores {d['rescored']:.0%} of dev), T {params.temperature:.3f}, "
+            f"review below {params.review_threshold:.3f}; dev macro-F1 / accuracy: classical "
+            f"{d['classical']['macro_f1']:.4f} / {d['classical']['accuracy']:.4f}, transformer "
+            f"{d['transformer']['macro_f1']:.4f} / {d['transformer']['accuracy']:.4f}, cascade "
+            f"{d['cascade']['macro_f1']:.4f} / {d['cascade']['accuracy']:.4f}")
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m chuishao.transformer.cascade_build TRAIN OUT [CORPUS]
+    print(dev_exclusion(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None))

@@ -1,0 +1,157 @@
+"""The cascade on a tiny random encoder, the whole path in well under a minute and without downloads:
+import -> fine-tune -> export -> dev exclusion -> classical models -> cascade build -> load_model -> predict/route
+-> chuishao predict --model -> chuishao tag -> the service."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="needs the transformer extra (torch)")
+pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
+pytest.importorskip("onnxruntime", reason="needs the transformer extra (onnxruntime)")
+pytest.importorskip("onnx", reason="needs the transformer extra (onnx)")
+
+from conftest import FIXTURES
+from typer.testing import CliRunner
+
+from chuishao.cli import app
+from chuishao.errors import ModelLoadError
+from chuishao.models.answer import RoutingAnswer
+from chuishao.models.cascade import ALL, CascadeModel, RoutingModel, calibrate, fit_cascade, mix
+from chuishao.models.persistence import load_model, read_manifest
+
+MINI = FIXTURES / "labelled-mini.jsonl"
+NOISE = "每天晚上八点到十点小区广场舞音响声音特别大，严重扰民，老人孩子都无法休息。"
+runner = CliRunner()
+
+
+def _ok(result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, Path | float]:
+    from chuishao.transformer.encoder_import import convert
+    from chuishao.transformer.finetune import FinetuneConfig, finetune
+    from chuishao.transformer.onnx_export import export_onnx
+    from chuishao.transformer.tiny import write_tiny_e5
+
+    t0 = time.time()
+    tmp = tmp_path_factory.mktemp("cascade")
+    rows = [json.loads(x) for x in MINI.read_text(encoding="utf-8").splitlines() if x.strip()]
+    write_tiny_e5(tmp / "tiny.bin", [r["title"] + "。" + r["text"] for r in rows], hidden=32, layers=1, heads=2, ffn=64)
+    convert(tmp / "tiny.bin", tmp / "enc", keep_vocab_from=[MINI])
+    finetune(FinetuneConfig(model_dir=str(tmp / "enc"), train=str(MINI), out_dir=str(tmp / "ft"), max_steps=2,
+                            batch_size=8, max_length=48, lr=1e-3, threads=1, dev_fraction=0.2))
+    export_onnx(tmp / "ft", tmp / "onnx", quantize=True)
+    cfg = tmp / "tiny.yaml"
+    cfg.write_text("features: {min_df: 1, max_features: null}\nclassifier: {calibration_folds: 2}\n", encoding="utf-8")
+    _ok(runner.invoke(app, ["transformer", "dev-exclude", str(MINI), "-o", str(tmp / "dev.jsonl"), "--corpus", str(MINI),
+                            "--dev-fraction", "0.2"]))
+    _ok(runner.invoke(app, ["train", str(MINI), "-o", str(tmp / "classical"), "--config", str(cfg)]))
+    _ok(runner.invoke(app, ["train", str(MINI), "-o", str(tmp / "dev-classical"), "--config", str(cfg),
+                            "--exclude", str(tmp / "dev.jsonl")]))
+    out = _ok(runner.invoke(app, ["transformer", "cascade", "--classical", str(tmp / "classical"), "--dev-classical",
+                                  str(tmp / "dev-classical"), "--transformer", str(tmp / "onnx"), "--dev-from", str(MINI),
+                                  "--dev-fraction", "0.2", "-o", str(tmp / "cascade")]))
+    assert "dev macro-F1" in out
+    return {"tmp": tmp, "dir": tmp / "cascade", "seconds": time.time() - t0}
+
+
+def test_dev_exclusion_holds_the_dev_ids(built) -> None:
+    from chuishao.transformer.cascade_build import dev_rows
+
+    ids = [json.loads(x)["id"] for x in (built["tmp"] / "dev.jsonl").read_text().splitlines()]  # type: ignore[operator]
+    assert ids == [r["id"] for r in dev_rows(MINI, 0.2, 0)]  # the corpus (here the same file) adds no other copies
+    manifest = read_manifest(built["tmp"] / "dev-classical")  # type: ignore[operator]
+    assert manifest["dropped_rows"]["held_out"] == len(ids)  # type: ignore[index]
+
+
+def test_directory_layout_and_manifest(built) -> None:
+    d: Path = built["dir"]  # type: ignore[assignment]
+    manifest = read_manifest(d)
+    assert manifest["model_type"] == "cascade" and str(manifest["version"]).startswith("chuishao-cascade-")
+    files = manifest["files"]
+    assert {"cascade.json", "classical/manifest.json", "classical/model.json", "classical/model.safetensors",
+            "transformer/model.onnx", "transformer/tokenizer.json", "transformer/chuishao_transformer.json"} <= set(files)
+    state = json.loads((d / "cascade.json").read_text())
+    assert 0 <= state["weight"] <= 1 and state["temperature"] > 0 and {"classical", "transformer", "cascade"} <= set(state["dev"])
+
+
+def test_load_predict_route(built) -> None:
+    model = load_model(built["dir"])  # type: ignore[arg-type]
+    assert isinstance(model, CascadeModel) and isinstance(model, RoutingModel)
+    assert model.version == read_manifest(built["dir"])["version"]  # type: ignore[arg-type]
+    texts = [NOISE, "家门口的路灯坏了一个多月，晚上漆黑一片。"]
+    proba = model.predict_proba(texts)
+    assert proba.shape == (2, len(model.classes_)) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert model.predict(texts) == [model.classes_[i] for i in proba.argmax(1)]
+    answers = model.route([*texts, "   "], ids=["a", "b", "c"])
+    assert [a.id for a in answers] == ["a", "b", "c"] and answers[2].error and answers[0].model_version == model.version
+    assert answers[0].topic == model.classes_[int(proba[0].argmax())]
+    assert answers[0].confidence == pytest.approx(float(proba[0].max()), abs=1e-4)
+    assert answers[0].needs_review == (proba[0].max() < model.params.review_threshold)
+    model.warm_up()
+    copy = pickle.loads(pickle.dumps(model))  # process pools and Spark copy the model
+    np.testing.assert_allclose(copy.predict_proba(texts), proba, atol=1e-6)
+
+
+def test_the_mix_and_the_gate() -> None:
+    pc = np.array([[0.9, 0.1], [0.4, 0.6], [0.55, 0.45]])
+    pt = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    rescored = pc.max(1) < 0.8
+    p = mix(pc, pt[rescored], rescored, 0.5)
+    np.testing.assert_allclose(p, [[0.9, 0.1], [0.7, 0.3], [0.275, 0.725]])
+    np.testing.assert_allclose(calibrate(p, 1.0), p, atol=1e-6)
+    y = np.array([0, 0, 1])
+    params = fit_cascade(pc, pt, y, 0.95, weights=(0.0, 0.5), gates=(0.8, ALL))
+    assert params.weight == 0.5 and params.gate == 0.8 and params.dev["cascade"]["accuracy"] == 1.0
+
+
+def test_cli_predict_tag_and_serve(built, tmp_path) -> None:
+    d = str(built["dir"])
+    result = runner.invoke(app, ["predict", "--model", d, NOISE])
+    _ok(result)
+    answer = json.loads(result.stdout)
+    assert set(answer) == set(RoutingAnswer.model_fields) and answer["model_version"].startswith("chuishao-cascade-")
+    src = tmp_path / "in.jsonl"
+    src.write_text(MINI.read_text(encoding="utf-8"), encoding="utf-8")
+    _ok(runner.invoke(app, ["tag", str(src), "-o", str(tmp_path / "out.jsonl"), "--model", d]))
+    rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 34 and all(r["topic"] for r in rows)
+    result = runner.invoke(app, ["test", d, str(MINI)])
+    figures = json.loads(_ok(result).strip().splitlines()[-1])
+    assert figures["model_version"] == answer["model_version"] and 0 <= figures["macro_f1"] <= 1
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from chuishao.serve.app import create_app
+    from chuishao.serve.settings import ServeSettings
+
+    settings = ServeSettings(model_dir=Path(d), db_url=f"sqlite:///{tmp_path / 'fb.sqlite3'}", api_keys=["k"],
+                             model_poll_seconds=0, max_batch=8, max_body_bytes=200_000)
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/classify", json={"text": NOISE, "id": "m-1"}, headers={"X-API-Key": "k"})
+        assert r.status_code == 200, r.text
+        assert r.json()["model_version"] == answer["model_version"]
+
+
+def test_a_tampered_cascade_is_refused(built, tmp_path) -> None:
+    import shutil
+
+    d = tmp_path / "c"
+    shutil.copytree(built["dir"], d)  # type: ignore[arg-type]
+    (d / "cascade.json").write_text((d / "cascade.json").read_text().replace('"weight"', '"weight" ', 1))
+    with pytest.raises(ModelLoadError, match="checksum"):
+        load_model(d)
+
+
+def test_the_whole_path_is_fast(built) -> None:
+    assert built["seconds"] < 60  # type: ignore[operator]
