@@ -5,8 +5,8 @@ MODEL_DIR ?= models/default
 # more training options, e.g. EXTRA="--extra-data feedback.jsonl" (operators' corrections) or "--classifier.C 1.0"
 EXTRA ?=
 
-# the fast test tier of make check: no Spark, no browser, no killed or interrupted processes, no real-data training
-FAST ?= not spark and not browser and not processes and not slow
+# the fast test tier of make check: no Spark, no browser, no killed or interrupted processes, no real-data training, no torch
+FAST ?= not spark and not browser and not processes and not slow and not transformer
 
 # the transformer path (make transformer-model): where its intermediate folders go (outside git), and the torch CPU wheels
 RUNS ?= ../runs/transformer

@@ -26,6 +26,8 @@ from chuishao.models.answer import RoutingAnswer
 from chuishao.models.cascade import ALL, CascadeModel, RoutingModel, calibrate, fit_cascade, mix
 from chuishao.models.persistence import load_model, read_manifest
 
+pytestmark = pytest.mark.transformer  # torch and onnxruntime: make test runs these, make check does not
+
 MINI = FIXTURES / "labelled-mini.jsonl"
 NOISE = "每天晚上八点到十点小区广场舞音响声音特别大，严重扰民，老人孩子都无法休息。"
 runner = CliRunner()

