@@ -321,6 +321,57 @@ def test(
             _fail(DataError(f"{exc.filename or report}: {exc.strerror or exc}; the report was not written"))
 
 
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(
+        metavar="SRC", help="CSV/TSV, XLSX, JSONL or Parquet file, or a Hugging Face dataset (save_to_disk folder, "
+                            "folder of data files, .arrow file)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL to write: id, title, text, label, sub")],
+    mapping: Annotated[Path | None, typer.Option(
+        "--mapping", help="label mapping: CSV source,target[,sub] or YAML, from the city's categories to topics "
+                          "(OTHER allowed, DROP leaves a category out)")] = None,
+    unmapped: Annotated[str | None, typer.Option(
+        "--unmapped", help="labels the mapping does not know: other (become OTHER) or drop; without: an error")] = None,
+    label_field: Annotated[str, typer.Option("--label-field", help="column/field holding the city's label")] = "label",
+    sub_field: Annotated[str, typer.Option("--sub-field", help="column/field holding a sub-problem code ('' for none)")] = "sub",
+    time_field: Annotated[str | None, typer.Option("--time-field", help="column/field holding the time, kept as 'time'")] = None,
+    taxonomy: Annotated[str, typer.Option("--taxonomy", help="default, none (any labels) or a taxonomy YAML")] = "default",
+    split: Annotated[str | None, typer.Option("--split", help="split of a Hugging Face dataset with several")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Excel worksheet (default: the first)")] = None,
+    mask_pii: Annotated[bool, typer.Option(
+        "--mask-pii/--keep-pii", help="mask phone, ID-card, bank-card numbers and e-mails in the texts written")] = True,
+    id_field: IdField = "id",
+    text_field: TextField = "text",
+    title_field: TitleField = "title",
+) -> None:
+    """Import a city's labelled messages as training JSONL, mapping its own categories to the whistle topics.
+
+    Unmapped labels are an error that lists each with its count, unless --unmapped other|drop says what to do."""
+    try:
+        from chuishao.analysis.importer import LabelMap, import_labelled
+        from chuishao.taxonomy import Taxonomy
+
+        if unmapped is not None and unmapped not in ("other", "drop"):
+            raise DataError(f"--unmapped {unmapped!r}: use other or drop")
+        tax = None if taxonomy == "none" else Taxonomy.load(None if taxonomy == "default" else taxonomy)
+        label_map = LabelMap.load(mapping, tax) if mapping is not None else None
+        _writable_dir(output.parent if str(output.parent) else Path("."), "the import")
+        summary = import_labelled(source, output, _fields(id_field, text_field, title_field), label_field,
+                                  sub_field or None, time_field, label_map, unmapped or "error", tax, split, sheet, mask_pii)
+    except ChuishaoError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(DataError(f"{exc.filename or output}: {exc.strerror or exc}; nothing was written"))
+    if summary["unmapped_rows"]:
+        listed = ", ".join(f"{k} ({v})" for k, v in summary["unmapped"].items())  # type: ignore[attr-defined]
+        action = "made OTHER" if unmapped == "other" else "left out"
+        typer.echo(f"chuishao: warning: {summary['unmapped_rows']} rows with unmapped labels {action}: {listed}", err=True)
+    if summary["dropped_by_mapping"]:
+        listed = ", ".join(f"{k} ({v})" for k, v in summary["dropped_by_mapping"].items())  # type: ignore[attr-defined]
+        typer.echo(f"chuishao: left out by the mapping (DROP): {listed}", err=True)
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
 @app.command()
 def check(
     data: Annotated[list[Path], typer.Argument(metavar="DATA...", help="labelled JSONL/CSV/XLSX/Parquet file(s) to train on")],
