@@ -642,8 +642,14 @@ def feedback_export(
     db_url: Annotated[str | None, typer.Option(
         "--db-url", help="default: CHUISHAO_DB_URL or feedback.sqlite3 in the user data directory")] = None,
     include_textless: Annotated[bool, typer.Option("--include-textless", help="also rows sent without text")] = False,
+    conflicts: Annotated[Path | None, typer.Option(
+        "--conflicts", help="JSONL listing corrections that contradict each other (one message id or one identical "
+                            "text given different topics)")] = None,
 ) -> None:
-    """Export the latest feedback per message as labelled training data."""
+    """Export the latest feedback per message as labelled training data (chuishao train --extra-data FILE).
+
+    Contradicting corrections are reported: for one message id the newest is exported; for one identical
+    text under several ids, only the newest correction is exported and the others are left out."""
     from chuishao.serve.feedback_store import FeedbackStore, export_training
     from chuishao.serve.settings import ServeSettings
 
@@ -652,9 +658,14 @@ def feedback_export(
         _fail(ChuishaoError(f"no feedback database at {url.removeprefix('sqlite:///')}"))
     store = FeedbackStore(url)
     try:
-        summary = export_training(store, output, include_textless)
+        summary = export_training(store, output, include_textless, conflicts)
     finally:
         store.close()
+    if summary["conflicting_ids"] or summary["conflicting_texts"]:
+        where = f" (listed in {conflicts})" if conflicts is not None else "; --conflicts FILE lists them"
+        typer.echo(f"chuishao: warning: contradicting corrections{where}: {summary['conflicting_ids']} message ids were "
+                   f"given different topics (the newest is exported); {summary['conflicting_texts']} identical texts "
+                   f"were given different topics ({summary['left_out_conflicting']} older corrections left out)", err=True)
     typer.echo(json.dumps({"output": str(output), **summary}, ensure_ascii=False))
 
 
