@@ -181,6 +181,9 @@ def train(
         "--text-field", help="sets data.text_field", rich_help_panel=_DATA_PANEL)] = None,
     title_field: Annotated[str | None, typer.Option(
         "--title-field", help="sets data.title_field", rich_help_panel=_DATA_PANEL)] = None,
+    allow_leakage: Annotated[bool, typer.Option(
+        "--allow-leakage", help="train even on rows that copy a held-out (data.exclude) row: sets data.leakage allow",
+        rich_help_panel=_DATA_PANEL)] = False,
     **keys: str | list[str] | None,
 ) -> None:
     """Train a model from a config (the whole recipe, data included) and save it to a directory.
@@ -191,7 +194,7 @@ def train(
     # the data flags: each sets its data.* key, or adds to its list
     flags = {"corpus": corpus, "extra_labels": extra_labels, "extra_data": extra_data, "exclude": exclude,
              "label_field": label_field, "taxonomy": taxonomy, "id_field": id_field, "text_field": text_field,
-             "title_field": title_field}
+             "title_field": title_field, "leakage": "allow" if allow_leakage else None}
     try:
         from chuishao.config import ChuishaoConfig, DataConfig
         from chuishao.models.persistence import save_model
@@ -213,6 +216,7 @@ def train(
                 data[name] = str(flag)
         recipe = recipe.model_copy(update={"data": DataConfig.model_validate(data)})
         req = TrainRequest.from_config(recipe)
+        req.preflight = _train_preflight(req, recipe.data.leakage)
         _writable_dir(output, "the model")
         model = run_train(req)
         save_model(model, output)
@@ -230,6 +234,16 @@ def train(
                "relabelled_rows": model.metadata["relabelled_rows"],
                "train_seconds": model.metadata["train_seconds"], "not_learned": not_learned}
     typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+def _train_preflight(req, leakage: str):
+    """The data check train runs before fitting (chuishao check's leakage test against data.exclude)."""
+    from functools import partial
+
+    from chuishao.analysis.checks import train_preflight
+
+    return partial(train_preflight, taxonomy=req.taxonomy, leakage=leakage, fields=req.fields,
+                   say=lambda line: typer.echo(f"chuishao: {line}", err=True))
 
 
 def _with_config_options(func):
@@ -305,6 +319,97 @@ def test(
             write_html_report(metrics, details, model, labelled, report, title=f"{model.version} on {data.name}")
         except OSError as exc:
             _fail(DataError(f"{exc.filename or report}: {exc.strerror or exc}; the report was not written"))
+
+
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(
+        metavar="SRC", help="CSV/TSV, XLSX, JSONL or Parquet file, or a Hugging Face dataset (save_to_disk folder, "
+                            "folder of data files, .arrow file)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL to write: id, title, text, label, sub")],
+    mapping: Annotated[Path | None, typer.Option(
+        "--mapping", help="label mapping: CSV source,target[,sub] or YAML, from the city's categories to topics "
+                          "(OTHER allowed, DROP leaves a category out)")] = None,
+    unmapped: Annotated[str | None, typer.Option(
+        "--unmapped", help="labels the mapping does not know: other (become OTHER) or drop; without: an error")] = None,
+    label_field: Annotated[str, typer.Option("--label-field", help="column/field holding the city's label")] = "label",
+    sub_field: Annotated[str, typer.Option("--sub-field", help="column/field holding a sub-problem code ('' for none)")] = "sub",
+    time_field: Annotated[str | None, typer.Option("--time-field", help="column/field holding the time, kept as 'time'")] = None,
+    taxonomy: Annotated[str, typer.Option("--taxonomy", help="default, none (any labels) or a taxonomy YAML")] = "default",
+    split: Annotated[str | None, typer.Option("--split", help="split of a Hugging Face dataset with several")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Excel worksheet (default: the first)")] = None,
+    mask_pii: Annotated[bool, typer.Option(
+        "--mask-pii/--keep-pii", help="mask phone, ID-card, bank-card numbers and e-mails in the texts written")] = True,
+    id_field: IdField = "id",
+    text_field: TextField = "text",
+    title_field: TitleField = "title",
+) -> None:
+    """Import a city's labelled messages as training JSONL, mapping its own categories to the whistle topics.
+
+    Unmapped labels are an error that lists each with its count, unless --unmapped other|drop says what to do."""
+    try:
+        from chuishao.analysis.importer import LabelMap, import_labelled
+        from chuishao.taxonomy import Taxonomy
+
+        if unmapped is not None and unmapped not in ("other", "drop"):
+            raise DataError(f"--unmapped {unmapped!r}: use other or drop")
+        tax = None if taxonomy == "none" else Taxonomy.load(None if taxonomy == "default" else taxonomy)
+        label_map = LabelMap.load(mapping, tax) if mapping is not None else None
+        _writable_dir(output.parent if str(output.parent) else Path("."), "the import")
+        summary = import_labelled(source, output, _fields(id_field, text_field, title_field), label_field,
+                                  sub_field or None, time_field, label_map, unmapped or "error", tax, split, sheet, mask_pii)
+    except ChuishaoError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(DataError(f"{exc.filename or output}: {exc.strerror or exc}; nothing was written"))
+    if summary["unmapped_rows"]:
+        listed = ", ".join(f"{k} ({v})" for k, v in summary["unmapped"].items())  # type: ignore[attr-defined]
+        action = "made OTHER" if unmapped == "other" else "left out"
+        typer.echo(f"chuishao: warning: {summary['unmapped_rows']} rows with unmapped labels {action}: {listed}", err=True)
+    if summary["dropped_by_mapping"]:
+        listed = ", ".join(f"{k} ({v})" for k, v in summary["dropped_by_mapping"].items())  # type: ignore[attr-defined]
+        typer.echo(f"chuishao: left out by the mapping (DROP): {listed}", err=True)
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+@app.command()
+def check(
+    data: Annotated[list[Path], typer.Argument(metavar="DATA...", help="labelled JSONL/CSV/XLSX/Parquet file(s) to train on")],
+    test_data: Annotated[list[Path] | None, typer.Option(
+        "--test", help="held-out labelled file(s): leakage (shared ids, same or near-same texts) is a problem")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole report as JSON on stdout")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the whole report as JSON here")] = None,
+    taxonomy: Annotated[str, typer.Option("--taxonomy", help="default, none (any labels) or a taxonomy YAML")] = "default",
+    min_examples: Annotated[int, typer.Option("--min-examples", min=1, help="warn about classes with fewer examples")] = 5,
+    near: Annotated[float, typer.Option("--near", min=0.5, max=1.0, help="Jaccard of char 5-grams that makes a near copy")] = 0.9,
+    label_field: Annotated[str, typer.Option("--label-field")] = "label",
+    id_field: IdField = "id",
+    text_field: TextField = "text",
+    title_field: TitleField = "title",
+) -> None:
+    """Check labelled data before training: leakage into the test set (exact and near copies, shared ids),
+    identical texts with two labels, empty texts, rare classes, taxonomy codes without an example, the
+    label distribution. The report goes to stderr; exit 1 when a problem is found."""
+    try:
+        from chuishao.analysis.checks import check_files
+        from chuishao.taxonomy import Taxonomy
+
+        tax = None if taxonomy == "none" else Taxonomy.load(None if taxonomy == "default" else taxonomy)
+        if output is not None:
+            _writable_dir(output.parent if str(output.parent) else Path("."), "the report")
+        report = check_files(data, test_data, _fields(id_field, text_field, title_field), label_field, tax,
+                             min_examples, near)
+        if output is not None:
+            report.write_json(output)
+    except ChuishaoError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(DataError(f"{exc.filename or output}: {exc.strerror or exc}; the report was not written"))
+    typer.echo(report.text(), err=True)
+    typer.echo(json.dumps(report.as_dict() if as_json else {"passed": report.passed, **report.figures},
+                          ensure_ascii=False))
+    if not report.passed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -537,8 +642,14 @@ def feedback_export(
     db_url: Annotated[str | None, typer.Option(
         "--db-url", help="default: CHUISHAO_DB_URL or feedback.sqlite3 in the user data directory")] = None,
     include_textless: Annotated[bool, typer.Option("--include-textless", help="also rows sent without text")] = False,
+    conflicts: Annotated[Path | None, typer.Option(
+        "--conflicts", help="JSONL listing corrections that contradict each other (one message id or one identical "
+                            "text given different topics)")] = None,
 ) -> None:
-    """Export the latest feedback per message as labelled training data."""
+    """Export the latest feedback per message as labelled training data (chuishao train --extra-data FILE).
+
+    Contradicting corrections are reported: for one message id the newest is exported; for one identical
+    text under several ids, only the newest correction is exported and the others are left out."""
     from chuishao.serve.feedback_store import FeedbackStore, export_training
     from chuishao.serve.settings import ServeSettings
 
@@ -547,9 +658,14 @@ def feedback_export(
         _fail(ChuishaoError(f"no feedback database at {url.removeprefix('sqlite:///')}"))
     store = FeedbackStore(url)
     try:
-        summary = export_training(store, output, include_textless)
+        summary = export_training(store, output, include_textless, conflicts)
     finally:
         store.close()
+    if summary["conflicting_ids"] or summary["conflicting_texts"]:
+        where = f" (listed in {conflicts})" if conflicts is not None else "; --conflicts FILE lists them"
+        typer.echo(f"chuishao: warning: contradicting corrections{where}: {summary['conflicting_ids']} message ids were "
+                   f"given different topics (the newest is exported); {summary['conflicting_texts']} identical texts "
+                   f"were given different topics ({summary['left_out_conflicting']} older corrections left out)", err=True)
     typer.echo(json.dumps({"output": str(output), **summary}, ensure_ascii=False))
 
 

@@ -49,6 +49,9 @@ class DataConfig(_Section):
     relabel: list[str] = Field(
         [], description="id,label,sub CSV files whose labels replace those of the train/extra_data rows with these ids")
     exclude: list[str] = Field([], description="held-out files (test sets) whose ids are never trained on")
+    leakage: Literal["refuse", "drop", "allow"] = Field(
+        "refuse", description="training rows that copy a held-out row (same id, same or near-same text): "
+                              "refuse to train | drop them | allow (--allow-leakage)")
     label_field: str = Field("label", description="field/column holding the label")
     taxonomy: str = Field("default", description="default (the bundled whistle-15) | none (any labels) | a taxonomy YAML file")
     id_field: str = Field("id", description="field/column holding the message id")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 pytest.importorskip("fastapi")
-from conftest import SERVE_KEY
+from conftest import FIXTURES, SERVE_KEY
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -66,7 +66,8 @@ def test_feedback_survives_a_restart_and_exports_as_training_data(serve_settings
     out = tmp_path / "feedback.jsonl"
     result = CliRunner().invoke(cli, ["feedback", "export", "-o", str(out), "--db-url", serve_settings.db_url])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"output": str(out), "written": 2, "skipped_without_text": 1}
+    assert json.loads(result.stdout) == {"output": str(out), "written": 2, "skipped_without_text": 1, "conflicting_ids": 0,
+                                         "conflicting_texts": 0, "left_out_conflicting": 0}
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [(r["id"], r["label"], r["sub"]) for r in rows] == [("rx-2", "W05", "W05b"), ("rx-1", "W06", "W06b")]
     assert rows[1]["departments"] == {"lead": "生态环境局", "assist": ["城管执法局"]}
@@ -120,3 +121,33 @@ def test_feedback_checks_predicted_topic_and_title_length(serve_settings):
         assert r.status_code == 422 and "unknown predicted_topic" in r.text
         r = c.post("/v1/feedback", json=fb(title="路灯" * 300), headers=KEY)
         assert r.status_code == 413 and "title too long" in r.text
+
+
+def test_contradicting_corrections_are_reported_and_the_export_trains_a_model(serve_settings, tmp_path):
+    """Feedback made through the service, exported, then given to `chuishao train --extra-data`."""
+    same = "小区门口的垃圾桶满了好几天没人清运，臭气熏天，夏天苍蝇乱飞。"
+    with TestClient(create_app(serve_settings)) as c:
+        for body in (fb(id="c-1", topic="W05", sub="W05b"), fb(id="c-1", topic="W06", sub="W06a"),  # one id, two topics
+                     fb(id="c-2", topic="W12", sub=None, text=same), fb(id="c-3", topic="W08", sub=None, text=" " + same),
+                     fb(id="c-4", topic="W13", sub=None, text="自来水发黄有异味，烧开后有沉淀。")):
+            assert c.post("/v1/feedback", json=body, headers=KEY).status_code == 201
+    out, conflicts = tmp_path / "feedback.jsonl", tmp_path / "conflicts.jsonl"
+    result = CliRunner().invoke(cli, ["feedback", "export", "-o", str(out), "--db-url", serve_settings.db_url,
+                                      "--conflicts", str(conflicts)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["conflicting_ids"] == 1 and summary["conflicting_texts"] == 1 and summary["left_out_conflicting"] == 1
+    assert "contradicting corrections (listed in" in result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted((r["id"], r["label"]) for r in rows) == [("c-1", "W06"), ("c-3", "W08"), ("c-4", "W13")]
+    listed = [json.loads(line) for line in conflicts.read_text(encoding="utf-8").splitlines()]
+    by_kind = {c["kind"]: c for c in listed}
+    assert [h["topic"] for h in by_kind["same_id"]["history"]] == ["W05", "W06"] and by_kind["same_id"]["exported"] == "W06"
+    assert by_kind["same_text"]["left_out"] == [{"message_id": "c-2", "topic": "W12"}]
+
+    cfg = tmp_path / "tiny.yaml"  # a tiny recipe on the fixtures: no ../shared path in it
+    cfg.write_text(f"data: {{train: ['{FIXTURES / 'labelled-mini.jsonl'}']}}\n"
+                   "features: {min_df: 1, max_features: null}\nclassifier: {calibration_folds: 2}\n", encoding="utf-8")
+    trained = CliRunner().invoke(cli, ["train", "--config", str(cfg), "--extra-data", str(out), "-o", str(tmp_path / "m")])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["training_rows"] == 34 + 3

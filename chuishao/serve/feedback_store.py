@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 
+from chuishao.analysis.checks import matching_form
 from chuishao.pipeline.privacy import mask_pii_raw
 
 log = logging.getLogger("chuishao.serve")
@@ -252,8 +253,50 @@ def training_record(row: Feedback) -> dict[str, object]:
     }
 
 
-def export_training(store: FeedbackStore, output: Path, include_textless: bool = False) -> dict[str, int]:
-    """Write the latest feedback per message as JSONL (atomically); rows without text are skipped."""
+def feedback_conflicts(store: FeedbackStore, include_textless: bool = False) -> tuple[list[dict[str, object]], set[int]]:
+    """Corrections that contradict each other, and the feedback rows (pk) the export leaves out.
+
+    - ``same_id``: one message id was given different topics over time. The newest is exported
+      (a correction of a correction), the others are listed, not lost from view.
+    - ``same_text``: messages with the identical text (in the matching form of ``chuishao check``:
+      NFKC, letters and digits) whose latest corrections name different topics. Training on both
+      would teach the model a contradiction: the newest is exported, the others are left out.
+    """
+    history: dict[str, list[tuple[str, str | None, str | None, str | None]]] = {}
+    query = select(Feedback.message_id, Feedback.topic, Feedback.sub, Feedback.operator, Feedback.created).order_by(Feedback.pk)
+    with Session(store.engine) as session:
+        for message_id, topic, sub, operator, created in session.execute(query.execution_options(yield_per=2000)):
+            history.setdefault(message_id, []).append(
+                (topic, sub, operator, _utc(created).isoformat() if created else None))
+    conflicts: list[dict[str, object]] = []
+    for message_id, rows in history.items():
+        if len({topic for topic, *_ in rows}) > 1:
+            conflicts.append({"kind": "same_id", "message_id": message_id, "exported": rows[-1][0],
+                              "history": [{"topic": t, "sub": s, "operator": o, "created": c} for t, s, o, c in rows]})
+    by_text: dict[str, list[tuple[int, str, str]]] = {}  # form -> [(pk, message id, topic)], oldest first
+    for row in store.latest_per_message():
+        if has_text(row.text) or include_textless:
+            form = matching_form(row.text)
+            if form:
+                by_text.setdefault(form, []).append((row.pk, row.message_id, row.topic))
+    left_out: set[int] = set()
+    for members in by_text.values():
+        if len({topic for _, _, topic in members}) > 1:
+            kept = members[-1]
+            dropped = [m for m in members[:-1] if m[2] != kept[2]]
+            left_out.update(pk for pk, _, _ in dropped)
+            conflicts.append({"kind": "same_text", "exported": {"message_id": kept[1], "topic": kept[2]},
+                              "left_out": [{"message_id": i, "topic": t} for _, i, t in dropped],
+                              "agreeing": [{"message_id": i, "topic": t} for _, i, t in members[:-1] if t == kept[2]]})
+    return conflicts, left_out
+
+
+def export_training(store: FeedbackStore, output: Path, include_textless: bool = False,
+                    conflicts_file: Path | None = None) -> dict[str, int]:
+    """Write the latest feedback per message as JSONL (atomically); rows without text are skipped.
+    Contradicting corrections (see ``feedback_conflicts``) are counted, and listed in ``conflicts_file``
+    (JSONL) when given; of identical texts with different topics only the newest is written."""
+    conflicts, left_out = feedback_conflicts(store, include_textless)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.part")
     written = skipped = 0
@@ -262,7 +305,17 @@ def export_training(store: FeedbackStore, output: Path, include_textless: bool =
             if not has_text(row.text) and not include_textless:
                 skipped += 1
                 continue
+            if row.pk in left_out:
+                continue
             fh.write(json.dumps(training_record(row), ensure_ascii=False) + "\n")
             written += 1
+    if conflicts_file is not None:
+        conflicts_file.parent.mkdir(parents=True, exist_ok=True)
+        part = conflicts_file.with_name(f".{conflicts_file.name}.part")
+        part.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conflicts), encoding="utf-8")
+        part.replace(conflicts_file)
     tmp.replace(output)
-    return {"written": written, "skipped_without_text": skipped}
+    return {"written": written, "skipped_without_text": skipped,
+            "conflicting_ids": sum(1 for c in conflicts if c["kind"] == "same_id"),
+            "conflicting_texts": sum(1 for c in conflicts if c["kind"] == "same_text"),
+            "left_out_conflicting": len(left_out)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from chuishao.models.classifier import ChuishaoClassifier
 from chuishao.pipeline.doc import Doc
 from chuishao.taxonomy import Taxonomy
 from chuishao.training.data import LabelledSet, check_labels, read_id_labels, read_labelled, relabelled
+
+# A check of the training set against the held-out rows before fitting (chuishao.analysis.checks
+# gives one: it sits above this layer): the training rows to leave out, and figures for the manifest.
+# It raises DataError to refuse the data.
+Preflight = Callable[["LabelledSet", list[InputRecord]], tuple[set[int], dict[str, object]]]
 
 
 @dataclass
@@ -27,6 +33,7 @@ class TrainRequest:
     corpus: Path | None = None  # unlabelled messages: self-training, and the texts of extra labels
     exclude: list[Path] | None = None  # files whose ids must never be used (held-out test sets)
     relabel: list[Path] | None = None  # id,label,sub files replacing the labels of DATA/extra_data rows
+    preflight: Preflight | None = None  # e.g. the leakage check of `chuishao train`
 
     @classmethod
     def from_config(cls, config: ChuishaoConfig) -> TrainRequest:
@@ -117,12 +124,17 @@ def _without_excluded_and_repeats(data: LabelledSet, excluded: frozenset[str] | 
     return data.take(keep)
 
 
-def _ids_of(paths: list[Path], fields: FieldMap | None) -> set[str]:
-    """The message ids of held-out files (rows without an id have none to match)."""
+def _held_out(paths: list[Path], fields: FieldMap | None) -> tuple[set[str], list[InputRecord]]:
+    """The message ids of held-out files (rows without an id have none to match), and their records
+    (the leakage check compares texts)."""
     ids: set[str] = set()
+    records: list[InputRecord] = []
     for p in paths:
-        ids.update(r.id for r in read_records(p, fields) if has_given_id(r, fields))
-    return ids
+        for r in read_records(p, fields):
+            records.append(r)
+            if has_given_id(r, fields):
+                ids.add(r.id)
+    return ids, records
 
 
 def _unlabelled_docs(model: ChuishaoClassifier, corpus: list[InputRecord], banned: set[str]) -> list[Doc]:
@@ -141,9 +153,17 @@ def _not_learned(taxonomy: Taxonomy, data: LabelledSet) -> list[str]:
 
 def train(req: TrainRequest) -> ChuishaoClassifier:
     started = time.perf_counter()
-    excluded = _ids_of(req.exclude or [], req.fields)  # held-out ids, read once
+    excluded, held_out = _held_out(req.exclude or [], req.fields)  # held-out ids and texts, read once
     corpus = _read_corpus(req)
     data, from_data_files, dropped, relabelled_rows = load_training_set(req, excluded, corpus)
+    data_check: dict[str, object] = {}
+    if req.preflight is not None:
+        leave_out, data_check = req.preflight(data, held_out)
+        if leave_out:
+            keep = [i for i in range(len(data)) if i not in leave_out]
+            from_data_files = sum(1 for i in keep if i < from_data_files)
+            data = data.take(keep)
+            dropped["leaked"] = len(leave_out)
     sources = [*req.data, *(req.extra_data or []), *(req.extra_labels or []), *(req.relabel or [])]
     files = ", ".join(str(p) for p in sources)
     if len(set(data.labels)) < 2:
@@ -167,6 +187,7 @@ def train(req: TrainRequest) -> ChuishaoClassifier:
         "training_files": [str(p) for p in sources],
         "unlabelled_docs": len(extra_docs),
         "not_learned": _not_learned(taxonomy, data),
+        **({"data_check": data_check} if data_check else {}),
         "train_seconds": round(time.perf_counter() - started, 1),
     })
     return model
