@@ -83,11 +83,12 @@ def test_authored_examples_are_our_own_text(shared_data):
 
 
 def test_bundled_model_keeps_its_reported_quality(shared_data):
-    """Regression floor a little under the README's figures (0.763 / 0.860)."""
+    """Regression floor a little under the README's figures (0.750 / 0.846, trained without the 12 train
+    rows that copy test rows)."""
     model = load_model()
     figures = evaluate(model, read_labelled(shared_data / "whistle" / "test.jsonl"))
     assert figures["errors"] == 0
-    assert figures["macro_f1"] >= 0.75 and figures["accuracy"] >= 0.85
+    assert figures["macro_f1"] >= 0.74 and figures["accuracy"] >= 0.84
     assert figures["top3_accuracy"] >= 0.96
     # calibrated: answers not flagged for review are right far more often than the rest
     assert figures["accuracy_when_sure"] >= 0.92

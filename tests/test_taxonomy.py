@@ -251,16 +251,22 @@ def test_invalid_sub_problem_departments_are_an_error(tmp_path, departments, mat
         Taxonomy.load(_write(tmp_path, mutate))
 
 
-def test_an_answer_with_a_sub_problem_gets_its_departments():
+def test_an_answer_with_a_sub_problem_gets_its_departments(tmp_path):
+    import re
+
     from chuishao.models.persistence import load_model
 
-    bundled = load_model()  # its own taxonomy copy: the topic's departments
-    edited = load_model(taxonomy=Taxonomy.load())  # the shipped file, with the W14 sub-problems' departments
+    bundled = load_model()  # trained on the shipped file, with the W14 sub-problems' departments
+    # the same taxonomy without sub-problem departments: every W14 answer gets the topic's
+    plain_text = re.sub(r",\s*departments: \{assist: \[[^]]*\]\}", "", BUNDLED)
+    assert plain_text != BUNDLED
+    plain = load_model(taxonomy=Taxonomy.load(_text(tmp_path, plain_text)))
+    edited = load_model(taxonomy=Taxonomy.load())
     for text, sub, assist in (("暖气不热，家里只有十几度", "W14a", ["供热企业"]),
                               ("楼道里燃气管道漏气，煤气味很重", "W14b", ["燃气企业"])):
-        before, after = bundled.route([text])[0], edited.route([text])[0]
-        assert before.sub == after.sub == sub
-        assert before.departments.assist == ["供热企业", "燃气企业", "供电企业"]
-        assert after.departments.assist == assist and after.departments.lead == "城市管理局(供热燃气)"
+        answer, fallback = bundled.route([text])[0], plain.route([text])[0]
+        assert answer.sub == fallback.sub == sub
+        assert answer.departments.assist == assist and answer.departments.lead == "城市管理局(供热燃气)"
+        assert fallback.departments.assist == ["供热企业", "燃气企业", "供电企业"]
     other = edited.route(["楼下烧烤店油烟很大，窗户都不敢开"])[0]  # no sub-problem departments: the topic's
     assert other.departments.model_dump() == Taxonomy.load().departments(other.topic)
