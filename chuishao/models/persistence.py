@@ -59,12 +59,10 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 _NOT_SAVED = ("version", "directory")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks (model files are tens of MB)."""
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _learned(state: dict[str, object], arrays: dict[str, np.ndarray]) -> str:
@@ -140,7 +138,7 @@ def save_model(model: ChuishaoClassifier, directory: str | Path, *, created: str
             "config": state["config"],
             "heldout": model.heldout_,
             "training": model.training_summary_,
-            "files": {name: _sha256(temporary[name]) for name in DATA_FILES},
+            "files": {name: file_sha256(temporary[name]) for name in DATA_FILES},
             **state["metadata"],  # type: ignore[dict-item]
         }
         temporary[MANIFEST_FILE].write_bytes(_json_bytes(manifest))
@@ -229,7 +227,7 @@ def _verify(directory: Path, manifest: dict[str, object]) -> None:
         path = directory / name
         if ".." in Path(name).parts or not path.is_file():
             raise ModelLoadError(f"{directory}: {name} is missing")
-        if _sha256(path) != checksum:
+        if file_sha256(path) != checksum:
             raise ModelLoadError(f"{path}: checksum mismatch, the file is corrupted or was replaced")
 
 
@@ -332,7 +330,7 @@ def save_cascade(classical_dir: str | Path, onnx_dir: str | Path, params: Cascad
                 shutil.copy2(onnx_dir / name, tmp / TRANSFORMER_DIR / name)
         state = params.to_state()
         (tmp / CASCADE_FILE).write_bytes(_json_bytes(state))
-        files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(tmp)): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         taxonomy = classical_manifest.get("taxonomy") or {}
         name = str(taxonomy.get("name", "free")) if isinstance(taxonomy, dict) else "free"
         encoder_meta = json.loads((tmp / TRANSFORMER_DIR / META_FILE).read_text(encoding="utf-8"))

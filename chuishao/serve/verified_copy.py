@@ -19,18 +19,10 @@ import tempfile
 from pathlib import Path
 
 from chuishao.errors import ModelLoadError
-from chuishao.models.persistence import DATA_FILES, MANIFEST_FILE, checksum, read_manifest
+from chuishao.models.persistence import DATA_FILES, MANIFEST_FILE, checksum, file_sha256, read_manifest
 
 log = logging.getLogger("chuishao.serve")
 CURRENT = "current"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify(directory: Path) -> str:
@@ -41,7 +33,7 @@ def verify(directory: Path) -> str:
     for name, expected in files.items():
         path = directory / name
         try:
-            actual = _sha256(path)
+            actual = file_sha256(path)
         except OSError as exc:
             raise ModelLoadError(f"{directory}: {name} is unreadable ({exc.strerror or exc})") from exc
         if actual != expected:

@@ -13,7 +13,6 @@ given texts use (ids remapped in their old order), optional layer truncation kee
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 import unicodedata
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from chuishao.models.persistence import file_sha256
 
 MAGIC = b"E5S1"
 QK = 32
@@ -388,14 +389,6 @@ class ConvertReport:
     kept_from: list[str]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def convert(src: str | Path, out_dir: str | Path, *, keep_vocab_from: Sequence[str | Path] = (),
             layers: int | None = None, text_fields: Sequence[str] = ("title", "text")) -> ConvertReport:
     """Dequantise an E5S1 file into ``out_dir`` (config.json, model.safetensors, tokenizer files)."""
@@ -445,7 +438,7 @@ def convert(src: str | Path, out_dir: str | Path, *, keep_vocab_from: Sequence[s
     config.save_pretrained(str(out))
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     save_tokenizer(tok, out, f.max_positions)
-    sha = _sha256(src)
+    sha = file_sha256(src)
     report = ConvertReport(str(out), vocab_size, len(f.pieces), nl, int(sum(v.size for v in tensors.values())),
                            sha, [str(p) for p in keep_vocab_from])
     meta = {"source": str(src), **report.__dict__, "pooling": "mean", "prefixes": {"query": "query: ",
