@@ -107,7 +107,8 @@ def test_store_and_export_on_postgresql(pg_url, tmp_path):
         store.add(**{**fb(1, "a"), "topic": "W05", "sub": None, "text": None})  # a correction without text
         assert store.count() == 2
         summary = export_training(store, tmp_path / "out.jsonl")
-        assert summary == {"written": 1, "skipped_without_text": 0}
+        assert summary == {"written": 1, "skipped_without_text": 0, "conflicting_ids": 1, "conflicting_texts": 0,
+                           "left_out_conflicting": 0}
         assert '"label": "W05"' in (tmp_path / "out.jsonl").read_text(encoding="utf-8")
     finally:
         store.close()

@@ -65,11 +65,12 @@ def test_chuishao_test_says_how_many_rows_were_trained_on(tiny_model_dir, tmp_pa
 
 def test_a_model_without_prints_says_it_cannot_check(tiny_model, tmp_path):
     old = load_model(save_model(tiny_model, tmp_path / "m"))
-    old.training_rows_ = None  # as the bundled model, saved before models kept them
+    old.training_rows_ = None  # as a model saved before models kept them
     metrics = evaluate(old, read_labelled(MINI))
     assert metrics["training_overlap"]["checked"] is False
     assert "cannot check" in metrics["training_overlap"]["message"]
-    r = runner.invoke(app, ["test", str(Path(__file__).resolve().parent.parent / "models" / "default"), str(MINI)])
+    saved = save_model(old, tmp_path / "without-prints")
+    r = runner.invoke(app, ["test", str(saved), str(MINI)])
     assert r.exit_code == 0 and "cannot check whether these rows were in the training data" in r.stderr
 
 
