@@ -29,7 +29,7 @@ check:  ## lint, types, import layering and the fast tests: under a minute (make
 	$(PYTHON) -m ruff check chuishao tests bench
 	$(PYTHON) -m mypy chuishao
 	PYTHONPATH=$(CURDIR) lint-imports --no-cache
-	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -q -m "$(FAST)"
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -q -n 2 -m "$(FAST)"  # both cores (pytest-xdist)
 
 test: deps  ## install what the tests use and run them all (.ci/run runs make check, then this)
 	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -q

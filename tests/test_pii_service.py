@@ -35,6 +35,7 @@ def _db_dump(url: str) -> str:
     return "\n".join(" | ".join(str(v) for v in row) for row in rows)
 
 
+@pytest.mark.slow  # 240 generated messages through the whole service
 def test_generated_personal_data_never_leaves_the_service_unmasked(serve_settings, caplog, tmp_path):
     caplog.set_level(logging.DEBUG)
     sent: list[tuple[str, str]] = []

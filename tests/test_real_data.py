@@ -25,6 +25,7 @@ def _grams(record: dict, n: int = 5) -> set[str]:
     return {text[i:i + n] for i in range(len(text) - n + 1)}
 
 
+@pytest.mark.slow  # reads the whole corpus
 @pytest.mark.parametrize("name", ["extra-rare.csv", "extra-corpus.csv"])
 def test_our_labels_join_the_corpus_and_never_touch_test(shared_data, name):
     def read(split: str) -> list[dict]:
