@@ -489,3 +489,31 @@ def test_a_relabel_file_may_name_held_out_rows(tmp_path, tiny_config_file):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["training_rows"] == 33 and summary["relabelled_rows"] == 0 and summary["dropped_rows"]["held_out"] == 1
+
+
+def test_transformer_commands_without_the_extra_name_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    result = runner.invoke(app, ["transformer", "finetune", str(tmp_path), str(MINI), str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "torch not installed: pip install '.[transformer]'" in result.output
+
+
+def test_a_cascade_without_onnxruntime_is_a_clear_load_error(tmp_path, monkeypatch):
+    import builtins
+
+    from chuishao.errors import ModelLoadError
+    from chuishao.models.onnx_encoder import OnnxClassifier
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'", name="onnxruntime")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(ModelLoadError, match=r"needs onnxruntime: pip install '\.\[transformer\]'"):
+        OnnxClassifier.load(tmp_path)

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from chuishao.errors import ModelLoadError
+
 META_FILE = "chuishao_transformer.json"
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -46,8 +48,12 @@ class OnnxClassifier:
 
     @classmethod
     def load(cls, onnx_dir: str | Path, *, int8: bool = False, threads: int = 1) -> OnnxClassifier:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise ModelLoadError(f"{onnx_dir}: a transformer model needs {exc.name}: pip install '.[transformer]' "
+                                 f"in the chuishao checkout") from None
 
         d = Path(onnx_dir)
         opts = ort.SessionOptions()

