@@ -10,7 +10,6 @@ what the old ``__setstate__`` methods made, before the model is saved again as d
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import json
 import sys
@@ -25,6 +24,7 @@ import scipy.sparse as sp
 from chuishao.errors import ModelLoadError
 from chuishao.models.classifier import ChuishaoClassifier
 from chuishao.models.linear import LinearScorer, SparseScorer
+from chuishao.models.persistence import file_sha256
 from chuishao.pipeline.features import NgramTfidf, TermTable
 
 PICKLE_FILE = "model.joblib"
@@ -105,7 +105,7 @@ def read_pickled(directory: str | Path) -> tuple[ChuishaoClassifier, dict[str, o
     if not isinstance(manifest, dict) or not isinstance(manifest.get("model_sha256"), str) \
             or not isinstance(manifest.get("version"), str):
         raise ModelLoadError(f"{manifest_path}: not an old chuishao manifest (version and model_sha256 expected)")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != manifest["model_sha256"]:
+    if file_sha256(path) != manifest["model_sha256"]:
         raise ModelLoadError(f"{path}: checksum mismatch, the file is corrupted or was replaced")
     try:
         with _old_module_names():
