@@ -156,6 +156,29 @@ def dev_exclude_cmd(
     typer.echo(json.dumps(dev_exclusion(train, out, corpus, dev_fraction, dev_seed)))
 
 
+@app.command("extra-rows")
+def extra_rows_cmd(
+    corpus: Annotated[Path, typer.Option("--corpus", help="corpus JSONL the label files name by id")],
+    out: Annotated[Path, typer.Option("--output", "-o", help="JSONL to write (for finetune --extra-train)")],
+    labels: Annotated[list[Path], typer.Option("--labels", help="id,label,sub CSV joined with the corpus")],
+    data: Annotated[list[Path] | None, typer.Option("--data", help="labelled JSONL (e.g. authored rows)")] = None,
+    exclude: Annotated[Path | None, typer.Option("--exclude", help="JSONL of ids to leave out (dev-exclude's output)")] = None,
+    max_other: Annotated[int | None, typer.Option(help="keep a seeded sample of this many OTHER rows")] = None,
+    seed: int = 0,
+) -> None:
+    """Training-only rows for the encoder: our corpus labels and authored rows, minus the dev split's ids."""
+    from chuishao.transformer.data import extra_rows, read_jsonl
+
+    excluded = [str(r["id"]) for r in read_jsonl(exclude)] if exclude else []
+    rows = extra_rows(corpus, labels, data or [], excluded, max_other, seed)
+    with out.open("w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["label"]] = counts.get(r["label"], 0) + 1
+    typer.echo(json.dumps({"rows": len(rows), "labels": dict(sorted(counts.items()))}, ensure_ascii=False))
+
+
 @app.command("cascade")
 def cascade_cmd(
     classical: Annotated[Path, typer.Option("--classical", help="the classical model to ship (trained on everything)")],

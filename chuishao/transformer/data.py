@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from chuishao.errors import DataError
+from chuishao.io.labels import read_id_label_file
+from chuishao.io.records import read_records
 from chuishao.models.onnx_encoder import TitleMode, format_text
 
-__all__ = ["TitleMode", "build_dataset", "format_text", "read_jsonl", "sqrt_inverse_frequency", "stratified_split"]
+__all__ = ["TitleMode", "build_dataset", "extra_rows", "format_text", "read_jsonl", "sqrt_inverse_frequency",
+           "stratified_split"]
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -64,3 +69,34 @@ def build_dataset(records: Sequence[dict[str, Any]], tokenizer: Any, label2id: d
     if label2id is not None:
         cols["labels"] = [label2id[r["label"]] for r in records]
     return Dataset.from_dict(cols)
+
+
+def extra_rows(corpus: str | Path, label_files: Iterable[str | Path], data_files: Iterable[str | Path] = (),
+               exclude_ids: Iterable[str] = (), max_other: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """Training-only rows beyond the split file: our ``id,label,sub`` files joined with the corpus by id, plus
+    labelled JSONL files (authored examples), minus ``exclude_ids`` (the dev split and its near-copies). Our corpus
+    labels are mostly OTHER; ``max_other`` keeps a seeded sample of that many OTHER rows so the encoder's epochs go
+    to the topics. An id of a label file that the corpus lacks is an error, as in classical training."""
+    excluded = set(exclude_ids)
+    records: dict[str, Any] = {}
+    for rec in read_records(corpus):
+        if not rec.error:
+            records.setdefault(rec.id, rec)  # an id the corpus repeats: its first message
+    rows: list[dict[str, Any]] = []
+    for path in label_files:
+        wanted = read_id_label_file(path)
+        missing = sorted(set(wanted) - set(records))
+        if missing:
+            raise DataError(f"{path}: {len(missing)} of its ids have no usable text in {corpus} "
+                            f"(e.g. {', '.join(missing[:5])})")
+        rows += [{"id": i, "title": rec.title, "text": rec.text, "label": wanted[i][0]}
+                 for i, rec in records.items() if i in wanted and i not in excluded]
+    for path in data_files:
+        rows += [{k: r.get(k) for k in ("id", "title", "text", "label")}
+                 for r in read_jsonl(path) if r.get("id") not in excluded]
+    if max_other is not None:
+        other = [r for r in rows if r["label"] == "OTHER"]
+        random.Random(seed).shuffle(other)
+        rows = [r for r in rows if r["label"] != "OTHER"] + other[:max_other]
+    random.Random(seed + 1).shuffle(rows)
+    return rows
