@@ -184,6 +184,12 @@ def train(
     allow_leakage: Annotated[bool, typer.Option(
         "--allow-leakage", help="train even on rows that copy a held-out (data.exclude) row: sets data.leakage allow",
         rich_help_panel=_DATA_PANEL)] = False,
+    model_type: Annotated[str | None, typer.Option(
+        "--model-type", help="sets model_type: classical | cascade (classical + a fine-tuned encoder, hours on a CPU)")] = None,
+    base: Annotated[str | None, typer.Option(
+        "--base", help="sets transformer.base: the encoder folder a cascade fine-tunes")] = None,
+    work_dir: Annotated[Path | None, typer.Option(
+        "--work-dir", help="cascade: folder for the steps' outputs, so a rerun resumes (default OUTPUT.work)")] = None,
     **keys: str | list[str] | None,
 ) -> None:
     """Train a model from a config (the whole recipe, data included) and save it to a directory.
@@ -206,6 +212,10 @@ def train(
         for name, value in keys.items():
             if value is not None and value != []:
                 overrides[name.removeprefix("cfg_").replace("__", ".")] = value
+        if model_type is not None:
+            overrides["model_type"] = model_type
+        if base is not None:
+            overrides["transformer.base"] = base
         recipe = ChuishaoConfig.load(config, overrides)
         data = recipe.data.model_dump()
         data["train"] += [str(Path(f)) for f in data_files]
@@ -215,6 +225,9 @@ def train(
             elif flag is not None:
                 data[name] = str(flag)
         recipe = recipe.model_copy(update={"data": DataConfig.model_validate(data)})
+        if recipe.model_type == "cascade":
+            _train_cascade(recipe, output, work_dir or output.with_name(output.name + ".work"))
+            return
         req = TrainRequest.from_config(recipe)
         req.preflight = _train_preflight(req, recipe.data.leakage)
         _writable_dir(output, "the model")
@@ -234,6 +247,27 @@ def train(
                "relabelled_rows": model.metadata["relabelled_rows"],
                "train_seconds": model.metadata["train_seconds"], "not_learned": not_learned}
     typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+def _train_cascade(recipe, output: Path, work: Path) -> None:
+    """model_type cascade: the classical models through the same preflight and training as a classical model."""
+    from chuishao.extras import TRANSFORMER_MODULES, require
+    from chuishao.models.persistence import save_model
+    from chuishao.recipes.cascade import check_recipe, train_cascade
+    from chuishao.training.train import TrainRequest
+    from chuishao.training.train import train as run_train
+
+    check_recipe(recipe)
+    require(TRANSFORMER_MODULES, "model_type cascade")
+    _writable_dir(output, "the model")
+
+    def train_classical(part, folder: Path) -> None:
+        req = TrainRequest.from_config(part)
+        req.preflight = _train_preflight(req, part.data.leakage)
+        save_model(run_train(req), folder)
+
+    result = train_cascade(recipe, output, work, train_classical, say=lambda line: typer.echo(f"chuishao: {line}", err=True))
+    typer.echo(json.dumps({"model": str(output), "work_dir": str(work), **result}, ensure_ascii=False, default=str))
 
 
 def _train_preflight(req, leakage: str):

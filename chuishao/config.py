@@ -111,6 +111,30 @@ class ReviewConfig(_Section):
     evidence_terms: int = Field(6, ge=0, description="terms of the message shown as evidence for its topic")
 
 
+class TransformerConfig(_Section):
+    """The encoder half of ``model_type: cascade`` (chuishao.recipes.cascade); a classical model ignores it."""
+
+    base: str | None = Field(
+        None, description="encoder folder: chuishao transformer import-encoder's output, or a local HF BERT-style encoder",
+    )
+    max_length: int = Field(128, ge=8, le=512, description="pieces of query: title。text kept per message")
+    epochs: float = Field(3.0, gt=0, description="passes over the training rows (the best dev checkpoint is kept)")
+    batch_size: int = Field(16, ge=1, description="messages per optimiser step")
+    lr: float = Field(8e-5, gt=0, description="AdamW learning rate of the encoder")
+    head_lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the linear head")
+    dev_fraction: float = Field(
+        0.15, gt=0, lt=1, description="stratified share of data.train kept as dev: early stopping and the cascade weights",
+    )
+    max_other: Annotated[int, Field(ge=0)] | None = Field(
+        1500, description="OTHER rows of data.extra_labels the encoder trains on, a seeded sample (null: all)",
+    )
+    evals_per_epoch: int = Field(2, ge=1, description="dev evaluations per epoch")
+    patience: int = Field(3, ge=1, description="dev evaluations without a better macro-F1 before stopping")
+    threads: int = Field(2, ge=1, description="torch threads while fine-tuning")
+    int8: bool = Field(True, description="ship the dynamic int8 ONNX encoder (fp32 otherwise)")
+    max_share: float = Field(1.0, gt=0, le=1, description="only gates re-scoring at most this share of dev messages")
+
+
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _DATA_PATHS = ("train", "corpus", "extra_labels", "extra_data", "exclude", "taxonomy")
 
@@ -129,7 +153,11 @@ class ChuishaoConfig(_Section):
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
-    seed: int = Field(0, description="random seed of the SVMs and the folds")
+    seed: int = Field(0, description="random seed of the SVMs, the folds, the dev split and the fine-tuning")
+    model_type: Literal["classical", "cascade"] = Field(
+        "classical", description="classical (TF-IDF + linear) | cascade (classical + a fine-tuned encoder for the unsure)",
+    )
+    transformer: TransformerConfig = Field(default_factory=TransformerConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None,
@@ -165,6 +193,11 @@ class ChuishaoConfig(_Section):
             elif value is not None:
                 data[key] = self._interpolate(value, f"data.{key}")
         return DataConfig.model_validate(data)
+
+    def resolved_base(self) -> str | None:
+        """transformer.base with its ``${paths.NAME}`` replaced."""
+        base = self.transformer.base
+        return None if base is None else self._interpolate(base, "transformer.base")
 
     def portable(self) -> ChuishaoConfig:
         """The recipe as a model keeps it: the path variables keep their names, not this machine's

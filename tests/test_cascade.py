@@ -157,3 +157,32 @@ def test_a_tampered_cascade_is_refused(built, tmp_path) -> None:
 
 def test_the_whole_path_is_fast(built) -> None:
     assert built["seconds"] < 60  # type: ignore[operator]
+
+
+def test_train_model_type_cascade_builds_and_resumes(built, tmp_path) -> None:
+    """`chuishao train --model-type cascade --base ENC`: the whole recipe from one config; a rerun resumes."""
+    tmp = built["tmp"]
+    cfg = tmp_path / "cascade.yaml"
+    cfg.write_text("features: {min_df: 1, max_features: null}\nclassifier: {calibration_folds: 2}\n"
+                   "transformer: {max_length: 48, epochs: 1, batch_size: 8, dev_fraction: 0.2, threads: 1, "
+                   "evals_per_epoch: 1, max_other: null}\n", encoding="utf-8")
+    out, work = tmp_path / "model", tmp_path / "work"
+    args = ["train", str(MINI), "-o", str(out), "--config", str(cfg), "--model-type", "cascade",
+            "--base", str(tmp / "enc"), "--work-dir", str(work)]
+    first = runner.invoke(app, args)
+    _ok(first)
+    summary = json.loads(next(line for line in first.stdout.splitlines() if line.startswith('{"model"')))
+    assert summary["model"] == str(out) and 0 <= summary["weight"] <= 1
+    manifest = read_manifest(out)
+    assert manifest["model_type"] == "cascade" and manifest["recipe"]["model_type"] == "cascade"
+    assert manifest["recipe"]["transformer"]["base"] == str(tmp / "enc")
+    model = load_model(out)
+    assert isinstance(model, CascadeModel) and model.route([NOISE])[0].topic in model.classes_
+    assert {p.name for p in work.iterdir()} >= {"classical", "dev-classical", "encoder", "onnx", "dev-exclude.jsonl",
+                                                "extra.jsonl", "finetune.done.json"}
+    second = runner.invoke(app, args)
+    _ok(second)
+    assert "finetune: done before" in second.stderr and "classical: done before" in second.stderr
+    changed = runner.invoke(app, [*args, "--transformer.lr", "0.002"])
+    _ok(changed)
+    assert "finetune: running" in changed.stderr

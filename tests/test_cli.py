@@ -498,7 +498,22 @@ def test_transformer_commands_without_the_extra_name_it(tmp_path, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     result = runner.invoke(app, ["transformer", "finetune", str(tmp_path), str(MINI), str(tmp_path / "out")])
     assert result.exit_code == 2
-    assert "torch not installed: pip install '.[transformer]'" in result.output
+    assert "needs torch: pip install '.[transformer]'" in result.output
+
+
+def test_a_cascade_recipe_without_the_extra_or_an_encoder_says_what_is_missing(tmp_path, monkeypatch):
+    import importlib.util
+
+    result = runner.invoke(app, ["train", str(MINI), "-o", str(tmp_path / "m"), "--model-type", "cascade"])
+    assert result.exit_code != 0 and "transformer.base" in result.output
+    (tmp_path / "enc").mkdir()
+    (tmp_path / "enc" / "config.json").write_text("{}", encoding="utf-8")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    result = runner.invoke(app, ["train", str(MINI), "-o", str(tmp_path / "m"), "--model-type", "cascade",
+                                 "--base", str(tmp_path / "enc")])
+    assert result.exit_code != 0 and "model_type cascade needs torch" in result.output
+    assert not (tmp_path / "m").exists()
 
 
 def test_a_cascade_without_onnxruntime_is_a_clear_load_error(tmp_path, monkeypatch):

@@ -376,7 +376,8 @@ class ChuishaoClassifier:
             return state[0]
 
         state = {
-            "config": self.config.model_dump(mode="json"),
+            # the encoder's keys are the cascade's recipe, kept in the cascade's own files
+            "config": self.config.model_dump(mode="json", exclude={"model_type", "transformer"}),
             "taxonomy": self.taxonomy.to_state(),
             "preprocessor": self.preprocessor.to_state(),
             "char_vectorizer": part("char", self.char_vectorizer.to_state()),

@@ -105,7 +105,7 @@ def _in_order(p: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> n
 def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: str | Path, train: str | Path,
                   out: str | Path, *, int8: bool = False, fraction: float = 0.15, seed: int = 0,
                   max_share: float = 1.0, weights: Sequence[float] = WEIGHTS,
-                  gates: Sequence[float] = GATES) -> CascadeParams:
+                  gates: Sequence[float] = GATES, metadata: dict[str, object] | None = None) -> CascadeParams:
     """Fit the cascade on the dev rows with ``dev_classical`` and the encoder, write it with ``classical``."""
     dev = dev_rows(train, fraction, seed)
     dev_ids = {str(r["id"]) for r in dev}
@@ -128,7 +128,7 @@ def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: st
     params = fit_cascade(p_classical, p_transformer, y, shipped.config.review.target_precision, weights, gates, max_share)
     params.dev.update({"split": {"file": Path(train).name, "fraction": fraction, "seed": seed, "ids_in_split": len(dev_ids)},
                        "dev_classical": scorer.version, "int8": int8})
-    save_cascade(classical, onnx_dir, params, out, int8=int8)
+    save_cascade(classical, onnx_dir, params, out, int8=int8, metadata=metadata)
     return params
 
 

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -18,11 +17,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 def _needs(*modules: str) -> None:
     """Stop with one line naming the extra when a library this command needs is not installed."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        typer.echo(f"chuishao: error: {', '.join(missing)} not installed: pip install '.[transformer]' in the chuishao "
-                   f"checkout (torch==2.13.0 is the CPU wheel)", err=True)
-        raise typer.Exit(2)
+    from chuishao.errors import DataError
+    from chuishao.extras import require
+
+    try:
+        require(modules, "this command")
+    except DataError as exc:
+        typer.echo(f"chuishao: error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("import-encoder")

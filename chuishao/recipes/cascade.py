@@ -1,0 +1,122 @@
+"""``model_type: cascade``: one config to a cascade model directory.
+
+Steps: the classical model on all the data; the dev split's ids and their corpus near-copies; a classical model
+without them (it scores the dev rows honestly); the encoder's training-only rows (our corpus labels, authored rows);
+fine-tuning; ONNX export; the cascade's weight, gate, temperature and review threshold fitted on the dev rows.
+Each step's output stays in a work folder with a marker holding the recipe it was made from, so a rerun of the same
+recipe resumes after the last finished step (fine-tuning takes hours on two cores) and a changed recipe starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chuishao.config import ChuishaoConfig, DataConfig
+from chuishao.errors import DataError
+
+TrainClassical = Callable[[ChuishaoConfig, Path], None]  # train a classical model by the recipe, save it to the folder
+
+__all__ = ["TrainClassical", "check_recipe", "train_cascade"]
+
+
+def check_recipe(recipe: ChuishaoConfig) -> tuple[Path, Path]:
+    """(the encoder folder, the one labelled JSONL the dev split is carved from), or a DataError saying what to change."""
+    base = recipe.resolved_base()
+    if base is None:
+        raise DataError("model_type cascade needs transformer.base: an encoder folder (chuishao transformer "
+                        "import-encoder OUT, or a local BERT-style encoder) given as --transformer.base DIR or --base DIR")
+    if not (Path(base) / "config.json").is_file():
+        raise DataError(f"transformer.base {base}: not an encoder folder (no config.json)")
+    data = recipe.resolved_data()
+    if len(data.train) != 1 or not data.train[0].endswith(".jsonl"):
+        raise DataError(f"model_type cascade needs exactly one JSONL file in data.train (the dev split is carved from "
+                        f"it), got {data.train}")
+    if data.relabel:
+        raise DataError("model_type cascade: the encoder's fine-tuning does not apply data.relabel; leave it empty")
+    not_jsonl = [f for f in data.extra_data if not f.endswith(".jsonl")]
+    if not_jsonl:
+        raise DataError(f"model_type cascade: data.extra_data must be JSONL for the encoder, got {not_jsonl}")
+    if data.extra_labels and not data.corpus:
+        raise DataError("data.extra_labels need data.corpus (their texts)")
+    return Path(base), Path(data.train[0])
+
+
+def _key(recipe: ChuishaoConfig, step: str) -> str:
+    """What a step's output depends on: the whole recipe with its paths resolved."""
+    blob = json.dumps({"step": step, "recipe": recipe.model_dump(mode="json"), "data": recipe.resolved_data().model_dump(),
+                       "base": recipe.resolved_base()}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class _Work:
+    """The work folder: a step runs unless its marker says it finished for this recipe."""
+
+    def __init__(self, folder: Path, recipe: ChuishaoConfig, say: Callable[[str], None]) -> None:
+        self.folder, self.recipe, self.say = folder, recipe, say
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def step(self, name: str, output: Path, run: Callable[[], object]) -> None:
+        marker = self.folder / f"{name}.done.json"
+        key = _key(self.recipe, name)
+        if marker.is_file() and output.exists() and json.loads(marker.read_text(encoding="utf-8")).get("key") == key:
+            self.say(f"{name}: done before, kept ({output})")
+            return
+        marker.unlink(missing_ok=True)
+        if output.is_dir():
+            shutil.rmtree(output)
+        self.say(f"{name}: running")
+        result = run()
+        marker.write_text(json.dumps({"key": key, "result": result}, ensure_ascii=False, default=str), encoding="utf-8")
+
+
+def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical: TrainClassical,
+                  say: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """Build the cascade model directory ``out`` from ``recipe``; returns the cascade's fitted parameters and figures."""
+    from chuishao.transformer.cascade_build import build_cascade, dev_exclusion
+    from chuishao.transformer.data import extra_rows, read_jsonl
+    from chuishao.transformer.finetune import FinetuneConfig, finetune
+    from chuishao.transformer.onnx_export import export_onnx
+
+    base, train_file = check_recipe(recipe)
+    data, tc, seed = recipe.resolved_data(), recipe.transformer, recipe.seed
+    corpus = Path(data.corpus) if data.corpus else None
+    w = _Work(work, recipe, say)
+    classical, dev_classical = work / "classical", work / "dev-classical"
+    exclude, extra, encoder, onnx = work / "dev-exclude.jsonl", work / "extra.jsonl", work / "encoder", work / "onnx"
+    as_classical = recipe.model_copy(update={"model_type": "classical"})
+
+    w.step("classical", classical, lambda: train_classical(as_classical, classical))
+    w.step("dev-exclude", exclude, lambda: dev_exclusion(train_file, exclude, corpus, tc.dev_fraction, seed))
+
+    def without_dev() -> None:
+        held_out = recipe.data.model_dump()
+        held_out["exclude"] = [*held_out["exclude"], str(exclude)]
+        train_classical(as_classical.model_copy(update={"data": DataConfig.model_validate(held_out)}), dev_classical)
+
+    w.step("dev-classical", dev_classical, without_dev)
+
+    def extra_rows_file() -> int:
+        ids = [str(r["id"]) for r in read_jsonl(exclude)]
+        rows = extra_rows(corpus, data.extra_labels, data.extra_data, ids, tc.max_other, seed) if corpus else []
+        if not corpus:  # authored rows alone
+            rows = [r for f in data.extra_data for r in read_jsonl(f) if str(r.get("id")) not in set(ids)]
+        extra.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        return len(rows)
+
+    w.step("extra-rows", extra, extra_rows_file)
+    w.step("finetune", encoder, lambda: finetune(FinetuneConfig(
+        model_dir=str(base), train=str(train_file), out_dir=str(encoder), extra_train=[str(extra)],
+        max_length=tc.max_length, epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, head_lr=tc.head_lr,
+        dev_fraction=tc.dev_fraction, seed=seed, evals_per_epoch=tc.evals_per_epoch, patience=tc.patience,
+        threads=tc.threads))["dev"])
+    w.step("export-onnx", onnx, lambda: str(export_onnx(encoder, onnx, quantize=tc.int8)))
+    params = build_cascade(classical, dev_classical, onnx, train_file, out, int8=tc.int8, fraction=tc.dev_fraction,
+                           seed=seed, max_share=tc.max_share,
+                           metadata={"recipe": recipe.portable().model_dump(mode="json")})
+    return {"weight": params.weight, "gate": params.gate, "temperature": params.temperature,
+            "review_threshold": params.review_threshold, "dev": params.dev}
