@@ -1,0 +1,78 @@
+"""data/labels/places-300.csv, the hand-annotated place mentions of issue 17 (rule: docs/annotation-places.md)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+LABELS = REPO / "data" / "labels"
+LEVEL_WORDS = {"district": ("区", "县", "市", "旗"), "street": ("街道", "镇", "乡", "办事处", "苏木"),
+               "community": ("社区", "村", "居委会", "嘎查")}
+
+
+def read_rows() -> list[dict[str, str]]:
+    with (LABELS / "places-300.csv").open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == ["id", "district", "street", "community"]
+        return list(reader)
+
+
+def sample_ids() -> list[str]:
+    return (LABELS / "places-300-ids.txt").read_text(encoding="utf-8").split()
+
+
+def test_one_row_per_sampled_id_in_order():
+    rows = read_rows()
+    assert [r["id"] for r in rows] == sample_ids()
+    assert len(rows) == 300 and len({r["id"] for r in rows}) == 300
+
+
+@pytest.mark.parametrize("level", list(LEVEL_WORDS))
+def test_each_mention_is_a_clean_span_ending_in_its_level_word(level):
+    for row in read_rows():
+        cell = row[level]
+        if not cell:
+            continue
+        mentions = cell.split("|")
+        assert all(m and m == m.strip() for m in mentions), (row["id"], cell)
+        assert len(mentions) == len(set(mentions)), (row["id"], cell)  # each surface form once
+        assert all(m.endswith(LEVEL_WORDS[level]) for m in mentions), (row["id"], level, cell)
+        assert all(len(m) <= 12 for m in mentions), (row["id"], cell)  # a name, never a piece of text
+
+
+def corpus_by_id(shared: Path) -> dict[str, dict]:
+    with (shared / "corpus.jsonl").open(encoding="utf-8") as fh:
+        return {r["id"]: r for r in map(json.loads, fh)}
+
+
+@pytest.mark.shared
+def test_every_mention_is_written_in_its_message(shared_data):
+    corpus = corpus_by_id(shared_data)
+    for row in read_rows():
+        rec = corpus[row["id"]]
+        text = f"{rec.get('title') or ''}\n{rec['text']}"
+        for level in LEVEL_WORDS:
+            for m in filter(None, row[level].split("|")):
+                assert m in text, (row["id"], level, m)
+
+
+@pytest.mark.shared
+def test_the_sampler_draws_the_same_stratified_ids(shared_data):
+    spec = importlib.util.spec_from_file_location("sample_places", REPO / "bench" / "sample_places.py")
+    assert spec and spec.loader
+    sampler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sampler)
+    by_source = sampler.read_ids_by_source(shared_data / "corpus.jsonl")
+    ids = sampler.sample(by_source, 100, 200, seed=17)
+    assert ids == sample_ids()
+    corpus = corpus_by_id(shared_data)
+    sources = Counter(corpus[i]["source"] for i in ids)
+    assert sources["hangzhou"] == 100 and sum(n for s, n in sources.items() if s.startswith("teddy")) == 200
+    assert all(corpus[i]["text"].strip() for i in ids)
+    assert sampler.sample(by_source, 100, 200, seed=18) != ids  # the seed matters
