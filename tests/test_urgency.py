@@ -10,6 +10,7 @@ import pytest
 from chuishao.pipeline.urgency import (
     UrgencyDetector,
     UrgencyRulesError,
+    _first_chars,
     load_rules,
     sort_urgent_first,
 )
@@ -175,3 +176,24 @@ def test_sort_urgent_first_is_stable_and_takes_dicts_and_objects():
     assert [a.id for a in sort_urgent_first(objs)] == ["y", "z", "x"]
     flat = [("p", None), ("q", "medium"), ("r", "high")]
     assert [a[0] for a in sort_urgent_first(flat, level=lambda a: a[1])] == ["r", "q", "p"]
+
+
+@pytest.mark.parametrize(("pattern", "first"), [
+    ("(?:燃气|煤气)[^,]{0,6}(?:泄漏|漏气)", {"燃", "煤"}),
+    ("a?b|[cd]e", {"a", "b", "c", "d"}),
+    ("(?P<k0>着火|起火)|(?P<k1>x+)", {"着", "起", "x"}),
+    (".x", None),  # any character: no shortcut
+    ("a*", None),  # can match the empty text
+    ("[^a]b", None),
+])
+def test_the_lookahead_shortcut_knows_where_a_match_can_start(pattern, first):
+    assert _first_chars(pattern) == first
+
+
+def test_the_shortcut_changes_no_answer(detector):
+    import re
+
+    plain = re.compile(detector._triggers.pattern.split("(?:", 1)[1][:-1])
+    text = "楼道燃气泄漏，电梯困人，外墙瓷砖脱落，消防通道被堵，火锅店失火，井盖丢失"
+    assert [m.group() for m in detector._triggers.finditer(text)] == [m.group() for m in plain.finditer(text)]
+    assert len(plain.findall(text)) >= 6
