@@ -26,7 +26,7 @@ def detector() -> UrgencyDetector:
 KIND_EXAMPLES = {
     "gas_leak": ("high", "3号楼二单元楼道里闻到很浓的煤气味，好像是哪家的燃气管道漏气了"),
     "fire": ("high", "小区地下车库着火了，浓烟往楼上冒"),
-    "explosion": ("high", "刚才路口一家餐馆发生爆炸，玻璃碎了一地"),
+    "explosion": ("high", "刚才路口一家餐馆的液化气罐爆炸了，玻璃碎了一地"),
     "trapped": ("high", "幸福里5号楼电梯突然停了，里面有两个老人被困"),
     "collapse": ("high", "昨晚暴雨后新华路路面塌陷，出现一个大坑"),
     "live_wire_down": ("high", "大风把电线刮断了，电线掉在地上还带电"),
@@ -36,7 +36,7 @@ KIND_EXAMPLES = {
     "falling_object": ("medium", "7号楼外墙瓷砖脱落，下面就是人行道"),
     "building_danger": ("medium", "旁边工地挖基坑后我们这栋楼墙体开裂，越来越宽"),
     "manhole": ("medium", "人民路和中山路路口井盖丢失，晚上看不见"),
-    "lift_fault": ("medium", "小区电梯故障频发，物业不修还在运行"),
+    "lift_fault": ("medium", "小区电梯运行中突然下坠好几层，物业不修还在用"),
     "tree_falling": ("medium", "台风后小区门口一棵大树倾斜，压在电线上"),
     "hazardous_storage": ("medium", "一楼商铺在店里囤积大量液化气罐和汽油"),
 }
@@ -72,6 +72,9 @@ def test_the_highest_level_wins_and_every_trigger_is_listed(detector):
     "2015年我家曾经发生过一次火灾，已经修复",  # a past event, fixed
     "村里危房改造补贴什么时候发放",  # a policy question
     "我们被噪音困扰了很久",
+    "小区电梯坏了，停运一个星期了",  # a stopped lift is a nuisance, not a danger
+    "3月5日晚上小区起火，烧毁两辆车",  # a fire on a stated day is over
+    "申请危房改造资金，房子是危房",  # a request for rebuilding money
     "",
 ])
 def test_false_friends_and_negations_cancel(detector, text):
@@ -197,3 +200,9 @@ def test_the_shortcut_changes_no_answer(detector):
     text = "楼道燃气泄漏，电梯困人，外墙瓷砖脱落，消防通道被堵，火锅店失火，井盖丢失"
     assert [m.group() for m in detector._triggers.finditer(text)] == [m.group() for m in plain.finditer(text)]
     assert len(plain.findall(text)) >= 6
+
+
+def test_explain_names_what_cancelled_a_trigger(detector):
+    got = detector.explain(None, "一旦发生火灾，后果不堪设想。楼道里电线裸露")
+    assert {"trigger": "火灾", "kind": "fire", "level": "high", "cancelled_by": "hypothetical: 一旦"} in got
+    assert {"trigger": "电线裸露", "kind": "exposed_wire", "level": "medium", "cancelled_by": None} in got

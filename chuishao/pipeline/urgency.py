@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypedDict, TypeVar
@@ -269,7 +269,8 @@ class UrgencyDetector:
         """The detector for a rules file; None: the bundled data/urgency/urgency.yaml."""
         return cls(load_rules(path))
 
-    def _cancelled(self, text: str, start: int, end: int, kind: str) -> bool:
+    def _cancelled_by(self, text: str, start: int, end: int, kind: str) -> str | None:
+        """The cancel word (as ``group: word``) that voids the trigger at text[start:end], or None."""
         for c in self._cancels:
             if c.kinds is not None and kind not in c.kinds:
                 continue
@@ -277,29 +278,39 @@ class UrgencyDetector:
             # the cancel word may not be the trigger itself (e.g. 隐患 inside a trigger pattern's span)
             for m in c.regex.finditer(text, left, right):
                 if m.end() <= start or m.start() >= end:
-                    return True
-        return False
+                    return f"{c.name}: {m.group()}"
+        return None
 
-    def annotate(self, title: str | None, text: str | None) -> Urgency:
-        """The urgency of one message: its highest level among triggers not cancelled, and those triggers' words."""
+    def _hits(self, title: str | None, text: str | None) -> Iterator[tuple[str, DangerKind, str | None]]:
+        """Every trigger found: its words, its kind, and what cancelled it (None: it counts)."""
         joined = f"{title}。{text or ''}" if title else (text or "")
         prepared = prepare(joined)
         if self._ignore is not None:
             # masked by a character of the same length, so positions stay and no new word forms across it
             prepared = self._ignore.sub(lambda m: "□" * len(m.group()), prepared)
-        best: Level | None = None
-        triggers: list[str] = []
         for m in self._triggers.finditer(prepared):
             group = m.lastgroup
             assert group is not None  # every alternative sits inside one named group
             kind = self._kinds[group]
-            if self._cancelled(prepared, m.start(), m.end(), kind.name):
+            yield m.group(), kind, self._cancelled_by(prepared, m.start(), m.end(), kind.name)
+
+    def annotate(self, title: str | None, text: str | None) -> Urgency:
+        """The urgency of one message: its highest level among triggers not cancelled, and those triggers' words."""
+        best: Level | None = None
+        triggers: list[str] = []
+        for words, kind, cancelled in self._hits(title, text):
+            if cancelled is not None:
                 continue
-            if m.group() not in triggers:
-                triggers.append(m.group())
+            if words not in triggers:
+                triggers.append(words)
             if best is None or LEVEL_RANK[kind.level] < LEVEL_RANK[best]:
                 best = kind.level
         return {"level": best, "triggers": triggers}
+
+    def explain(self, title: str | None, text: str | None) -> list[dict[str, str | None]]:
+        """Every trigger with its kind, level and the cancel word that voided it: for a city checking its rules."""
+        return [{"trigger": words, "kind": kind.name, "level": kind.level, "cancelled_by": cancelled}
+                for words, kind, cancelled in self._hits(title, text)]
 
 
 T = TypeVar("T")
