@@ -38,9 +38,12 @@ def test_the_bench_scores_an_invented_gold_file(tmp_path):
     figures = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     q = figures["quality"]
     assert q["messages"] == 5
-    assert q["danger"] == {"precision": 0.6667, "recall": 0.6667, "tp": 2, "fp": 1, "fn": 1}
-    assert q["per_level"]["high"] == {"precision": 0.5, "recall": 1.0, "tp": 1, "fp": 1, "fn": 0}  # n2 is detected high
-    assert q["per_level"]["medium"] == {"precision": 1.0, "recall": 0.5, "tp": 1, "fp": 0, "fn": 1}
+    assert q["danger"] | {"precision_ci95": None, "recall_ci95": None} == {
+        "precision": 0.6667, "recall": 0.6667, "tp": 2, "fp": 1, "fn": 1, "precision_ci95": None, "recall_ci95": None}
+    assert q["danger"]["recall_ci95"] == [0.208, 0.939]  # Wilson, 2 of 3
+    high, medium = q["per_level"]["high"], q["per_level"]["medium"]
+    assert (high["precision"], high["recall"], high["tp"], high["fp"], high["fn"]) == (0.5, 1.0, 1, 1, 0)  # n2 is detected high
+    assert (medium["precision"], medium["recall"], medium["tp"], medium["fp"], medium["fn"]) == (1.0, 0.5, 1, 0, 1)
     assert q["confusion"]["medium"] == {"high": 0, "medium": 1, "none": 1}
     assert q["misses"] == ["m2"] and q["false_alarms"] == ["n2"] and q["level_swaps"] == []
     assert q["target_met"] is False

@@ -206,3 +206,15 @@ def test_explain_names_what_cancelled_a_trigger(detector):
     got = detector.explain(None, "一旦发生火灾，后果不堪设想。楼道里电线裸露")
     assert {"trigger": "火灾", "kind": "fire", "level": "high", "cancelled_by": "hypothetical: 一旦"} in got
     assert {"trigger": "电线裸露", "kind": "exposed_wire", "level": "medium", "cancelled_by": None} in got
+
+
+@pytest.mark.shared
+def test_the_whole_corpus_is_annotated_and_few_messages_are_flagged(detector, shared_data):
+    import json
+
+    rows = [json.loads(line) for line in (shared_data / "corpus.jsonl").open(encoding="utf-8") if line.strip()]
+    got = [detector.annotate(r.get("title"), r.get("text") or "") for r in rows]
+    assert len(got) == len(rows)  # no row lost, none raised
+    flagged = sum(g["level"] is not None for g in got)
+    # a rule that fires on everyday words would flag a large share; danger reports are a few per cent of a hotline
+    assert 0 < flagged < 0.08 * len(rows), flagged
