@@ -26,3 +26,7 @@ def default_lexicon_path() -> Path:
 
 def default_model_dir() -> Path:
     return _resolve("models/default", "models/default")
+
+
+def default_urgency_path() -> Path:
+    return _resolve("urgency/urgency.yaml", "data/urgency/urgency.yaml")
