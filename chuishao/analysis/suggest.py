@@ -114,7 +114,8 @@ def select(model: RoutingModel, pool: Sequence[InputRecord], n: int, *, labelled
     info: dict[str, object] = {}
     problems: list[str] = []
     known_ids, known_forms = _known_texts(labelled)
-    trained = getattr(model, "training_rows_", None)
+    trained = getattr(model, "training_rows_", None)  # a cascade keeps no prints: that check is skipped
+    preprocessor = getattr(model, "preprocessor", None)
     seen_forms: set[str] = set()
     rows: list[InputRecord] = []
     for rec in pool:
@@ -122,7 +123,6 @@ def select(model: RoutingModel, pool: Sequence[InputRecord], n: int, *, labelled
             figures["unreadable"] += 1
             problems.append(rec.error or f"row {rec.row}: no text")
             continue
-        preprocessor = getattr(model, "preprocessor", None)
         if preprocessor is not None and preprocessor.problem(rec.text, title=rec.title) is not None:
             figures["not_classifiable"] += 1
             continue
