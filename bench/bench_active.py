@@ -113,6 +113,9 @@ def plot(results: dict[str, object], path: Path) -> None:
         x = [p["labels"] for p in results["random"][0]]  # type: ignore[index]
         ax.plot(x, rand.mean(axis=0), "s--", label=f"random (mean of {len(rand)})")
         ax.fill_between(x, rand.min(axis=0), rand.max(axis=0), alpha=0.2)
+        for curve in results.get("random_partial") or []:  # type: ignore[union-attr]
+            ax.plot([p["labels"] for p in curve], [p[metric] for p in curve], ":", color="gray",
+                    label=f"random seed {curve[0]['seed']} (unfinished)")
         ax.set_xlabel("labelled training rows")
         ax.set_ylabel(f"{metric} on whistle/test.jsonl")
         ax.grid(alpha=0.3)
