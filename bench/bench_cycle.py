@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -41,6 +42,11 @@ def chuishao(*args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProc
     if r.returncode not in ok:
         raise SystemExit(f"chuishao {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
     return r
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ready_version(url: str) -> str | None:
@@ -68,13 +74,15 @@ def main() -> None:
     shared = args.shared.resolve()
     test = str(shared / "whistle" / "test.jsonl")
     steps: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # CPU seconds (user + system) of each step's process: wall time on a busy machine says little
     facts: dict[str, object] = {}
 
     def step(name: str, *cli: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-        began = time.perf_counter()
+        began, used = time.perf_counter(), children_cpu()
         r = chuishao(*cli, ok=ok)
         steps[name] = round(time.perf_counter() - began, 1)
-        print(json.dumps({"step": name, "seconds": steps[name], "exit": r.returncode}), flush=True)
+        cpu[name] = round(children_cpu() - used, 1)
+        print(json.dumps({"step": name, "seconds": steps[name], "cpu_seconds": cpu[name], "exit": r.returncode}), flush=True)
         return r
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,7 +126,8 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
-    result = {"steps_seconds": steps, "total_seconds": total, "target_seconds": TARGET_SECONDS,
+    result = {"steps_seconds": steps, "steps_cpu_seconds": cpu, "total_seconds": total,
+              "load_average_at_end": os.getloadavg(), "target_seconds": TARGET_SECONDS,
               "under_target": total < TARGET_SECONDS, "cores": os.cpu_count(), **facts,
               "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
