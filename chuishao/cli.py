@@ -170,6 +170,9 @@ def train(
         "--extra-labels", help="adds to data.extra_labels", rich_help_panel=_DATA_PANEL)] = None,
     extra_data: Annotated[list[Path] | None, typer.Option(
         "--extra-data", help="adds to data.extra_data (e.g. feedback.jsonl)", rich_help_panel=_DATA_PANEL)] = None,
+    sheets: Annotated[list[Path] | None, typer.Option(
+        "--sheets", help="adds to data.sheets (a labelling sheet from suggest-labels, filled)",
+        rich_help_panel=_DATA_PANEL)] = None,
     exclude: Annotated[list[Path] | None, typer.Option(
         "--exclude", help="adds to data.exclude", rich_help_panel=_DATA_PANEL)] = None,
     label_field: Annotated[str | None, typer.Option(
@@ -198,7 +201,8 @@ def train(
     --features.max_features null, --seed 3, --paths.shared DIR.
     """
     # the data flags: each sets its data.* key, or adds to its list
-    flags = {"corpus": corpus, "extra_labels": extra_labels, "extra_data": extra_data, "exclude": exclude,
+    flags = {"corpus": corpus, "extra_labels": extra_labels, "extra_data": extra_data, "sheets": sheets,
+             "exclude": exclude,
              "label_field": label_field, "taxonomy": taxonomy, "id_field": id_field, "text_field": text_field,
              "title_field": title_field, "leakage": "allow" if allow_leakage else None}
     try:
@@ -444,6 +448,66 @@ def check(
                           ensure_ascii=False))
     if not report.passed:
         raise typer.Exit(1)
+
+
+@app.command("suggest-labels")
+def suggest_labels(
+    pool: Annotated[Path, typer.Option("--pool", help="unlabelled messages: JSONL/CSV/XLSX/Parquet")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="the sheet to write: .xlsx (drop-downs) or .csv")],
+    n: Annotated[int, typer.Option("-n", min=1, help="how many messages to pick")] = 200,
+    model_dir: ModelOpt = None,
+    labelled: Annotated[list[Path] | None, typer.Option(
+        "--labelled", help="files already labelled (or sheets already sent out): their ids and texts are skipped")] = None,
+    strategy: Annotated[str, typer.Option("--strategy", help="uncertainty: margin (1 - p1 + p2) or entropy")] = "margin",
+    rare_weight: Annotated[float, typer.Option("--rare-weight", min=0.0, help="weight of the rare-topic bonus")] = 0.5,
+    diversity: Annotated[float, typer.Option(
+        "--diversity", min=0.0, max=1.0, help="0: the most uncertain only; higher: less alike messages (MMR)")] = 0.3,
+    seed: Annotated[int, typer.Option("--seed", help="orders messages of equal score")] = 0,
+    hints: Annotated[bool, typer.Option("--hints/--no-hints", help="fill the suggested column with the model's top 3")] = True,
+    hide_hints: Annotated[bool, typer.Option("--hide-hints", help="XLSX: the suggested column hidden (can be shown)")] = False,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="worksheet of an .xlsx pool (default: the first)")] = None,
+    id_field: IdField = "id",
+    text_field: TextField = "text",
+    title_field: TitleField = "title",
+) -> None:
+    """Pick the unlabelled messages most worth labelling next (uncertain, rare topics first, unlike each
+    other) and write a sheet an annotator fills: id, title, text, suggested, label, sub, note.
+    Train on it with `chuishao train ... --sheets SHEET` (rows left without a label are skipped)."""
+    try:
+        from chuishao.analysis.label_sheet import write_sheet
+        from chuishao.analysis.suggest import select
+        from chuishao.io.records import read_records
+
+        if strategy not in ("margin", "entropy"):
+            raise DataError(f"--strategy must be margin or entropy, got {strategy!r}")
+        if output.suffix.lower() not in (".csv", ".xlsx"):
+            raise DataError(f"{output}: a labelling sheet is .csv or .xlsx")
+        _writable_dir(output.parent if str(output.parent) else Path("."), "the sheet")
+        started = time.perf_counter()
+        fields = _fields(id_field, text_field, title_field)
+        model = _load(model_dir, None)
+        records = list(read_records(pool, fields, sheet=sheet))
+        known = [r for path in labelled or [] for r in read_records(path, fields)]
+        chosen = select(model, records, n, labelled=known, strategy=strategy,  # type: ignore[arg-type]
+                        rare_weight=rare_weight, diversity=diversity, seed=seed)
+        write_sheet(output, chosen.picks, model.taxonomy, hints=hints, hide_hints=hide_hints)
+    except (ChuishaoError, ValueError) as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(DataError(f"{exc.filename or output}: {exc.strerror or exc}; the sheet was not written"))
+    figures = chosen.figures
+    for problem in chosen.problems[:5]:
+        typer.echo(f"chuishao: warning: unreadable pool row, not considered: {problem}", err=True)
+    if len(chosen.problems) > 5:
+        typer.echo(f"chuishao: warning: ... and {len(chosen.problems) - 5} more unreadable pool rows", err=True)
+    skipped = ", ".join(f"{figures.get(k, 0)} {k.replace('_', ' ')}" for k in
+                        ("unreadable", "not_classifiable", "already_labelled", "trained_on", "duplicates", "near_copies"))
+    typer.echo(f"chuishao: {figures.get('picked', 0)} of {figures['pool_rows']} pool rows picked ({skipped}); "
+               f"rarity from {figures.get('rarity_from', '-')}; wrote {output}", err=True)
+    if len(chosen.picks) < n:
+        typer.echo(f"chuishao: warning: only {len(chosen.picks)} eligible messages, {n} asked for", err=True)
+    typer.echo(json.dumps({"output": str(output), "model": model.version, **figures,
+                           "seconds": round(time.perf_counter() - started, 1)}, ensure_ascii=False))
 
 
 @app.command()

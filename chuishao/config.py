@@ -46,6 +46,9 @@ class DataConfig(_Section):
     corpus: str | None = Field(None, description="unlabelled messages (JSONL): self-training, and the texts of extra_labels")
     extra_labels: list[str] = Field([], description="id,label,sub CSV files joined with the corpus by id")
     extra_data: list[str] = Field([], description="labelled files that train but do not calibrate (e.g. authored examples)")
+    sheets: list[str] = Field(
+        [], description="labelling sheets (CSV/XLSX) from chuishao suggest-labels, filled by annotators: "
+                        "rows with an empty label are skipped and counted; they train but do not calibrate")
     relabel: list[str] = Field(
         [], description="id,label,sub CSV files whose labels replace those of the train/extra_data rows with these ids")
     exclude: list[str] = Field([], description="held-out files (test sets) whose ids are never trained on")
@@ -136,7 +139,7 @@ class TransformerConfig(_Section):
 
 
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
-_DATA_PATHS = ("train", "corpus", "extra_labels", "extra_data", "exclude", "taxonomy")
+_DATA_PATHS = ("train", "corpus", "extra_labels", "extra_data", "sheets", "exclude", "taxonomy")
 
 
 def _default_paths() -> dict[str, str | None]:

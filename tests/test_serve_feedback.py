@@ -151,3 +151,30 @@ def test_contradicting_corrections_are_reported_and_the_export_trains_a_model(se
     trained = CliRunner().invoke(cli, ["train", "--config", str(cfg), "--extra-data", str(out), "-o", str(tmp_path / "m")])
     assert trained.exit_code == 0, trained.output
     assert json.loads(trained.stdout)["training_rows"] == 34 + 3
+
+
+def test_the_http_export_reports_the_conflicts_the_cli_reports(serve_settings, tmp_path):
+    """GET /v1/feedback/export writes the rows `chuishao feedback export` writes, and reports the same
+    contradicting corrections (headers; ?conflicts=true lists them as --conflicts FILE does)."""
+    same = "小区门口的垃圾桶满了好几天没人清运，臭气熏天，夏天苍蝇乱飞。"
+    with TestClient(create_app(serve_settings)) as c:
+        for body in (fb(id="h-1", topic="W05", sub="W05b"), fb(id="h-1", topic="W06", sub="W06a"),
+                     fb(id="h-2", topic="W12", sub=None, text=same), fb(id="h-3", topic="W08", sub=None, text=same + " "),
+                     fb(id="h-4", topic="W13", sub=None, text="自来水发黄有异味，烧开后有沉淀。")):
+            assert c.post("/v1/feedback", json=body, headers=KEY).status_code == 201
+        over_http = c.get("/v1/feedback/export", headers=KEY)
+        listed_http = c.get("/v1/feedback/export", params={"conflicts": "true"}, headers=KEY)
+    out, conflicts = tmp_path / "feedback.jsonl", tmp_path / "conflicts.jsonl"
+    result = CliRunner().invoke(cli, ["feedback", "export", "-o", str(out), "--db-url", serve_settings.db_url,
+                                      "--conflicts", str(conflicts)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert over_http.status_code == 200
+    assert over_http.text == out.read_text(encoding="utf-8")  # row for row, h-2 left out by both
+    assert "h-2" not in over_http.text and summary["left_out_conflicting"] == 1
+    assert (int(over_http.headers["x-chuishao-conflicting-ids"]), int(over_http.headers["x-chuishao-conflicting-texts"]),
+            int(over_http.headers["x-chuishao-left-out"])) == (summary["conflicting_ids"], summary["conflicting_texts"],
+                                                               summary["left_out_conflicting"]) == (1, 1, 1)
+    http_list = [json.loads(line) for line in listed_http.text.splitlines()]
+    file_list = [json.loads(line) for line in conflicts.read_text(encoding="utf-8").splitlines()]
+    assert http_list == file_list and {c["kind"] for c in http_list} == {"same_id", "same_text"}

@@ -36,8 +36,9 @@ def check_recipe(recipe: ChuishaoConfig) -> tuple[Path, Path]:
     if len(data.train) != 1 or not data.train[0].endswith(".jsonl"):
         raise DataError(f"model_type cascade needs exactly one JSONL file in data.train (the dev split is carved from "
                         f"it), got {data.train}")
-    if data.relabel:
-        raise DataError("model_type cascade: the encoder's fine-tuning does not apply data.relabel; leave it empty")
+    if data.relabel or data.sheets:
+        raise DataError("model_type cascade: the encoder's fine-tuning reads neither data.relabel nor data.sheets; "
+                        "leave them empty (or turn a filled sheet into JSONL for data.extra_data)")
     not_jsonl = [f for f in data.extra_data if not f.endswith(".jsonl")]
     if not_jsonl:
         raise DataError(f"model_type cascade: data.extra_data must be JSONL for the encoder, got {not_jsonl}")

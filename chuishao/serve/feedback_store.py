@@ -10,11 +10,13 @@ error messages, which the logs would otherwise carry.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -273,12 +275,14 @@ def feedback_conflicts(store: FeedbackStore, include_textless: bool = False) -> 
         if len({topic for topic, *_ in rows}) > 1:
             conflicts.append({"kind": "same_id", "message_id": message_id, "exported": rows[-1][0],
                               "history": [{"topic": t, "sub": s, "operator": o, "created": c} for t, s, o, c in rows]})
-    by_text: dict[str, list[tuple[int, str, str]]] = {}  # form -> [(pk, message id, topic)], oldest first
+    # a print of the text's matching form -> [(pk, message id, topic)], oldest first: 8 bytes a text, not the text
+    by_text: dict[bytes, list[tuple[int, str, str]]] = {}
     for row in store.latest_per_message():
         if has_text(row.text) or include_textless:
             form = matching_form(row.text)
             if form:
-                by_text.setdefault(form, []).append((row.pk, row.message_id, row.topic))
+                key = hashlib.blake2b(form.encode("utf-8"), digest_size=8).digest()
+                by_text.setdefault(key, []).append((row.pk, row.message_id, row.topic))
     left_out: set[int] = set()
     for members in by_text.values():
         if len({topic for _, _, topic in members}) > 1:
@@ -291,31 +295,55 @@ def feedback_conflicts(store: FeedbackStore, include_textless: bool = False) -> 
     return conflicts, left_out
 
 
+@dataclass
+class FeedbackExport:
+    """What an export writes, decided once for the CLI and ``GET /v1/feedback/export`` alike: the
+    contradicting corrections (``feedback_conflicts``) and the rows left out because of them."""
+
+    conflicts: list[dict[str, object]]
+    left_out: set[int]
+    include_textless: bool = False
+    written: int = 0
+    skipped_without_text: int = 0
+
+    @classmethod
+    def plan(cls, store: FeedbackStore, include_textless: bool = False) -> FeedbackExport:
+        conflicts, left_out = feedback_conflicts(store, include_textless)
+        return cls(conflicts, left_out, include_textless)
+
+    def records(self, store: FeedbackStore) -> Iterator[dict[str, object]]:
+        """The training rows, streamed: the newest correction per message, without the rows without
+        text (unless ``include_textless``) and the older of identical texts given other topics."""
+        for row in store.latest_per_message():
+            if not has_text(row.text) and not self.include_textless:
+                self.skipped_without_text += 1
+                continue
+            if row.pk in self.left_out:
+                continue
+            self.written += 1
+            yield training_record(row)
+
+    def conflict_counts(self) -> dict[str, int]:
+        return {"conflicting_ids": sum(1 for c in self.conflicts if c["kind"] == "same_id"),
+                "conflicting_texts": sum(1 for c in self.conflicts if c["kind"] == "same_text"),
+                "left_out_conflicting": len(self.left_out)}
+
+
 def export_training(store: FeedbackStore, output: Path, include_textless: bool = False,
                     conflicts_file: Path | None = None) -> dict[str, int]:
     """Write the latest feedback per message as JSONL (atomically); rows without text are skipped.
     Contradicting corrections (see ``feedback_conflicts``) are counted, and listed in ``conflicts_file``
     (JSONL) when given; of identical texts with different topics only the newest is written."""
-    conflicts, left_out = feedback_conflicts(store, include_textless)
+    export = FeedbackExport.plan(store, include_textless)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.part")
-    written = skipped = 0
     with tmp.open("w", encoding="utf-8") as fh:
-        for row in store.latest_per_message():
-            if not has_text(row.text) and not include_textless:
-                skipped += 1
-                continue
-            if row.pk in left_out:
-                continue
-            fh.write(json.dumps(training_record(row), ensure_ascii=False) + "\n")
-            written += 1
+        for record in export.records(store):
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
     if conflicts_file is not None:
         conflicts_file.parent.mkdir(parents=True, exist_ok=True)
         part = conflicts_file.with_name(f".{conflicts_file.name}.part")
-        part.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conflicts), encoding="utf-8")
+        part.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in export.conflicts), encoding="utf-8")
         part.replace(conflicts_file)
     tmp.replace(output)
-    return {"written": written, "skipped_without_text": skipped,
-            "conflicting_ids": sum(1 for c in conflicts if c["kind"] == "same_id"),
-            "conflicting_texts": sum(1 for c in conflicts if c["kind"] == "same_text"),
-            "left_out_conflicting": len(left_out)}
+    return {"written": export.written, "skipped_without_text": export.skipped_without_text, **export.conflict_counts()}

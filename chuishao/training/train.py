@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from chuishao.models.classifier import ChuishaoClassifier
 from chuishao.pipeline.doc import Doc
 from chuishao.taxonomy import Taxonomy
 from chuishao.training.data import LabelledSet, check_labels, read_id_labels, read_labelled, relabelled
+from chuishao.training.sheet import read_sheet
 
 # A check of the training set against the held-out rows before fitting (chuishao.analysis.checks
 # gives one: it sits above this layer): the training rows to leave out, and figures for the manifest.
@@ -30,6 +32,7 @@ class TrainRequest:
     fields: FieldMap | None = None
     extra_labels: list[Path] | None = None  # id,label,sub files joined with `corpus`
     extra_data: list[Path] | None = None  # labelled files with texts that train but do not calibrate
+    sheets: list[Path] | None = None  # filled labelling sheets (suggest-labels): like extra_data, empty labels skipped
     corpus: Path | None = None  # unlabelled messages: self-training, and the texts of extra labels
     exclude: list[Path] | None = None  # files whose ids must never be used (held-out test sets)
     relabel: list[Path] | None = None  # id,label,sub files replacing the labels of DATA/extra_data rows
@@ -50,8 +53,8 @@ class TrainRequest:
         fields = FieldMap(id=data.id_field, text=data.text_field, title=data.title_field or None)
         return cls(data=[Path(p) for p in data.train], taxonomy=taxonomy, config=config.portable(),
                    label_field=data.label_field, fields=fields, extra_labels=paths(data.extra_labels),
-                   extra_data=paths(data.extra_data), corpus=Path(data.corpus) if data.corpus else None,
-                   exclude=paths(data.exclude), relabel=paths(data.relabel))
+                   extra_data=paths(data.extra_data), sheets=paths(data.sheets),
+                   corpus=Path(data.corpus) if data.corpus else None, exclude=paths(data.exclude), relabel=paths(data.relabel))
 
 
 def _read_checked(req: TrainRequest, path: Path) -> LabelledSet:
@@ -81,7 +84,11 @@ def load_training_set(req: TrainRequest, excluded: frozenset[str] | set[str],
     from_data_files = len(data)
     for path in req.extra_data or []:
         data.extend(_read_checked(req, path))
-    data = _without_excluded_and_repeats(data, excluded, [*req.data, *(req.extra_data or [])], dropped)
+    for path in req.sheets or []:  # rows an annotator has not labelled yet are skipped, and counted
+        sheet = read_sheet(path, req.taxonomy)
+        data.extend(sheet.data)
+        dropped["unlabelled_in_sheets"] = dropped.get("unlabelled_in_sheets", 0) + sheet.unlabelled
+    data = _without_excluded_and_repeats(data, excluded, [*req.data, *(req.extra_data or []), *(req.sheets or [])], dropped)
     relabelled_rows = 0
     for path in req.relabel or []:  # before the extra labels: those may only add messages
         data, changed = relabelled(data, path, held_out=excluded)
@@ -164,7 +171,7 @@ def train(req: TrainRequest) -> ChuishaoClassifier:
             from_data_files = sum(1 for i in keep if i < from_data_files)
             data = data.take(keep)
             dropped["leaked"] = len(leave_out)
-    sources = [*req.data, *(req.extra_data or []), *(req.extra_labels or []), *(req.relabel or [])]
+    sources = [*req.data, *(req.extra_data or []), *(req.sheets or []), *(req.extra_labels or []), *(req.relabel or [])]
     files = ", ".join(str(p) for p in sources)
     if len(set(data.labels)) < 2:
         raise DataError(f"{files}: a model needs at least two labels to tell apart; found only {sorted(set(data.labels))}")
@@ -182,6 +189,8 @@ def train(req: TrainRequest) -> ChuishaoClassifier:
     model.metadata.update({
         "data_fingerprint": data.fingerprint(),
         "training_rows": len(data),
+        # rows per topic: suggest-labels favours the rare ones
+        "label_counts": dict(sorted(Counter(data.labels).items())),
         "dropped_rows": dropped,  # held out by --exclude, or given twice
         "relabelled_rows": relabelled_rows,  # rows whose topic a relabel file changed
         "training_files": [str(p) for p in sources],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.encoders import jsonable_encoder
@@ -12,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from chuishao.serve.deps import Holder, Metrics, Settings, Store, admin_key
-from chuishao.serve.feedback_store import FeedbackStore, StoreUnavailable, has_text, training_record
+from chuishao.serve.feedback_store import FeedbackExport, StoreUnavailable
 from chuishao.serve.schemas import FeedbackRequest, FeedbackStored
 
 router = APIRouter()
@@ -48,19 +47,24 @@ def feedback(req: FeedbackRequest, settings: Settings, holder: Holder, store: St
 
 @router.get("/v1/feedback/export", tags=["feedback"], dependencies=[Depends(admin_key)],
             response_class=StreamingResponse)
-def feedback_export(store: Store) -> StreamingResponse:
-    """Latest feedback per message as training JSONL (same as ``chuishao feedback export``),
-    streamed: rows are read from the database as they are sent, never all held in memory."""
-    lines = _lines(store)
-    try:  # the first row before the 200: a store that cannot be read answers 503, not a cut-off body
+def feedback_export(store: Store, conflicts: bool = False) -> StreamingResponse:
+    """Latest feedback per message as training JSONL (same as ``chuishao feedback export``: the same
+    function decides the rows), streamed: rows are read from the database as they are sent, never all
+    held in memory. Contradicting corrections are counted in the ``X-Chuishao-Conflicting-Ids``,
+    ``-Texts`` and ``-Left-Out`` headers; ``?conflicts=true`` answers their list instead (JSONL, what
+    ``--conflicts FILE`` writes)."""
+    try:  # the conflicts and the first row before the 200: a store that cannot be read answers 503
+        export = FeedbackExport.plan(store)
+        counts = export.conflict_counts()
+        headers = {"X-Chuishao-Conflicting-Ids": str(counts["conflicting_ids"]),
+                   "X-Chuishao-Conflicting-Texts": str(counts["conflicting_texts"]),
+                   "X-Chuishao-Left-Out": str(counts["left_out_conflicting"])}
+        if conflicts:
+            body = "".join(json.dumps(jsonable_encoder(c), ensure_ascii=False) + "\n" for c in export.conflicts)
+            return StreamingResponse(iter([body]), media_type="application/x-ndjson", headers=headers)
+        lines = (json.dumps(jsonable_encoder(r), ensure_ascii=False) + "\n" for r in export.records(store))
         first = next(lines, "")
     except SQLAlchemyError as exc:
         raise StoreUnavailable(f"the feedback store cannot be read ({exc.__class__.__name__})") from exc
     # a sync iterator: Starlette pulls it in its thread pool, one row at a time
-    return StreamingResponse(itertools.chain([first], lines), media_type="application/x-ndjson")
-
-
-def _lines(store: FeedbackStore) -> Iterator[str]:
-    for row in store.latest_per_message():
-        if has_text(row.text):
-            yield json.dumps(jsonable_encoder(training_record(row)), ensure_ascii=False) + "\n"
+    return StreamingResponse(itertools.chain([first], lines), media_type="application/x-ndjson", headers=headers)
