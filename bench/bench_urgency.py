@@ -1,13 +1,21 @@
 """Urgency detection against hand labels (issue 17), and its speed.
 
-    python bench/bench_urgency.py [--gold data/labels/urgency-300.csv] [--corpus ../shared/data/corpus.jsonl]
-                                  [--rules data/urgency/urgency.yaml] [-o bench/results/urgency.json]
+    python bench/bench_urgency.py [--split dev|test|all ...] [--gold FILE ...] [--ids FILE]
+                                  [--corpus ../shared/data/corpus.jsonl] [--rules data/urgency/urgency.yaml]
+                                  [--show-ids] [-o bench/results/urgency.json]
 
-The gold file has columns id,danger,level,cues (danger 1/0, level high|medium|none) for ids of the corpus.
-Prints and writes: recall and precision for danger (any level) and per level, the confusion (gold level x
-detected level), the misses and false alarms (ids only), and rows/s of `annotate` over the whole corpus.
-Without the gold file it measures the speed only. Target: danger recall >= 0.95 at precision >= 0.8.
-The gold messages are a test set: the rules were never tuned on them.
+A gold file has columns id,danger,level,cues (danger 1/0, level high|medium|none) for ids of the corpus. The default
+gold files are data/labels/urgency-enriched-300.csv and data/labels/urgency-300.csv. A gold file FILE.csv that has
+split lists beside it (``<stem minus -300>-dev-ids.txt`` and ``-test-ids.txt``, written by
+bench/split_urgency_enriched.py) is scored once per ``--split`` asked (default: dev and test, separately); a gold
+file without split lists is wholly a test set (urgency-300.csv): it is scored under ``test`` and ``all``, skipped
+under ``dev``. ``--ids FILE`` scores only those ids of every gold file instead.
+
+Prints and writes, per scored set: recall and precision for danger (any level) and per level with 95 % Wilson
+intervals, the confusion (gold level x detected level); the ids of the misses, false alarms and level swaps only for
+a dev set or with --show-ids (the test sets' per-id results are not shown, so that nobody tunes on them); and rows/s
+of `annotate` over the whole corpus. Without any gold file it measures the speed only.
+Target: danger recall >= 0.95 at precision >= 0.8. Tune with ``--split dev``; measure the test sets once.
 """
 
 from __future__ import annotations
@@ -121,14 +129,54 @@ def speed(detector: UrgencyDetector, rows: list[tuple[str | None, str]], repeats
     return {"rows": len(rows), "seconds_best_of": repeats, "rows_per_s": round(len(rows) / best) if best > 0 else 0}
 
 
+SPLITS = ("dev", "test", "all")
+
+
+def split_lists(gold: Path) -> dict[str, Path] | None:
+    """The dev/test id lists beside a gold file (urgency-enriched-300.csv -> urgency-enriched-{dev,test}-ids.txt)."""
+    stem = gold.stem.removesuffix("-300")
+    lists = {s: gold.with_name(f"{stem}-{s}-ids.txt") for s in ("dev", "test")}
+    return lists if all(p.is_file() for p in lists.values()) else None
+
+
+def read_ids(path: Path) -> set[str]:
+    if not path.is_file():
+        sys.exit(f"id list not found: {path}")
+    return set(path.read_text(encoding="utf-8").split())
+
+
+def gold_sets(gold: Path, splits: list[str], ids: Path | None) -> list[tuple[str, str, set[str] | None]]:
+    """(name, split, ids or None for all) for each set to score in one gold file."""
+    if ids is not None:
+        return [(f"{gold.stem}@{ids.stem}", "ids", read_ids(ids))]
+    lists = split_lists(gold)
+    out: list[tuple[str, str, set[str] | None]] = []
+    for split in splits:
+        if lists is None:  # no split lists: the whole file is a test set
+            if split != "dev" and not out:  # test and all are the same set here: scored once
+                out.append((gold.stem, "test", None))
+        elif split == "all":
+            out.append((f"{gold.stem}/all", "all", None))
+        else:
+            out.append((f"{gold.stem}/{split}", split, read_ids(lists[split])))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gold", type=Path, default=ROOT / "data" / "labels" / "urgency-300.csv")
+    ap.add_argument("--gold", type=Path, action="append", default=None,
+                    help="gold CSV (repeatable; default: urgency-enriched-300.csv and urgency-300.csv)")
+    ap.add_argument("--split", choices=SPLITS, action="append", default=None,
+                    help="which half of a split gold file to score (repeatable; default: dev and test)")
+    ap.add_argument("--ids", type=Path, default=None, help="score only these ids (one per line) of each gold file")
+    ap.add_argument("--show-ids", action="store_true", help="list the ids of the errors also for test sets")
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "data" / "corpus.jsonl")
     ap.add_argument("--rules", type=Path, default=None, help="rules file (default: the bundled one)")
     ap.add_argument("--repeats", type=int, default=3, help="timing runs over the corpus; the best counts")
     ap.add_argument("-o", "--output", type=Path, default=RESULTS / "urgency.json")
     args = ap.parse_args()
+    golds = args.gold or [ROOT / "data" / "labels" / "urgency-enriched-300.csv", ROOT / "data" / "labels" / "urgency-300.csv"]
+    splits = args.split or ["dev", "test"]
     if not args.corpus.is_file():
         sys.exit(f"corpus not found: {args.corpus} (give --corpus)")
     started = time.perf_counter()
@@ -137,17 +185,28 @@ def main() -> None:
     corpus = read_corpus(args.corpus)
     figures: dict[str, object] = {"rules": str(args.rules or "bundled"), "corpus": str(args.corpus),
                                   "load_seconds": round(load_s, 3), "speed": speed(detector, list(corpus.values()), args.repeats)}
-    if args.gold.is_file():
-        gold = read_gold(args.gold)
+    sets: dict[str, object] = {}
+    for path in golds:
+        if not path.is_file():
+            print(f"no gold file at {path}: skipped", file=sys.stderr)
+            continue
+        gold = read_gold(path)
         unknown = sorted(set(gold) - set(corpus))
         if unknown:
-            sys.exit(f"{args.gold}: {len(unknown)} ids not in {args.corpus}: {', '.join(unknown[:10])}")
-        detected = {i: detector.annotate(*corpus[i])["level"] or "none" for i in gold}
-        figures["gold"] = str(args.gold)
-        figures["quality"] = score(gold, detected)
-    else:
-        figures["gold"] = None
-        print(f"no gold file at {args.gold}: speed only", file=sys.stderr)
+            sys.exit(f"{path}: {len(unknown)} ids not in {args.corpus}: {', '.join(unknown[:10])}")
+        for name, split, ids in gold_sets(path, splits, args.ids):
+            chosen = gold if ids is None else {i: lv for i, lv in gold.items() if i in ids}
+            if ids is not None and len(chosen) != len(ids):
+                sys.exit(f"{name}: {len(ids) - len(chosen)} ids of the list are not in {path}")
+            detected = {i: detector.annotate(*corpus[i])["level"] or "none" for i in chosen}
+            q = score(chosen, detected)
+            if split not in ("dev", "ids") and not args.show_ids:
+                for key in ("misses", "false_alarms", "level_swaps"):  # a test set's errors are counted, not named
+                    q[key] = len(q[key])  # type: ignore[arg-type]
+            sets[name] = {"gold": str(path), "split": split, **q}
+    if not sets:
+        print("no gold set to score: speed only", file=sys.stderr)
+    figures["quality"] = sets
     print(json.dumps(figures, ensure_ascii=False, indent=1))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(figures, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
