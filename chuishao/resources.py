@@ -26,3 +26,7 @@ def default_lexicon_path() -> Path:
 
 def default_model_dir() -> Path:
     return _resolve("models/default", "models/default")
+
+
+def default_gazetteer_path() -> Path:
+    return _resolve("gazetteer/example.yaml", "data/gazetteer/example.yaml")
