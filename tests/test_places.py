@@ -16,7 +16,7 @@ from tests.test_gazetteer import CITY
 def extractor(tmp_path_factory) -> PlaceExtractor:
     path = tmp_path_factory.mktemp("gz") / "city.yaml"
     path.write_text(yaml.safe_dump(CITY, allow_unicode=True), encoding="utf-8")
-    return PlaceExtractor(Gazetteer.load(path))
+    return PlaceExtractor(Gazetteer.load(path), national=False)  # the same with or without the places extra
 
 
 def test_no_place_gives_nulls(extractor):
@@ -78,12 +78,22 @@ def test_address_in_another_province(extractor):
     assert got["matched"] == [f"廣東省 {OUTSIDE}"]
 
 
-def test_another_province_without_jionlp(extractor, monkeypatch):
-    from chuishao.pipeline import places
-
-    monkeypatch.setattr(places, "_jionlp_location", lambda snippet: None)
-    got = extractor.extract(None, "我在廣東省深圳市打工")
+def test_national_divisions_outside_the_gazetteer(extractor):
+    pytest.importorskip("jionlp")
+    x = PlaceExtractor(extractor.gazetteer, national=True)
+    got = x.extract(None, "我在廣東省深圳市打工")
     assert (got["province"], got["city"], got["district"]) == ("广东省", "深圳市", None)
+    assert got["matched"] == [f"廣東省 {OUTSIDE}", f"深圳市 {OUTSIDE}"] and got["candidates"] == 1
+    got = x.extract(None, "我老家在浙江省衢州市柯城区，现在东湖区上班")
+    assert got["district"] == "东湖区"  # the gazetteer's place wins, the others are counted
+    assert got["candidates"] == 2
+    got = x.extract(None, "衢州市柯城区府山街道的路灯坏了")
+    assert (got["province"], got["city"], got["district"], got["street"]) == ("浙江省", "衢州市", None, None)
+    assert got["matched"] == [f"衢州市 {OUTSIDE}", f"柯城区 {OUTSIDE}", f"府山街道 {OUTSIDE}"]
+    assert got["candidates"] == 1
+    assert x.mentions(None, "柯城区府山街道") == [("柯城区", "district"), ("府山街道", "street")]
+    assert x.extract(None, "城关镇") == extractor.extract(None, "城关镇")  # the gazetteer's own 城关镇
+    assert x.extract(None, "市中区的小城镇，属于城镇户口，经济开发区")["matched"] == []  # words and zones, not places
 
 
 def test_only_the_gazetteers_own_province(extractor):

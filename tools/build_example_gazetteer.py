@@ -3,16 +3,21 @@
 Place names only (no text leaves the corpus): the Teddy data's anonymised cities (A市, its A1区 ...
 A9市, and the streets/townships and communities/villages written right after them, e.g.
 "A7县泉塘街道"), and Hangzhou's real districts with the streets named after them in the `hangzhou`
-source. A name must occur at least twice (once for a community after its street) to be kept.
+source. A street/township is kept when written right after its district, a community/village when
+written right after its street.
 
-    python tools/build_example_gazetteer.py [../shared/data/corpus.jsonl] > data/gazetteer/example.yaml
+    python tools/build_example_gazetteer.py [../shared/data/corpus.jsonl] \
+        --exclude data/labels/places-300-ids.txt > data/gazetteer/example.yaml
+
+The messages of the place benchmark (bench/bench_places.py) are left out with --exclude, so that the
+benchmark measures names the gazetteer was not built from.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -34,11 +39,17 @@ HANGZHOU_STREETS = {
 }
 JUNK = set("的了在我是们这那个有和与及对被将把从到向给等都也就所为其该本每各某从于请问您你他她它啊吗呢吧区县市省")
 STREET = re.compile(r"([\u4e00-\u9fa5]{2,4}?)(街道|镇|乡)")
+MIN_STREET = 1  # written right after its district ("A7县泉塘街道"): once is enough
 COMMUNITY = re.compile(r"([\u4e00-\u9fa5]{2,5}?)(社区|村)")
 
 
+# not places: 父老乡亲, 城乡, 小城镇, 老乡, 行政村, 一部分村, 办事处XX村 ...
+DENY = {"父老", "一", "小城", "美丽", "相思", "城城", "选调"}
+JUNK |= set("很部办处局第效原籍政行农")
+
+
 def clean(name: str) -> bool:
-    return not (set(name) & JUNK) and "农村" not in name and not name.endswith("新农")
+    return not (set(name) & JUNK) and not name.endswith(("城", "小", "老")) and name not in DENY
 
 
 def office(level: str, name: str) -> str:
@@ -66,6 +77,18 @@ def build(rows: list[dict]) -> dict:
                 c = COMMUNITY.match(text, s.end())
                 if c and clean(c.group(1)):
                     communities[(code, street)][c.group(1) + c.group(2)] += 1
+    # communities after a street written without its district ("泉塘街道泉星社区"), when one district has that street
+    owner: dict[str, list[str]] = defaultdict(list)
+    for code, counts in streets.items():
+        for street in counts:
+            if clean(street[:-2] if street.endswith("街道") else street[:-1]):
+                owner[street].append(code)
+    street_re = re.compile("|".join(sorted((re.escape(s) for s, o in owner.items() if len(o) == 1), key=len, reverse=True)))
+    for text in texts:
+        for m in street_re.finditer(text):
+            c = COMMUNITY.match(text, m.end())
+            if c and clean(c.group(1)):
+                communities[(owner[m.group(0)][0], m.group(0))][c.group(1) + c.group(2)] += 1
     hz = {d: Counter() for d in HANGZHOU}
     hz_comm: dict[tuple[str, str], Counter] = defaultdict(Counter)
     hz_re = re.compile("|".join(HANGZHOU))
@@ -89,7 +112,7 @@ def build(rows: list[dict]) -> dict:
         # the same place written as 镇 and as 街道 (a township made a street): one street, the other an alias
         by_base: dict[str, list[str]] = defaultdict(list)
         for name, n in counts.most_common():
-            if n >= 2:
+            if n >= MIN_STREET:
                 by_base[re.sub("(街道|镇|乡)$", "", name)].append(name)
         out = []
         for names in by_base.values():
@@ -156,11 +179,17 @@ def drop_shared_aliases(gazetteer: dict) -> dict:
 
 
 def main() -> None:
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/corpus.jsonl")
-    rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+    parser = argparse.ArgumentParser(description="Build the example gazetteer from the corpus's place names.")
+    parser.add_argument("corpus", type=Path, nargs="?", default=Path("../shared/data/corpus.jsonl"))
+    parser.add_argument("--exclude", type=Path, action="append", default=[],
+                        help="a file of message ids (one a line) whose names are left out: the place benchmark's test set")
+    args = parser.parse_args()
+    excluded = {line.strip() for path in args.exclude for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    rows = [row for line in args.corpus.open(encoding="utf-8") if (row := json.loads(line))["id"] not in excluded]
     print("# Example gazetteer, built by tools/build_example_gazetteer.py from the place names in the corpus")
     print("# (the Teddy data's anonymised cities A市 ... M市, and Hangzhou). Names only; offices are the usual titles.")
-    print("# A city writes its own in this format: see docs/places.md.")
+    print("# A city writes its own in this format: see docs/places.md."
+          + (f" Built without {len(excluded)} excluded messages (the place benchmark's)." if excluded else ""))
     print(yaml.safe_dump(build(rows), allow_unicode=True, sort_keys=False, width=120), end="")
 
 

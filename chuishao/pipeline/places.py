@@ -4,17 +4,18 @@ The gazetteer matching is the one hand-written part: every name and alias of the
 an Aho-Corasick automaton (pyahocorasick), the text is scanned once, overlapping hits keep the
 leftmost-longest, and the most specific place whose chain (district > street > community) agrees
 with the most mentions wins; a name two districts share is settled by the district mentioned.
-Traditional characters are read through OpenCC. A province other than the gazetteer's fills only
-``province`` (and ``city`` when jionlp, the optional ``places`` extra, reads one after it).
+Traditional characters are read through OpenCC. A place outside the gazetteer (another province;
+with the ``places`` extra, any city, county or township of China from jionlp's division list) fills
+only ``province`` and ``city``, and ``matched`` says it is outside.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import importlib.util
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import ahocorasick
@@ -53,11 +54,27 @@ def _t2s() -> Any:
 
 
 @dataclass(frozen=True)
+class Region:
+    """A division outside the gazetteer (a province, or from the national list): the parts known."""
+
+    level: str  # province, city, district or street
+    province: str | None
+    city: str | None = None
+    county: str | None = None
+    name: str | None = None  # the division's own name
+
+    @property
+    def key(self) -> tuple[str | None, ...]:
+        parts = (self.province, self.city, self.county, self.name if self.level == "street" else None)
+        return parts[: ("province", "city", "district", "street").index(self.level) + 1]
+
+
+@dataclass(frozen=True)
 class Mention:
     surface: str  # as written in the message
     start: int
     entries: tuple[int, ...]  # gazetteer entries it names (several when two places share the name)
-    province: str | None = None  # set when it names a province instead
+    region: Region | None = None  # set when it names a division outside the gazetteer instead
 
     @property
     def end(self) -> int:
@@ -65,27 +82,35 @@ class Mention:
 
 
 class PlaceExtractor:
-    """The ``jurisdiction`` annotator: ``extract(title, text)`` gives the place a message names."""
+    """The ``jurisdiction`` annotator: ``extract(title, text)`` gives the place a message names.
+
+    ``national``: also find the cities, counties and townships of all China (jionlp's division list, the
+    ``places`` extra) as places outside the gazetteer (when jionlp is installed; False: never)."""
 
     name = "jurisdiction"
 
-    def __init__(self, gazetteer: Gazetteer, max_chars: int = MAX_CHARS) -> None:
+    def __init__(self, gazetteer: Gazetteer, max_chars: int = MAX_CHARS, national: bool | None = None) -> None:
         self.gazetteer = gazetteer
         self.max_chars = max_chars
         self._home = set(gazetteer.provinces.values())
-        automaton = ahocorasick.Automaton()
-        surfaces: dict[str, tuple[list[int], str | None]] = {}
+        surfaces: dict[str, tuple[list[int], Region | None]] = {}
+        divisions = national_divisions() if national or national is None else {}
+        self.national = bool(divisions)
+        for surface, division in divisions.items():
+            surfaces[surface] = ([], division)
         for province, short in PROVINCES.items():
             for surface in (province, *short):
-                surfaces[surface] = ([], province)
+                surfaces[surface] = ([], Region("province", province))
         for surface, province in gazetteer.provinces.items():
-            surfaces[surface] = ([], province)
+            surfaces[surface] = ([], Region("province", province))
         for entry in gazetteer.entries:
             for surface in {entry.name, *entry.aliases}:
+                if surface in surfaces and not surfaces[surface][0]:
+                    del surfaces[surface]  # the gazetteer's place, not the national one of that name
                 surfaces.setdefault(surface, ([], None))[0].append(entry.index)
-        for surface, (entries, named) in surfaces.items():
-            # a gazetteer place named like a province (北京市 as a city) is the place
-            automaton.add_word(surface, (surface, tuple(entries), None if entries else named))
+        automaton = ahocorasick.Automaton()
+        for surface, (entries, region) in surfaces.items():
+            automaton.add_word(surface, (surface, tuple(entries), None if entries else region))
         automaton.make_automaton()
         self._automaton = automaton
 
@@ -104,26 +129,39 @@ class PlaceExtractor:
         places = [m for m in mentions if m.entries]
         if places:
             return self._inside(result, places, mentions)
-        outside = [m for m in mentions if m.province is not None and m.province not in self._home]
+        outside = [m for m in mentions if m.region is not None and (m.region.level != "province"
+                                                                      or m.region.province not in self._home)]
         if outside:
-            first = outside[0]
-            result.update(province=first.province, city=_city_after(self._normalised(original), first),
-                          matched=list(dict.fromkeys(f"{m.surface} {OUTSIDE}" for m in outside)), confidence=1.0,
-                          candidates=len({m.province for m in outside}))
+            # the most specific division named outside the gazetteer: its province and city, no district or
+            # street (no office of this city is responsible), and matched says so
+            regions = [m.region for m in outside if m.region is not None]
+
+            def rank(r: Region) -> tuple[int, int]:  # agreeing mentions, then how much of the chain is known
+                return sum(1 for o in regions if r.key[: len(o.key)] == o.key), sum(p is not None for p in r.key)
+
+            region = max(regions, key=rank)
+            best = outside[regions.index(region)]
+            city = region.city
+            if city is None and region.level == "province":
+                city = _city_after(self._normalised(original), best)
+            result.update(province=region.province, city=city, confidence=1.0,
+                          matched=list(dict.fromkeys(f"{m.surface} {OUTSIDE}" for m in outside)),
+                          candidates=_distinct([m.region.key for m in outside if m.region]))
         elif mentions:  # only the gazetteer's own province: named, but no place in it
-            result.update(province=mentions[0].province, matched=list(dict.fromkeys(m.surface for m in mentions)),
-                          confidence=1.0)
+            result.update(province=mentions[0].region.province if mentions[0].region else None,
+                          matched=list(dict.fromkeys(m.surface for m in mentions)), confidence=1.0)
         return result
 
     def mentions(self, title: str | None, text: str) -> list[tuple[str, str]]:
-        """(surface as written, level) of each gazetteer place or province named, in text order."""
+        """(surface as written, level) of each place named, in text order: gazetteer places (city, district,
+        street, community) and divisions outside it (province, city, district, street)."""
         out = []
         for m in self.mentions_in(self._joined(title, text)):
             if m.entries:
                 levels = {self.gazetteer.entries[i].level for i in m.entries}
                 out.append((m.surface, min(levels, key=("community", "street", "district", "city").index)))
-            else:
-                out.append((m.surface, "province"))
+            elif m.region is not None:
+                out.append((m.surface, m.region.level))
         return out
 
     # ---- matching ---------------------------------------------------------------------------------
@@ -138,15 +176,15 @@ class PlaceExtractor:
 
     def mentions_in(self, original: str) -> list[Mention]:
         text = self._normalised(original)
-        hits = [(end - len(surface) + 1, end + 1, entries, province)
-                for end, (surface, entries, province) in self._automaton.iter(text)]
+        hits = [(end - len(surface) + 1, end + 1, entries, region)
+                for end, (surface, entries, region) in self._automaton.iter(text)]
         hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))  # leftmost, then longest
         out: list[Mention] = []
         taken_to = 0
-        for start, end, entries, province in hits:
+        for start, end, entries, region in hits:
             if start < taken_to:
                 continue  # inside a longer (or earlier) name: 萧山 in 萧山区
-            out.append(Mention(original[start:end], start, entries, province))
+            out.append(Mention(original[start:end], start, entries, region))
             taken_to = end
         return out
 
@@ -163,14 +201,15 @@ class PlaceExtractor:
         tied = [i for i in ranked if score(i) == score(best)]
         # distinct places named: those no other named place lies inside, and other provinces
         leaves = [i for i in chains if not any(i in chains[j] and i != j for j in chains)]
-        elsewhere = {m.province for m in mentions if m.province is not None and m.province not in self._home}
+        elsewhere = [m.region.key for m in mentions if m.region is not None
+                     and (m.region.level != "province" or m.region.province not in self._home)]
         entry = gz.entries[best]
         support = score(best)[0]
         confidence = support / len(places) / len(tied)
         result.update(province=entry.province, city=entry.city, district=entry.district, street=entry.street,
                       community=entry.community, office=self._office(entry),
                       matched=list(dict.fromkeys(m.surface for m in mentions)),
-                      confidence=round(confidence, 2), candidates=len(leaves) + len(elsewhere))
+                      confidence=round(confidence, 2), candidates=len(leaves) + _distinct(elsewhere))
         return result
 
     def _office(self, entry: Entry) -> str | None:
@@ -179,6 +218,19 @@ class PlaceExtractor:
             if office:
                 return office
         return None
+
+
+def _distinct(keys: list[tuple[str | None, ...]]) -> int:
+    """How many distinct divisions are named: 浙江省, 衢州市柯城区 and a 府山街道 of some Zhejiang county are one
+    (a part not known matches any)."""
+    def agree(a: tuple[str | None, ...], b: tuple[str | None, ...]) -> bool:
+        return all(x is None or y is None or x == y for x, y in zip(a, b, strict=False))
+
+    groups: list[tuple[str | None, ...]] = []
+    for key in sorted(set(keys), key=len, reverse=True):
+        if not any(agree(key, g) for g in groups):
+            groups.append(key)
+    return len(groups)
 
 
 def _place(text: str, mentions: list[Mention]) -> str | None:
@@ -201,30 +253,79 @@ _CITY = re.compile(r"[\u4e00-\u9fff]{2,4}?(?:市|自治州|地区|盟)")
 
 
 def _city_after(text: str, province: Mention) -> str | None:
-    """The city written right after a province outside the gazetteer ("广东省深圳市"), by jionlp when installed."""
-    snippet = text[province.start:province.start + 40]
-    parsed = _jionlp_location(snippet)
-    if parsed is not None:
-        return parsed.get("city")
+    """The city written right after a province ("广东省深圳市") when the national list is not in use."""
     m = _CITY.match(text, province.end)
     return m.group(0) if m else None
 
 
+# county and township names that are also ordinary words or zones ("the old town", "small town"): never a mention
+_GENERIC = frozenset({"市中区", "新城区", "老城区", "城关区", "城镇", "乡镇", "集镇", "小城镇", "新城镇", "城关镇", "古镇",
+                      "小镇", "城乡", "新市镇"})
+_SUFFIX = {"city": ("市", "州", "盟", "地区"), "district": ("区", "县", "市", "旗"), "street": ("街道", "镇", "乡", "苏木")}
+_ZONES = ("开发区", "示范区", "园区", "度假区", "景区", "管理区", "试验区", "实验区", "保护区", "新城", "小区", "古镇")
+
+
 @lru_cache(maxsize=1)
-def _jionlp() -> Any:
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # jionlp prints a banner on import
-            import jionlp
-    except ImportError:
-        return None
-    return jionlp
+def national_divisions() -> dict[str, Region]:
+    """Full names of China's cities, counties and townships (jionlp's division list) -> where they are;
+    a name several places share keeps only the parts they have in common. Empty without jionlp."""
+    path = _division_file()
+    if path is None:
+        return {}
+    out: dict[str, Region] = {}
+
+    def add(name: str, region: Region) -> None:
+        # 城区, 郊区: words before they are places; 3-character X城镇 (属于城镇户口) too; zones are no divisions
+        if (len(name) < 3 or name in _GENERIC or (len(name) == 3 and name.endswith("城镇"))
+                or name.endswith(_ZONES) or not name.endswith(_SUFFIX[region.level])):
+            return
+        seen = out.get(name)
+        if seen is None:
+            out[name] = region
+        elif seen != region:
+            same = [a if a == b else None for a, b in zip((seen.province, seen.city, seen.county),
+                                                          (region.province, region.city, region.county), strict=True)]
+            level = seen.level if seen.level == region.level else min(seen.level, region.level, key=_LEVELS.index)
+            out[name] = Region(level, same[0], same[1], same[2], name=name)
+
+    for province, city, county, town in _division_lines(path):
+        if town is not None:
+            add(town, Region("street", province, city, county, name=town))
+        elif county is not None:
+            add(county, Region("district", province, city, county, name=county))
+        elif city is not None:
+            add(city, Region("city", province, city, name=city))
+    return out
 
 
-def _jionlp_location(snippet: str) -> dict[str, Any] | None:
-    jio = _jionlp()
-    if jio is None:
+def _division_file() -> Path | None:
+    """jionlp's list of China's divisions (Apache-2.0), found without importing jionlp (seconds, a banner on stdout)."""
+    spec = importlib.util.find_spec("jionlp")
+    if spec is None or spec.origin is None:
         return None
-    try:
-        return jio.parse_location(snippet)
-    except Exception:  # noqa: BLE001 - the optional parser failing leaves the city unknown, not the message
-        return None
+    path = Path(spec.origin).parent / "dictionary" / "china_location.txt"
+    return path if path.is_file() else None
+
+
+# one line per division, indented by level (province, city, county, township, village); villages are left out
+_DIVISION_LINE = re.compile(r"^(\t{0,3})([^\t\r\n]+)", re.MULTILINE)
+
+
+def _division_lines(path: Path) -> list[tuple[str, str | None, str | None, str | None]]:
+    """(province, city, county, town) of each division down to townships."""
+    out: list[tuple[str, str | None, str | None, str | None]] = []
+    chain: list[str] = []
+    for m in _DIVISION_LINE.finditer(path.read_text(encoding="utf-8")):
+        depth = len(m.group(1))
+        chain = [*chain[:depth], m.group(2).strip()]
+        if depth == 0 or len(chain) != depth + 1:
+            continue
+        out.append((chain[0], chain[1], chain[2] if depth >= 2 else None, chain[3] if depth == 3 else None))
+    return out
+
+
+_LEVELS = ("province", "city", "district", "street")
+
+
+def _children(node: Any) -> list[tuple[str, Any]]:
+    return [(k, v) for k, v in node.items() if not k.startswith("_")] if isinstance(node, dict) else []
