@@ -124,3 +124,15 @@ def test_bundled_example_on_corpus_style_names():
     assert (got["city"], got["district"], got["street"]) == ("杭州市", "萧山区", "宁围街道")
     got = x.extract(None, "A市A7县泉塘街道")
     assert (got["city"], got["district"], got["street"]) == ("A市", "A7县", "泉塘街道")
+
+
+def test_units_in_no_list_right_after_a_known_one(extractor):
+    got = extractor.extract(None, "东湖区柳岸街道石榴社区门口，西山县县白鹭乡某某村")
+    assert got["street"] == "柳岸街道" and got["community"] is None  # not in the gazetteer: no office known
+    assert "石榴社区 (not in the gazetteer)" in got["matched"]
+    assert extractor.mentions(None, "西山县县白鹭乡青松村村民") == [
+        ("西山县", "district"), ("白鹭乡", "street"), ("青松村", "community")]
+    # only right after a known unit, and not a compound or a generic word
+    assert extractor.mentions(None, "青松村的路") == []
+    assert extractor.mentions(None, "柳岸街道东山新村小区") == [("柳岸街道", "street")]
+    assert extractor.mentions(None, "西山县城乡结合部") == [("西山县", "district")]

@@ -33,7 +33,9 @@ PROVINCES: dict[str, tuple[str, ...]] = {
     "广西壮族自治区": ("广西",), "西藏自治区": ("西藏",), "宁夏回族自治区": ("宁夏",),
     "新疆维吾尔自治区": ("新疆",), "香港特别行政区": ("香港",), "澳门特别行政区": ("澳门",),
 }
+_SPECIFIC_FIRST = ("community", "street", "district", "city")
 OUTSIDE = "(outside the gazetteer)"
+UNLISTED = "(not in the gazetteer)"
 MAX_CHARS = 4000  # a place is named early; a 100,000-character paste must not stall a worker
 
 # Compounds, roads and landmarks: a name of 2-8 characters before one of these words.
@@ -57,16 +59,18 @@ def _t2s() -> Any:
 class Region:
     """A division outside the gazetteer (a province, or from the national list): the parts known."""
 
-    level: str  # province, city, district or street
+    level: str  # province, city, district, street or community
     province: str | None
     city: str | None = None
     county: str | None = None
     name: str | None = None  # the division's own name
+    listed: bool = True  # False: a unit written right after a known one, in no list ("泉塘街道某某社区")
 
     @property
     def key(self) -> tuple[str | None, ...]:
-        parts = (self.province, self.city, self.county, self.name if self.level == "street" else None)
-        return parts[: ("province", "city", "district", "street").index(self.level) + 1]
+        parts = (self.province, self.city, self.county, self.name if self.level == "street" else None,
+                 self.name if self.level == "community" else None)
+        return parts[: ("province", "city", "district", "street", "community").index(self.level) + 1]
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,8 @@ class PlaceExtractor:
         places = [m for m in mentions if m.entries]
         if places:
             return self._inside(result, places, mentions)
-        outside = [m for m in mentions if m.region is not None and (m.region.level != "province"
-                                                                      or m.region.province not in self._home)]
+        outside = [m for m in mentions if m.region is not None and m.region.listed
+                   and (m.region.level != "province" or m.region.province not in self._home)]
         if outside:
             # the most specific division named outside the gazetteer: its province and city, no district or
             # street (no office of this city is responsible), and matched says so
@@ -154,15 +158,10 @@ class PlaceExtractor:
 
     def mentions(self, title: str | None, text: str) -> list[tuple[str, str]]:
         """(surface as written, level) of each place named, in text order: gazetteer places (city, district,
-        street, community) and divisions outside it (province, city, district, street)."""
-        out = []
-        for m in self.mentions_in(self._joined(title, text)):
-            if m.entries:
-                levels = {self.gazetteer.entries[i].level for i in m.entries}
-                out.append((m.surface, min(levels, key=("community", "street", "district", "city").index)))
-            elif m.region is not None:
-                out.append((m.surface, m.region.level))
-        return out
+        street, community), divisions outside it (province, city, district, street) and units in no list
+        written right after a known one (street, community)."""
+        return [(m.surface, level) for m in self.mentions_in(self._joined(title, text))
+                if (level := self._level(m)) is not None]
 
     # ---- matching ---------------------------------------------------------------------------------
     def _joined(self, title: str | None, text: str) -> str:
@@ -186,7 +185,37 @@ class PlaceExtractor:
                 continue  # inside a longer (or earlier) name: 萧山 in 萧山区
             out.append(Mention(original[start:end], start, entries, region))
             taken_to = end
+        return self._with_unlisted(out, original, text)
+
+    def _with_unlisted(self, mentions: list[Mention], original: str, text: str) -> list[Mention]:
+        """Add the units written right after a known district or street that no list has: "泉塘街道某某社区"
+        gives the community 某某社区. Only there: elsewhere "XX村" is too often not a village's name."""
+        out: list[Mention] = []
+        starts = {m.start for m in mentions}
+        for m in mentions:
+            out.append(m)
+            level = self._level(m)
+            follow = m
+            while level in ("district", "street"):
+                pattern = _UNLISTED_STREET if level == "district" else _UNLISTED_COMMUNITY
+                at = follow.end
+                if text[at:at + 1] == text[at - 1:at] and text[at - 1:at] in "县区市镇乡":
+                    at += 1  # "L10县县飞山乡": a doubled level word is an artefact
+                found = pattern.match(text, at)
+                if found is None or found.start() in starts or not _unit_name(found.group(1)):
+                    break
+                level = "street" if level == "district" else "community"
+                follow = Mention(original[found.start():found.end()], found.start(), (),
+                                 Region(level, None, name=found.group(0), listed=False))
+                if any(o.start < follow.end and follow.start < o.end for o in mentions):
+                    break  # overlaps a known name: that one is kept
+                out.append(follow)
         return out
+
+    def _level(self, m: Mention) -> str | None:
+        if m.entries:
+            return min((self.gazetteer.entries[i].level for i in m.entries), key=_SPECIFIC_FIRST.index)
+        return m.region.level if m.region is not None else None
 
     def _inside(self, result: dict[str, object], places: list[Mention], mentions: list[Mention]) -> dict[str, object]:
         gz = self.gazetteer
@@ -201,14 +230,15 @@ class PlaceExtractor:
         tied = [i for i in ranked if score(i) == score(best)]
         # distinct places named: those no other named place lies inside, and other provinces
         leaves = [i for i in chains if not any(i in chains[j] and i != j for j in chains)]
-        elsewhere = [m.region.key for m in mentions if m.region is not None
+        elsewhere = [m.region.key for m in mentions if m.region is not None and m.region.listed
                      and (m.region.level != "province" or m.region.province not in self._home)]
         entry = gz.entries[best]
         support = score(best)[0]
         confidence = support / len(places) / len(tied)
         result.update(province=entry.province, city=entry.city, district=entry.district, street=entry.street,
                       community=entry.community, office=self._office(entry),
-                      matched=list(dict.fromkeys(m.surface for m in mentions)),
+                      matched=list(dict.fromkeys(m.surface if m.entries or m.region is None or m.region.listed
+                                                 else f"{m.surface} {UNLISTED}" for m in mentions)),
                       confidence=round(confidence, 2), candidates=len(leaves) + _distinct(elsewhere))
         return result
 
@@ -247,6 +277,18 @@ def _place(text: str, mentions: list[Mention]) -> str | None:
 
 def _is_name_char(ch: str) -> bool:
     return ("\u4e00" <= ch <= "\u9fff" or (ch.isascii() and ch.isalnum())) and ch not in _NOT_NAME
+
+
+# a unit in no list, right after a known district ("A7县某某镇") or street ("某某街道某某社区")
+_UNLISTED_STREET = re.compile(r"([\u4e00-\u9fff]{2,4}?)(?:街道|镇|乡)(?![长上里区镇])")
+_UNLISTED_COMMUNITY = re.compile(r"([\u4e00-\u9fff]{2,5}?)(?:社区|居委会|村)(?!小区|镇|乡|街道|[路站])")
+_GENERIC_UNIT = frozenset({"城中", "新农", "本", "该", "全", "城乡", "小城", "农"})
+
+
+def _unit_name(name: str) -> bool:
+    # "县县飞山乡": a doubled level word is an artefact, not part of the name; "林业局" is an organ
+    return (name not in _GENERIC_UNIT and all(_is_name_char(ch) and ch != "局" for ch in name)
+            and not name.endswith(("农", "城")) and not name.startswith(("县", "区", "市", "镇", "乡")))
 
 
 _CITY = re.compile(r"[\u4e00-\u9fff]{2,4}?(?:市|自治州|地区|盟)")
