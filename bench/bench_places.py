@@ -148,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"corpus not found at {args.corpus} (../shared/data beside the repo)", file=sys.stderr)
         return 2
     result = run(args.gold, args.corpus, args.gazetteer, args.national)
-    summary = {k: v for k, v in result.items() if k != "errors"}
-    print(json.dumps(summary, ensure_ascii=False, indent=1))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    summary = {k: v for k, v in result.items() if k != "errors"}
+    print(json.dumps(summary, ensure_ascii=False, indent=1))
     return 0
 
 
