@@ -288,7 +288,7 @@ _GENERIC_UNIT = frozenset({"城中", "新农", "本", "该", "全", "城乡", "�
 def _unit_name(name: str) -> bool:
     # "县县飞山乡": a doubled level word is an artefact, not part of the name; "林业局" is an organ
     return (name not in _GENERIC_UNIT and all(_is_name_char(ch) and ch != "局" for ch in name)
-            and not name.endswith(("农", "城")) and not name.startswith(("县", "区", "市", "镇", "乡")))
+            and not name.endswith(("新农", "小城")) and not name.startswith(("县", "区", "市", "镇", "乡")))
 
 
 _CITY = re.compile(r"[\u4e00-\u9fff]{2,4}?(?:市|自治州|地区|盟)")
