@@ -21,6 +21,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="model directory (default: the bundled model)")]
 RoutingOpt = Annotated[Path | None, typer.Option(
     "--taxonomy", help="route with this taxonomy YAML (a city's edited names and departments); its codes must be the model's")]
+GazetteerOpt = Annotated[str | None, typer.Option(
+    "--gazetteer", help="the city's places (YAML, see docs/places.md) for each answer's jurisdiction; "
+                        "default: the bundled example; none: no place extraction")]
 IdField = Annotated[str, typer.Option("--id-field", help="column/field holding the message id")]
 TextField = Annotated[str, typer.Option("--text-field", help="column/field holding the message text")]
 TitleField = Annotated[str, typer.Option("--title-field", help="column/field holding the title ('' for none)")]
@@ -71,10 +74,19 @@ def _routing(path: Path | None):
     return Taxonomy.load(path) if path is not None else None
 
 
-def _load(model_dir: Path | None, routing: Path | None):
+def _annotator(gazetteer: str | None):
+    """The answers' annotators (the place, from --gazetteer)."""
+    from chuishao.pipeline.annotate import build_annotator
+
+    return build_annotator(gazetteer)
+
+
+def _load(model_dir: Path | None, routing: Path | None, gazetteer: str | None = "none"):
+    from chuishao.models.annotated import annotated
     from chuishao.models.persistence import load_model
 
-    return load_model(model_dir, taxonomy=_routing(routing))
+    annotator = _annotator(gazetteer)  # before the model: a bad gazetteer fails fast
+    return annotated(load_model(model_dir, taxonomy=_routing(routing)), annotator)
 
 
 def _fields(id_field: str, text_field: str, title_field: str):
@@ -516,10 +528,11 @@ def predict(
     title: Annotated[str | None, typer.Option("--title")] = None,
     model_dir: ModelOpt = None,
     routing: RoutingOpt = None,
+    gazetteer: GazetteerOpt = None,
 ) -> None:
     """Route one complaint (or each stdin line) and print the answer as JSON."""
     try:
-        model = _load(model_dir, routing)
+        model = _load(model_dir, routing, gazetteer)
     except ChuishaoError as exc:
         _fail(exc)
     from_stdin = text in (None, "-")
@@ -585,6 +598,7 @@ def tag(
         "--output", "-o", help="file to write, format by extension: .jsonl .csv .tsv .xlsx .parquet")],
     model_dir: ModelOpt = None,
     routing: RoutingOpt = None,
+    gazetteer: GazetteerOpt = None,
     id_field: IdField = "id",
     text_field: TextField = "text",
     title_field: TitleField = "title",
@@ -617,9 +631,9 @@ def tag(
             if sheet is not None:
                 raise typer.BadParameter("--sheet: the spark engine does not read Excel files")
             summary = tag_spark(input, output, model_dir, fields, keep_columns=keep_columns, master=spark_master,
-                                encoding=encoding, taxonomy=_routing(routing))
+                                encoding=encoding, taxonomy=_routing(routing), annotator=_annotator(gazetteer))
         elif engine == "local":
-            model = _load(model_dir, routing)
+            model = _load(model_dir, routing, gazetteer)
             started = time.perf_counter()  # rows/s of the tagging, not of loading the model
             opts = TagOptions(fields=fields, batch_size=batch_size, chunk_size=chunk_size, workers=workers,
                               keep_columns=keep_columns, resume=resume, encoding=encoding,
@@ -654,6 +668,7 @@ def tag(
 def serve(
     model_dir: ModelOpt = None,
     routing: RoutingOpt = None,
+    gazetteer: GazetteerOpt = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes (each loads the model)")] = 1,
@@ -685,6 +700,7 @@ def serve(
     try:  # fail fast, before any worker starts
         read_manifest(model_dir or default_model_dir())
         _routing(routing)
+        _annotator(gazetteer if gazetteer is not None else os.environ.get("CHUISHAO_GAZETTEER"))
     except ChuishaoError as exc:
         _fail(exc)
     # Settings travel by environment: every worker process builds the app from it.
@@ -694,6 +710,8 @@ def serve(
         os.environ["CHUISHAO_MODEL_DIR"] = str(model_dir.absolute())
     if routing is not None:
         os.environ["CHUISHAO_TAXONOMY"] = str(routing.absolute())
+    if gazetteer is not None:
+        os.environ["CHUISHAO_GAZETTEER"] = gazetteer if gazetteer.lower() == "none" else str(Path(gazetteer).absolute())
     if db_url is not None:
         os.environ["CHUISHAO_DB_URL"] = db_url
     settings = ServeSettings()

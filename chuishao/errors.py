@@ -19,3 +19,7 @@ class ModelLoadError(ChuishaoError):
 
 class InputError(ChuishaoError):
     """One input text cannot be classified (empty, not Chinese, ...)."""
+
+
+class GazetteerError(ChuishaoError):
+    """The gazetteer file (a city's districts, streets and communities) is missing, malformed or inconsistent."""

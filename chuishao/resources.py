@@ -30,3 +30,7 @@ def default_model_dir() -> Path:
 
 def default_urgency_path() -> Path:
     return _resolve("urgency/urgency.yaml", "data/urgency/urgency.yaml")
+
+
+def default_gazetteer_path() -> Path:
+    return _resolve("gazetteer/example.yaml", "data/gazetteer/example.yaml")

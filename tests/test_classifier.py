@@ -499,8 +499,13 @@ def test_answer_dict_is_the_routing_answers_shape():
     full = {"id": "a", "topic": "W05", "topic_name": "噪声扰民", "area": "综合执法", "sub": "W05a", "sub_name": "x",
             "confidence": 0.9, "needs_review": False, "top": [{"topic": "W05", "topic_name": "噪声扰民", "score": 0.9}],
             "departments": {"lead": "城管执法局", "assist": ["生态环境局"]}, "evidence": ["噪音"], "model_version": "v",
-            "error": None}
+            "error": None, "jurisdiction": {"province": "浙江省", "city": "杭州市", "district": "西湖区", "street": "文新街道",
+                                            "community": None, "place": "文三路", "office": "文新街道办事处",
+                                            "matched": ["西湖区", "文新街道"], "confidence": 1.0, "candidates": 1}}
     assert answer_dict(**full) == RoutingAnswer(**full).model_dump()
+    from chuishao.models.answer import Jurisdiction, empty_jurisdiction
+
+    assert empty_jurisdiction() == Jurisdiction().model_dump()
     assert error_answer("m1", "empty text", "v") == RoutingAnswer(id="m1", error="empty text", model_version="v").model_dump()
 
 

@@ -61,6 +61,7 @@ def test_operator_classifies_confirms_and_corrects(live_server, page, serve_sett
     widths = [float(bars.nth(i).locator(".fill").evaluate("e => parseFloat(e.style.width)")) for i in range(3)]
     assert widths == sorted(widths, reverse=True) and widths[0] > 0
     sync_api.expect(page.get_by_test_id("lead")).to_have_text("生态环境局")
+    sync_api.expect(page.get_by_test_id("place")).to_have_text("未识别到地点")  # the text names no place
     marks = page.locator("[data-testid=highlighted] mark").all_inner_texts()
     assert marks and all(m in TEXT for m in marks)  # evidence words marked in the typed text
 

@@ -17,7 +17,12 @@ CHUISHAO_COLUMNS: tuple[str, ...] = (*RoutingAnswer.model_fields, "row")
 FLAT_DEPARTMENTS: tuple[str, str] = ("lead_department", "assist_departments")
 ASSIST_SEPARATOR = "、"
 _AFTER = CHUISHAO_COLUMNS.index("departments") + 1
-TABULAR_COLUMNS: tuple[str, ...] = (*CHUISHAO_COLUMNS[:_AFTER], *FLAT_DEPARTMENTS, *CHUISHAO_COLUMNS[_AFTER:])
+# ... and the place as flat columns after the nested jurisdiction (its matched names and confidence stay there)
+JURISDICTION_PARTS: tuple[str, ...] = ("province", "city", "district", "street", "community", "place", "office")
+FLAT_JURISDICTION: tuple[str, ...] = tuple(f"jurisdiction_{part}" for part in JURISDICTION_PARTS)
+_AFTER_PLACE = CHUISHAO_COLUMNS.index("jurisdiction") + 1
+TABULAR_COLUMNS: tuple[str, ...] = (*CHUISHAO_COLUMNS[:_AFTER], *FLAT_DEPARTMENTS, *CHUISHAO_COLUMNS[_AFTER:_AFTER_PLACE],
+                                    *FLAT_JURISDICTION, *CHUISHAO_COLUMNS[_AFTER_PLACE:])
 KEPT_PREFIX = "input_"
 
 
@@ -27,6 +32,13 @@ def flat_departments(departments: object) -> tuple[str | None, str | None]:
         return None, None
     assist = departments.get("assist")
     return departments.get("lead"), None if assist is None else ASSIST_SEPARATOR.join(assist)
+
+
+def flat_jurisdiction(jurisdiction: object) -> tuple[object, ...]:
+    """The FLAT_JURISDICTION values of an answer's jurisdiction; all None when it has none."""
+    if not isinstance(jurisdiction, dict):
+        return (None,) * len(JURISDICTION_PARTS)
+    return tuple(jurisdiction.get(part) for part in JURISDICTION_PARTS)
 
 
 def kept_name(column: str) -> str:

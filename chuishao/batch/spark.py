@@ -17,7 +17,16 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from chuishao.batch.rows import ASSIST_SEPARATOR, CHUISHAO_COLUMNS, FLAT_DEPARTMENTS, kept_name, output_record, tag_records
+from chuishao.batch.rows import (
+    ASSIST_SEPARATOR,
+    CHUISHAO_COLUMNS,
+    FLAT_DEPARTMENTS,
+    FLAT_JURISDICTION,
+    JURISDICTION_PARTS,
+    kept_name,
+    output_record,
+    tag_records,
+)
 from chuishao.batch.summary import TagSummary
 from chuishao.batch.writers import arrow_schema
 from chuishao.errors import DataError
@@ -339,13 +348,14 @@ def _remove(spark, path: str) -> None:
 
 def tag_spark(input_path: str | Path, output_path: str | Path, model_dir: str | Path | None = None,
               fields: FieldMap | None = None, keep_columns: bool = False, master: str | None = None,
-              encoding: str = AUTO, spark=None, taxonomy=None) -> TagSummary:
+              encoding: str = AUTO, spark=None, taxonomy=None, annotator=None) -> TagSummary:
     """Tag INPUT (a file or folder on any Spark path) into OUTPUT (a Spark output folder).
 
     ``encoding`` (JSONL, CSV) as the local engine takes it: ``auto`` or a codec name. A failure
     inside Spark (an unreadable file, a lost executor) is a DataError naming the input, with the
     first line of Spark's message; the output is then removed. ``taxonomy``: route with an edited
-    taxonomy (see ``load_model``)."""
+    taxonomy (see ``load_model``). ``annotator``: fills the answers' jurisdiction (``build_annotator``)."""
+    from chuishao.models.annotated import annotated
     from chuishao.models.persistence import load_model
 
     fields = fields or FieldMap()
@@ -354,7 +364,7 @@ def tag_spark(input_path: str | Path, output_path: str | Path, model_dir: str | 
     if out_fmt == "xlsx":
         raise DataError("the spark engine writes .parquet, .csv or .jsonl folders, not .xlsx")
     encoding = _encoding(src, in_fmt, encoding)
-    model = load_model(model_dir, taxonomy=taxonomy)
+    model = annotated(load_model(model_dir, taxonomy=taxonomy), annotator)
     try:
         spark = spark or spark_session(master)
         return _tag(spark, src, dst, in_fmt, out_fmt, model, fields, keep_columns, encoding)
@@ -424,14 +434,16 @@ def _write(df, path: str, fmt: str) -> None:
     if fmt != "jsonl":  # tabular outputs carry the departments flat too, after the nested column (as locally)
         flat = [F.col("departments.lead").alias(FLAT_DEPARTMENTS[0]),
                 F.array_join(F.col("departments.assist"), ASSIST_SEPARATOR).alias(FLAT_DEPARTMENTS[1])]
-        df = df.select([c for name in df.columns for c in ([F.col(name), *flat] if name == "departments"
-                                                            else [F.col(name)])])
+        place = [F.col(f"jurisdiction.{part}").alias(name) for name, part in zip(FLAT_JURISDICTION, JURISDICTION_PARTS,
+                                                                                 strict=True)]
+        after = {"departments": flat, "jurisdiction": place}
+        df = df.select([c for name in df.columns for c in [F.col(name), *after.get(name, [])]])
     if fmt == "parquet":
         df.write.mode("overwrite").option("compression", "zstd").parquet(path)
     elif fmt == "jsonl":
         df.write.mode("overwrite").option("ignoreNullFields", False).json(path)
     else:  # CSV cells are flat: nested answer fields as JSON text, as the local writer does
-        flat = df.select([F.to_json(c).alias(c) if c in ("top", "departments", "evidence") else F.col(c)
+        flat = df.select([F.to_json(c).alias(c) if c in ("top", "departments", "evidence", "jurisdiction") else F.col(c)
                           for c in df.columns])
         flat.write.mode("overwrite").option("header", True).option("escape", '"').option("sep", delimiter_for(path)).csv(path)
 

@@ -14,11 +14,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from chuishao.batch.rows import ASSIST_SEPARATOR, FLAT_DEPARTMENTS, TABULAR_COLUMNS, flat_departments
+from chuishao.batch.rows import (
+    ASSIST_SEPARATOR,
+    FLAT_DEPARTMENTS,
+    FLAT_JURISDICTION,
+    JURISDICTION_PARTS,
+    TABULAR_COLUMNS,
+    flat_departments,
+    flat_jurisdiction,
+)
 from chuishao.errors import DataError
 
 XLSX_MAX_ROWS = 1_048_576 - 1  # Excel's limit, less the header row
-_NESTED = ("top", "departments", "evidence")
+_NESTED = ("top", "departments", "evidence", "jurisdiction")
 
 # Characters the CSV output encoding cannot hold (an emoji in GBK) become "?", counted so that the
 # run can say how many: silently changed ids or texts would go unnoticed.
@@ -45,7 +53,11 @@ def arrow_schema(kept: Sequence[str] = ()):
         ("sub", pa.string()), ("sub_name", pa.string()), ("confidence", pa.float64()), ("needs_review", pa.bool_()),
         ("top", pa.list_(topic_score)),
         ("departments", pa.struct([("lead", pa.string()), ("assist", pa.list_(pa.string()))])),
-        ("evidence", pa.list_(pa.string())), ("model_version", pa.string()), ("error", pa.string()),
+        ("evidence", pa.list_(pa.string())),
+        ("jurisdiction", pa.struct([*((part, pa.string()) for part in JURISDICTION_PARTS),
+                                    ("matched", pa.list_(pa.string())), ("confidence", pa.float64()),
+                                    ("candidates", pa.int64())])),
+        ("model_version", pa.string()), ("error", pa.string()),
         ("row", pa.int64()),
     ]
     return pa.schema(fields + [(name, pa.string()) for name in kept])
@@ -61,13 +73,14 @@ def _flat(value: object) -> object:
 
 
 def tabular_arrow_schema(kept: Sequence[str] = ()):
-    """``arrow_schema`` with the flat department columns after the nested one (Parquet output)."""
+    """``arrow_schema`` with the flat department and place columns after the nested ones (Parquet output)."""
     import pyarrow as pa
 
     schema = arrow_schema(kept)
-    at = schema.get_field_index("departments") + 1
-    for offset, name in enumerate(FLAT_DEPARTMENTS):
-        schema = schema.insert(at + offset, pa.field(name, pa.string()))
+    for nested, flat in (("departments", FLAT_DEPARTMENTS), ("jurisdiction", FLAT_JURISDICTION)):
+        at = schema.get_field_index(nested) + 1
+        for offset, name in enumerate(flat):
+            schema = schema.insert(at + offset, pa.field(name, pa.string()))
     return schema
 
 
@@ -78,6 +91,7 @@ def _chunk_dicts(chunks: Sequence[Path]) -> Iterator[dict]:
             for line in fh:
                 rec = json.loads(line)
                 rec[FLAT_DEPARTMENTS[0]], rec[FLAT_DEPARTMENTS[1]] = flat_departments(rec.get("departments"))
+                rec.update(zip(FLAT_JURISDICTION, flat_jurisdiction(rec.get("jurisdiction")), strict=True))
                 yield rec
 
 
@@ -117,8 +131,11 @@ def write_parquet(chunks: Sequence[Path], out: BinaryIO, kept: Sequence[str]) ->
             table = pj.read_json(chunk, parse_options=parse, read_options=pj.ReadOptions(block_size=1 << 24))
             table = table.select(schema.names).cast(schema)
             departments = table.column("departments")
+            place = table.column("jurisdiction")
             flat = {FLAT_DEPARTMENTS[0]: pc.struct_field(departments, "lead"),
-                    FLAT_DEPARTMENTS[1]: pc.binary_join(pc.struct_field(departments, "assist"), ASSIST_SEPARATOR)}
+                    FLAT_DEPARTMENTS[1]: pc.binary_join(pc.struct_field(departments, "assist"), ASSIST_SEPARATOR),
+                    **{name: pc.struct_field(place, part) for name, part in zip(FLAT_JURISDICTION, JURISDICTION_PARTS,
+                                                                                 strict=True)}}
             writer.write_table(pa.table({name: flat[name] if name in flat else table.column(name)
                                          for name in written.names}, schema=written))
             del table

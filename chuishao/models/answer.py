@@ -16,6 +16,27 @@ class Departments(BaseModel):
     assist: list[str] = Field(default_factory=list, description="departments also reported to")
 
 
+class Jurisdiction(BaseModel):
+    """Where the message is, read from its title and text against the city's gazetteer; nulls when it names no place."""
+
+    province: str | None = None
+    city: str | None = None
+    district: str | None = Field(None, description="district or county")
+    street: str | None = Field(None, description="street (街道) or township (镇/乡)")
+    community: str | None = Field(None, description="community (社区) or village (村)")
+    place: str | None = Field(None, description="compound (小区), road or landmark named")
+    office: str | None = Field(None, description="the office responsible for the most specific place found")
+    matched: list[str] = Field(default_factory=list, description="the place names found in the text, as written")
+    confidence: float | None = Field(None, ge=0, le=1, description="share of the names found that agree with the place chosen")
+    candidates: int = Field(0, ge=0, description="distinct places named (more than 1: the most specific agreeing one is chosen)")
+
+
+def empty_jurisdiction() -> dict[str, object]:
+    """``Jurisdiction().model_dump()``, built without pydantic (tested)."""
+    return {"province": None, "city": None, "district": None, "street": None, "community": None, "place": None,
+            "office": None, "matched": [], "confidence": None, "candidates": 0}
+
+
 class RoutingAnswer(BaseModel):
     id: str | None = None
     topic: str | None = None
@@ -28,6 +49,7 @@ class RoutingAnswer(BaseModel):
     top: list[TopicScore] = Field(default_factory=list)
     departments: Departments = Field(default_factory=Departments)
     evidence: list[str] = Field(default_factory=list, description="words that drove the decision")
+    jurisdiction: Jurisdiction = Field(default_factory=Jurisdiction, description="the place, when a gazetteer is in use")
     model_version: str | None = None
     error: str | None = None
 
@@ -45,6 +67,7 @@ def answer_dict(
     top: list[dict[str, object]] | None = None,
     departments: dict[str, object] | None = None,
     evidence: list[str] | None = None,
+    jurisdiction: dict[str, object] | None = None,
     model_version: str | None = None,
     error: str | None = None,
 ) -> dict[str, object]:
@@ -63,6 +86,7 @@ def answer_dict(
         "top": top if top is not None else [],
         "departments": departments if departments is not None else {"lead": None, "assist": []},
         "evidence": evidence if evidence is not None else [],
+        "jurisdiction": jurisdiction if jurisdiction is not None else empty_jurisdiction(),
         "model_version": model_version,
         "error": error,
     }

@@ -69,7 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None = None) -> FastAPI:
     settings = settings or ServeSettings()
-    holder = holder or ModelHolder(settings.model_dir, settings.taxonomy, settings.model_fallback_dir)
+    holder = holder or ModelHolder(settings.model_dir, settings.taxonomy, settings.model_fallback_dir, settings.gazetteer)
     metrics = ServeMetrics()
     app = FastAPI(
         title="chuishao routing service", version=__version__, lifespan=lifespan,

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from chuishao.models.annotated import annotated
 from chuishao.models.cascade import RoutingModel
 from chuishao.models.persistence import DATA_FILES, MANIFEST_FILE, checksum, load_model, read_manifest
+from chuishao.pipeline.annotate import build_annotator
 from chuishao.resources import default_model_dir
 from chuishao.serve import verified_copy
 from chuishao.taxonomy import Taxonomy
@@ -45,11 +47,12 @@ class DiskState:
 
 class ModelHolder:
     def __init__(self, model_dir: Path | None, taxonomy_file: Path | None = None,
-                 fallback_dir: Path | None = None) -> None:
+                 fallback_dir: Path | None = None, gazetteer: str | None = "none") -> None:
         # Keep the path as given: a symlink (models/current -> models/v7) is re-resolved on reload.
         self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         self.taxonomy_file = taxonomy_file  # a city's edited routing, re-read on every load
         self.fallback_dir = fallback_dir  # verified copies (verified_copy.py), kept by chuishao serve
+        self.gazetteer = gazetteer  # the city's places (build_annotator: None the bundled example, "none" off)
         self._disk: tuple[object, DiskState] | None = None  # disk_state() by the files' stat signature
         self._loaded_from: tuple[str, str | None] | None = None
         self._current: LoadedModel | None = None
@@ -67,7 +70,8 @@ class ModelHolder:
 
     def _load(self, directory: Path | None = None, source: str = "directory") -> LoadedModel:
         taxonomy = Taxonomy.load(self.taxonomy_file) if self.taxonomy_file is not None else None
-        model = load_model(directory or self.model_dir, taxonomy=taxonomy)
+        annotator = build_annotator(self.gazetteer)
+        model = annotated(load_model(directory or self.model_dir, taxonomy=taxonomy), annotator)
         model.warm_up()  # before serving: the first request must not pay for the lazy builds
         return LoadedModel(model, self.model_dir, source=source)
 

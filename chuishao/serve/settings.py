@@ -35,6 +35,8 @@ class ServeSettings(BaseSettings):
     model_dir: Path | None = Field(None, description="model directory; None serves the bundled default model")
     taxonomy: Path | None = Field(None, description="route with this taxonomy YAML (edited names and departments; "
                                   "codes must be the model's); re-read when the model is reloaded")
+    gazetteer: str | None = Field(None, description="the city's places (YAML) for each answer's jurisdiction; None: the "
+                                  "bundled example; none: no place extraction; re-read when the model is reloaded")
     db_url: str = Field(default_factory=default_db_url,
                         description="SQLAlchemy URL of the feedback store; default: feedback.sqlite3 in the user data directory")
     # NoDecode: "k1,k2" in the environment, not JSON.

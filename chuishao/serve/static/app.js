@@ -140,6 +140,21 @@ function clearResult() {
   say("");
 }
 
+// The place (jurisdiction): district > street > community, the compound or road, and the office
+// responsible; absent from older services and with --gazetteer none.
+function showPlace(j) {
+  j = j || {};
+  const chain = [j.province, j.city, j.district, j.street, j.community].filter((p) => typeof p === "string" && p);
+  const place = typeof j.place === "string" && j.place ? j.place : "";
+  $("place").textContent = chain.length || place ? chain.join(" › ") + (place ? "（" + place + "）" : "") : "未识别到地点";
+  $("office").textContent = typeof j.office === "string" && j.office ? "责任单位：" + j.office : "";
+  const matched = listOf(j.matched).filter((m) => typeof m === "string");
+  let note = matched.length ? "文中地名：" + matched.join("、") : "";
+  if (typeof j.candidates === "number" && j.candidates > 1) note += "（提到 " + j.candidates + " 处地点，取最具体且一致的一处）";
+  if (typeof j.confidence === "number") note += "　置信度 " + Math.round(j.confidence * 100) + "%";
+  $("place-note").textContent = note;
+}
+
 function show(a, text, title) {
   answer = a;
   $("result").classList.remove("hidden");
@@ -162,6 +177,7 @@ function show(a, text, title) {
   $("lead").textContent = dept.lead || "—";
   $("assist").textContent = assist.length ? assist.join("、") : "—";
   showEvidence(a.evidence, text, title);
+  showPlace(a.jurisdiction);
   $("fix-topic").value = a.topic;
   fillSubs(a.topic, a.sub);
   $("fix-lead").value = dept.lead || "";

@@ -1,0 +1,71 @@
+"""Reading a data file a city edits (taxonomy, gazetteer): strict YAML with one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chuishao.errors import ChuishaoError
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._checked: set[int] = set()
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # Checked before the base class merges `<<: *anchor` keys into node.value: a merged key that
+        # the mapping then overrides is YAML's intended use, not a duplicate. Once per node: a
+        # merged-in node is flattened in place and may be constructed again through an alias.
+        if id(node) not in self._checked:
+            self._checked.add(id(node))
+            first: dict[object, yaml.Mark] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                if key in first:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given at line {first[key].line + 1})",
+                        key_node.start_mark)
+                first[key] = key_node.start_mark
+        super().flatten_mapping(node)
+
+
+def read_yaml(path: Path, error: type[ChuishaoError], what: str) -> Any:
+    """The YAML data of ``path``; ``error`` (naming the file and the place) when it cannot be read,
+    is not UTF-8, is not valid YAML or gives a key twice. ``what``: the kind of file, for the advice."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    try:
+        text = data.decode("utf-8-sig")  # a BOM (Windows Notepad) is fine
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} on line {line}): "
+                            f"save the {what} file as UTF-8") from exc
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML{_yaml_problem(exc, text)}") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """One line: where and what. PyYAML's own text spans lines and cites "<unicode string>"."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        problem = exc.problem or exc.context or "syntax error"
+        context = exc.context_mark
+        if exc.problem and exc.context and context is not None and context.line != mark.line:
+            problem += f" ({exc.context} at line {context.line + 1})"
+        return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    if isinstance(exc, yaml.reader.ReaderError):  # a control character; position counts characters
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        return f" at line {line}, column {column}: character #x{exc.character:04x} is not allowed"
+    return ": " + " ".join(str(exc).replace('in "<unicode string>", ', "").split())
