@@ -8,7 +8,7 @@ import sys
 import time
 import typing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -568,17 +568,16 @@ def serve(
     """Run the routing service (API, operator page at /, docs at /docs). Settings: CHUISHAO_* env, see docs/service.md."""
     import atexit
     import copy
-    import inspect
     import os
     import shutil
     import tempfile
 
     try:
-        import uvicorn
         import uvicorn.config
 
         from chuishao.models.persistence import read_manifest
         from chuishao.resources import default_model_dir
+        from chuishao.serve import supervisor
         from chuishao.serve.feedback_store import FeedbackStore
         from chuishao.serve.settings import ServeSettings
         from chuishao.serve.verified_copy import keep_copy
@@ -624,12 +623,11 @@ def serve(
     # query strings in the access log are decoded and PII-masked (serve/logs.py)
     log_config.setdefault("filters", {})["mask_query"] = {"()": "chuishao.serve.logs.QueryStringMask"}
     log_config["handlers"]["access"]["filters"] = ["mask_query"]
-    options: dict[str, Any] = {}
-    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
-        # how long a new worker may take to load: uvicorn's own 5 s aborts SIGHUP replacements under load
-        options["timeout_worker_healthcheck"] = settings.worker_start_timeout
-    uvicorn.run("chuishao.serve.app:create_app", factory=True, host=host, port=port, workers=workers,
-                access_log=access_log, log_level=log_level, log_config=log_config, **options)
+    # With several workers SIGHUP reloads the model inside each of them (serve/supervisor.py): uvicorn's
+    # own answer, replacing the workers, drops requests under load. A respawned worker gets
+    # worker_start_timeout to load, not uvicorn's 5 s.
+    supervisor.run("chuishao.serve.app:create_app", host=host, port=port, workers=workers, access_log=access_log,
+                   log_level=log_level, log_config=log_config, timeout_worker_healthcheck=settings.worker_start_timeout)
 
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Operator feedback stored by the service.")
