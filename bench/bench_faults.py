@@ -63,6 +63,7 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"serve-{self.port}.log"
         environ = {**os.environ, "CHUISHAO_API_KEYS": KEY, "CHUISHAO_MODEL_POLL_SECONDS": "0",
+                   "CHUISHAO_ID_KEY_FILE": str(workdir / "id-key"),  # not the user's own key file
                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), **env}
         environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         with self.log.open("wb") as log:
