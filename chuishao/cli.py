@@ -681,18 +681,18 @@ def serve(
     """Run the routing service (API, operator page at /, docs at /docs). Settings: CHUISHAO_* env, see docs/service.md."""
     import atexit
     import copy
-    import inspect
     import os
     import shutil
     import tempfile
 
     try:
-        import uvicorn
         import uvicorn.config
 
         from chuishao.models.persistence import read_manifest
         from chuishao.resources import default_model_dir
+        from chuishao.serve import supervisor
         from chuishao.serve.feedback_store import FeedbackStore
+        from chuishao.serve.id_key import key_of
         from chuishao.serve.settings import ServeSettings
         from chuishao.serve.verified_copy import keep_copy
     except ImportError as exc:
@@ -725,8 +725,15 @@ def serve(
     except ChuishaoError as exc:
         _fail(exc)
     os.environ["CHUISHAO_MODEL_FALLBACK_DIR"] = str(copies)
-    # The schema once, here: workers creating it together on a fresh SQLite file would race.
-    store = FeedbackStore(settings.db_url, strict=False)
+    # The schema once, here: workers creating it together on a fresh SQLite file would race. The
+    # message-id key too (made on first use), and ids an older release stored raw are masked.
+    try:
+        id_key = key_of(settings)
+    except ChuishaoError as exc:
+        _fail(exc)
+    store = FeedbackStore(settings.db_url, strict=False, id_key=id_key)
+    if store.up:
+        _mask_stored_ids(store)
     where = store.engine.url.render_as_string(hide_password=True)
     if store.engine.dialect.name == "sqlite" and store.engine.url.database:
         where = str(Path(store.engine.url.database).expanduser().absolute())
@@ -740,12 +747,25 @@ def serve(
     # query strings in the access log are decoded and PII-masked (serve/logs.py)
     log_config.setdefault("filters", {})["mask_query"] = {"()": "chuishao.serve.logs.QueryStringMask"}
     log_config["handlers"]["access"]["filters"] = ["mask_query"]
-    options: dict[str, Any] = {}
-    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
-        # how long a new worker may take to load: uvicorn's own 5 s aborts SIGHUP replacements under load
-        options["timeout_worker_healthcheck"] = settings.worker_start_timeout
-    uvicorn.run("chuishao.serve.app:create_app", factory=True, host=host, port=port, workers=workers,
-                access_log=access_log, log_level=log_level, log_config=log_config, **options)
+    # With several workers SIGHUP reloads the model inside each of them (serve/supervisor.py): uvicorn's
+    # own answer, replacing the workers, drops requests under load. A respawned worker gets
+    # worker_start_timeout to load, not uvicorn's 5 s.
+    supervisor.run("chuishao.serve.app:create_app", host=host, port=port, workers=workers, access_log=access_log,
+                   log_level=log_level, log_config=log_config, timeout_worker_healthcheck=settings.worker_start_timeout)
+
+
+def _mask_stored_ids(store: Any) -> None:
+    """Ids stored raw by a release before id masking, rewritten once (FeedbackStore.mask_stored_ids)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        changed = store.mask_stored_ids()
+    except SQLAlchemyError as exc:
+        _fail(ChuishaoError(f"message ids with personal data stored by an older release could not be masked in "
+                            f"{store.engine.url.render_as_string(hide_password=True)}: {exc.__class__.__name__}: "
+                            f"{getattr(exc, 'orig', exc)}"))
+    if changed:
+        typer.echo(f"chuishao: {changed} message ids holding personal data were masked in the feedback store", err=True)
 
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Operator feedback stored by the service.")
@@ -767,13 +787,19 @@ def feedback_export(
     Contradicting corrections are reported: for one message id the newest is exported; for one identical
     text under several ids, only the newest correction is exported and the others are left out."""
     from chuishao.serve.feedback_store import FeedbackStore, export_training
+    from chuishao.serve.id_key import key_of
     from chuishao.serve.settings import ServeSettings
 
     url = db_url or ServeSettings().db_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         _fail(ChuishaoError(f"no feedback database at {url.removeprefix('sqlite:///')}"))
-    store = FeedbackStore(url)
+    settings = ServeSettings()
     try:
+        store = FeedbackStore(url, id_key=key_of(settings))
+    except ChuishaoError as exc:
+        _fail(exc)
+    try:
+        _mask_stored_ids(store)
         summary = export_training(store, output, include_textless, conflicts)
     finally:
         store.close()
@@ -783,6 +809,24 @@ def feedback_export(
                    f"given different topics (the newest is exported); {summary['conflicting_texts']} identical texts "
                    f"were given different topics ({summary['left_out_conflicting']} older corrections left out)", err=True)
     typer.echo(json.dumps({"output": str(output), **summary}, ensure_ascii=False))
+
+
+@feedback_app.command("id")
+def feedback_id(ids: Annotated[list[str], typer.Argument(help="message ids as your system has them")]) -> None:
+    """Print how each message id is stored and exported: as given, or, when it holds personal data,
+    its masked form with a hash keyed by CHUISHAO_ID_KEY (or the key file), to find its corrections."""
+    import unicodedata
+
+    from chuishao.pipeline.privacy import pseudonymise_id
+    from chuishao.serve.id_key import key_of
+    from chuishao.serve.settings import ServeSettings
+
+    try:
+        key = key_of(ServeSettings())
+    except ChuishaoError as exc:
+        _fail(exc)
+    for message_id in ids:
+        typer.echo(pseudonymise_id(unicodedata.normalize("NFC", message_id), key))
 
 
 model_app = typer.Typer(no_args_is_help=True, help="Model directories.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from chuishao.taxonomy import Taxonomy
 from chuishao.training.data import read_labelled
 
 REPO = Path(__file__).resolve().parent.parent
+# the feedback store keys message-id pseudonyms with it; without it a key file would be made in the user's data directory
+os.environ.setdefault("CHUISHAO_ID_KEY", "chuishao-tests-id-key")
 FIXTURES = REPO / "data" / "fixtures"
 SHARED_DATA = REPO.parent / "shared" / "data"
 

@@ -6,6 +6,7 @@ the access log and the export; then every place they could end up in is searched
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from urllib.parse import quote, quote_plus
@@ -51,7 +52,8 @@ def test_generated_personal_data_never_leaves_the_service_unmasked(serve_setting
             n = len(sent)
             sent.append(case)
             assert c.post("/v1/classify", json={"text": message, "title": written, "id": f"m{n}"}).status_code == 200
-            body = {"id": f"m{n}", "topic": "W05", "text": message, "title": written, "operator": written[:64],
+            message_id = written[:128] if n % 2 else f"m{n}"  # every other id is the personal number itself
+            body = {"id": message_id, "topic": "W05", "text": message, "title": written, "operator": written[:64],
                     "model_version": written[:128], "channel": needle if needle.isdigit() and len(needle) >= 11 else "hotline",
                     "departments": {"lead": written[:64], "assist": [written[:64], "城管执法局"]}}
             assert c.post("/v1/feedback", json=body, headers=KEY).status_code == 201
@@ -109,3 +111,60 @@ def test_the_access_log_configuration_of_serve_masks_query_strings(tiny_model_di
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
                                ("1.2.3.4:5", "GET", "/v1/taxonomy?tel=138+1234+5678&a=1", "1.1", 200), None)
     assert mask.filter(record) and record.getMessage() == '1.2.3.4:5 - "GET /v1/taxonomy?tel=<PHONE>&a=1 HTTP/1.1" 200'
+
+
+def test_message_ids_holding_personal_data_are_stored_and_exported_as_keyed_pseudonyms(serve_settings):
+    phone, other = "13812345678", "13987654321"
+    with TestClient(create_app(serve_settings)) as c:
+        for topic in ("W05", "W06"):  # a correction of a correction: one message
+            body = {"id": phone, "topic": topic, "text": "楼下烧烤店油烟扰民，晚上还吵"}
+            r = c.post("/v1/feedback", json=body, headers=KEY)
+            assert r.status_code == 201 and phone not in r.text and r.json()["id"].startswith("<PHONE>#h")
+        c.post("/v1/feedback", json={"id": other, "topic": "W05", "text": "工地夜里施工噪音"}, headers=KEY)
+        c.post("/v1/feedback", json={"id": "rx-0001", "topic": "W05", "text": "广场舞音响太吵"}, headers=KEY)
+        exported = [json.loads(line) for line in c.get("/v1/feedback/export", headers=KEY).text.splitlines()]
+    database = _db_dump(serve_settings.db_url)
+    assert phone not in database and other not in database and phone not in json.dumps(exported)
+    by_id = {row["id"]: row["label"] for row in exported}
+    assert len(by_id) == 3 and by_id["rx-0001"] == "W05"  # ids without personal data are kept as given
+    masked = sorted(i for i in by_id if i.startswith("<PHONE>#h"))
+    assert len(masked) == 2 and {by_id[m] for m in masked} == {"W05", "W06"}  # two phones stay two messages
+
+
+def test_ids_stored_raw_by_an_older_release_are_masked_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fb.sqlite3'}"
+    store = FeedbackStore(url, id_key=b"k")
+    store.add(message_id="rx-1", topic="W05", text="a")
+    with store.engine.begin() as conn:  # as a release before id masking stored it
+        conn.exec_driver_sql("INSERT INTO chuishao_feedback (message_id, topic, assist, created) "
+                             "VALUES ('13812345678', 'W05', '[]', '2026-01-01 00:00:00')")
+    assert store.mask_stored_ids() == 1 and store.mask_stored_ids() == 0
+    assert "13812345678" not in _db_dump(url) and "rx-1" in _db_dump(url)
+    assert store.stored_id("13812345678") in _db_dump(url)  # later corrections of it join the rewritten rows
+    store.close()
+
+
+def test_the_id_key_is_made_once_and_kept(tmp_path, monkeypatch):
+    from chuishao.errors import ChuishaoError
+    from chuishao.serve.id_key import load_key
+
+    monkeypatch.delenv("CHUISHAO_ID_KEY", raising=False)
+    path = tmp_path / "data" / "id-key"
+    key = load_key(path=path)
+    assert len(key) == 64 and load_key(path=path) == key and path.stat().st_mode & 0o777 == 0o600
+    assert load_key("from-the-environment", path) == b"from-the-environment"
+    path.write_text("")
+    with pytest.raises(ChuishaoError, match="empty"):
+        load_key(path=path)
+
+
+def test_feedback_id_prints_the_stored_form_of_an_id(monkeypatch):
+    from typer.testing import CliRunner
+
+    from chuishao.cli import app
+
+    monkeypatch.setenv("CHUISHAO_ID_KEY", "k")
+    store = FeedbackStore("sqlite://", id_key=b"k")
+    result = CliRunner().invoke(app, ["feedback", "id", "13812345678", "rx-1"])
+    assert result.exit_code == 0 and result.output.split() == [store.stored_id("13812345678"), "rx-1"]
+    store.close()

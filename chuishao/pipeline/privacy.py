@@ -5,10 +5,13 @@ digits (spaces, dots, hyphens and dashes of every width, zero-width characters: 
 ``6222 0212 3456 7890``, ``010-8765 4321``), area codes may be in parentheses and mobiles may carry
 a ``+86``/``0086`` prefix. ``mask_pii`` expects text that is already NFKC-normalised (the text
 normaliser does that first); ``mask_pii_raw`` normalises on its own, for logs and stored fields.
+``pseudonymise_id`` is for message ids, which must stay distinct when masked.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import unicodedata
 from collections.abc import Callable
@@ -96,3 +99,17 @@ def mask_pii_raw(text: str) -> str:
         if masked == stripped:
             return text
     return masked
+
+
+def pseudonymise_id(message_id: str, key: bytes) -> str:
+    """A message id as it may be stored: unchanged when it holds no personal data, else its masked
+    form, ``#h`` and a keyed hash of the whole id (HMAC-SHA256, 64 bits): ``<PHONE>#h3f2a9c1e0b7d4a66``.
+    The same id always gives the same result under one key, and two ids that mask alike (two phone
+    numbers) stay two messages, so corrections still group by message; without the key the hash
+    cannot be matched against a list of phone numbers. The result is left as it is by this function
+    and by ``mask_pii_raw``: the hash follows a letter, so none of its digit runs reads as a number."""
+    masked = mask_pii_raw(message_id)
+    if masked == message_id:
+        return message_id
+    digest = hmac.new(key, message_id.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+    return f"{masked[:110]}#h{digest}"  # at most 128 characters, the stored column's width

@@ -14,6 +14,7 @@ from chuishao.serve.batcher import InferenceQueue
 from chuishao.serve.feedback_store import FeedbackStore
 from chuishao.serve.handlers import add_exception_handlers
 from chuishao.serve.headers import SecurityHeaders
+from chuishao.serve.id_key import key_of
 from chuishao.serve.limits import BodyLimit, JsonGuard
 from chuishao.serve.logs import install_pii_masking
 from chuishao.serve.metrics import ServeMetrics
@@ -48,7 +49,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("no API key configured (CHUISHAO_API_KEYS): feedback and admin endpoints are disabled")
     # strict=False: a store that cannot be opened (read-only, full, server down) degrades the
     # service (feedback 503, /readyz says so), it does not stop classification
-    store = await asyncio.to_thread(FeedbackStore, settings.db_url, False)
+    store = await asyncio.to_thread(FeedbackStore, settings.db_url, False, key_of(settings))
     app.state.store = store
     metrics.store_up.set(1 if store.up else 0)
     queue = InferenceQueue(holder, settings.micro_batch, settings.max_queue)

@@ -3,9 +3,10 @@
 Every correction is kept (an audit trail); the training export takes the latest one per
 message id. Every free-text field (text, title, departments, channel, model version, operator) is
 stored PII-masked: the model masks texts anyway before features, so nothing is lost for training,
-and a leaked database (or export) holds no phone, ID or card number. Message ids are kept as given:
-masking two phone-number ids alike would merge them. Engines hide statement parameters in their
-error messages, which the logs would otherwise carry.
+and a leaked database (or export) holds no phone, ID or card number. A message id that holds
+personal data is stored as its masked form and a keyed hash (privacy.pseudonymise_id, keyed by
+serve/id_key.py): masking alone would merge two phone-number ids; other ids are kept as given.
+Engines hide statement parameters in their error messages, which the logs would otherwise carry.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, create_engine, delete, event, func, select
+from sqlalchemy import JSON, DateTime, Integer, String, Text, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 
 from chuishao.analysis.checks import matching_form
-from chuishao.pipeline.privacy import mask_pii_raw
+from chuishao.pipeline.privacy import mask_pii_raw, pseudonymise_id
+from chuishao.serve.id_key import load_key
 
 log = logging.getLogger("chuishao.serve")
 SCHEMA_TRIES = 20  # "database is locked" while another process creates the schema: retried, bounded
@@ -96,8 +98,9 @@ class FeedbackStore:
     """With ``strict=False`` (the service) a store that cannot be opened or written is reported
     (``health()``) and its writes raise StoreUnavailable; the service keeps classifying."""
 
-    def __init__(self, url: str, strict: bool = True) -> None:
+    def __init__(self, url: str, strict: bool = True, id_key: bytes | None = None) -> None:
         self.url = url
+        self.id_key = id_key if id_key is not None else load_key()  # CHUISHAO_ID_KEY or the user's key file
         # pre-ping: a connection the server dropped (restart, failover) is replaced, not handed out;
         # hide_parameters: a failed statement's error message (logged) must not carry the feedback
         self.engine: Engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
@@ -185,7 +188,27 @@ class FeedbackStore:
                     self._fine()
         return self._up, self._error
 
+    def stored_id(self, message_id: str) -> str:
+        """How a message id is stored: a keyed pseudonym when it holds personal data (see the module's doc)."""
+        return pseudonymise_id(message_id, self.id_key)
+
+    def mask_stored_ids(self) -> int:
+        """Rewrite the ids that a release before id masking stored raw (a phone number as id);
+        returns how many distinct ids changed. ``chuishao serve`` and ``feedback export`` run it
+        once, before the workers start and before the export."""
+        changed = 0
+        with self._sessions.begin() as session:
+            ids = session.scalars(select(Feedback.message_id).distinct()).all()
+            for raw in ids:
+                stored = self.stored_id(raw)
+                if stored != raw:
+                    session.execute(update(Feedback).where(Feedback.message_id == raw).values(message_id=stored))
+                    changed += 1
+        return changed
+
     def add(self, **fields: Any) -> Feedback:
+        if isinstance(fields.get("message_id"), str):
+            fields["message_id"] = self.stored_id(fields["message_id"])
         for key in _FREE_TEXT:
             if isinstance(fields.get(key), str):
                 fields[key] = mask_pii_raw(fields[key])

@@ -1,11 +1,12 @@
-"""Request-body size limit as plain ASGI middleware: a huge body is refused before it is read whole."""
+"""Request-body limits as plain ASGI middleware: size, UTF-8 text and batch items, checked before the body is parsed."""
 
 from __future__ import annotations
 
 import json
-import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chuishao.serve.batch_count import ItemCounter
 
 
 class BodyLimit:
@@ -63,61 +64,15 @@ class _TooLarge(Exception):
     pass
 
 
-_WS = re.compile(r"[ \t\n\r]*")
-def _skip(text: str, i: int) -> int:
-    match = _WS.match(text, i)
-    return match.end() if match else i
-
-
 NOT_TEXT = "the request body is not readable JSON text: send UTF-8, uncompressed"
-
-
-def count_items(text: str, limit: int) -> int | None:
-    """The number of elements of the top-level ``"items"`` array of a JSON object, counted up to
-    ``limit + 1`` only: an over-limit batch is known after ``limit + 1`` elements, whatever its
-    size. None when the text is not such an object (the app's own parsing then answers)."""
-    scan = vars(json.JSONDecoder())["scan_once"]  # the C scanner json.loads uses: one value from an index
-    try:
-        i = _skip(text, 0)
-        if text[i] != "{":
-            return None
-        i = _skip(text, i + 1)
-        while text[i] == '"':
-            key, i = scan(text, i)
-            i = _skip(text, i)
-            if text[i] != ":":
-                return None
-            i = _skip(text, i + 1)
-            if key == "items" and text[i] == "[":
-                i = _skip(text, i + 1)
-                if text[i] == "]":
-                    return 0
-                count = 0
-                while True:
-                    _, i = scan(text, i)
-                    count += 1
-                    if count > limit:
-                        return count
-                    i = _skip(text, i)
-                    if text[i] == "]":
-                        return count
-                    if text[i] != ",":
-                        return None
-                    i = _skip(text, i + 1)
-            _, i = scan(text, i)
-            i = _skip(text, i)
-            if text[i] != ",":
-                return None
-            i = _skip(text, i + 1)
-        return None
-    except (StopIteration, ValueError, IndexError):
-        return None
 
 
 class JsonGuard:
     """Reads a request body once (after BodyLimit) and, before any parsing or validation:
     refuses one that is not UTF-8 (JSON parsers also take UTF-16 and UTF-32, which the API does
-    not) and a batch with more than ``max_batch`` items, counted without parsing the rest."""
+    not) and a batch with more than ``max_batch`` items. Batch items are counted as the body
+    arrives (batch_count.py): at the ``max_batch + 1``-th the rest is read and dropped unseen, so
+    an over-limit batch costs the same whatever its size."""
 
     def __init__(self, app: ASGIApp, max_batch: int, batch_path: str = "/v1/classify/batch") -> None:
         self.app = app
@@ -128,31 +83,50 @@ class JsonGuard:
         if scope["type"] != "http" or scope.get("method") not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)
             return
+        counter = ItemCounter(self.max_batch) if scope.get("path") == self.batch_path else None
         chunks: list[bytes] = []
-        while True:
+        more = True
+        while more:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
                 await self.app(scope, _replay([message], receive), send)
                 return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        if body:
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                text = None
-            if text is None or "\x00" in text:  # UTF-16/32 text of ASCII JSON is valid UTF-8 with NULs
-                await _answer(send, 422, NOT_TEXT)
-                return
-            if scope.get("path") == self.batch_path:
-                count = count_items(text.removeprefix("\ufeff"), self.max_batch)
-                if count is not None and count > self.max_batch:
-                    await _answer(send, 413, f"batch too large: more than {self.max_batch} items, "
-                                             f"the limit is {self.max_batch}")
+            chunk, more = message.get("body", b""), bool(message.get("more_body", False))
+            if counter is not None:
+                try:
+                    counter.feed(chunk, final=not more)
+                except UnicodeDecodeError:
+                    await _answer_after(receive, more, send, 422, NOT_TEXT)
                     return
+                if counter.over:
+                    await _answer_after(receive, more, send, 413, f"batch too large: more than {self.max_batch} "
+                                                                  f"items, the limit is {self.max_batch}")
+                    return
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        if counter is None and body and not _is_text(body):
+            await _answer(send, 422, NOT_TEXT)
+            return
         await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
+
+
+def _is_text(body: bytes) -> bool:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return "\x00" not in text  # UTF-16/32 text of ASCII JSON is valid UTF-8 with NULs
+
+
+async def _answer_after(receive: Receive, more: bool, send: Send, status: int, detail: str) -> None:
+    """Answer once the client has sent its whole body, read and dropped here (BodyLimit bounds it):
+    closing a connection with unread data resets it, and the client would never see the answer."""
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        more = bool(message.get("more_body", False))
+    await _answer(send, status, detail)
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

@@ -43,6 +43,10 @@ class ServeSettings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="keys accepted in X-API-Key; comma-separated in CHUISHAO_API_KEYS")
     classify_requires_key: bool = Field(False, description="also require a key for /v1/classify*")
+    id_key: SecretStr | None = Field(None, description="secret keying the stored form of message ids that hold "
+                                     "personal data (a phone number as id); default: a key made once in id_key_file")
+    id_key_file: Path | None = Field(None, description="where the message-id key is made and kept; default: id-key in "
+                                     "the user data directory")
     max_text_chars: int = Field(20_000, ge=1, description="longer texts are refused with 422")
     max_title_chars: int = Field(500, ge=1)
     max_batch: int = Field(64, ge=1, description="items accepted by /v1/classify/batch")
