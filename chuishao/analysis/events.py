@@ -16,8 +16,9 @@ other reports without a place (by text, topic and time), never one with a known 
 would make such a join a guess, and union-find would let one placeless report bridge two places.
 
 Scale: everything is numpy arrays (signatures uint32, band keys uint64), candidates come from sorting
-each band's keys (not a Python dict of buckets), and in a bucket each report is compared with its
-``max_neighbours`` next reports in time order, so the work is linear in the rows however big a bucket.
+each band's keys (not a Python dict of buckets), in a bucket each report is compared with its
+``max_neighbours`` next reports in time order (so the work is linear in the rows however big a bucket),
+and bands are taken one at a time, skipping pairs already joined through earlier bands.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from chuishao.analysis.events_config import EventsConfig
 from chuishao.analysis.minhash import band_keys, similarity
 
 PLACE_LEVELS = ("district", "street", "community")
-_VERIFY_CHUNK = 1 << 20  # pairs per similarity pass (x num_perm bytes of temporary memory)
+_VERIFY_CHUNK = 1 << 16  # pairs per similarity pass (x num_perm x ~10 bytes of temporary memory)
 
 
 def place_key(place: Mapping[str, object] | str | None, level: str = "street") -> str | None:
@@ -53,32 +54,48 @@ def place_key(place: Mapping[str, object] | str | None, level: str = "street") -
     return "/".join(parts) or None
 
 
-def candidate_pairs(keys: np.ndarray, times: np.ndarray, config: EventsConfig) -> np.ndarray:
-    """(k x 2) int64 pairs (low, high row) sharing a band key and within the time window, unique."""
-    n = keys.shape[0]
+def _band_pairs(k: np.ndarray, by_time: np.ndarray, times: np.ndarray, comp: np.ndarray,
+                config: EventsConfig) -> np.ndarray:
+    """(low, high) row pairs of one band: same key, within the time window, not yet in one event. A row
+    is in one bucket per band, so the pairs are unique without a sort."""
     window = config.window_seconds
-    order_time = np.where(np.isnan(times), np.inf, times)  # rows without time sort last in a bucket
-    found: list[np.ndarray] = []
+    order = by_time[np.argsort(k[by_time], kind="stable")]  # by key, then by time (by_time is time-sorted)
+    order = order[k[order] != 0]  # rows without a key: empty texts, errors
+    ks = k[order]
+    found = []
+    for d in range(1, min(config.max_neighbours, len(order) - 1) + 1):
+        same = ks[:-d] == ks[d:]
+        if not same.any():
+            break
+        a, b = order[:-d][same], order[d:][same]
+        ok = comp[a] != comp[b]  # already joined through other pairs: nothing to learn
+        if window is not None:
+            # within the window, or both without time; one timed and one untimed never join
+            gap = np.abs(times[b] - times[a])
+            ok &= (gap <= window) | (np.isnan(times[a]) & np.isnan(times[b]))
+        found.append(np.stack([a[ok], b[ok]], axis=1))
+    return np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
+
+
+def linked_pairs(keys: np.ndarray, times: np.ndarray, sigs: np.ndarray, config: EventsConfig) -> np.ndarray:
+    """The verified pairs that join the rows into events, band by band: a candidate pair whose rows are
+    already in one event (through earlier bands) is not verified again, so big events of near copies
+    cost about one band's work, not all of them."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = keys.shape[0]
+    by_time = np.argsort(np.where(np.isnan(times), np.inf, times), kind="stable")  # untimed rows last in a bucket
+    comp = np.arange(n)
+    edges: list[np.ndarray] = []
     for band in range(keys.shape[1]):
-        k = keys[:, band]
-        order = np.lexsort((np.arange(n), order_time, k))
-        order = order[k[order] != 0]  # empty texts: no key
-        ks = k[order]
-        for d in range(1, min(config.max_neighbours, len(order) - 1) + 1):
-            same = ks[:-d] == ks[d:]
-            if not same.any():
-                break
-            a, b = order[:-d][same], order[d:][same]
-            if window is not None:
-                gap = np.abs(times[b] - times[a])
-                # within the window, or both without time; one timed and one untimed never join
-                ok = (gap <= window) | (np.isnan(times[a]) & np.isnan(times[b]))
-                a, b = a[ok], b[ok]
-            found.append(np.minimum(a, b).astype(np.uint64) * np.uint64(n) + np.maximum(a, b).astype(np.uint64))
-    if not found:
-        return np.empty((0, 2), dtype=np.int64)
-    codes = np.unique(np.concatenate(found))
-    return np.stack([(codes // np.uint64(n)).astype(np.int64), (codes % np.uint64(n)).astype(np.int64)], axis=1)
+        pairs, _ = verified(_band_pairs(keys[:, band], by_time, times, comp, config), sigs, config.threshold)
+        if len(pairs):
+            edges.append(pairs)
+            # merge the components these pairs join: a graph over component labels, relabelled
+            graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (comp[pairs[:, 0]], comp[pairs[:, 1]])), shape=(n, n))
+            comp = connected_components(graph.tocsr(), directed=False)[1][comp]
+    return np.concatenate(edges) if edges else np.empty((0, 2), dtype=np.int64)
 
 
 def verified(pairs: np.ndarray, sigs: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -122,8 +139,7 @@ def group(sigs: np.ndarray, blocks: np.ndarray, times: np.ndarray | None, config
         raise ValueError("signatures, blocks, times and valid must have one entry per row")
     keys = band_keys(sigs, blocks, config.bands)
     keys[~valid] = 0
-    pairs, _ = verified(candidate_pairs(keys, times, config), sigs, config.threshold)
-    return components(n, pairs, valid)
+    return components(n, linked_pairs(keys, times, sigs, config), valid)
 
 
 def event_id(number: int) -> str | None:

@@ -1,13 +1,17 @@
 """MinHash signatures of messages, and the LSH band keys that find similar ones.
 
 A message's shingles are the character n-grams (2 by default: paraphrases share more bigrams) of its normalised title + text:
-NFKC, lower case, digit runs as one ``0`` (two callers' phone or house numbers differ, the problem
-does not), every character that is not a letter or digit removed (punctuation, white space).
+every character that is not a letter or digit removed (punctuation, white space), NFKC, lower case,
+runs of 3+ digits as one ``0`` (two callers' phone numbers or dates differ, the problem does not;
+"3号楼" and "A3区" keep their digit).
 
 The signature is datasketch's ``MinHash`` (scheme ``affine32``, the default since datasketch 2.0)
 with :func:`shingle_hash` as its hash function: ``signatures`` computes the same values for a
 whole batch of messages with numpy (datasketch hashes each shingle in Python and updates one
-MinHash at a time, ~40x slower at 1,000,000 messages; tests/test_events.py checks equality).
+MinHash at a time: ~50x slower, bench/results/events.json "signatures"; tests/test_events.py checks
+equality). With numba (the ``batch`` and ``serve`` extras) a compiled kernel applies the permutations
+in one pass per message instead of numpy's (shingles x permutations) array; ``CHUISHAO_KERNELS=0``
+turns it off.
 
 A band key mixes ``rows`` signature values with the band's number and the row's **block** (its
 topic and place key): two rows are candidates only when they share a band key, so rows of another
@@ -18,9 +22,10 @@ topic or place are never compared. Keys are stable across processes and machines
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -35,8 +40,12 @@ _MAX32 = np.uint32(0xFFFFFFFF)
 
 def normalise(text: str) -> str:
     """The form shingles are taken from (see the module's note)."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return _DROP.sub("", _DIGITS.sub("0", text))
+    # Punctuation first: full-width punctuation fails NFKC's quick check, and the full normalisation
+    # costs ~100x the check; without it, most messages need none.
+    text = _DROP.sub("", text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = _DROP.sub("", unicodedata.normalize("NFKC", text))
+    return _DIGITS.sub("0", text.lower())
 
 
 def _fmix64(h: np.ndarray) -> np.ndarray:
@@ -104,7 +113,7 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def signatures(texts: Sequence[str], num_perm: int = 96, seed: int = 1, n: int = 2,
-               batch: int = 256) -> np.ndarray:
+               batch: int = 256, use_kernel: bool = True) -> np.ndarray:
     """MinHash signatures (len(texts) x num_perm, uint32) of normalised texts; an empty text has
     the all-0xFFFFFFFF signature (similar to nothing: see ``similarity``)."""
     if not 1 <= n <= 3:
@@ -124,18 +133,34 @@ def signatures(texts: Sequence[str], num_perm: int = 96, seed: int = 1, n: int =
         allkeys = np.concatenate(keys)
         who = np.concatenate(owners)
         hv = _fmix32(_hash_keys(allkeys))
+        starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]])
+        fast = _kernel() if use_kernel else None
+        if fast is not None:
+            fast(hv, np.r_[starts, len(hv)].astype(np.int64), (start + who[starts]).astype(np.int64), a, b, out)
+            continue
         with np.errstate(over="ignore"):
             phv = hv[:, None] * a[None, :] + b[None, :]  # uint32 wraps: the modulo 2^32 of the scheme
-        starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]])
         out[start + who[starts]] = np.minimum.reduceat(phv, starts, axis=0)
     return out
+
+
+@lru_cache(maxsize=1)
+def _kernel() -> Callable[..., None] | None:
+    """The compiled permutation kernel, or None without numba (or with CHUISHAO_KERNELS=0): numpy then."""
+    if os.environ.get("CHUISHAO_KERNELS", "1") == "0":
+        return None
+    try:
+        from chuishao.analysis._minhash_numba import min_affine
+    except ImportError:
+        return None
+    return min_affine  # type: ignore[no-any-return]
 
 
 def similarity(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
     """Estimated Jaccard similarity of signature pairs (rows of the two arrays, or two signatures);
     an empty text's signature is similar to nothing, itself included."""
     same = (sig_a == sig_b) & (sig_a != _MAX32)
-    return np.asarray(same.mean(axis=-1))
+    return np.asarray(np.count_nonzero(same, axis=-1) / same.shape[-1])  # no float copy of the whole array
 
 
 def stable_hash64(text: str) -> int:
