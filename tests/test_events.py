@@ -34,11 +34,12 @@ def _group(texts, topics, places, times=None, config=None):
     return group(sigs, blocks, None if times is None else np.array(times, dtype=float), config)
 
 
+@pytest.mark.parametrize("use_kernel", [True, False])
 @pytest.mark.parametrize("n", [1, 2, 3])
-def test_signatures_equal_datasketch(n):
+def test_signatures_equal_datasketch(n, use_kernel):
     datasketch = pytest.importorskip("datasketch")
     texts = [normalise(t) for t in [*NIGHT, *WATER, OTHER, "", "楼", "楼道"]]
-    sigs = signatures(texts, num_perm=32, seed=7, n=n, batch=3)  # batches that split the list
+    sigs = signatures(texts, num_perm=32, seed=7, n=n, batch=3, use_kernel=use_kernel)  # batches that split the list
     for text, sig in zip(texts, sigs, strict=True):
         m = datasketch.MinHash(num_perm=32, seed=7, hashfunc=shingle_hash)
         m.update_batch(shingles(text, n))

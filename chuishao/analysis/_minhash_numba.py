@@ -14,7 +14,7 @@ MASK = np.uint64(0xFFFFFFFF)
 
 
 @numba.njit(cache=True, nogil=True)
-def min_affine(hv, starts, rows, a, b, out):  # type: ignore[no-untyped-def]
+def min_affine(hv, starts, rows, a, b, out):  # numba infers the types
     """out[rows[m], k] = min over hv[starts[m]:starts[m+1]] of (h * a[k] + b[k]) mod 2^32."""
     num_perm = a.shape[0]
     a64 = a.astype(np.uint64)

@@ -153,7 +153,7 @@ def _kernel() -> Callable[..., None] | None:
         from chuishao.analysis._minhash_numba import min_affine
     except ImportError:
         return None
-    return min_affine  # type: ignore[no-any-return]
+    return min_affine
 
 
 def similarity(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
