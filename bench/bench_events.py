@@ -151,6 +151,11 @@ def _synthetic_rows(rows: int, sources: int, seed: int) -> dict[str, np.ndarray]
     return {"truth": truth, "source": event_source[truth], "place": event_place[truth], "times": times}
 
 
+def _cpu() -> dict[str, float]:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"parent": own.ru_utime + own.ru_stime, "workers": kids.ru_utime + kids.ru_stime}
+
+
 def _pair_scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Pairwise precision / recall of the grouping against the synthetic truth."""
     def pairs(counts: np.ndarray) -> int:
@@ -200,6 +205,8 @@ def scale(args: argparse.Namespace) -> None:
     sigs = np.concatenate(parts)
     del parts
     signed = time.perf_counter() - started
+    rss_signed = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cpu_signed = _cpu()
     t0 = time.perf_counter()
     cache: dict[tuple[str, str | None], int] = {}
     for key in zip(meta["topic"], meta["place"], strict=True):
@@ -212,12 +219,18 @@ def scale(args: argparse.Namespace) -> None:
     wall = time.perf_counter() - started
     parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    cpu = _cpu()
     truth = np.asarray(meta["truth"])
     _save(f"scale_{len(sigs)}", {
         "rows": len(sigs), "workers": args.workers, "wall_seconds": round(wall, 1),
         "seconds_read_normalise_sign": round(signed, 1), "seconds_keys_pairs_components": round(grouped, 1),
         "peak_rss_mb_parent": round(parent), "peak_rss_mb_largest_worker": round(child),
-        "peak_rss_mb_parent_plus_worker": round(parent + child),
+        "peak_rss_mb_parent_plus_worker": round(parent + child), "peak_rss_mb_parent_after_signing": round(rss_signed),
+        "cpu_seconds_parent_reading": round(cpu_signed["parent"], 1), "cpu_seconds_workers": round(cpu["workers"], 1),
+        "cpu_seconds_parent_grouping": round(cpu["parent"] - cpu_signed["parent"], 1),
+        # what 2 cores of our own would take: the parent reads while the 2 workers sign, then it groups alone
+        "estimated_wall_seconds_2_free_cores": round(max(cpu_signed["parent"], (cpu["workers"] + cpu_signed["parent"]) / 2)
+                                                     + cpu["parent"] - cpu_signed["parent"], 1),
         **_sizes(labels), "true_events": int(truth.max() + 1), **_pair_scores(labels, truth),
         "contended": args.contended,
     })
