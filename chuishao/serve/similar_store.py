@@ -131,16 +131,15 @@ class SimilarStore:
                  when: datetime) -> tuple[list[Similar], str | None]:
         if not keys:
             return [], None
-        pks = session.scalars(select(ReportBand.report_pk).where(ReportBand.band_key.in_(keys)).distinct()
-                              .order_by(ReportBand.report_pk.desc()).limit(MAX_CANDIDATES)).all()
-        if not pks:
-            return [], None
         since = when - self.retention
         window = self.config.window_seconds
         if window is not None:
             since = max(since, when - timedelta(seconds=window))
-        query = select(Report.pk, Report.report_id, Report.created, Report.event, Report.signature).where(
-            Report.pk.in_(pks), Report.created >= since)
+        # one query: the band index finds the candidates, the join reads them (the most recent first)
+        query = (select(Report.pk, Report.report_id, Report.created, Report.event, Report.signature)
+                 .join(ReportBand, ReportBand.report_pk == Report.pk)
+                 .where(ReportBand.band_key.in_(keys), Report.created >= since)
+                 .distinct().order_by(Report.pk.desc()).limit(MAX_CANDIDATES))
         if window is not None:
             query = query.where(Report.created <= when + timedelta(seconds=window))
         rows = session.execute(query).all()
@@ -219,7 +218,9 @@ class SimilarStore:
                  "place": r.get("place"), "lead": r.get("lead"), "assist": r.get("assist") or [],
                  "event": r.get("event") or f"R{start + i}", "signature": sigs[i].astype(np.uint32).tobytes()}
                 for i, r in enumerate(rows)])
-            session.execute(ReportBand.__table__.insert(), [  # type: ignore[attr-defined]
-                {"band_key": _signed(int(k)), "report_pk": start + i}
-                for i in range(len(rows)) for k in set(keys[i].tolist()) if k != 0])
+            # the driver's executemany directly: SQLAlchemy's per-row work would be most of a back-fill's time
+            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            session.connection().exec_driver_sql(
+                f"INSERT INTO {ReportBand.__tablename__} (band_key, report_pk) VALUES ({mark}, {mark})",
+                [(_signed(k), start + i) for i in range(len(rows)) for k in set(keys[i].tolist()) if k != 0])
             session.commit()
