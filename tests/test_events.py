@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -135,6 +136,12 @@ def test_config_errors_name_the_key(tmp_path):
     assert EventsConfig.load(good, window_days=3).model_dump()["threshold"] == 0.6
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _write_input(path):
     rows = [{"id": f"n{i}", "title": "", "text": t, "time": f"2026-11-0{i + 1} 23:00", "place": "东城区/和平街道"}
             for i, t in enumerate(NIGHT)]
@@ -158,6 +165,7 @@ def test_events_command_keeps_every_row(tiny_model_dir, tmp_path):
                                       "--summary", str(summary), "--html", str(page), "--time-field", "time",
                                       "--place-field", "place", "--whistle-size", "3"])
     assert result.exit_code == 0, result.output
+    assert out.stat().st_mode & 0o044 == (0o666 & ~_umask()) & 0o044  # as any file the user writes
     rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
     assert len(rows) == n
     by_id = {r["id"]: r for r in rows}

@@ -302,6 +302,9 @@ def write_summary(rows: list[dict[str, Any]], path: Path) -> None:
 def _atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write through a temporary file in the same folder, so a failed run leaves no half file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the output readable by its owner only
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
