@@ -242,6 +242,7 @@ def signature_speed(args: argparse.Namespace) -> None:
 
     config = EventsConfig()
     texts = [normalise(t) for t in _corpus_texts(args.corpus)[:args.rows]]
+    signatures(texts[:10], config.num_perm, config.seed, config.shingle)  # load (or compile) the numba kernel first
     started = time.perf_counter()
     ours = signatures(texts, config.num_perm, config.seed, config.shingle)
     vectorised = time.perf_counter() - started
