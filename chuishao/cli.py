@@ -665,6 +665,62 @@ def tag(
 
 
 @app.command()
+def events(
+    input: Annotated[Path, typer.Argument(help="reports: .jsonl, .csv (UTF-8 or GBK/GB18030), .xlsx or .parquet")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="one row per report with its event: .jsonl .csv .tsv .xlsx .parquet")],
+    model_dir: ModelOpt = None,
+    routing: RoutingOpt = None,
+    summary: Annotated[Path | None, typer.Option("--summary", help="events summary, biggest first: .jsonl or .csv")] = None,
+    html_report: Annotated[Path | None, typer.Option("--html", help="self-contained HTML page of the events")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="events config YAML (keys as docs/events.md)")] = None,
+    time_field: Annotated[str | None, typer.Option(
+        "--time-field", help="column holding the report's time (none: no times)")] = None,
+    place_field: Annotated[str | None, typer.Option(
+        "--place-field", help="column holding the place key, or a JSON object with district/street/community")] = None,
+    place_level: Annotated[str, typer.Option(
+        "--place-level", help="place objects: key down to district|street|community")] = "street",
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", help="similarity at which two reports join (default 0.45)")] = None,
+    window_days: Annotated[float | None, typer.Option(
+        "--window-days", help="timed reports join within this many days (default 7)")] = None,
+    whistle_size: Annotated[int | None, typer.Option(
+        "--whistle-size", help="reports that make an event a whistle candidate (default 10)")] = None,
+    id_field: IdField = "id",
+    text_field: TextField = "text",
+    title_field: TitleField = "title",
+    encoding: Annotated[str, typer.Option("--encoding", help="JSONL/CSV input encoding: auto, utf-8, gbk, ...")] = "auto",
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Excel input: the worksheet to read")] = None,
+) -> None:
+    """Group reports of the same problem (same topic, place and days) into events; flag whistle candidates.
+    Every input row comes out with its event_id (bad rows: with their error). Prints the counts to stderr."""
+    try:
+        from chuishao.analysis.events import PLACE_LEVELS
+        from chuishao.analysis.events_config import EventsConfig
+        from chuishao.batch.events import EventsOptions, events_file
+        from chuishao.io.formats import detect_format
+
+        config = EventsConfig.load(config_file, threshold=threshold, window_days=window_days, whistle_size=whistle_size)
+        if place_level not in PLACE_LEVELS:
+            raise typer.BadParameter(f"--place-level must be one of {', '.join(PLACE_LEVELS)}")
+        for path in (output, summary, html_report):
+            if path is not None and _overlaps(str(input), str(path)):
+                raise DataError(f"{path} would overwrite the input {input}")
+        _check_tag_paths(str(input), str(output), None, "local")
+        if summary is not None and detect_format(summary) not in ("jsonl", "csv"):
+            raise DataError(f"--summary {summary}: write the summary as .jsonl or .csv")
+        model = _load(model_dir, routing)
+        opts = EventsOptions(fields=_fields(id_field, text_field, title_field), time_field=time_field or None,
+                             place_field=place_field or None, place_level=place_level, encoding=encoding, sheet=sheet)
+        started = time.perf_counter()
+        result = events_file(model, input, output, config, opts, summary_path=summary, html_path=html_report)
+    except (ChuishaoError, OSError) as exc:
+        _fail(exc)
+    typer.echo(json.dumps({"output": str(output), **result.as_dict(),
+                           "seconds": round(time.perf_counter() - started, 2)}, ensure_ascii=False), err=True)
+
+
+@app.command()
 def serve(
     model_dir: ModelOpt = None,
     routing: RoutingOpt = None,

@@ -1,5 +1,5 @@
 """The FastAPI app: wires settings, model holder, metrics, feedback store and inference queue
-into the routers of serve/routes (classification, feedback, health and metrics, admin, operator page)."""
+into the routers of serve/routes (classification, feedback, similar reports, health and metrics, admin, operator page)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
+from chuishao.analysis.events_config import EventsConfig
 from chuishao.serve.batcher import InferenceQueue
 from chuishao.serve.feedback_store import FeedbackStore
 from chuishao.serve.handlers import add_exception_handlers
@@ -20,15 +22,16 @@ from chuishao.serve.logs import install_pii_masking
 from chuishao.serve.metrics import ServeMetrics
 from chuishao.serve.model_holder import ModelHolder
 from chuishao.serve.reloading import reload_on_hangup, stop_reloading_on_hangup, watch
-from chuishao.serve.routes import admin, classify, feedback, health, pages
+from chuishao.serve.routes import admin, classify, feedback, health, pages, similar
 from chuishao.serve.security import AuthThrottle
 from chuishao.serve.settings import ServeSettings
+from chuishao.serve.similar_store import SimilarStore
 from chuishao.serve.timing import Timing
 from chuishao.version import __version__
 
 log = logging.getLogger("chuishao.serve")
 ENDPOINTS = frozenset({"/", "/v1/classify", "/v1/classify/batch", "/v1/taxonomy", "/v1/feedback", "/v1/feedback/export",
-                       "/healthz", "/readyz", "/metrics", "/admin/reload", "/docs", "/openapi.json",
+                       "/v1/similar", "/healthz", "/readyz", "/metrics", "/admin/reload", "/docs", "/openapi.json",
                        "/static/app.js", "/static/app.css"})
 
 
@@ -51,6 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # service (feedback 503, /readyz says so), it does not stop classification
     store = await asyncio.to_thread(FeedbackStore, settings.db_url, False, key_of(settings))
     app.state.store = store
+    app.state.similar = await asyncio.to_thread(_similar_store, store, settings)
     metrics.store_up.set(1 if store.up else 0)
     queue = InferenceQueue(holder, settings.micro_batch, settings.max_queue)
     queue.start()
@@ -66,6 +70,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await queue.stop()
         app.state.store.close()
         metrics.process_ended()
+
+
+def _similar_store(store: FeedbackStore, settings: ServeSettings) -> SimilarStore | None:
+    """The recent reports, in the feedback store's database; None (so /v1/similar answers 503) when that
+    database is down. A bad events config stops the start: it is the operator's file to fix."""
+    config = EventsConfig.load(settings.events_config)
+    if not store.up:
+        return None
+    try:
+        return SimilarStore(store.engine, config, settings.similar_retention_days)
+    except SQLAlchemyError as exc:
+        log.error("store of recent reports unavailable: %s; /v1/similar gets 503", exc.__class__.__name__)
+        return None
 
 
 def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None = None) -> FastAPI:
@@ -87,6 +104,6 @@ def create_app(settings: ServeSettings | None = None, holder: ModelHolder | None
     app.add_middleware(SecurityHeaders)
     app.add_middleware(Timing, metrics=metrics, endpoints=ENDPOINTS)
     add_exception_handlers(app)
-    for routes in (classify, feedback, health, admin, pages):
+    for routes in (classify, feedback, similar, health, admin, pages):
         app.include_router(routes.router)
     return app

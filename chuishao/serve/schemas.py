@@ -120,3 +120,33 @@ class Readiness(BaseModel):
     model_on_disk_error: str | None = None
     feedback_store: Literal["ok", "down"] | None = None
     feedback_store_error: str | None = None
+
+
+class SimilarRequest(ClassifyRequest):
+    """A new report: classified, then compared with the recent ones of its topic and place."""
+
+    time: datetime | None = Field(None, description="when it was reported (default: now); ISO 8601")
+    place: Annotated[Text, StringConstraints(strip_whitespace=True, max_length=256)] | None = Field(
+        None, description="place key (e.g. 东城区/和平街道); reports without one match only others without one")
+    record: bool = Field(True, description="store it among the recent reports (false: only look)")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"text": "工地夜里十二点还在打桩，噪音吵得睡不着觉。", "id": "a1", "place": "东城区/和平街道",
+         "time": "2026-12-01T23:30:00+08:00"},
+    ]})
+
+
+class SimilarReport(BaseModel):
+    id: str | None
+    time: datetime
+    similarity: float
+
+
+class SimilarResponse(BaseModel):
+    answer: RoutingAnswer
+    event_id: str | None = Field(description="the event it belongs to (null: not stored and nothing similar)")
+    event_size: int = Field(description="reports in the event within retention, this one included")
+    whistle: bool = Field(description="a whistle (吹哨) candidate: event_size >= whistle_size or several departments")
+    whistle_reasons: list[str]
+    similar: list[SimilarReport] = Field(description="similar recent reports, most similar first")
+    stored: bool

@@ -39,6 +39,9 @@ class ServeSettings(BaseSettings):
                                   "bundled example; none: no place extraction; re-read when the model is reloaded")
     db_url: str = Field(default_factory=default_db_url,
                         description="SQLAlchemy URL of the feedback store; default: feedback.sqlite3 in the user data directory")
+    events_config: Path | None = Field(None, description="events config YAML for /v1/similar (threshold, window_days, "
+                                       "whistle_size, ...: the keys of chuishao events --config); default: the defaults")
+    similar_retention_days: float = Field(30.0, gt=0, description="recent reports older than this are dropped")
     # NoDecode: "k1,k2" in the environment, not JSON.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="keys accepted in X-API-Key; comma-separated in CHUISHAO_API_KEYS")

@@ -1,0 +1,105 @@
+"""Similar recent reports: the store in the feedback database, and POST /v1/similar."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+pytest.importorskip("fastapi")
+from conftest import SERVE_KEY
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from chuishao.analysis.events_config import EventsConfig
+from chuishao.serve.app import create_app
+from chuishao.serve.similar_store import Report, ReportBand, SimilarStore
+
+KEY = {"X-API-Key": SERVE_KEY}
+# authored for these tests: three wordings of one night-work complaint, and an unrelated one
+NIGHT = ["幸福路地铁工地每天晚上十一点以后还在打桩，噪音特别大，孩子根本睡不着，请相关部门管一管。",
+         "幸福路地铁工地每天晚上十一点以后还在打桩施工，噪音太大了，孩子睡不着觉，希望有关部门管管。",
+         "幸福路地铁工地每天晚上十一点后仍在打桩，噪音非常大，家里孩子根本睡不着，请相关部门处理。"]
+OTHER = "请问灵活就业人员的医疗保险怎么在网上缴费？缴费基数是多少？"
+T0 = datetime(2026, 11, 1, 23, 0, tzinfo=UTC)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    yield SimilarStore(engine, EventsConfig(whistle_size=3), retention_days=30)
+    engine.dispose()
+
+
+def _add(store, text, place="东城区/和平街道", when=T0, topic="W05", lead="城管执法局", rid=None, record=True):
+    return store.lookup(text, None, topic, place, when, lead=lead, assist=["公安分局"], report_id=rid, record=record)
+
+
+def test_paraphrases_are_similar_and_make_one_event(store):
+    first = _add(store, NIGHT[0], rid="a1")
+    assert first.similar == [] and first.event_size == 1 and first.event_id and not first.whistle
+    second = _add(store, NIGHT[1], when=T0 + timedelta(hours=2), rid="a2")
+    assert [s.id for s in second.similar] == ["a1"] and 0.45 <= second.similar[0].similarity < 1
+    assert second.event_id == first.event_id and second.event_size == 2
+    third = _add(store, NIGHT[2], when=T0 + timedelta(days=1), rid="a3")
+    assert third.event_id == first.event_id and third.event_size == 3
+    assert third.whistle and third.whistle_reasons == ["3 reports >= 3"]
+    assert third.similar[0].similarity >= third.similar[-1].similarity
+
+
+def test_other_place_topic_time_or_text_is_not_similar(store):
+    _add(store, NIGHT[0], rid="a1")
+    for answer in (_add(store, NIGHT[1], place="西城区/月坛街道", record=False),
+                   _add(store, NIGHT[1], place=None, record=False),
+                   _add(store, NIGHT[1], topic="W06", record=False),
+                   _add(store, NIGHT[1], when=T0 + timedelta(days=8), record=False),
+                   _add(store, OTHER, record=False)):
+        assert answer.similar == [] and answer.event_id is None and answer.event_size == 1
+
+
+def test_look_only_stores_nothing_but_counts_itself(store):
+    _add(store, NIGHT[0], rid="a1")
+    look = _add(store, NIGHT[1], record=False)
+    assert look.event_size == 2 and not look.stored
+    with Session(store.engine) as s:
+        assert len(s.scalars(select(Report)).all()) == 1
+
+
+def test_several_lead_departments_make_a_whistle(store):
+    _add(store, NIGHT[0], lead="城管执法局")
+    answer = _add(store, NIGHT[1], lead="住房和城乡建设局")
+    assert answer.whistle and answer.whistle_reasons == ["2 departments >= 2"]
+
+
+def test_retention_drops_old_reports_and_their_bands(store):
+    _add(store, NIGHT[0], when=T0 - timedelta(days=40), rid="old")
+    _add(store, NIGHT[1], when=T0, rid="new")
+    assert store.purge(T0) == 1
+    with Session(store.engine) as s:
+        assert [r.report_id for r in s.scalars(select(Report))] == ["new"]
+        pks = {b.report_pk for b in s.scalars(select(ReportBand))}
+        assert len(pks) == 1
+
+
+def test_place_is_stored_masked_and_no_text_is_stored(store):
+    _add(store, NIGHT[0], place="和平街道 13812345678")
+    with Session(store.engine) as s:
+        row = s.scalars(select(Report)).one()
+    assert "13812345678" not in (row.place or "") and "<PHONE>" in (row.place or "")
+    assert not hasattr(row, "text") and len(row.signature) == 4 * store.config.num_perm
+
+
+def test_similar_endpoint(serve_settings):
+    with TestClient(create_app(serve_settings)) as c:
+        body = {"text": NIGHT[0], "id": "a1", "place": "东城区/和平街道", "time": "2026-11-01T23:00:00+08:00"}
+        assert c.post("/v1/similar", json=body).status_code == 401
+        first = c.post("/v1/similar", json=body, headers=KEY)
+        assert first.status_code == 200, first.text
+        assert first.json()["stored"] and first.json()["event_size"] == 1 and first.json()["answer"]["topic"]
+        again = c.post("/v1/similar", json={**body, "text": NIGHT[1], "id": "a2", "record": False}, headers=KEY)
+        got = again.json()
+        assert [s["id"] for s in got["similar"]] == ["a1"] and got["event_id"] == first.json()["event_id"]
+        assert got["event_size"] == 2 and not got["stored"]
+        assert c.post("/v1/similar", json={**body, "time": "yesterday"}, headers=KEY).status_code == 422
+        assert c.post("/v1/similar", json={**body, "text": "   "}, headers=KEY).status_code == 422
