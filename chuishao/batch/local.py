@@ -63,7 +63,7 @@ def render_chunk(model: RoutingModel, records: list[InputRecord], opts: TagOptio
     summary = TagSummary(columns=kept_columns(records) if opts.keep_columns else [])
     lines = []
     for rec, answer in tag_records(model, records, opts.batch_size):
-        summary.add(answer)
+        summary.add(answer, rec.row)
         lines.append(output_line(rec, answer, opts.keep_columns, kept_as_text))
     return lines, summary
 

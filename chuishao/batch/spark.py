@@ -443,8 +443,8 @@ def _write(df, path: str, fmt: str) -> None:
     elif fmt == "jsonl":
         df.write.mode("overwrite").option("ignoreNullFields", False).json(path)
     else:  # CSV cells are flat: nested answer fields as JSON text, as the local writer does
-        flat = df.select([F.to_json(c).alias(c) if c in ("top", "departments", "evidence", "jurisdiction") else F.col(c)
-                          for c in df.columns])
+        nested = ("top", "departments", "evidence", "jurisdiction", "urgency")
+        flat = df.select([F.to_json(c).alias(c) if c in nested else F.col(c) for c in df.columns])
         flat.write.mode("overwrite").option("header", True).option("escape", '"').option("sep", delimiter_for(path)).csv(path)
 
 

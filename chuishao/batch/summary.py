@@ -6,6 +6,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TypeGuard
 
+URGENCY_RANK = {"high": 0, "medium": 1}  # chuishao.pipeline.urgency's levels, most urgent first
+URGENT_KEPT = 100  # urgent messages a summary lists (all are counted)
+
 
 @dataclass
 class TagSummary:
@@ -17,9 +20,11 @@ class TagSummary:
     columns: list[str] = field(default_factory=list)  # kept input columns, in order of first appearance
     resumed_rows: int = 0  # rows taken over from an interrupted run
     unwritable_chars: int = 0  # characters the CSV output encoding could not hold, written as "?"
+    urgent_counts: Counter = field(default_factory=Counter)  # urgent messages by level, all of them
+    urgent: list[list] = field(default_factory=list)  # [rank, row, id, level, triggers] of urgent messages, most urgent first
 
-    def add(self, answer: dict[str, object]) -> None:
-        """Count one answer (``RoutingAnswer`` fields, as batch tagging carries them)."""
+    def add(self, answer: dict[str, object], row: int | None = None) -> None:
+        """Count one answer (``RoutingAnswer`` fields, as batch tagging carries them) of input row ``row``."""
         self.rows += 1
         if answer["error"]:
             self.errors += 1
@@ -27,6 +32,15 @@ class TagSummary:
         self.tagged += 1
         self.needs_review += int(bool(answer["needs_review"]))
         self.topics[answer["topic"]] += 1
+        urgency = answer.get("urgency")
+        if isinstance(urgency, dict) and (level := urgency.get("level")) in URGENCY_RANK:
+            self._keep_urgent([[URGENCY_RANK[level], row, answer.get("id"), level,
+                                list(urgency.get("triggers") or [])]])
+
+    def _keep_urgent(self, rows: list[list]) -> None:
+        """The most urgent messages (high before medium, then in file order), at most URGENT_KEPT of them."""
+        self.urgent = sorted([*self.urgent, *rows], key=lambda r: (r[0], r[1] if isinstance(r[1], int) else 0))[:URGENT_KEPT]
+        self.urgent_counts.update(r[3] for r in rows)
 
     def merge(self, other: TagSummary) -> None:
         self.rows += other.rows
@@ -34,12 +48,19 @@ class TagSummary:
         self.errors += other.errors
         self.needs_review += other.needs_review
         self.topics.update(other.topics)
+        self._keep_urgent_merged(other)
         seen = set(self.columns)
         self.columns.extend(c for c in other.columns if c not in seen)
 
+    def _keep_urgent_merged(self, other: TagSummary) -> None:
+        counts = self.urgent_counts + other.urgent_counts
+        self._keep_urgent(other.urgent)
+        self.urgent_counts = counts
+
     def to_state(self) -> dict[str, object]:
         return {"rows": self.rows, "tagged": self.tagged, "errors": self.errors,
-                "needs_review": self.needs_review, "topics": dict(self.topics), "columns": self.columns}
+                "needs_review": self.needs_review, "topics": dict(self.topics), "columns": self.columns,
+                "urgent_counts": dict(self.urgent_counts), "urgent": self.urgent}
 
     @classmethod
     def from_state(cls, state: dict) -> TagSummary:
@@ -51,7 +72,11 @@ class TagSummary:
                 or not isinstance(topics, dict) or not all(_is_count(n) for n in topics.values())
                 or not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
             raise ValueError(f"not a chunk summary: {str(state)[:200]}")
-        return cls(**counts, topics=Counter(topics), columns=list(columns))
+        urgent, urgent_counts = state.get("urgent", []), state.get("urgent_counts", {})  # absent: an older checkpoint
+        if not isinstance(urgent, list) or not isinstance(urgent_counts, dict):
+            raise ValueError(f"not a chunk summary: {str(state)[:200]}")
+        return cls(**counts, topics=Counter(topics), columns=list(columns), urgent=urgent,
+                   urgent_counts=Counter(urgent_counts))
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -60,6 +85,9 @@ class TagSummary:
             "errors": self.errors,
             "needs_review_share": round(self.needs_review / self.tagged, 4) if self.tagged else 0.0,
             "topics": dict(sorted(self.topics.items())),
+            "urgent": {level: self.urgent_counts.get(level, 0) for level in URGENCY_RANK},
+            "most_urgent": [{"row": row, "id": id_, "level": level, "triggers": triggers}
+                            for _rank, row, id_, level, triggers in self.urgent],
             **({"resumed_rows": self.resumed_rows} if self.resumed_rows else {}),
             **({"unwritable_characters": self.unwritable_chars} if self.unwritable_chars else {}),
         }

@@ -26,7 +26,7 @@ from chuishao.batch.rows import (
 from chuishao.errors import DataError
 
 XLSX_MAX_ROWS = 1_048_576 - 1  # Excel's limit, less the header row
-_NESTED = ("top", "departments", "evidence", "jurisdiction")
+_NESTED = ("top", "departments", "evidence", "jurisdiction", "urgency")
 
 # Characters the CSV output encoding cannot hold (an emoji in GBK) become "?", counted so that the
 # run can say how many: silently changed ids or texts would go unnoticed.
@@ -57,6 +57,7 @@ def arrow_schema(kept: Sequence[str] = ()):
         ("jurisdiction", pa.struct([*((part, pa.string()) for part in JURISDICTION_PARTS),
                                     ("matched", pa.list_(pa.string())), ("confidence", pa.float64()),
                                     ("candidates", pa.int64())])),
+        ("urgency", pa.struct([("level", pa.string()), ("triggers", pa.list_(pa.string()))])),
         ("model_version", pa.string()), ("error", pa.string()),
         ("row", pa.int64()),
     ]

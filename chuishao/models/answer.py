@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -37,6 +39,20 @@ def empty_jurisdiction() -> dict[str, object]:
             "office": None, "matched": [], "confidence": None, "candidates": 0}
 
 
+class UrgencyField(BaseModel):
+    """Ongoing danger the message describes (gas smell, fire, people trapped, a blocked fire exit, ...), by the city's
+    urgency rules; level null when it describes none."""
+
+    level: Literal["high", "medium"] | None = Field(
+        None, description="high: life in danger now; medium: a hazard that can hurt soon")
+    triggers: list[str] = Field(default_factory=list, description="the words that raised it")
+
+
+def empty_urgency() -> dict[str, object]:
+    """``UrgencyField().model_dump()``, built without pydantic (tested)."""
+    return {"level": None, "triggers": []}
+
+
 class RoutingAnswer(BaseModel):
     id: str | None = None
     topic: str | None = None
@@ -50,6 +66,7 @@ class RoutingAnswer(BaseModel):
     departments: Departments = Field(default_factory=Departments)
     evidence: list[str] = Field(default_factory=list, description="words that drove the decision")
     jurisdiction: Jurisdiction = Field(default_factory=Jurisdiction, description="the place, when a gazetteer is in use")
+    urgency: UrgencyField = Field(default_factory=UrgencyField, description="ongoing danger, when urgency rules are in use")
     model_version: str | None = None
     error: str | None = None
 
@@ -68,6 +85,7 @@ def answer_dict(
     departments: dict[str, object] | None = None,
     evidence: list[str] | None = None,
     jurisdiction: dict[str, object] | None = None,
+    urgency: dict[str, object] | None = None,
     model_version: str | None = None,
     error: str | None = None,
 ) -> dict[str, object]:
@@ -87,6 +105,7 @@ def answer_dict(
         "departments": departments if departments is not None else {"lead": None, "assist": []},
         "evidence": evidence if evidence is not None else [],
         "jurisdiction": jurisdiction if jurisdiction is not None else empty_jurisdiction(),
+        "urgency": urgency if urgency is not None else empty_urgency(),
         "model_version": model_version,
         "error": error,
     }

@@ -8,7 +8,8 @@ makes the list the CLI and the service use. Adding one (e.g. urgency) is: the mo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -21,7 +22,7 @@ NONE = "none"  # --gazetteer none: no place extraction
 class Annotator(Protocol):
     name: str
 
-    def annotate(self, title: str | None, text: str) -> dict[str, object]: ...
+    def annotate(self, title: str | None, text: str) -> Mapping[str, object]: ...
 
 
 class MessageAnnotator:
@@ -40,7 +41,7 @@ class MessageAnnotator:
     def names(self) -> list[str]:
         return [a.name for a in self.annotators]
 
-    def annotate(self, title: str | None, text: str) -> dict[str, dict[str, object]]:
+    def annotate(self, title: str | None, text: str) -> dict[str, Mapping[str, object]]:
         """Each annotator's field for one message."""
         return {a.name: a.annotate(title, text) for a in self.annotators}
 
@@ -62,12 +63,19 @@ def load_gazetteer(gazetteer: str | Path | None) -> Gazetteer | None:
     return Gazetteer.load(gazetteer)
 
 
-def build_annotator(gazetteer: str | Path | Gazetteer | None = None) -> MessageAnnotator:
-    """The annotators every routing answer gets: the place (unless ``gazetteer`` is "none")."""
+def build_annotator(gazetteer: str | Path | Gazetteer | None = None,
+                    urgency_rules: str | Path | None = None) -> MessageAnnotator:
+    """The annotators every routing answer gets: the place (unless ``gazetteer`` is "none") and the urgency
+    (``urgency_rules``: None the bundled rules, "none" off, else a rules YAML)."""
     from chuishao.pipeline.places import PlaceExtractor
+    from chuishao.pipeline.urgency import UrgencyDetector
 
     gz = gazetteer if isinstance(gazetteer, Gazetteer) else load_gazetteer(gazetteer)
+    if urgency_rules is None:  # a city's own rules for every command and the service
+        urgency_rules = os.environ.get("CHUISHAO_URGENCY_RULES") or None
     annotators: list[Annotator] = []
     if gz is not None:
         annotators.append(PlaceExtractor(gz))
+    if urgency_rules is None or str(urgency_rules).strip().lower() != NONE:
+        annotators.append(UrgencyDetector.from_file(urgency_rules))
     return MessageAnnotator(annotators)

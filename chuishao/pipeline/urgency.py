@@ -336,6 +336,8 @@ def _cue_near(cue: tuple[re.Pattern[str], str], text: str, start: int, end: int)
 class UrgencyDetector:
     """``annotate(title, text)`` -> ``{"level": "high" | "medium" | None, "triggers": [...]}``."""
 
+    name = "urgency"  # the answer field it fills (chuishao.pipeline.annotate)
+
     def __init__(self, rules: UrgencyRules) -> None:
         self.rules = rules
         self._kinds = {f"k{i}": kind for i, kind in enumerate(rules.kinds)}

@@ -155,8 +155,19 @@ function showPlace(j) {
   $("place-note").textContent = note;
 }
 
+// Ongoing danger (urgency): high and medium get a banner with the words that raised it, shown first.
+function showUrgency(u) {
+  u = u || {};
+  const el = $("urgency"), level = u.level === "high" || u.level === "medium" ? u.level : null;
+  el.className = level ? "urgency " + level : "hidden";
+  const words = listOf(u.triggers).filter((w) => typeof w === "string" && w);
+  el.textContent = level ? (level === "high" ? "紧急：可能危及生命，立即处置" : "较急：存在安全隐患，尽快处置") +
+    (words.length ? "（" + words.join("、") + "）" : "") : "";
+}
+
 function show(a, text, title) {
   answer = a;
+  showUrgency(a.urgency);
   $("result").classList.remove("hidden");
   $("topic").textContent = a.topic + " " + a.topic_name + (a.area ? "（" + a.area + "）" : "");
   $("sub").textContent = a.sub ? "具体问题：" + a.sub + " " + a.sub_name : "";
