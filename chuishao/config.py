@@ -128,6 +128,9 @@ class TransformerConfig(_Section):
     dev_fraction: float = Field(
         0.15, gt=0, lt=1, description="stratified share of data.train kept as dev: early stopping and the cascade weights",
     )
+    extra_rows: bool = Field(
+        False, description="also fine-tune on data.extra_labels and data.extra_data (e5 alone gained, the cascade did not)",
+    )
     max_other: Annotated[int, Field(ge=0)] | None = Field(
         1500, description="OTHER rows of data.extra_labels the encoder trains on, a seeded sample (null: all)",
     )

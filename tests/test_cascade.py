@@ -165,7 +165,7 @@ def test_train_model_type_cascade_builds_and_resumes(built, tmp_path) -> None:
     cfg = tmp_path / "cascade.yaml"
     cfg.write_text("features: {min_df: 1, max_features: null}\nclassifier: {calibration_folds: 2}\n"
                    "transformer: {max_length: 48, epochs: 1, batch_size: 8, dev_fraction: 0.2, threads: 1, "
-                   "evals_per_epoch: 1, max_other: null}\n", encoding="utf-8")
+                   "evals_per_epoch: 1, extra_rows: true, max_other: null}\n", encoding="utf-8")
     out, work = tmp_path / "model", tmp_path / "work"
     args = ["train", str(MINI), "-o", str(out), "--config", str(cfg), "--model-type", "cascade",
             "--base", str(tmp / "enc"), "--work-dir", str(work)]
