@@ -47,15 +47,16 @@ def test_message_annotator_fills_fields_and_skips_error_answers():
 
 
 def test_build_annotator_none_switches_places_off(city_file):
-    assert build_annotator("none").names == [] and build_annotator("NONE").names == []
-    assert build_annotator(city_file).names == ["jurisdiction"]
-    assert build_annotator(None).names == ["jurisdiction"]  # the bundled example
+    assert build_annotator("none").names == ["urgency"] and build_annotator("NONE").names == ["urgency"]
+    assert build_annotator(city_file).names == ["jurisdiction", "urgency"]
+    assert build_annotator(None).names == ["jurisdiction", "urgency"]  # the bundled example
+    assert build_annotator("none", "none").names == []
 
 
 def test_annotated_model_answers_carry_the_place(tiny_model, city_file):
     model = annotated(tiny_model, build_annotator(city_file))
     assert isinstance(model, AnnotatedModel)
-    assert annotated(tiny_model, build_annotator("none")) is tiny_model
+    assert annotated(tiny_model, build_annotator("none", "none")) is tiny_model
     answers = model.route([MESSAGE, "   "], ids=["a", "b"])
     assert answers[0].jurisdiction.street == "柳岸街道" and answers[0].jurisdiction.place == "幸福里小区"
     assert answers[0].topic == tiny_model.route([MESSAGE])[0].topic  # routing itself unchanged
