@@ -671,13 +671,15 @@ def events(
         "--output", "-o", help="one row per report with its event: .jsonl .csv .tsv .xlsx .parquet")],
     model_dir: ModelOpt = None,
     routing: RoutingOpt = None,
+    gazetteer: GazetteerOpt = None,
     summary: Annotated[Path | None, typer.Option("--summary", help="events summary, biggest first: .jsonl or .csv")] = None,
     html_report: Annotated[Path | None, typer.Option("--html", help="self-contained HTML page of the events")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="events config YAML (keys as docs/events.md)")] = None,
     time_field: Annotated[str | None, typer.Option(
         "--time-field", help="column holding the report's time (none: no times)")] = None,
     place_field: Annotated[str | None, typer.Option(
-        "--place-field", help="column holding the place key, or a JSON object with district/street/community")] = None,
+        "--place-field", help="column holding the place key, or a JSON object with district/street/community; "
+                              "rows without one: the place the text names (--gazetteer)")] = None,
     place_level: Annotated[str, typer.Option(
         "--place-level", help="place objects: key down to district|street|community")] = "street",
     threshold: Annotated[float | None, typer.Option(
@@ -709,7 +711,7 @@ def events(
         _check_tag_paths(str(input), str(output), None, "local")
         if summary is not None and detect_format(summary) not in ("jsonl", "csv"):
             raise DataError(f"--summary {summary}: write the summary as .jsonl or .csv")
-        model = _load(model_dir, routing)
+        model = _load(model_dir, routing, gazetteer)  # as tag: answers carry the jurisdiction, the rows' place
         opts = EventsOptions(fields=_fields(id_field, text_field, title_field), time_field=time_field or None,
                              place_field=place_field or None, place_level=place_level, encoding=encoding, sheet=sheet)
         started = time.perf_counter()

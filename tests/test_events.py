@@ -189,3 +189,75 @@ def test_events_command_refuses_bad_config(tiny_model_dir, tmp_path):
                                       "--threshold", "1.5"])
     assert result.exit_code == 2 and "threshold" in result.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+# ---- the place from the text (--gazetteer): the test city of tests/test_gazetteer.py ------------------------
+def _placed_input(path):
+    """The night-work paraphrases: three naming 东湖区柳岸街道, one 东湖区城关镇 (another street), two no place,
+    and one whose place column (which wins over the text) says another place."""
+    street, other = "东湖区柳岸街道", "东湖区城关镇"
+    rows = [{"id": f"s{i}", "text": t.replace("幸福路", street + "幸福路"), "place": ""} for i, t in enumerate(NIGHT)]
+    rows.append({"id": "other-street", "text": NIGHT[1].replace("幸福路", other + "幸福路"), "place": None})
+    rows += [{"id": f"u{i}", "text": t} for i, t in enumerate(NIGHT[:2])]  # similar enough without a third
+    rows.append({"id": "column", "text": NIGHT[2].replace("幸福路", street + "幸福路"), "place": "西城区/月坛街道"})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def _run_placed(tiny_model_dir, tmp_path, *gazetteer):
+    src = tmp_path / "placed.jsonl"
+    _placed_input(src)
+    out, summary, page = tmp_path / "placed.csv", tmp_path / "placed-sum.jsonl", tmp_path / "placed.html"
+    result = CliRunner().invoke(app, ["events", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--summary",
+                                      str(summary), "--html", str(page), "--place-field", "place", *gazetteer])
+    assert result.exit_code == 0, result.output
+    rows = {r["id"]: r for r in csv.DictReader(out.open(encoding="utf-8-sig"))}
+    assert len({r["topic"] for r in rows.values()}) == 1  # one topic: only the place can split them
+    return rows, [json.loads(line) for line in summary.open(encoding="utf-8")], page.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def city_file(tmp_path_factory):
+    import yaml
+
+    from tests.test_gazetteer import CITY
+
+    path = tmp_path_factory.mktemp("gz") / "city.yaml"
+    path.write_text(yaml.safe_dump(CITY, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_events_place_from_the_text_groups_by_street(tiny_model_dir, city_file, tmp_path):
+    rows, summary, page = _run_placed(tiny_model_dir, tmp_path, "--gazetteer", str(city_file))
+    event = {k: r["event_id"] for k, r in rows.items()}
+    assert all(event.values())
+    assert event["s0"] == event["s1"] == event["s2"]  # the same street, named in the text
+    assert event["other-street"] not in (event["s0"], event["u0"])  # another street of the same district
+    assert event["u0"] == event["u1"] != event["s0"]  # no place: joins only the unknown places
+    assert event["column"] not in (event["s0"], event["u0"])  # the place column wins over the text
+    assert rows["s0"]["place"] == "东湖区/柳岸街道" and rows["s0"]["jurisdiction_street"] == "柳岸街道"
+    assert rows["other-street"]["place"] == "东湖区/城关镇" and rows["u0"]["place"] == ""
+    assert rows["column"]["place"] == "西城区/月坛街道" and rows["column"]["jurisdiction_street"] == "柳岸街道"
+    biggest = summary[0]
+    assert biggest["place"] == "东湖区/柳岸街道" and biggest["report_ids"] == ["s0", "s1", "s2"]
+    assert {e["place"] for e in summary} == {"东湖区/柳岸街道", "东湖区/城关镇", "西城区/月坛街道", None}
+    heat = page[page.index("Heat table"):]
+    assert "东湖区/柳岸街道" in heat and "(unknown place)" in heat  # its rows: the streets of events of 2+
+
+
+def test_events_gazetteer_none_keeps_places_from_the_column_only(tiny_model_dir, tmp_path):
+    rows, summary, _ = _run_placed(tiny_model_dir, tmp_path, "--gazetteer", "none")
+    event = {k: r["event_id"] for k, r in rows.items()}
+    placeless = [k for k in rows if k != "column"]
+    assert len({event[k] for k in placeless}) == 1  # no place read from the text: one event by text and topic
+    assert event["column"] != event["s0"] and rows["column"]["place"] == "西城区/月坛街道"
+    assert all(rows[k]["place"] == "" and rows[k]["jurisdiction_street"] == "" for k in placeless)
+    assert sorted((e["place"] or "", e["count"]) for e in summary) == [("", 6), ("西城区/月坛街道", 1)]
+
+
+def test_events_bad_gazetteer_is_a_one_line_error(tiny_model_dir, tmp_path):
+    src = tmp_path / "in.jsonl"
+    _placed_input(src)
+    result = CliRunner().invoke(app, ["events", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(tiny_model_dir),
+                                      "--gazetteer", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2 and "gazetteer file not found" in result.output
+    assert not (tmp_path / "o.jsonl").exists()

@@ -103,3 +103,35 @@ def test_similar_endpoint(serve_settings):
         assert got["event_size"] == 2 and not got["stored"]
         assert c.post("/v1/similar", json={**body, "time": "yesterday"}, headers=KEY).status_code == 422
         assert c.post("/v1/similar", json={**body, "text": "   "}, headers=KEY).status_code == 422
+
+
+def test_similar_endpoint_takes_the_place_from_the_answer(serve_settings, tmp_path):
+    import yaml
+
+    from tests.test_gazetteer import CITY
+
+    city = tmp_path / "city.yaml"
+    city.write_text(yaml.safe_dump(CITY, allow_unicode=True), encoding="utf-8")
+
+    def at(place: str, text: str) -> str:
+        return text.replace("幸福路", place + "幸福路")
+
+    settings = serve_settings.model_copy(update={"gazetteer": str(city)})
+    with TestClient(create_app(settings)) as c:
+        def post(text: str, record: bool = True, **extra) -> dict:
+            r = c.post("/v1/similar", json={"text": text, "time": "2026-11-01T23:00:00+08:00", "record": record, **extra},
+                       headers=KEY)
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        first = post(at("东湖区柳岸街道", NIGHT[0]), id="a1")
+        assert first["place"] == "东湖区/柳岸街道" and first["answer"]["jurisdiction"]["street"] == "柳岸街道"
+        same = post(at("东湖区柳岸街道", NIGHT[1]), record=False)
+        assert [s["id"] for s in same["similar"]] == ["a1"] and same["event_id"] == first["event_id"]
+        other = post(at("东湖区城关镇", NIGHT[1]), record=False)
+        assert other["place"] == "东湖区/城关镇" and other["similar"] == [] and other["event_size"] == 1
+        unknown = post(NIGHT[0], id="u1")  # names no place: joins only reports without one
+        assert unknown["place"] is None and unknown["similar"] == [] and unknown["event_id"] != first["event_id"]
+        assert [s["id"] for s in post(NIGHT[1], record=False)["similar"]] == ["u1"]
+        given = post(at("东湖区柳岸街道", NIGHT[1]), record=False, place="东湖区/城关镇")  # the request's place wins
+        assert given["place"] == "东湖区/城关镇" and given["similar"] == []

@@ -5,9 +5,10 @@ tagged rows to a work file and keeps per row only its signature (uint32), block,
 departments; then ``analysis.events.group`` numbers the events; the second pass adds the event columns
 to each tagged row and writes the output (the format by its extension, as ``chuishao tag``).
 
-Place: ``--place-field`` names a column holding the place key (text) or a JSON object with district /
-street / community. Once the place extractor (``chuishao/pipeline/places.py``) is merged, ``_place_of``
-is the one place to call ``PlaceExtractor(gazetteer).extract(rec.title, rec.text)`` for rows without one.
+Place (``_place_of``): ``--place-field`` names a column holding the place key (text) or a JSON object with
+district / street / community; a row without a value there gets the jurisdiction its answer carries, which the
+place extractor (``pipeline/places.py``, the model's annotator from ``--gazetteer``, as ``chuishao tag``) read
+from its title and text. No gazetteer (``--gazetteer none``): no jurisdiction, so such a row has no place.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -118,9 +119,19 @@ def iso(seconds: float | None) -> str | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _place_of(rec: InputRecord, opts: EventsOptions) -> str | None:
-    """The row's place key; raises ValueError for a value that is no place. (Where the place extractor
-    will be called for rows without a place column.)"""
+def _place_of(rec: InputRecord, answer: Mapping[str, object], opts: EventsOptions) -> str | None:
+    """The row's place key: its ``--place-field`` value when it has one, else the key of the jurisdiction its
+    answer carries (``place_key(extractor.extract(title, text), level)``, filled by the model's annotator);
+    None when neither names a district. Raises ValueError for a column value that is no place."""
+    given = _given_place(rec, opts)
+    if given is not None:
+        return given
+    jurisdiction = answer.get("jurisdiction")
+    return place_key(jurisdiction, opts.place_level) if isinstance(jurisdiction, Mapping) else None
+
+
+def _given_place(rec: InputRecord, opts: EventsOptions) -> str | None:
+    """The place key of the row's ``--place-field`` value (None: no column, or no value in it)."""
     if not opts.place_field:
         return None
     value = rec.fields.get(opts.place_field)
@@ -162,7 +173,7 @@ def _first_pass(model: RoutingModel, records: Iterator[InputRecord], work: Path,
                     try:
                         t = parse_time(rec.fields.get(opts.time_field)) if opts.time_field else None
                         when = math.nan if t is None else t
-                        place = _place_of(rec, opts)
+                        place = _place_of(rec, answer, opts)
                     except ValueError as exc:
                         answer["error"] = f"row {rec.row}: {exc}"
                 ok = answer["error"] is None

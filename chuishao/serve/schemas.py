@@ -127,7 +127,8 @@ class SimilarRequest(ClassifyRequest):
 
     time: datetime | None = Field(None, description="when it was reported (default: now); ISO 8601")
     place: Annotated[Text, StringConstraints(strip_whitespace=True, max_length=256)] | None = Field(
-        None, description="place key (e.g. 东城区/和平街道); reports without one match only others without one")
+        None, description="place key (e.g. 东城区/和平街道); without it, the district/street the text names (the answer's "
+                           "jurisdiction); reports without a place match only others without one")
     record: bool = Field(True, description="store it among the recent reports (false: only look)")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
@@ -144,6 +145,8 @@ class SimilarReport(BaseModel):
 
 class SimilarResponse(BaseModel):
     answer: RoutingAnswer
+    place: str | None = Field(None, description="the place key it was grouped under: the request's, else the answer's "
+                              "jurisdiction down to the street; null: unknown place")
     event_id: str | None = Field(description="the event it belongs to (null: not stored and nothing similar)")
     event_size: int = Field(description="reports in the event within retention, this one included")
     whistle: bool = Field(description="a whistle (吹哨) candidate: event_size >= whistle_size or several departments")

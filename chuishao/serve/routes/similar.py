@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 
+from chuishao.analysis.events import place_key
 from chuishao.serve.batcher import Item
 from chuishao.serve.deps import Metrics, Queue, Settings, admin_key
 from chuishao.serve.feedback_store import StoreUnavailable
@@ -23,7 +24,8 @@ router = APIRouter()
 async def similar(req: SimilarRequest, request: Request, settings: Settings, queue: Queue, metrics: Metrics) -> Response:
     """Route a report, answer the similar recent reports (same topic and place, within the window), its
     event's size and whether it is a whistle candidate; stored among the recent reports unless
-    ``record`` is false (API key: the answer names other reports)."""
+    ``record`` is false (API key: the answer names other reports). The place is the request's, else the
+    district/street of the answer's jurisdiction."""
     for value, name, limit in ((req.text, "text", settings.max_text_chars), (req.title, "title", settings.max_title_chars)):
         if value is not None and len(value) > limit:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
@@ -37,13 +39,15 @@ async def similar(req: SimilarRequest, request: Request, settings: Settings, que
     if answer.error or answer.topic is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, answer.error or "no topic")
     deps = answer.departments
+    # no place given: the one the answer names (the service's gazetteer), down to the street as chuishao events
+    place = req.place or place_key(answer.jurisdiction.model_dump())
     try:
         found = await asyncio.to_thread(
-            store.lookup, req.text, req.title, answer.topic, req.place, req.time,
+            store.lookup, req.text, req.title, answer.topic, place, req.time,
             deps.lead, list(deps.assist or []), req.id, req.record)
     except SQLAlchemyError as exc:  # the database went away: 503, as the feedback store does
         raise StoreUnavailable(f"the store of recent reports failed ({type(exc).__name__})") from exc
-    body = SimilarResponse(answer=answer, event_id=found.event_id, event_size=found.event_size, whistle=found.whistle,
-                           whistle_reasons=found.whistle_reasons, stored=found.stored,
+    body = SimilarResponse(answer=answer, place=place, event_id=found.event_id, event_size=found.event_size,
+                           whistle=found.whistle, whistle_reasons=found.whistle_reasons, stored=found.stored,
                            similar=[SimilarReport(id=s.id, time=s.time, similarity=s.similarity) for s in found.similar])
     return Response(body.model_dump_json(), media_type="application/json")
