@@ -177,3 +177,14 @@ def test_the_teddy_training_split_imports_with_the_bundled_mapping(shared_data, 
         TEDDY_MAP, Taxonomy.load()), taxonomy=Taxonomy.load())
     assert summary["rows"] == 4397 and summary["written"] == 951 + 421 + 763 and summary["unmapped_rows"] == 0
     assert sum(summary["dropped_by_mapping"].values()) == 972 + 564 + 446 + 280  # type: ignore[attr-defined]
+
+
+def test_the_annotators_confidence_is_kept_so_train_weighs_low_rows_less(tmp_path):
+    rows = [{"id": f"r{i}", "title": "", "text": f"小区门口第{i}次有人占道经营", "label": "W04",
+             "conf": "low" if i % 2 else "high"} for i in range(4)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    import_labelled(src, out, taxonomy=Taxonomy.load())
+    assert [json.loads(line).get("conf") for line in out.read_text(encoding="utf-8").splitlines()] == ["high", "low"] * 2
+    assert read_labelled(out, low_conf_weight=0.5).weights == [1.0, 0.5, 1.0, 0.5]

@@ -259,6 +259,8 @@ def import_labelled(src: str | Path, output: str | Path, fields: FieldMap | None
                                           "sub": sub, "source_label": None if source == NO_LABEL else source}
                 if time_field:
                     out["time"] = _time_text(rec.fields.get(time_field))
+                if rec.fields.get("conf") not in (None, ""):  # the annotator's confidence: train weighs "low" rows less
+                    out["conf"] = label_text(rec.fields["conf"])
                 fh.write(json.dumps(out, ensure_ascii=False) + "\n")
                 labels[target.label] += 1
                 written += 1
