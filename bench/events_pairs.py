@@ -3,7 +3,8 @@ r"""Pairs for a human check of the corpus grouping: 200 grouped pairs and 200 ne
     chuishao events ../shared/data/corpus.jsonl -o /tmp/corpus-events.jsonl          # the grouping to check
     python bench/events_pairs.py --events /tmp/corpus-events.jsonl --write-template   # data/labels/event-pairs.csv
     python bench/events_pairs.py --events /tmp/corpus-events.jsonl --show 1           # pairs 1-20, texts on the terminal
-    python bench/events_pairs.py --events /tmp/corpus-events.jsonl --score            # precision / recall from the verdicts
+    python bench/events_pairs.py --score                                              # precision / recall from the verdicts
+    python bench/events_pairs.py --score --compare /tmp/ev-places.jsonl               # ... and how another grouping splits them
 
 Grouped pairs: two reports of one event (an event drawn at random, then two of its reports). Near
 misses: same topic, a shared LSH band, similarity in [threshold - 0.1, threshold): the pairs the
@@ -11,7 +12,10 @@ grouping just refused. The checker writes ``same_problem`` (1/0) into data/label
 (ids and similarity only; the texts are printed, never written). Scores: precision = grouped pairs
 judged the same problem; near-miss rate = near misses judged the same problem; estimated recall =
 true grouped pairs / (those + the same problems among all near-miss pairs), each share scaled to its
-population (the pair counts are in the file's header comment).
+population (the pair counts are in the file's header comment). Precision gets a 95 % Wilson interval
+(the near misses are all of them, so their rate has none). ``--score`` merges the figures into
+bench/results/events.json under ``hand_check``; ``--compare EVENTS`` adds, for another ``chuishao
+events`` output of the same corpus (e.g. with places), how many judged pairs it keeps in one event.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import random
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -34,6 +40,7 @@ from chuishao.analysis.minhash import band_keys, block_key, normalise, signature
 
 REPO = Path(__file__).resolve().parent.parent
 LABELS = REPO / "data" / "labels" / "event-pairs.csv"
+RESULTS = REPO / "bench" / "results" / "events.json"
 CHUNK = 20
 
 
@@ -117,7 +124,28 @@ def show(path: Path, texts: dict[str, str], part: int, width: int) -> None:
     print(f"--- part {part} of {(len(pairs) + CHUNK - 1) // CHUNK}: write same_problem 1/0 per pair in {path}")
 
 
-def score(path: Path) -> dict[str, object]:
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    p = k / n
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return round((centre - half) / (1 + z * z / n), 3), round((centre + half) / (1 + z * z / n), 3)
+
+
+def compare(pairs: list[dict], events_path: str) -> dict[str, dict[str, int]]:
+    """For each kind and verdict: judged pairs the other grouping keeps in one event, and splits."""
+    event = {}
+    with open(events_path, encoding="utf-8") as fh:
+        for line in fh:
+            r = json.loads(line)
+            event[str(r["id"])] = r.get("event_id")
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for p in pairs:
+        if p["same_problem"] in ("0", "1"):
+            a, b = event.get(p["id_a"]), event.get(p["id_b"])
+            out[f"{p['kind']}_same_{p['same_problem']}"]["together" if a and a == b else "apart"] += 1
+    return {k: dict(v) for k, v in sorted(out.items())}
+
+
+def score(path: Path, compare_with: str | None = None) -> dict[str, object]:
     pairs, totals = read_pairs(path)
     judged = [p for p in pairs if p["same_problem"] in ("0", "1")]
     by_kind = {k: [int(p["same_problem"]) for p in judged if p["kind"] == k] for k in ("grouped", "near_miss")}
@@ -125,6 +153,7 @@ def score(path: Path) -> dict[str, object]:
     g, m = by_kind["grouped"], by_kind["near_miss"]
     if g:
         out["precision"] = round(sum(g) / len(g), 3)
+        out["precision_95ci"] = wilson(sum(g), len(g))
     if m:
         out["near_miss_same_problem_rate"] = round(sum(m) / len(m), 3)
     if g and m and totals:
@@ -132,7 +161,12 @@ def score(path: Path) -> dict[str, object]:
         fn = sum(m) / len(m) * totals["near_miss_pairs_total"]
         out["estimated_recall_against_near_misses"] = round(tp / (tp + fn), 3) if tp + fn else None
     out.update(totals)
+    if compare_with:
+        out["compare"] = {"events": compare_with, **compare(pairs, compare_with)}
     print(json.dumps(out))
+    saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    saved["hand_check"] = {**out, "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    RESULTS.write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n")
     return out
 
 
@@ -147,10 +181,11 @@ def main() -> None:
     parser.add_argument("--show", type=int, metavar="PART", help=f"print pairs of part PART ({CHUNK} a part)")
     parser.add_argument("--width", type=int, default=400, help="characters of each text shown")
     parser.add_argument("--score", action="store_true")
+    parser.add_argument("--compare", metavar="EVENTS", help="with --score: another grouping of the corpus (JSONL)")
     args = parser.parse_args()
     path = Path(args.pairs)
     if args.score or (not args.write_template and args.show is None and path.is_file()):
-        score(path)
+        score(path, args.compare)
         return
     if not args.events:
         parser.error("--events FILE is needed to draw pairs")
