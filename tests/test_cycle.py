@@ -29,6 +29,7 @@ def _served_version(client) -> str | None:
     return r.json().get("model_version") if r.status_code == 200 else None
 
 
+@pytest.mark.slow  # the whole analysts cycle with a running service: make test runs it, make check does not
 def test_import_check_train_test_compare_promote_and_the_service_follows(tmp_path, serve_settings):  # noqa: F811
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient

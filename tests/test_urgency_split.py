@@ -99,6 +99,7 @@ def test_tuning_labels_are_well_formed_and_clear_of_both_test_sets():
 
 
 @pytest.mark.shared
+@pytest.mark.slow  # reads the whole corpus twice: make test runs it, make check does not
 def test_committed_halves_are_what_the_script_draws(shared_data: Path, splitter):
     labels = _labels(ENRICHED)
     corpus = {r["id"]: r["title"] + "\n" + r["text"] for r in splitter.read_corpus(shared_data / "corpus.jsonl")}
