@@ -19,11 +19,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypedDict, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chuishao.errors import ChuishaoError
 from chuishao.resources import default_urgency_path
+from chuishao.yamlfile import read_yaml
 
 Level = Literal["high", "medium"]
 LEVEL_RANK: dict[str | None, int] = {"high": 0, "medium": 1, None: 2}
@@ -167,14 +167,7 @@ def load_rules(path: str | Path | None = None) -> UrgencyRules:
     path = Path(path) if path is not None else default_urgency_path()
     if not path.is_file():
         raise UrgencyRulesError(f"urgency rules file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UrgencyRulesError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise UrgencyRulesError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
+    raw = read_yaml(path, UrgencyRulesError, "urgency rules")
     if not isinstance(raw, dict):
         raise UrgencyRulesError(f"{path}: expected a mapping with version, ignore, cancel, kinds")
     try:
