@@ -75,17 +75,18 @@ def _routing(path: Path | None):
 
 
 def _annotator(gazetteer: str | None):
-    """The answers' annotators (the place, from --gazetteer)."""
+    """The answers' annotators: the place (from --gazetteer) and the urgency."""
     from chuishao.pipeline.annotate import build_annotator
 
     return build_annotator(gazetteer)
 
 
-def _load(model_dir: Path | None, routing: Path | None, gazetteer: str | None = "none"):
+def _load(model_dir: Path | None, routing: Path | None, gazetteer: str | None = None, *, annotate: bool = True):
+    """The model to answer with; ``annotate`` False: its bare answers (a command that needs only the scores)."""
     from chuishao.models.annotated import annotated
     from chuishao.models.persistence import load_model
 
-    annotator = _annotator(gazetteer)  # before the model: a bad gazetteer fails fast
+    annotator = _annotator(gazetteer) if annotate else None  # before the model: a bad gazetteer fails fast
     return annotated(load_model(model_dir, taxonomy=_routing(routing)), annotator)
 
 
@@ -497,7 +498,7 @@ def suggest_labels(
         _writable_dir(output.parent if str(output.parent) else Path("."), "the sheet")
         started = time.perf_counter()
         fields = _fields(id_field, text_field, title_field)
-        model = _load(model_dir, None)
+        model = _load(model_dir, None, annotate=False)  # only the scores choose what to label
         records = list(read_records(pool, fields, sheet=sheet))
         known = [r for path in labelled or [] for r in read_records(path, fields)]
         chosen = select(model, records, n, labelled=known, strategy=strategy,  # type: ignore[arg-type]
