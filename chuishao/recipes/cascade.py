@@ -103,12 +103,7 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
 
     def extra_rows_file() -> int:
         ids = [str(r["id"]) for r in read_jsonl(exclude)]
-        if not tc.extra_rows:
-            rows: list[dict[str, Any]] = []
-        elif corpus:
-            rows = extra_rows(corpus, data.extra_labels, data.extra_data, ids, tc.max_other, seed)
-        else:  # authored rows alone
-            rows = [r for f in data.extra_data for r in read_jsonl(f) if str(r.get("id")) not in set(ids)]
+        rows = extra_rows(corpus, data.extra_labels, data.extra_data, ids, tc.max_other, seed) if tc.extra_rows else []
         extra.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         return len(rows)
 

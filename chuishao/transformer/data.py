@@ -71,7 +71,7 @@ def build_dataset(records: Sequence[dict[str, Any]], tokenizer: Any, label2id: d
     return Dataset.from_dict(cols)
 
 
-def extra_rows(corpus: str | Path, label_files: Iterable[str | Path], data_files: Iterable[str | Path] = (),
+def extra_rows(corpus: str | Path | None, label_files: Iterable[str | Path], data_files: Iterable[str | Path] = (),
                exclude_ids: Iterable[str] = (), max_other: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
     """Training-only rows beyond the split file: our ``id,label,sub`` files joined with the corpus by id, plus
     labelled JSONL files (authored examples), minus ``exclude_ids`` (the dev split and its near-copies). Our corpus
@@ -79,7 +79,10 @@ def extra_rows(corpus: str | Path, label_files: Iterable[str | Path], data_files
     to the topics. An id of a label file that the corpus lacks is an error, as in classical training."""
     excluded = set(exclude_ids)
     records: dict[str, Any] = {}
-    for rec in read_records(corpus):
+    label_files = list(label_files)
+    if label_files and corpus is None:
+        raise DataError("id,label files need the corpus that holds their texts")
+    for rec in read_records(corpus) if label_files and corpus is not None else ():
         if not rec.error:
             records.setdefault(rec.id, rec)  # an id the corpus repeats: its first message
     rows: list[dict[str, Any]] = []
