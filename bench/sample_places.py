@@ -1,6 +1,8 @@
 """Draw the 300 corpus messages hand-annotated for place mentions (issue 17, location figure).
 
     python bench/sample_places.py --corpus ../shared/data/corpus.jsonl [--seed 17] [-o data/labels/places-300-ids.txt]
+    python bench/sample_places.py --seed 1717 --hangzhou 50 --teddy 100 --exclude data/labels/places-300-ids.txt \
+        -o data/labels/places-test-150-ids.txt    # the held-out set, drawn after places-300 was tuned on
 
 Stratified, seeded sample: 100 ids from the `hangzhou` source (real place names) and 200 from the Teddy sources
 (`teddy-*`, anonymised names such as A市A1区), drawn in proportion to each Teddy source's size. Rows with an empty
@@ -45,8 +47,10 @@ def quotas(sizes: dict[str, int], total: int) -> dict[str, int]:
     return out
 
 
-def sample(by_source: dict[str, list[str]], n_hangzhou: int, n_teddy: int, seed: int) -> list[str]:
+def sample(by_source: dict[str, list[str]], n_hangzhou: int, n_teddy: int, seed: int,
+           exclude: frozenset[str] = frozenset()) -> list[str]:
     rng = random.Random(seed)
+    by_source = {s: [i for i in ids if i not in exclude] for s, ids in by_source.items()}
     teddy = {s: len(ids) for s, ids in sorted(by_source.items()) if s.startswith("teddy")}
     wanted = {"hangzhou": n_hangzhou} | quotas(teddy, n_teddy)
     picked: list[str] = []
@@ -64,11 +68,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--hangzhou", type=int, default=100)
     ap.add_argument("--teddy", type=int, default=200)
+    ap.add_argument("--exclude", type=Path, action="append", default=[],
+                    help="id files (one a line) never drawn, e.g. an earlier sample")
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "data" / "labels" / "places-300-ids.txt")
     args = ap.parse_args()
     if not args.corpus.is_file():
         raise SystemExit(f"corpus not found: {args.corpus}")
-    ids = sample(read_ids_by_source(args.corpus), args.hangzhou, args.teddy, args.seed)
+    exclude = frozenset(line.strip() for f in args.exclude for line in f.read_text(encoding="utf-8").splitlines())
+    ids = sample(read_ids_by_source(args.corpus), args.hangzhou, args.teddy, args.seed, exclude)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
     print(f"{len(ids)} ids -> {args.output}")
