@@ -131,6 +131,9 @@ class TransformerConfig(_Section):
     extra_rows: bool = Field(
         False, description="also fine-tune on data.extra_labels and data.extra_data (e5 alone gained, the cascade did not)",
     )
+    extra_labels: list[str] | None = Field(
+        None, description="id,label,sub files of the encoder's extra rows (null: data.extra_labels)",
+    )
     max_other: Annotated[int, Field(ge=0)] | None = Field(
         1500, description="OTHER rows of data.extra_labels the encoder trains on, a seeded sample (null: all)",
     )
@@ -199,6 +202,13 @@ class ChuishaoConfig(_Section):
             elif value is not None:
                 data[key] = self._interpolate(value, f"data.{key}")
         return DataConfig.model_validate(data)
+
+    def resolved_encoder_labels(self) -> list[str]:
+        """The id,label files of the encoder's extra rows: transformer.extra_labels, else data.extra_labels."""
+        files = self.transformer.extra_labels
+        if files is None:
+            return self.resolved_data().extra_labels
+        return [self._interpolate(v, f"transformer.extra_labels[{i}]") for i, v in enumerate(files)]
 
     def resolved_base(self) -> str | None:
         """transformer.base with its ``${paths.NAME}`` replaced."""

@@ -128,6 +128,20 @@ def test_the_data_section_resolves_path_variables():
     assert ChuishaoConfig.load(DEFAULT_YAML).resolved_data().train == ["../shared/data/whistle/train.jsonl"]
 
 
+def test_the_encoders_extra_labels_default_to_the_data_sections():
+    cfg = ChuishaoConfig.load(DEFAULT_YAML, {"paths.shared": "/srv/shared"})
+    assert cfg.transformer.extra_labels is None
+    assert cfg.resolved_encoder_labels() == ["data/labels/extra-rare.csv", "data/labels/extra-corpus.csv"]
+    own = ChuishaoConfig.load(DEFAULT_YAML, {"paths.shared": "/srv/shared",
+                                             "transformer.extra_labels": "${paths.shared}/rare.csv,b.csv"})
+    assert own.resolved_encoder_labels() == ["/srv/shared/rare.csv", "b.csv"]
+    assert own.resolved_data().extra_labels == ["data/labels/extra-rare.csv", "data/labels/extra-corpus.csv"]
+    none = ChuishaoConfig.load(DEFAULT_YAML, {"transformer.extra_labels": "[]"})
+    assert none.resolved_encoder_labels() == []
+    with pytest.raises(DataError, match=r"transformer.extra_labels\[0\]: unknown variable"):
+        ChuishaoConfig.load(None, {"transformer.extra_labels": "${paths.x}/a.csv"}).resolved_encoder_labels()
+
+
 def test_an_unknown_or_unset_path_variable_is_an_error_naming_the_key():
     cfg = ChuishaoConfig.load(None, {"data.exclude": "a.jsonl,${paths.held}/test.jsonl"})
     with pytest.raises(DataError, match=r"data.exclude\[1\]: unknown variable \$\{paths.held\} \(defined: \$\{paths.shared\}\)"):

@@ -44,6 +44,8 @@ def check_recipe(recipe: ChuishaoConfig) -> tuple[Path, Path]:
         raise DataError(f"model_type cascade: data.extra_data must be JSONL for the encoder, got {not_jsonl}")
     if data.extra_labels and not data.corpus:
         raise DataError("data.extra_labels need data.corpus (their texts)")
+    if recipe.transformer.extra_rows and recipe.resolved_encoder_labels() and not data.corpus:
+        raise DataError("transformer.extra_labels need data.corpus (their texts)")
     return Path(base), Path(data.train[0])
 
 
@@ -103,7 +105,8 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
 
     def extra_rows_file() -> int:
         ids = [str(r["id"]) for r in read_jsonl(exclude)]
-        rows = extra_rows(corpus, data.extra_labels, data.extra_data, ids, tc.max_other, seed) if tc.extra_rows else []
+        rows = (extra_rows(corpus, recipe.resolved_encoder_labels(), data.extra_data, ids, tc.max_other, seed)
+                if tc.extra_rows else [])
         extra.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         return len(rows)
 

@@ -86,6 +86,7 @@ class FinetuneConfig:
     threads: int = 1
     log_every: int = 10
     limit_train: int = 0  # >0: keep the first N training rows (smoke runs)
+    split_seed: int | None = None  # seed of the dev split (None: seed); encoders averaged in one cascade share it
 
 
 class ProgressCallback(TrainerCallback):
@@ -175,7 +176,8 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 def load_split(cfg: FinetuneConfig) -> tuple[list[dict], list[dict]]:
     """(train rows, dev rows): the training file minus its stratified dev split, plus the extra files."""
     rows = read_jsonl(cfg.train)
-    tr, dv = stratified_split([r["label"] for r in rows], cfg.dev_fraction, cfg.seed)
+    split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    tr, dv = stratified_split([r["label"] for r in rows], cfg.dev_fraction, split_seed)
     train = [rows[i] for i in tr]
     for extra in cfg.extra_train:
         train.extend(read_jsonl(extra))
