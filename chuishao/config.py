@@ -137,6 +137,9 @@ class TransformerConfig(_Section):
     max_other: Annotated[int, Field(ge=0)] | None = Field(
         1500, description="OTHER rows of data.extra_labels the encoder trains on, a seeded sample (null: all)",
     )
+    encoders: int = Field(
+        1, ge=1, le=8, description="encoders fine-tuned (seeds seed, seed+1, ...; one dev split) whose mean re-scores",
+    )
     evals_per_epoch: int = Field(2, ge=1, description="dev evaluations per epoch")
     patience: int = Field(3, ge=1, description="dev evaluations without a better macro-F1 before stopping")
     threads: int = Field(2, ge=1, description="torch threads while fine-tuning")

@@ -24,7 +24,7 @@ import numpy as np
 from chuishao.models.answer import RoutingAnswer
 from chuishao.models.calibration import fit_temperature, macro_f1_from_predictions, review_threshold, softmax
 from chuishao.models.classifier import WARM_UP_TEXTS, ChuishaoClassifier
-from chuishao.models.onnx_encoder import OnnxClassifier
+from chuishao.models.onnx_encoder import EncoderEnsemble, OnnxClassifier
 from chuishao.taxonomy import Taxonomy
 
 ALL = 1.01  # a gate above any confidence: every message is re-scored
@@ -155,7 +155,7 @@ def fit_cascade(p_classical: np.ndarray, p_transformer: np.ndarray, y: np.ndarra
 class CascadeModel:
     """The ``RoutingModel`` interface over a classical model and an ONNX encoder (see the module doc)."""
 
-    def __init__(self, classical: ChuishaoClassifier, encoder: OnnxClassifier, params: CascadeParams,
+    def __init__(self, classical: ChuishaoClassifier, encoder: OnnxClassifier | EncoderEnsemble, params: CascadeParams,
                  metadata: dict[str, object] | None = None) -> None:
         self.classical = classical
         self.encoder = encoder

@@ -116,3 +116,44 @@ class OnnxClassifier:
 
     def predict(self, records: Sequence[dict[str, Any]], batch_size: int = 32) -> list[str]:
         return [self.labels[i] for i in self.predict_proba(records, batch_size).argmax(1)]
+
+
+@dataclass
+class EncoderEnsemble:
+    """Several fine-tuned encoders (e.g. one recipe, several seeds) answering as one: the mean of their
+    temperature-scaled probabilities, in the first member's label order. Fine-tunes of a few thousand rows
+    swing with the seed, rare topics most; their mean swings less."""
+
+    members: list[OnnxClassifier]
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise ValueError("an encoder ensemble needs at least one encoder")
+        first = set(self.members[0].labels)
+        for m in self.members[1:]:
+            if set(m.labels) != first:
+                raise ValueError(f"{m.directory}: labels {sorted(m.labels)} differ from the first encoder's "
+                                 f"{sorted(first)}")
+        # each member's columns in the first member's order
+        self._columns = [np.array([m.labels.index(c) for c in self.labels]) for m in self.members]
+
+    @property
+    def labels(self) -> list[str]:
+        return self.members[0].labels
+
+    def predict_proba(self, records: Sequence[dict[str, Any]], batch_size: int = 32) -> np.ndarray:
+        """The members' mean probabilities [n, labels] (label order: ``self.labels``)."""
+        total = np.zeros((len(records), len(self.labels)), dtype=np.float64)
+        for m, cols in zip(self.members, self._columns, strict=True):
+            total += m.predict_proba(records, batch_size)[:, cols]
+        return total / len(self.members)
+
+    def predict(self, records: Sequence[dict[str, Any]], batch_size: int = 32) -> list[str]:
+        return [self.labels[i] for i in self.predict_proba(records, batch_size).argmax(1)]
+
+
+def load_encoders(directories: Sequence[str | Path], *, int8: bool = False,
+                  threads: int = 1) -> OnnxClassifier | EncoderEnsemble:
+    """One ONNX folder as an OnnxClassifier, several as their EncoderEnsemble."""
+    members = [OnnxClassifier.load(d, int8=int8, threads=threads) for d in directories]
+    return members[0] if len(members) == 1 else EncoderEnsemble(members)

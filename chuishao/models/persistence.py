@@ -11,7 +11,8 @@ A model directory holds three files:
 
 A cascade directory (``"model_type": "cascade"``, see ``models.cascade``) holds ``cascade.json`` (the mix
 weight, gate, temperature, review threshold and dev figures), ``classical/`` (a model directory as above) and
-``transformer/`` (the ONNX file, tokenizer and encoder metadata); its manifest checksums every one of these.
+``transformer/`` (the ONNX file, tokenizer and encoder metadata; an ensemble of encoders adds ``transformer-2/`` ...,
+the manifest's ``transformer.members`` says how many); its manifest checksums every one of these.
 
 Nothing here unpickles; models saved with pickle (``model.joblib``) are converted once by
 ``chuishao model convert`` (``models.legacy``).
@@ -24,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,7 +37,7 @@ from safetensors.numpy import load_file, save_file
 from chuishao.errors import ChuishaoError, ModelLoadError
 from chuishao.models.cascade import CascadeModel, CascadeParams, RoutingModel, onnx_threads
 from chuishao.models.classifier import ChuishaoClassifier
-from chuishao.models.onnx_encoder import INT8_FILE, META_FILE, ONNX_FILE, OnnxClassifier
+from chuishao.models.onnx_encoder import INT8_FILE, META_FILE, ONNX_FILE, load_encoders
 from chuishao.resources import default_model_dir
 from chuishao.taxonomy import Taxonomy
 from chuishao.version import __version__
@@ -303,31 +305,41 @@ def _cascade_version(classical: dict[str, object], files: dict[str, str], params
     return f"chuishao-cascade-{taxonomy}-{created[:10]}-{h.hexdigest()[:8]}"
 
 
-def save_cascade(classical_dir: str | Path, onnx_dir: str | Path, params: CascadeParams, directory: str | Path, *,
-                 int8: bool = False, created: str | None = None, metadata: dict[str, object] | None = None) -> Path:
-    """Write a cascade directory: copies of the classical model directory and of the encoder's ONNX file
-    (fp32, or int8 with ``int8``) and tokenizer, ``cascade.json``, then the manifest. Everything is written
-    to a fresh folder beside ``directory`` and swapped in at the end."""
+def encoder_dirs(members: int) -> list[str]:
+    """The folders of a cascade's encoders: ``transformer``, then ``transformer-2``, ``transformer-3`` ..."""
+    return [TRANSFORMER_DIR] + [f"{TRANSFORMER_DIR}-{k}" for k in range(2, members + 1)]
+
+
+def save_cascade(classical_dir: str | Path, onnx_dir: str | Path | Sequence[str | Path], params: CascadeParams,
+                 directory: str | Path, *, int8: bool = False, created: str | None = None,
+                 metadata: dict[str, object] | None = None) -> Path:
+    """Write a cascade directory: copies of the classical model directory and of each encoder's ONNX file
+    (fp32, or int8 with ``int8``) and tokenizer (several encoders: their mean answers), ``cascade.json``, then
+    the manifest. Everything is written to a fresh folder beside ``directory`` and swapped in at the end."""
     directory = Path(directory)
     created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     classical_manifest = read_manifest(classical_dir)
     if classical_manifest.get("model_type") == CASCADE:
         raise ModelLoadError(f"{classical_dir}: a cascade, where a classical model directory is expected")
-    onnx_dir = Path(onnx_dir)
+    onnx_dirs = [Path(onnx_dir)] if isinstance(onnx_dir, str | Path) else [Path(d) for d in onnx_dir]
+    if not onnx_dirs:
+        raise ModelLoadError("a cascade needs at least one encoder folder")
     onnx_name = INT8_FILE if int8 else ONNX_FILE
-    if not (onnx_dir / onnx_name).is_file() or not (onnx_dir / META_FILE).is_file():
-        raise ModelLoadError(f"{onnx_dir}: {onnx_name} or {META_FILE} is missing (chuishao transformer export-onnx"
-                             f"{' --int8' if int8 else ''})")
+    for d in onnx_dirs:
+        if not (d / onnx_name).is_file() or not (d / META_FILE).is_file():
+            raise ModelLoadError(f"{d}: {onnx_name} or {META_FILE} is missing (chuishao transformer export-onnx"
+                                 f"{' --int8' if int8 else ''})")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
     try:
         (tmp / CLASSICAL_DIR).mkdir()
         for name in (MANIFEST_FILE, *DATA_FILES):
             shutil.copy2(Path(classical_dir) / name, tmp / CLASSICAL_DIR / name)
-        (tmp / TRANSFORMER_DIR).mkdir()
-        for name in (onnx_name, META_FILE, *TOKENIZER_FILES):
-            if (onnx_dir / name).is_file():
-                shutil.copy2(onnx_dir / name, tmp / TRANSFORMER_DIR / name)
+        for src, sub in zip(onnx_dirs, encoder_dirs(len(onnx_dirs)), strict=True):
+            (tmp / sub).mkdir()
+            for name in (onnx_name, META_FILE, *TOKENIZER_FILES):
+                if (src / name).is_file():
+                    shutil.copy2(src / name, tmp / sub / name)
         state = params.to_state()
         (tmp / CASCADE_FILE).write_bytes(_json_bytes(state))
         files = {str(p.relative_to(tmp)): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
@@ -344,7 +356,8 @@ def save_cascade(classical_dir: str | Path, onnx_dir: str | Path, params: Cascad
             "taxonomy": classical_manifest.get("taxonomy"),
             "classical": {"version": classical_manifest["version"], "heldout": classical_manifest.get("heldout")},
             "transformer": {"file": onnx_name, "int8": int8, "labels": encoder_meta.get("labels"),
-                            "max_length": encoder_meta.get("max_length"), "dev": encoder_meta.get("dev")},
+                            "max_length": encoder_meta.get("max_length"), "dev": encoder_meta.get("dev"),
+                            "members": len(onnx_dirs)},
             "cascade": {k: v for k, v in state.items() if k != "dev"},
             "heldout": {k: v for k, v in params.dev.items() if k != "grid"},
             "files": files,
@@ -373,9 +386,12 @@ def load_cascade(directory: str | Path, manifest: dict[str, object] | None = Non
     classical = load_classical(directory / CLASSICAL_DIR, taxonomy)
     transformer = manifest.get("transformer")
     int8 = bool(transformer.get("int8")) if isinstance(transformer, dict) else False
+    members = transformer.get("members", 1) if isinstance(transformer, dict) else 1
     try:
+        if not isinstance(members, int) or members < 1:
+            raise ValueError(f"transformer.members {members!r}: a positive count is expected")
         params = CascadeParams.from_state(json.loads((directory / CASCADE_FILE).read_text(encoding="utf-8")))
-        encoder = OnnxClassifier.load(directory / TRANSFORMER_DIR, int8=int8, threads=onnx_threads())
+        encoder = load_encoders([directory / d for d in encoder_dirs(members)], int8=int8, threads=onnx_threads())
         model = CascadeModel(classical, encoder, params)
     except ImportError as exc:
         raise ModelLoadError(f"{directory}: a cascade model needs onnxruntime and tokenizers "

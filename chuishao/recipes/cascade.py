@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +112,24 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
         return len(rows)
 
     w.step("extra-rows", extra, extra_rows_file)
-    w.step("finetune", encoder, lambda: finetune(FinetuneConfig(
-        model_dir=str(base), train=str(train_file), out_dir=str(encoder), extra_train=[str(extra)],
-        max_length=tc.max_length, epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, head_lr=tc.head_lr,
-        dev_fraction=tc.dev_fraction, seed=seed, evals_per_epoch=tc.evals_per_epoch, patience=tc.patience,
-        threads=tc.threads))["dev"])
-    w.step("export-onnx", onnx, lambda: str(export_onnx(encoder, onnx, quantize=tc.int8)))
-    params = build_cascade(classical, dev_classical, onnx, train_file, out, int8=tc.int8, fraction=tc.dev_fraction,
+    def tune(enc_dir: Path, tuning_seed: int) -> dict[str, float]:
+        return finetune(FinetuneConfig(
+            model_dir=str(base), train=str(train_file), out_dir=str(enc_dir), extra_train=[str(extra)],
+            max_length=tc.max_length, epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, head_lr=tc.head_lr,
+            dev_fraction=tc.dev_fraction, seed=tuning_seed, split_seed=seed, evals_per_epoch=tc.evals_per_epoch,
+            patience=tc.patience, threads=tc.threads))["dev"]
+
+    def export(enc_dir: Path, onnx_dir: Path) -> str:
+        return str(export_onnx(enc_dir, onnx_dir, quantize=tc.int8))
+
+    onnx_dirs = []
+    for k in range(1, tc.encoders + 1):  # encoder k: fine-tuning seed seed + k - 1, the same dev split
+        suffix = "" if k == 1 else f"-{k}"
+        enc_dir, onnx_dir = encoder.with_name(encoder.name + suffix), onnx.with_name(onnx.name + suffix)
+        w.step(f"finetune{suffix}", enc_dir, partial(tune, enc_dir, seed + k - 1))
+        w.step(f"export-onnx{suffix}", onnx_dir, partial(export, enc_dir, onnx_dir))
+        onnx_dirs.append(onnx_dir)
+    params = build_cascade(classical, dev_classical, onnx_dirs, train_file, out, int8=tc.int8, fraction=tc.dev_fraction,
                            seed=seed, max_share=tc.max_share,
                            metadata={"recipe": recipe.portable().model_dump(mode="json")})
     return {"weight": params.weight, "gate": params.gate, "temperature": params.temperature,

@@ -7,7 +7,7 @@ neither scoring model was trained on.
 2. ``chuishao train ... --exclude THAT -o DEV_CLASSICAL``: a classical model that has not seen the dev rows;
 3. ``build_cascade``: dev probabilities of that model and of the encoder (fine-tuned without the dev rows),
    ``fit_cascade`` (w, gate, temperature, review threshold), then the directory with the *full* classical
-   model beside the encoder.
+   model beside the encoder (several encoders fine-tuned on the same split: their mean).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from chuishao.models.cascade import ALL, GATES, WEIGHTS, CascadeParams, fit_cascade
-from chuishao.models.onnx_encoder import OnnxClassifier
+from chuishao.models.onnx_encoder import load_encoders
 from chuishao.models.persistence import load_classical, read_manifest, save_cascade
 from chuishao.transformer.data import read_jsonl, stratified_split
 
@@ -102,7 +102,8 @@ def _in_order(p: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> n
     return out / np.clip(out.sum(axis=1, keepdims=True), 1e-12, None)
 
 
-def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: str | Path, train: str | Path,
+def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: str | Path | Sequence[str | Path],
+                  train: str | Path,
                   out: str | Path, *, int8: bool = False, fraction: float = 0.15, seed: int = 0,
                   max_share: float = 1.0, weights: Sequence[float] = WEIGHTS,
                   gates: Sequence[float] = GATES, metadata: dict[str, object] | None = None) -> CascadeParams:
@@ -123,12 +124,13 @@ def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: st
     titles = [r.get("title") for r in keep]
     y = np.array([index[r["label"]] for r in keep])
     p_classical = _in_order(scorer.predict_proba(texts, titles=titles), scorer.classes_, classes)
-    encoder = OnnxClassifier.load(onnx_dir, int8=int8, threads=2)
+    onnx_dirs = [onnx_dir] if isinstance(onnx_dir, str | Path) else list(onnx_dir)
+    encoder = load_encoders(onnx_dirs, int8=int8, threads=2)
     p_transformer = _in_order(encoder.predict_proba(keep), encoder.labels, classes)
     params = fit_cascade(p_classical, p_transformer, y, shipped.config.review.target_precision, weights, gates, max_share)
     params.dev.update({"split": {"file": Path(train).name, "fraction": fraction, "seed": seed, "ids_in_split": len(dev_ids)},
-                       "dev_classical": scorer.version, "int8": int8})
-    save_cascade(classical, onnx_dir, params, out, int8=int8, metadata=metadata)
+                       "dev_classical": scorer.version, "int8": int8, "encoders": len(onnx_dirs)})
+    save_cascade(classical, onnx_dirs, params, out, int8=int8, metadata=metadata)
     return params
 
 

@@ -187,7 +187,8 @@ def cascade_cmd(
     classical: Annotated[Path, typer.Option("--classical", help="the classical model to ship (trained on everything)")],
     dev_classical: Annotated[Path, typer.Option(
         "--dev-classical", help="a classical model trained without the dev rows (scores them to fit the cascade)")],
-    transformer: Annotated[Path, typer.Option("--transformer", help="folder written by export-onnx")],
+    transformer: Annotated[list[Path], typer.Option(
+        "--transformer", help="folder written by export-onnx; repeat it for encoders averaged (same dev split)")],
     dev_from: Annotated[Path, typer.Option("--dev-from", help="the labelled file the dev split is carved from")],
     out: Annotated[Path, typer.Option("--output", "-o", help="cascade model directory to write")],
     int8: Annotated[bool, typer.Option("--int8", help="ship model.int8.onnx (the weights are fitted with it)")] = False,
