@@ -70,8 +70,11 @@ def built(tmp_path_factory) -> dict[str, Path | float]:
 def test_dev_exclusion_holds_the_dev_ids(built) -> None:
     from chuishao.transformer.cascade_build import dev_rows
 
-    ids = [json.loads(x)["id"] for x in (built["tmp"] / "dev.jsonl").read_text().splitlines()]  # type: ignore[operator]
+    held = [json.loads(x) for x in (built["tmp"] / "dev.jsonl").read_text().splitlines()]  # type: ignore[operator]
+    ids = [r["id"] for r in held]
     assert ids == [r["id"] for r in dev_rows(MINI, 0.2, 0)]  # the corpus (here the same file) adds no other copies
+    # a held-out file like any test file: the training data check reads its texts and labels
+    assert [(r["text"], r["label"]) for r in held] == [(r["text"], r["label"]) for r in dev_rows(MINI, 0.2, 0)]
     manifest = read_manifest(built["tmp"] / "dev-classical")  # type: ignore[operator]
     assert manifest["dropped_rows"]["held_out"] == len(ids)  # type: ignore[index]
 
@@ -167,6 +170,7 @@ def test_train_model_type_cascade_builds_and_resumes(built, tmp_path) -> None:
             "--base", str(tmp / "enc"), "--work-dir", str(work)]
     first = runner.invoke(app, args)
     _ok(first)
+    assert "unreadable" not in first.stderr  # the dev-exclusion file reads as a held-out file
     summary = json.loads(next(line for line in first.stdout.splitlines() if line.startswith('{"model"')))
     assert summary["model"] == str(out) and 0 <= summary["weight"] <= 1
     manifest = read_manifest(out)

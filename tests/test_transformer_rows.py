@@ -58,3 +58,26 @@ def test_cli_writes_rows_and_counts(files: dict[str, Path]) -> None:
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 10 and "c8" not in {r["id"] for r in rows}
     assert json.loads(result.output)["labels"] == {"OTHER": 8, "W05": 1, "W08": 1}
+
+
+def test_the_dev_exclusion_file_holds_dev_rows_and_labelled_corpus_copies(tmp_path: Path) -> None:
+    """dev-exclude writes a held-out file like a test file: each dev row with its text and label, then each corpus
+    near-copy (another id) with its own text and the label of the dev row it copies."""
+    from chuishao.transformer.cascade_build import dev_exclusion, dev_rows
+
+    texts = {"W05": "小区门口每天早上有人占道经营卖菜，车辆行人无法通行", "W08": "楼道里堆满了杂物和电动车，存在严重的消防隐患"}
+    train = _write(tmp_path / "train.jsonl", [
+        {"id": f"t{lab}{i}", "title": f"{lab}{i}", "text": f"{texts[lab]}，第{i}号楼", "label": lab}
+        for lab in texts for i in range(10)])
+    dev = dev_rows(train, 0.2, 0)
+    copy_of = dev[0]
+    corpus = _write(tmp_path / "corpus.jsonl", [
+        {"id": "copy", "title": copy_of["title"], "text": copy_of["text"] + "。"},
+        {"id": "other", "title": "路灯", "text": "路口的路灯坏了一个多月没有人来修理"}])
+    out = tmp_path / "dev-exclude.jsonl"
+    counts = dev_exclusion(train, out, corpus, 0.2, 0)
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert counts == {"dev_rows": len(dev), "corpus_near_copies": 1, "ids": len(dev) + 1}
+    assert rows[:-1] == [{"id": r["id"], "title": r["title"], "text": r["text"], "label": r["label"]} for r in dev]
+    assert rows[-1] == {"id": "copy", "title": copy_of["title"], "text": copy_of["text"] + "。",
+                        "label": copy_of["label"]}

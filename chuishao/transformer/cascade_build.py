@@ -81,15 +81,22 @@ def near_copies(dev: Sequence[dict[str, Any]], corpus: Sequence[dict[str, Any]])
 
 def dev_exclusion(train: str | Path, out: str | Path, corpus: str | Path | None = None, fraction: float = 0.15,
                   seed: int = 0) -> dict[str, int]:
-    """Write ``out`` (JSONL, one ``{"id": ...}`` a line: the dev rows, then the corpus near-copies of them)."""
+    """Write ``out``, a held-out file for ``chuishao train --exclude``: the dev rows, then the corpus near-copies of
+    them (JSONL: id, title, text, and the label of the dev row each copies), so that the training data check reads
+    it like any test file and also drops training rows that copy these texts."""
     dev = dev_rows(train, fraction, seed)
-    copies = near_copies(dev, read_jsonl(corpus)) if corpus is not None else {}
-    ids = [str(r["id"]) for r in dev] + sorted(copies)
+    corpus_rows = read_jsonl(corpus) if corpus is not None else []
+    copies = near_copies(dev, corpus_rows)
+    label_of = {str(r["id"]): r.get("label") for r in dev}
+    by_id = {str(r.get("id")): r for r in corpus_rows}
+    rows = [{"id": str(r["id"]), "title": r.get("title"), "text": r.get("text"), "label": r.get("label")} for r in dev]
+    rows += [{"id": cid, "title": by_id[cid].get("title"), "text": by_id[cid].get("text"), "label": label_of[copies[cid]]}
+             for cid in sorted(copies)]
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with Path(out).open("w", encoding="utf-8") as fh:
-        for i in ids:
-            fh.write(json.dumps({"id": i}) + "\n")
-    return {"dev_rows": len(dev), "corpus_near_copies": len(copies), "ids": len(ids)}
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return {"dev_rows": len(dev), "corpus_near_copies": len(copies), "ids": len(rows)}
 
 
 def _in_order(p: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
