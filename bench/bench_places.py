@@ -129,7 +129,7 @@ def run(gold_path: Path, corpus: Path, gazetteer: Path | None, national: bool | 
         raise SystemExit(f"{gold_path}: {len(absent)} id(s) not in {corpus}, e.g. {', '.join(absent[:5])}")
     standalone = STANDALONE if standalone is None else standalone
     extractor = PlaceExtractor(Gazetteer.load(gazetteer), national=national, standalone=standalone)
-    extractor.extract(None, "东湖区柳岸街道")  # build the lazy parts (word tagger) before the clock starts
+    extractor.extract(None, "东湖区柳岸街道")  # build the lazy parts (OpenCC) before the clock starts
     found: dict[str, dict[str, set[str]]] = {}
     started = time.perf_counter()
     for mid, (title, text) in messages.items():

@@ -23,6 +23,7 @@ import ahocorasick
 
 from chuishao.gazetteer import Entry, Gazetteer
 from chuishao.pipeline.unitnames import FUNCTION_CHARS, generic_compound, name_start, opens_with_generic_word
+from chuishao.pipeline.unitnames import prepare as prepare_unit_names
 
 # China's provincial-level divisions, and how messages write them: a national list, not a city's data.
 PROVINCES: dict[str, tuple[str, ...]] = {
@@ -107,6 +108,7 @@ class PlaceExtractor:
         self.gazetteer = gazetteer
         self.max_chars = max_chars
         self.standalone = standalone
+        prepare_unit_names()  # the word tagger of units in no list: loaded with the rest, not on a first message
         self._home = set(gazetteer.provinces.values())
         surfaces: dict[str, tuple[list[int], Region | None]] = {}
         divisions = national_divisions() if national or national is None else {}
@@ -433,8 +435,10 @@ def national_divisions() -> dict[str, Region]:
 
 def _ordinary_name(name: str) -> bool:
     """The name before the level word opens with a word that is no name (地方镇, 全体乡)."""
-    word = re.search(r"(?:街道|镇|乡|苏木)$", name)
-    return word is not None and opens_with_generic_word(name[:word.start()])
+    for word in _SUFFIX["street"]:
+        if name.endswith(word):
+            return opens_with_generic_word(name[:-len(word)])
+    return False
 
 
 def _division_file() -> Path | None:

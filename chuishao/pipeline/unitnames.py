@@ -70,6 +70,11 @@ def _tagger() -> Callable[[str], list[tuple[str, str]]]:
         return lambda text: [(p.word, p.flag) for p in jieba.posseg.cut(text, HMM=False)]
 
 
+def prepare() -> None:
+    """Load the word tagger now (about a second, once per process) rather than on the first unit read."""
+    _tagger()
+
+
 def _is_name_char(ch: str) -> bool:
     return ("\u4e00" <= ch <= "\u9fff" or (ch.isascii() and ch.isalnum())) and ch not in FUNCTION_CHARS
 
@@ -120,7 +125,12 @@ def name_start(text: str, at: int, floor: int = 0, longest: int = 4, strict: boo
     return at - len(name)
 
 
+_GENERIC_FIRST = frozenset(word[0] for word in GENERIC_WORDS)
+
+
 def opens_with_generic_word(name: str) -> bool:
     """Whether a name (without its level word) opens with a generic word: "地方" of 地方镇, "全体" of 全体村."""
+    if not name or (name[0] not in _GENERIC_FIRST and not _COUNT.match(name[:2])):
+        return False  # no generic word starts so: no need to read it (the national list asks 30,000 times)
     words = _tagger()(name)
     return bool(words) and (words[0][0] in GENERIC_WORDS or _COUNT.match(words[0][0]) is not None)
