@@ -180,7 +180,8 @@ class PlaceExtractor:
     def mentions(self, title: str | None, text: str) -> list[tuple[str, str]]:
         """(surface as written, level) of each place named, in text order: gazetteer places (city, district,
         street, community), divisions outside it (province, city, district, street) and units in no list
-        written right after a known one (street, community)."""
+        written right after a known one (street, community, a natural village as community; with ``standalone``
+        also villages and communities written alone)."""
         return [(m.surface, level) for m in self.mentions_in(self._joined(title, text))
                 if (level := self._level(m)) is not None]
 
