@@ -75,3 +75,24 @@ def test_bench_refuses_bad_gold_files(files, tmp_path):
     unknown.write_text("id,district,street,community\nzz,,,\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="not in"):
         bench.main(["--gold", str(unknown), "--corpus", str(corpus), "--gazetteer", str(gz), "-o", str(tmp_path / "o.json")])
+
+
+def test_bench_scores_only_the_ids_asked(files, tmp_path):
+    gz, corpus, gold = files
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# the held-out ids\nm1\n\nm4\n", encoding="utf-8")
+    out = tmp_path / "places.json"
+    bench = _bench()
+    assert bench.main(["--gold", str(gold), "--ids", str(ids), "--corpus", str(corpus), "--gazetteer", str(gz),
+                       "--no-national", "-o", str(out)]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["messages"] == 2 and result["ids"].endswith("ids.txt")
+    assert result["district_gold"] == 1 and result["district_recall"] == 1.0
+    assert result["false_positives"] == 1 and {e["id"] for e in result["errors"]} == {"m4"}
+    assert result["standalone"] is False  # the extractor's default
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("m1\nzz\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="without a row in the gold file"):
+        bench.main(["--gold", str(gold), "--ids", str(unknown), "--corpus", str(corpus), "--gazetteer", str(gz),
+                    "-o", str(out)])
+    assert bench.main(["--gold", str(gold), "--ids", str(tmp_path / "none.txt"), "--corpus", str(corpus)]) == 2

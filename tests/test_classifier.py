@@ -501,7 +501,8 @@ def test_answer_dict_is_the_routing_answers_shape():
             "departments": {"lead": "城管执法局", "assist": ["生态环境局"]}, "evidence": ["噪音"], "model_version": "v",
             "error": None, "jurisdiction": {"province": "浙江省", "city": "杭州市", "district": "西湖区", "street": "文新街道",
                                             "community": None, "place": "文三路", "office": "文新街道办事处",
-                                            "matched": ["西湖区", "文新街道"], "confidence": 1.0, "candidates": 1}}
+                                            "matched": ["西湖区", "文新街道"], "confidence": 1.0, "candidates": 1,
+                                            "unlisted": []}}
     assert answer_dict(**full) == RoutingAnswer(**full).model_dump()
     from chuishao.models.answer import Jurisdiction, empty_jurisdiction
 

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from chuishao.gazetteer import Gazetteer
+from chuishao.models.answer import empty_jurisdiction
 from chuishao.pipeline.places import OUTSIDE, PlaceExtractor
 from tests.test_gazetteer import CITY
 
@@ -22,7 +23,8 @@ def extractor(tmp_path_factory) -> PlaceExtractor:
 def test_no_place_gives_nulls(extractor):
     got = extractor.extract(None, "路灯坏了一个多月，晚上漆黑一片")
     assert got == {"province": None, "city": None, "district": None, "street": None, "community": None, "place": None,
-                   "office": None, "matched": [], "confidence": None, "candidates": 0}
+                   "office": None, "matched": [], "confidence": None, "candidates": 0, "unlisted": []}
+    assert got == empty_jurisdiction()  # the answer model's own empty place
 
 
 def test_full_chain_and_the_most_specific_office(extractor):

@@ -56,7 +56,7 @@ def arrow_schema(kept: Sequence[str] = ()):
         ("evidence", pa.list_(pa.string())),
         ("jurisdiction", pa.struct([*((part, pa.string()) for part in JURISDICTION_PARTS),
                                     ("matched", pa.list_(pa.string())), ("confidence", pa.float64()),
-                                    ("candidates", pa.int64())])),
+                                    ("candidates", pa.int64()), ("unlisted", pa.list_(pa.string()))])),
         ("urgency", pa.struct([("level", pa.string()), ("triggers", pa.list_(pa.string()))])),
         ("model_version", pa.string()), ("error", pa.string()),
         ("row", pa.int64()),

@@ -31,12 +31,17 @@ class Jurisdiction(BaseModel):
     matched: list[str] = Field(default_factory=list, description="the place names found in the text, as written")
     confidence: float | None = Field(None, ge=0, le=1, description="share of the names found that agree with the place chosen")
     candidates: int = Field(0, ge=0, description="distinct places named (more than 1: the most specific agreeing one is chosen)")
+    unlisted: list[str] = Field(
+        default_factory=list,
+        description="units the text writes below the place chosen that the gazetteer does not list (a street, community "
+                    "or natural village), as written, the outermost first; their office is unknown, so `office` is the "
+                    "nearest listed unit's. Without a listed place: a village or community named on its own")
 
 
 def empty_jurisdiction() -> dict[str, object]:
     """``Jurisdiction().model_dump()``, built without pydantic (tested)."""
     return {"province": None, "city": None, "district": None, "street": None, "community": None, "place": None,
-            "office": None, "matched": [], "confidence": None, "candidates": 0}
+            "office": None, "matched": [], "confidence": None, "candidates": 0, "unlisted": []}
 
 
 class UrgencyField(BaseModel):

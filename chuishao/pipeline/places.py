@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 import ahocorasick
 
 from chuishao.gazetteer import Entry, Gazetteer
+from chuishao.pipeline.unitnames import FUNCTION_CHARS, generic_compound, name_start, opens_with_generic_word
+from chuishao.pipeline.unitnames import prepare as prepare_unit_names
 
 # China's provincial-level divisions, and how messages write them: a national list, not a city's data.
 PROVINCES: dict[str, tuple[str, ...]] = {
@@ -36,6 +39,7 @@ PROVINCES: dict[str, tuple[str, ...]] = {
 _SPECIFIC_FIRST = ("community", "street", "district", "city")
 OUTSIDE = "(outside the gazetteer)"
 UNLISTED = "(not in the gazetteer)"
+STANDALONE = False  # a village or community in no list, written alone: measured on the place benchmark (docs/places.md)
 MAX_CHARS = 4000  # a place is named early; a 100,000-character paste must not stall a worker
 
 # Compounds, roads and landmarks: a name of 2-8 characters before one of these words.
@@ -65,6 +69,10 @@ class Region:
     county: str | None = None
     name: str | None = None  # the division's own name
     listed: bool = True  # False: a unit written right after a known one, in no list ("泉塘街道某某社区")
+    # an unlisted unit: the gazetteer entries of the known unit its chain hangs from (() after a division outside the
+    # gazetteer, or when written alone), and the name of the unit right above it
+    anchor: tuple[int, ...] = ()
+    parent: str | None = None
 
     @property
     def key(self) -> tuple[str | None, ...]:
@@ -89,13 +97,18 @@ class PlaceExtractor:
     """The ``jurisdiction`` annotator: ``extract(title, text)`` gives the place a message names.
 
     ``national``: also find the cities, counties and townships of all China (jionlp's division list, the
-    ``places`` extra) as places outside the gazetteer (when jionlp is installed; False: never)."""
+    ``places`` extra) as places outside the gazetteer (when jionlp is installed; False: never).
+    ``standalone``: also take a village or community in no list written on its own ("七里江村民"), not only right
+    after a known unit."""
 
     name = "jurisdiction"
 
-    def __init__(self, gazetteer: Gazetteer, max_chars: int = MAX_CHARS, national: bool | None = None) -> None:
+    def __init__(self, gazetteer: Gazetteer, max_chars: int = MAX_CHARS, national: bool | None = None,
+                 standalone: bool = STANDALONE) -> None:
         self.gazetteer = gazetteer
         self.max_chars = max_chars
+        self.standalone = standalone
+        prepare_unit_names()  # the word tagger of units in no list: loaded with the rest, not on a first message
         self._home = set(gazetteer.provinces.values())
         surfaces: dict[str, tuple[list[int], Region | None]] = {}
         divisions = national_divisions() if national or national is None else {}
@@ -123,16 +136,21 @@ class PlaceExtractor:
         return self.extract(title, text)
 
     def extract(self, title: str | None, text: str) -> dict[str, object]:
-        """``{province, city, district, street, community, place, office, matched, confidence, candidates}``;
-        all null (``matched`` empty, ``candidates`` 0) when the message names no place."""
+        """``{province, city, district, street, community, place, office, matched, confidence, candidates, unlisted}``;
+        all null (``matched`` and ``unlisted`` empty, ``candidates`` 0) when the message names no place."""
         original = self._joined(title, text)
         mentions = self.mentions_in(original)
         result: dict[str, object] = {"province": None, "city": None, "district": None, "street": None,
                                      "community": None, "place": _place(self._normalised(original), mentions), "office": None,
-                                     "matched": [], "confidence": None, "candidates": 0}
+                                     "matched": [], "confidence": None, "candidates": 0, "unlisted": []}
         places = [m for m in mentions if m.entries]
         if places:
             return self._inside(result, places, mentions)
+        # a village or community in no list written on its own: named, under no known place, no office known
+        alone = list(dict.fromkeys(m.surface for m in mentions
+                                   if m.region is not None and not m.region.listed and m.region.parent is None))
+        result["unlisted"] = alone
+        mentions = [m for m in mentions if m.region is None or m.region.listed]
         outside = [m for m in mentions if m.region is not None and m.region.listed
                    and (m.region.level != "province" or m.region.province not in self._home)]
         if outside:
@@ -154,12 +172,16 @@ class PlaceExtractor:
         elif mentions:  # only the gazetteer's own province: named, but no place in it
             result.update(province=mentions[0].region.province if mentions[0].region else None,
                           matched=list(dict.fromkeys(m.surface for m in mentions)), confidence=1.0)
+        if alone:
+            named = result["matched"]
+            result["matched"] = [*(named if isinstance(named, list) else []), *(f"{a} {UNLISTED}" for a in alone)]
         return result
 
     def mentions(self, title: str | None, text: str) -> list[tuple[str, str]]:
         """(surface as written, level) of each place named, in text order: gazetteer places (city, district,
         street, community), divisions outside it (province, city, district, street) and units in no list
-        written right after a known one (street, community)."""
+        written right after a known one (street, community, a natural village as community; with ``standalone``
+        also villages and communities written alone)."""
         return [(m.surface, level) for m in self.mentions_in(self._joined(title, text))
                 if (level := self._level(m)) is not None]
 
@@ -183,34 +205,60 @@ class PlaceExtractor:
         for start, end, entries, region in hits:
             if start < taken_to:
                 continue  # inside a longer (or earlier) name: 萧山 in 萧山区
+            if _not_a_unit(text, start, end, region):
+                continue
+            if text[end - 1:end] == "村" and text.startswith(("社区", "居委会"), end):
+                end += 2 if text.startswith("社区", end) else 3  # "青山新村社区": one unit, written whole
             out.append(Mention(original[start:end], start, entries, region))
             taken_to = end
-        return self._with_unlisted(out, original, text)
+        out = self._with_unlisted(out, original, text)
+        return self._with_standalone(out, original, text) if self.standalone else out
 
     def _with_unlisted(self, mentions: list[Mention], original: str, text: str) -> list[Mention]:
-        """Add the units written right after a known district or street that no list has: "泉塘街道某某社区"
-        gives the community 某某社区. Only there: elsewhere "XX村" is too often not a village's name."""
+        """Add the units in no list written right after a known one: a street/township after a district ("A7县某某镇"),
+        a community/village after a district or street ("泉塘街道某某社区"), a natural village after a village
+        ("竹山村樟树下村"), and so on down the chain. Only there: elsewhere "XX村" is too often no village's name."""
         out: list[Mention] = []
-        starts = {m.start for m in mentions}
         for m in mentions:
             out.append(m)
             level = self._level(m)
+            anchor = m.entries
             follow = m
-            while level in ("district", "street"):
-                pattern = _UNLISTED_STREET if level == "district" else _UNLISTED_COMMUNITY
-                at = follow.end
-                if text[at:at + 1] == text[at - 1:at] and text[at - 1:at] in "县区市镇乡":
-                    at += 1  # "L10县县飞山乡": a doubled level word is an artefact
-                found = pattern.match(text, at)
-                if found is None or found.start() in starts or not _unit_name(found.group(1)):
+            natural = False  # the chain is at village level: a further 村 is a natural village inside it
+            while level in ("district", "street", "community") and not natural:
+                found = None
+                for wanted in _NEXT[level]:
+                    found = _unit_after(text, follow.end, wanted)
+                    if found is not None:
+                        break
+                if found is None:
                     break
-                level = "street" if level == "district" else "community"
-                follow = Mention(original[found.start():found.end()], found.start(), (),
-                                 Region(level, None, name=found.group(0), listed=False))
-                if any(o.start < follow.end and follow.start < o.end for o in mentions):
+                start, end, wanted = *found, wanted
+                if any(o.start < end and start < o.end for o in mentions):
                     break  # overlaps a known name: that one is kept
+                natural = level == "community"
+                level = wanted
+                follow = Mention(original[start:end], start, (),
+                                 Region(level, None, name=text[start:end], listed=False, anchor=anchor,
+                                        parent=follow.surface))
                 out.append(follow)
         return out
+
+    def _with_standalone(self, mentions: list[Mention], original: str, text: str) -> list[Mention]:
+        """Add the villages and communities in no list written on their own, with a clean name ("七里江村民")."""
+        added: list[Mention] = []
+        for found in _COMMUNITY_WORD.finditer(text):
+            at = found.start()
+            if (any(o.start <= at < o.end for o in (*mentions, *added))
+                    or generic_compound(text, at, found.group(0), strict=True)):
+                continue
+            floor = max((o.end for o in (*mentions, *added) if o.end <= at), default=0)
+            start = name_start(text, at, floor, strict=True)
+            if start is None:
+                continue
+            added.append(Mention(original[start:found.end()], start, (),
+                                 Region("community", None, name=text[start:found.end()], listed=False)))
+        return sorted([*mentions, *added], key=lambda m: m.start) if added else mentions
 
     def _level(self, m: Mention) -> str | None:
         if m.entries:
@@ -233,13 +281,16 @@ class PlaceExtractor:
         elsewhere = [m.region.key for m in mentions if m.region is not None and m.region.listed
                      and (m.region.level != "province" or m.region.province not in self._home)]
         entry = gz.entries[best]
+        # units in no list written under the place chosen (its office stays the nearest listed unit's)
+        unlisted = [m.surface for m in mentions if m.region is not None and not m.region.listed and best in m.region.anchor]
         support = score(best)[0]
         confidence = support / len(places) / len(tied)
         result.update(province=entry.province, city=entry.city, district=entry.district, street=entry.street,
                       community=entry.community, office=self._office(entry),
                       matched=list(dict.fromkeys(m.surface if m.entries or m.region is None or m.region.listed
                                                  else f"{m.surface} {UNLISTED}" for m in mentions)),
-                      confidence=round(confidence, 2), candidates=len(leaves) + _distinct(elsewhere))
+                      confidence=round(confidence, 2), candidates=len(leaves) + _distinct(elsewhere),
+                      unlisted=list(dict.fromkeys(unlisted)))
         return result
 
     def _office(self, entry: Entry) -> str | None:
@@ -279,16 +330,55 @@ def _is_name_char(ch: str) -> bool:
     return ("\u4e00" <= ch <= "\u9fff" or (ch.isascii() and ch.isalnum())) and ch not in _NOT_NAME
 
 
-# a unit in no list, right after a known district ("A7县某某镇") or street ("某某街道某某社区")
-_UNLISTED_STREET = re.compile(r"([\u4e00-\u9fff]{2,4}?)(?:街道|镇|乡)(?![长上里区镇])")
-_UNLISTED_COMMUNITY = re.compile(r"([\u4e00-\u9fff]{2,5}?)(?:社区|居委会|村)(?!小区|镇|乡|街道|[路站])")
-_GENERIC_UNIT = frozenset({"城中", "新农", "本", "该", "全", "城乡", "小城", "农"})
+# the levels that can follow a known unit, the nearest first: a district names its street, or (Teddy's messages
+# often skip it) its community; a street its community; a village (administrative) its natural village
+_NEXT: dict[str, tuple[str, ...]] = {"district": ("street", "community"), "street": ("community",),
+                                     "community": ("community",)}
+_LEVEL_WORD = {
+    "street": re.compile(r"(?:街道|镇|乡)(?![长区镇])"),  # 镇长, 镇区: no unit ("我们镇上" has no name before it)
+    # "滨二村社区": one unit; 村路, 村站, XX村小区 are a road, a stop, a compound
+    "community": re.compile(r"(?:村社区|村居委会|社区|居委会|村)(?!小区|镇|乡|街道|[路站])"),
+}
+# written alone: also not 村委 (the village's committee: its name comes before), 社区用房 (rooms for a community's use)
+_COMMUNITY_WORD = re.compile(r"(?:村社区|村居委会|社区|居委会|村)(?!小区|镇|乡|街道|[路站委村]|民委员会|用房)")
+_GAP = 2  # characters allowed between a known unit and the next one's name: "皋埠街道联合银兴社区", "藕团乡现老里村"
 
 
-def _unit_name(name: str) -> bool:
-    # "县县飞山乡": a doubled level word is an artefact, not part of the name; "林业局" is an organ
-    return (name not in _GENERIC_UNIT and all(_is_name_char(ch) and ch != "局" for ch in name)
-            and not name.endswith(("新农", "小城")) and not name.startswith(("县", "区", "市", "镇", "乡")))
+def _unit_after(text: str, at: int, level: str) -> tuple[int, int] | None:
+    """(start, end) of a unit of ``level`` whose name starts within _GAP characters of ``at``, else None."""
+    found = _LEVEL_WORD[level].search(text, at, at + _GAP + 5 + 3)
+    if found is None:
+        return None
+    word_at = found.start()
+    if text[at - 1:at] == text[at:at + 1] and text[at:at + 1] in "县区市镇乡村":
+        at += 1  # "L10县县飞山乡": a doubled level word is an artefact
+    start = name_start(text, word_at, at, longest=5)
+    if start is None or start - at > _GAP or not all(_is_name_char(ch) for ch in text[at:start]):
+        return None
+    if generic_compound(text, word_at, found.group(0)) or "局" in text[start:word_at]:
+        return None  # "A3区林业局": an organ
+    return start, found.end()
+
+
+# a unit word that is part of a road's or river's name ("A3区大道", "C5市中路", "A1区北大道"); 路边, 河道 are no
+# names, and 街 is left out: "D10县街心公园"
+_ROAD_AFTER = re.compile(r"(?:[东西南北中]?(?:大道|路(?![边上口段面灯况])|河(?![道边])|大桥|公路))")
+_LETTER_UNIT = re.compile(r"[A-Z]\d{1,2}[区县市]")  # the Teddy data's anonymised units
+
+
+def _not_a_unit(text: str, start: int, end: int, region: Region | None) -> bool:
+    """A district or city name that is not a mention there: part of a road's name, an anonymisation artefact
+    ("极品A1区王", "村民大L6县意将": a letter token that replaced part of a word, glued to characters on both sides),
+    or a division of the national list that is only an ordinary word there ("大学城北区域")."""
+    if text[end - 1:end] not in "区县市":
+        return False
+    if _ROAD_AFTER.match(text, end):
+        return True
+    if _LETTER_UNIT.fullmatch(text, start, end):
+        before, after, then = text[start - 1:start], text[end:end + 1], text[end + 1:end + 2]
+        glued = _is_name_char(before) and before not in "省市区县镇乡村" and _is_name_char(after)
+        return glued and (not _is_name_char(then) or then in FUNCTION_CHARS)
+    return region is not None and region.listed and text[end:end + 1] == "域"
 
 
 _CITY = re.compile(r"[\u4e00-\u9fff]{2,4}?(?:市|自治州|地区|盟)")
@@ -321,6 +411,10 @@ def national_divisions() -> dict[str, Region]:
         if (len(name) < 3 or name in _GENERIC or (len(name) == 3 and name.endswith("城镇"))
                 or name.endswith(_ZONES) or not name.endswith(_SUFFIX[region.level])):
             return
+        # a township whose name is an ordinary word before its level word (地方镇: "地方镇府"), a county ending in
+        # 社区 (台湾's 大社区: "几大社区"): in a message these are words, not places
+        if name.endswith("社区") or (region.level == "street" and _ordinary_name(name)):
+            return
         seen = out.get(name)
         if seen is None:
             out[name] = region
@@ -340,13 +434,25 @@ def national_divisions() -> dict[str, Region]:
     return out
 
 
+def _ordinary_name(name: str) -> bool:
+    """The name before the level word opens with a word that is no name (地方镇, 全体乡)."""
+    for word in _SUFFIX["street"]:
+        if name.endswith(word):
+            return opens_with_generic_word(name[:-len(word)])
+    return False
+
+
 def _division_file() -> Path | None:
     """jionlp's list of China's divisions (Apache-2.0), found without importing jionlp (seconds, a banner on stdout)."""
     spec = importlib.util.find_spec("jionlp")
     if spec is None or spec.origin is None:
         return None
-    path = Path(spec.origin).parent / "dictionary" / "china_location.txt"
-    return path if path.is_file() else None
+    folder = Path(spec.origin).parent / "dictionary"
+    # jionlp unzips its dictionaries on its first import: a fresh install has only the .zip
+    for path in (folder / "china_location.txt", folder / "china_location.zip"):
+        if path.is_file():
+            return path
+    return None
 
 
 # one line per division, indented by level (province, city, county, township, village); villages are left out
@@ -357,13 +463,20 @@ def _division_lines(path: Path) -> list[tuple[str, str | None, str | None, str |
     """(province, city, county, town) of each division down to townships."""
     out: list[tuple[str, str | None, str | None, str | None]] = []
     chain: list[str] = []
-    for m in _DIVISION_LINE.finditer(path.read_text(encoding="utf-8")):
+    for m in _DIVISION_LINE.finditer(_division_text(path)):
         depth = len(m.group(1))
         chain = [*chain[:depth], m.group(2).strip()]
         if depth == 0 or len(chain) != depth + 1:
             continue
         out.append((chain[0], chain[1], chain[2] if depth >= 2 else None, chain[3] if depth == 3 else None))
     return out
+
+
+def _division_text(path: Path) -> str:
+    if path.suffix != ".zip":
+        return path.read_text(encoding="utf-8")
+    with zipfile.ZipFile(path) as archive:
+        return archive.read("china_location.txt").decode("utf-8")
 
 
 _LEVELS = ("province", "city", "district", "street")

@@ -146,8 +146,14 @@ function showPlace(j) {
   j = j || {};
   const chain = [j.province, j.city, j.district, j.street, j.community].filter((p) => typeof p === "string" && p);
   const place = typeof j.place === "string" && j.place ? j.place : "";
-  $("place").textContent = chain.length || place ? chain.join(" › ") + (place ? "（" + place + "）" : "") : "未识别到地点";
-  $("office").textContent = typeof j.office === "string" && j.office ? "责任单位：" + j.office : "";
+  // units the gazetteer does not list, below the place shown: their own office is unknown, the one shown is the
+  // nearest listed unit's
+  const unlisted = listOf(j.unlisted).filter((u) => typeof u === "string" && u);
+  const named = chain.concat(unlisted.length ? [unlisted.join(" › ") + "（未列入地名库）"] : []);
+  $("place").textContent = named.length || place ? named.join(" › ") + (place ? "（" + place + "）" : "") : "未识别到地点";
+  $("office").textContent = typeof j.office === "string" && j.office
+    ? "责任单位：" + j.office + (unlisted.length ? "（" + unlisted[unlisted.length - 1] + "的责任单位未知，按上级派单）" : "")
+    : (unlisted.length ? "责任单位：未知（" + unlisted.join("、") + "未列入地名库）" : "");
   const matched = listOf(j.matched).filter((m) => typeof m === "string");
   let note = matched.length ? "文中地名：" + matched.join("、") : "";
   if (typeof j.candidates === "number" && j.candidates > 1) note += "（提到 " + j.candidates + " 处地点，取最具体且一致的一处）";
