@@ -129,7 +129,7 @@ class TransformerConfig(_Section):
         0.15, gt=0, lt=1, description="stratified share of data.train kept as dev: early stopping and the cascade weights",
     )
     extra_rows: bool = Field(
-        False, description="also fine-tune on data.extra_labels and data.extra_data (e5 alone gained, the cascade did not)",
+        False, description="also fine-tune on transformer.extra_labels and data.extra_data (minus the dev ids)",
     )
     extra_labels: list[str] | None = Field(
         None, description="id,label,sub files of the encoder's extra rows (null: data.extra_labels)",

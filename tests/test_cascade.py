@@ -234,3 +234,27 @@ def test_encoders_with_other_labels_are_not_averaged(built) -> None:
         EncoderEnsemble([one, other])
     with pytest.raises(ValueError, match="at least one"):
         EncoderEnsemble([])
+
+
+def test_a_cascade_knows_which_test_rows_it_was_trained_on(built) -> None:
+    """`chuishao test` on a cascade says how many rows were training rows (from its classical part's prints)."""
+    from chuishao.training.data import read_labelled
+    from chuishao.training.evaluate import training_overlap
+
+    model = load_model(built["dir"])  # type: ignore[arg-type]
+    assert isinstance(model, CascadeModel) and model.training_rows_ is model.classical.training_rows_
+    overlap = training_overlap(model, read_labelled(MINI))
+    assert overlap["checked"] is True and overlap["rows"] == overlap["of"]  # the cascade was trained on MINI
+
+
+def test_a_message_gets_the_same_encoder_answer_alone_or_in_a_batch(built) -> None:
+    """Dynamic int8 scales activations by the batch's range: the int8 encoder must not let the batch change a
+    message's answer (the service scores one message, `tag` thousands)."""
+    from chuishao.models.onnx_encoder import OnnxClassifier
+
+    rows = [json.loads(x) for x in MINI.read_text(encoding="utf-8").splitlines() if x.strip()][:24]
+    for int8 in (True, False):
+        enc = OnnxClassifier.load(built["tmp"] / "onnx", int8=int8)  # type: ignore[operator]
+        together = enc.predict_proba(rows)
+        alone = np.vstack([enc.predict_proba([r]) for r in rows])
+        np.testing.assert_allclose(together, alone, atol=1e-5)

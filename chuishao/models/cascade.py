@@ -194,6 +194,11 @@ class CascadeModel:
         return self.classical.sub_models
 
     @property
+    def training_rows_(self) -> Any:
+        """The classical part's prints of its training rows: the encoder trained on a subset of the same rows."""
+        return getattr(self.classical, "training_rows_", None)
+
+    @property
     def heldout_(self) -> dict[str, Any]:
         return {k: v for k, v in self.params.dev.items() if k != "grid"}
 
