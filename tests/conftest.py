@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,16 @@ REPO = Path(__file__).resolve().parent.parent
 # the feedback store keys message-id pseudonyms with it; without it a key file would be made in the user's data directory
 os.environ.setdefault("CHUISHAO_ID_KEY", "chuishao-tests-id-key")
 FIXTURES = REPO / "data" / "fixtures"
+
+
+def load_script(relative: str):
+    """A bench/ or tools/ script (not a package module) loaded as a module, for its functions."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import load_script
 
 from tests.test_gazetteer import CITY
 
-SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "bench_places.py"
-
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_places", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/bench_places.py")
 
 
 @pytest.fixture()

@@ -3,22 +3,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import yaml
+from conftest import load_script
 
 from chuishao.gazetteer import Gazetteer
 
-SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "build_example_gazetteer.py"
-
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("build_example_gazetteer", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/build_example_gazetteer.py")
 
 
 def test_units_after_known_ones_without_prefix_words_or_generic_names(tmp_path):

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "bench" / "events_pairs.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("events_pairs", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/events_pairs.py")
 
 
 @pytest.fixture()
