@@ -22,13 +22,14 @@ topic or place are never compared. Keys are stable across processes and machines
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
+
+from chuishao.pipeline.ngram_kernels import kernels
 
 _DROP = re.compile(r"[\W_]+")  # not a letter or digit (any script): punctuation, white space, symbols
 _DIGITS = re.compile(r"\d{3,}")  # 3+ digits: phones, dates, amounts; "3号楼" and "A3区" keep theirs
@@ -147,12 +148,10 @@ def signatures(texts: Sequence[str], num_perm: int = 96, seed: int = 1, n: int =
 @lru_cache(maxsize=1)
 def _kernel() -> Callable[..., None] | None:
     """The compiled permutation kernel, or None without numba (or with CHUISHAO_KERNELS=0): numpy then."""
-    if os.environ.get("CHUISHAO_KERNELS", "1") == "0":
+    if kernels() is None:  # the same switch as the n-gram kernels: numba present, CHUISHAO_KERNELS
         return None
-    try:
-        from chuishao.analysis._minhash_numba import min_affine
-    except ImportError:
-        return None
+    from chuishao.analysis._minhash_numba import min_affine
+
     return min_affine
 
 
