@@ -93,10 +93,6 @@ class Gazetteer(_Strict):
     def load(cls, path: str | Path | None = None) -> Gazetteer:
         """Read and check a gazetteer YAML file; every mistake is one GazetteerError naming the file and the entry."""
         path = Path(path) if path is not None else default_gazetteer_path()
-        if path.is_dir():
-            raise GazetteerError(f"{path} is a directory, not a gazetteer file: give the path of the YAML file")
-        if not path.is_file():
-            raise GazetteerError(f"gazetteer file not found: {path}")
         raw = read_yaml(path, GazetteerError, "gazetteer")
         if not isinstance(raw, dict):
             raise GazetteerError(f"{path}: expected a mapping with name, version, cities"

@@ -95,10 +95,6 @@ class Taxonomy(_Strict):
     def load(cls, path: str | Path | None = None) -> Taxonomy:
         """Read and check a taxonomy YAML file; every mistake is one TaxonomyError naming the file."""
         path = Path(path) if path is not None else default_taxonomy_path()
-        if path.is_dir():
-            raise TaxonomyError(f"{path} is a directory, not a taxonomy file: give the path of the YAML file")
-        if not path.is_file():
-            raise TaxonomyError(f"taxonomy file not found: {path}")
         raw = _read_yaml(path)
         if raw is None:
             raise TaxonomyError(f"{path}: the file is empty, expected a mapping with name, version, areas")

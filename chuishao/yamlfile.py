@@ -1,4 +1,4 @@
-"""Reading a data file a city edits (taxonomy, gazetteer): strict YAML with one-line errors."""
+"""Reading a data file a city edits (taxonomy, gazetteer, urgency rules): strict YAML with one-line errors."""
 
 from __future__ import annotations
 
@@ -37,8 +37,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def read_yaml(path: Path, error: type[ChuishaoError], what: str) -> Any:
-    """The YAML data of ``path``; ``error`` (naming the file and the place) when it cannot be read,
-    is not UTF-8, is not valid YAML or gives a key twice. ``what``: the kind of file, for the advice."""
+    """The YAML data of ``path``; ``error`` (naming the file and the place) when it is missing or a directory,
+    cannot be read, is not UTF-8, is not valid YAML or gives a key twice. ``what``: the kind of file, for the
+    messages."""
+    if path.is_dir():
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise error(f"{path} is a directory, not {article} {what} file: give the path of the YAML file")
+    if not path.is_file():
+        raise error(f"{what} file not found: {path}")
     try:
         data = path.read_bytes()
     except OSError as exc:

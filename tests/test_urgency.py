@@ -198,8 +198,10 @@ def test_a_bad_rules_file_is_one_clear_error(tmp_path, body, message):
 
 
 def test_a_missing_rules_file(tmp_path):
-    with pytest.raises(UrgencyRulesError, match="not found"):
+    with pytest.raises(UrgencyRulesError, match="urgency rules file not found"):
         UrgencyDetector.from_file(tmp_path / "nope.yaml")
+    with pytest.raises(UrgencyRulesError, match="is a directory, not an urgency rules file"):
+        UrgencyDetector.from_file(tmp_path)
 
 
 def test_a_city_file_with_traditional_words_and_its_own_cancels(tmp_path):

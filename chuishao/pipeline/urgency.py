@@ -165,8 +165,6 @@ def _explain(exc: ValidationError) -> str:
 def load_rules(path: str | Path | None = None) -> UrgencyRules:
     """Read and check an urgency rules YAML file; every mistake is one UrgencyRulesError naming the file."""
     path = Path(path) if path is not None else default_urgency_path()
-    if not path.is_file():
-        raise UrgencyRulesError(f"urgency rules file not found: {path}")
     raw = read_yaml(path, UrgencyRulesError, "urgency rules")
     if not isinstance(raw, dict):
         raise UrgencyRulesError(f"{path}: expected a mapping with version, ignore, cancel, kinds")
