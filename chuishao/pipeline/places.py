@@ -233,7 +233,7 @@ class PlaceExtractor:
                         break
                 if found is None:
                     break
-                start, end, wanted = *found, wanted
+                start, end = found
                 if any(o.start < end and start < o.end for o in mentions):
                     break  # overlaps a known name: that one is kept
                 natural = level == "community"
