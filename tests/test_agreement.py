@@ -7,22 +7,17 @@ checked for form, and against ../shared/data (skipped when absent) that what the
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, load_script
 
 LABELS = REPO / "data" / "labels"
 
 
 def _agreement():
-    spec = importlib.util.spec_from_file_location("agreement", REPO / "bench" / "agreement.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/agreement.py")
 
 
 def _write(path: Path, rows: list[list[str]]) -> Path:

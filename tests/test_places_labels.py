@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, load_script
 
 LABELS = REPO / "data" / "labels"
 LEVEL_WORDS = {"district": ("区", "县", "市", "旗"), "street": ("街道", "镇", "乡", "办事处", "苏木"),
@@ -75,10 +74,7 @@ def test_every_mention_is_written_in_its_message(shared_data, name):
 
 @pytest.mark.shared
 def test_the_sampler_draws_the_same_stratified_ids(shared_data):
-    spec = importlib.util.spec_from_file_location("sample_places", REPO / "bench" / "sample_places.py")
-    assert spec and spec.loader
-    sampler = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sampler)
+    sampler = load_script("bench/sample_places.py")
     by_source = sampler.read_ids_by_source(shared_data / "corpus.jsonl")
     ids = sampler.sample(by_source, 100, 200, seed=17)
     assert ids == sample_ids()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi")
-from conftest import SERVE_KEY
+from conftest import SERVE_KEY, load_script
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
@@ -327,14 +327,7 @@ def test_the_export_is_streamed_row_by_row(serve_settings):
 
 # ---- the same with real worker processes (bench/bench_faults.py runs more of them) ---------------
 def _bench_faults():
-    import importlib.util
-
-    script = Path(__file__).resolve().parent.parent / "bench" / "bench_faults.py"
-    spec = importlib.util.spec_from_file_location("bench_faults", script)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_script("bench/bench_faults.py")
 
 
 @pytest.mark.processes

@@ -7,13 +7,12 @@ of that message.
 """
 
 import csv
-import importlib.util
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, load_script
 
 LABELS = REPO / "data" / "labels" / "urgency-enriched-300.csv"
 IDS = REPO / "data" / "labels" / "urgency-enriched-ids.txt"
@@ -31,11 +30,7 @@ def _rows() -> list[dict[str, str]]:
 @pytest.fixture
 def sampler(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "bench"))  # the script imports its sibling sample_urgency
-    spec = importlib.util.spec_from_file_location("sample_urgency_enriched", REPO / "bench" / "sample_urgency_enriched.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
+    yield load_script("bench/sample_urgency_enriched.py")
     sys.modules.pop("sample_urgency", None)
 
 

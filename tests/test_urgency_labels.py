@@ -5,12 +5,11 @@ bench/sample_urgency.py draws, and the cues of every danger report must be words
 """
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, load_script
 
 LABELS = REPO / "data" / "labels" / "urgency-300.csv"
 IDS = REPO / "data" / "labels" / "urgency-300-ids.txt"
@@ -25,11 +24,7 @@ def _rows() -> list[dict[str, str]]:
 
 
 def _sampler():
-    spec = importlib.util.spec_from_file_location("sample_urgency", REPO / "bench" / "sample_urgency.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/sample_urgency.py")
 
 
 def test_labels_cover_the_sample_once_each_in_its_order():

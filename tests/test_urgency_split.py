@@ -7,12 +7,11 @@ data/labels/urgency-tuning-80.csv (messages labelled while tuning) must stay cle
 """
 
 import csv
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, load_script
 
 LABELS = REPO / "data" / "labels"
 ENRICHED = LABELS / "urgency-enriched-300.csv"
@@ -36,11 +35,7 @@ def _labels(path: Path) -> dict[str, dict[str, str]]:
 @pytest.fixture
 def splitter(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "bench"))  # the script imports its sibling sample_urgency
-    spec = importlib.util.spec_from_file_location("split_urgency_enriched", REPO / "bench" / "split_urgency_enriched.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
+    yield load_script("bench/split_urgency_enriched.py")
     sys.modules.pop("sample_urgency", None)
 
 
