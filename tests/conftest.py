@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import pwd
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,3 +114,69 @@ def served(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# a real PostgreSQL server for the stores' tests (feedback, similar reports)
+PG_BIN = [Path(p) for p in ("/usr/local/bin", "/usr/lib/postgresql/15/bin", "/usr/bin")]
+
+
+def _binary(name: str) -> str | None:
+    return shutil.which(name) or next((str(d / name) for d in PG_BIN if (d / name).is_file()), None)
+
+
+class PgServer:
+    def __init__(self, data: Path, port: int, user: str | None) -> None:
+        self.data, self.port, self.user = data, port, user
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        cmd = [*args]
+        if self.user is not None:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        self._run(_binary("pg_ctl") or "pg_ctl", "-D", str(self.data), "-w", "-t", "30", "-l", str(self.data / "log"),
+                  "-o", f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+
+    def stop(self) -> None:
+        self._run(_binary("pg_ctl") or "pg_ctl", "-D", str(self.data), "-w", "-m", "fast", "stop")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (initdb into a temporary directory, a free loopback port), one per test process.
+    Skips with the reason where the binaries or the psycopg driver are missing, or where no unprivileged user
+    can run the server (as root)."""
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver is missing: pip install '.[postgres]'")
+    initdb = _binary("initdb")
+    if initdb is None or _binary("pg_ctl") is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: install PostgreSQL to run this test")
+    user = None
+    if os.geteuid() == 0:  # postgres refuses to run as root: its own user, else nobody
+        for name in ("postgres", "nobody"):
+            try:
+                pwd.getpwnam(name)
+            except KeyError:
+                continue
+            user = name
+            break
+        if user is None or shutil.which("runuser") is None:
+            pytest.skip("running as root without a postgres/nobody user or runuser: PostgreSQL cannot be started")
+    data = Path(tempfile.mkdtemp(prefix="chuishao-pg-"))
+    if user is not None:
+        shutil.chown(data, user)
+    server = PgServer(data, free_port(), user)
+    try:
+        server._run(initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+        server.start()
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(data, ignore_errors=True)
+        pytest.skip(f"PostgreSQL did not start: {exc.stderr.decode(errors='replace')[-500:]}")
+    try:
+        yield server
+    finally:
+        try:
+            server.stop()
+        finally:
+            shutil.rmtree(data, ignore_errors=True)

@@ -10,6 +10,7 @@ pytest.importorskip("fastapi")
 from conftest import SERVE_KEY
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from chuishao.analysis.events_config import EventsConfig
@@ -25,9 +26,16 @@ OTHER = "请问灵活就业人员的医疗保险怎么在网上缴费？缴费�
 T0 = datetime(2026, 11, 1, 23, 0, tzinfo=UTC)
 
 
-@pytest.fixture()
-def store(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.processes)])
+def store(request, tmp_path):
+    """The store on a SQLite file, and on a real PostgreSQL server (conftest's `postgres`), emptied first."""
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    else:
+        pytest.importorskip("psycopg", reason="the PostgreSQL driver is missing: pip install '.[postgres]'")
+        engine = create_engine(request.getfixturevalue("postgres").url)
+        with engine.begin() as conn:
+            conn.execute(sql("DROP TABLE IF EXISTS chuishao_report_bands, chuishao_reports"))
     yield SimilarStore(engine, EventsConfig(whistle_size=3), retention_days=30)
     engine.dispose()
 
