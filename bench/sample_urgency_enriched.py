@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 from sample_urgency import read_corpus  # same corpus reader, same errors
+from split_urgency_enriched import grams, near  # the near-repeat rule of the dev/test split
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 300
@@ -58,14 +59,19 @@ def expressions_in(row: dict[str, str]) -> list[str]:
     return [e for e in DANGER_EXPRESSIONS if e in joined]
 
 
-def draw(rows: list[dict[str, str]], exclude: set[str], seed: int) -> list[tuple[str, str]]:
-    """(id, expression it was drawn for) for SIZE messages, in draw order."""
+def draw(rows: list[dict[str, str]], exclude: set[str], seed: int, size: int = SIZE,
+         exclude_near: set[str] = frozenset()) -> list[tuple[str, str]]:
+    """(id, expression it was drawn for) for `size` messages, in draw order. Messages whose text is a near-repeat
+    (split_urgency_enriched.near) of a message in `exclude_near` are left out too (a test set's near-copies)."""
     excluded_texts = {r["text"].strip() for r in rows if r["id"] in exclude}
+    near_grams = [grams(r["title"] + r["text"]) for r in rows if r["id"] in exclude_near]
     seen: set[str] = set()
     by_expression: dict[str, list[str]] = {e: [] for e in DANGER_EXPRESSIONS}
     for row in rows:
         key = row["text"].strip()
         if not key or key in seen or row["id"] in exclude or key in excluded_texts:
+            continue
+        if near_grams and expressions_in(row) and any(near(grams(row["title"] + row["text"]), g) for g in near_grams):
             continue
         seen.add(key)
         for e in expressions_in(row):
@@ -77,10 +83,10 @@ def draw(rows: list[dict[str, str]], exclude: set[str], seed: int) -> list[tuple
     taken_ids: set[str] = set()
     given: Counter[str] = Counter()
     cursor = dict.fromkeys(DANGER_EXPRESSIONS, 0)
-    while len(taken) < SIZE:
+    while len(taken) < size:
         progressed = False
         for e in DANGER_EXPRESSIONS:
-            if len(taken) == SIZE:
+            if len(taken) == size:
                 break
             ids = by_expression[e]
             while cursor[e] < len(ids) and ids[cursor[e]] in taken_ids:
@@ -91,20 +97,33 @@ def draw(rows: list[dict[str, str]], exclude: set[str], seed: int) -> list[tuple
                 given[e] += 1
                 progressed = True
         if not progressed:
-            raise SystemExit(f"only {len(taken)} messages can be drawn, {SIZE} needed")
+            raise SystemExit(f"only {len(taken)} messages can be drawn, {size} needed")
     return taken
+
+
+def read_ids(path: Path) -> set[str]:
+    """Ids of a one-id-per-line file, or of the first column of an id,... CSV file."""
+    lines = path.read_text(encoding="utf-8").split()
+    if lines and lines[0].startswith("id,"):
+        return {line.split(",", 1)[0] for line in lines[1:]}
+    return set(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--seed", type=int, default=17)
-    ap.add_argument("--exclude", type=Path, default=ROOT / "data" / "labels" / "urgency-300-ids.txt")
+    ap.add_argument("--exclude", type=Path, action="append",
+                    help="ids files (or id,... CSV files) never drawn; repeatable (default: urgency-300-ids.txt)")
+    ap.add_argument("--exclude-near", type=Path, action="append", default=[],
+                    help="ids files (or CSV) whose messages' near-repeats are not drawn either (test sets); repeatable")
+    ap.add_argument("--size", type=int, default=SIZE)
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "data" / "labels" / "urgency-enriched-ids.txt")
     args = ap.parse_args()
     rows = read_corpus(args.shared / "corpus.jsonl")
-    exclude = set(args.exclude.read_text(encoding="utf-8").split())
-    taken = draw(rows, exclude, args.seed)
+    exclude = set().union(*(read_ids(f) for f in args.exclude or [ROOT / "data" / "labels" / "urgency-300-ids.txt"]))
+    exclude_near = set().union(*(read_ids(f) for f in args.exclude_near))
+    taken = draw(rows, exclude | exclude_near, args.seed, args.size, exclude_near)
     args.output.write_text("\n".join(i for i, _ in taken) + "\n", encoding="utf-8")
     n_match = sum(bool(expressions_in(r)) for r in rows)
     given = Counter(e for _, e in taken)
