@@ -187,9 +187,16 @@ def test_train_model_type_cascade_builds_and_resumes(built, tmp_path) -> None:
     second = runner.invoke(app, args)
     _ok(second)
     assert "finetune: done before" in second.stderr and "classical: done before" in second.stderr
-    changed = runner.invoke(app, [*args, "--transformer.lr", "0.002"])
+    changed = runner.invoke(app, [*args, "--transformer.lr", "0.002", "--transformer.bf16", "true"])
     _ok(changed)
+    # the encoder's settings changed: it is fine-tuned again (in bfloat16), the classical models are kept
     assert "finetune: running" in changed.stderr
+    for step in ("classical", "dev-exclude", "dev-classical", "extra-rows"):
+        assert f"{step}: done before" in changed.stderr
+    assert json.loads((work / "encoder" / "chuishao_transformer.json").read_text())["config"]["bf16"] is True
+    held = runner.invoke(app, [*args, "--transformer.dev_fraction", "0.3"])
+    _ok(held)  # the dev split changed: everything after the full classical model runs again
+    assert "classical: done before" in held.stderr and "dev-classical: running" in held.stderr
 
 
 def test_two_encoders_answer_as_their_mean(built, tmp_path) -> None:

@@ -50,10 +50,26 @@ def check_recipe(recipe: ChuishaoConfig) -> tuple[Path, Path]:
     return Path(base), Path(data.train[0])
 
 
+# the transformer settings a step before fine-tuning reads; a step not named here depends on the whole recipe
+_STEP_TRANSFORMER_FIELDS: dict[str, tuple[str, ...]] = {
+    "classical": (),
+    "dev-exclude": ("dev_fraction",),
+    "dev-classical": ("dev_fraction",),
+    "extra-rows": ("dev_fraction", "extra_rows", "extra_labels", "max_other"),
+}
+
+
 def _key(recipe: ChuishaoConfig, step: str) -> str:
-    """What a step's output depends on: the whole recipe with its paths resolved."""
-    blob = json.dumps({"step": step, "recipe": recipe.model_dump(mode="json"), "data": recipe.resolved_data().model_dump(),
-                       "base": recipe.resolved_base()}, sort_keys=True, ensure_ascii=False)
+    """What a step's output depends on: the recipe with its paths resolved; the classical steps leave out the
+    encoder's settings, so that changing how the encoder is fine-tuned keeps the classical models already trained."""
+    dumped = recipe.model_dump(mode="json")
+    if step in _STEP_TRANSFORMER_FIELDS:
+        keep = _STEP_TRANSFORMER_FIELDS[step]
+        dumped["transformer"] = {k: v for k, v in dumped["transformer"].items() if k in keep}
+        dumped.pop("model_type", None)
+    blob = json.dumps({"step": step, "recipe": dumped, "data": recipe.resolved_data().model_dump(),
+                       "base": recipe.resolved_base() if step not in _STEP_TRANSFORMER_FIELDS else None},
+                      sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -117,7 +133,7 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
             model_dir=str(base), train=str(train_file), out_dir=str(enc_dir), extra_train=[str(extra)],
             max_length=tc.max_length, epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, head_lr=tc.head_lr,
             dev_fraction=tc.dev_fraction, seed=tuning_seed, split_seed=seed, evals_per_epoch=tc.evals_per_epoch,
-            patience=tc.patience, threads=tc.threads))["dev"]
+            patience=tc.patience, threads=tc.threads, bf16=tc.bf16))["dev"]
 
     def export(enc_dir: Path, onnx_dir: Path) -> str:
         return str(export_onnx(enc_dir, onnx_dir, quantize=tc.int8))

@@ -60,6 +60,7 @@ def finetune_cmd(
     prefix: str = "query: ", class_weights: bool = True, evals_per_epoch: int = 2, patience: int = 3,
     threads: int = 1, log_every: int = 10, limit_train: int = 0,
     split_seed: Annotated[int | None, typer.Option(help="seed of the dev split (default: --seed)")] = None,
+    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast: about 2x faster on CPUs with AVX512-BF16/AMX")] = False,
 ) -> None:
     """Fine-tune (mean pooling + linear head, class weights, early stopping and temperature on dev)."""
     _needs("torch", "transformers", "datasets")
@@ -72,7 +73,7 @@ def finetune_cmd(
     cfg = FinetuneConfig(str(model_dir), str(train), str(out), [str(p) for p in extra_train or []], max_length,
                          epochs, max_steps, batch_size, grad_accum, lr, head_lr, 0.01, 0.06, dev_fraction, seed,
                          cast(TitleMode, title_mode), prefix, class_weights, evals_per_epoch, patience, threads, log_every,
-                         limit_train, split_seed)
+                         limit_train, split_seed, bf16)
     summary = finetune(cfg)
     typer.echo(json.dumps({"dev": summary["dev"], "temperature": summary["temperature"]}))
 
