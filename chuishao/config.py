@@ -143,9 +143,9 @@ class TransformerConfig(_Section):
     evals_per_epoch: int = Field(2, ge=1, description="dev evaluations per epoch")
     patience: int = Field(3, ge=1, description="dev evaluations without a better macro-F1 before stopping")
     threads: int = Field(2, ge=1, description="torch threads while fine-tuning")
-    bf16: bool = Field(
+    bf16: bool | Literal["auto"] = Field(
         False, description="bfloat16 autocast while fine-tuning (fp32 weights kept): about 2x faster on CPUs with "
-                           "AVX512-BF16 or AMX, slower elsewhere",
+                           "AVX512-BF16 or AMX, slower elsewhere; auto: on where the CPU has them",
     )
     int8: bool = Field(True, description="ship the dynamic int8 ONNX encoder (fp32 otherwise)")
     max_share: float = Field(1.0, gt=0, le=1, description="only gates re-scoring at most this share of dev messages")

@@ -99,7 +99,7 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
     """Build the cascade model directory ``out`` from ``recipe``; returns the cascade's fitted parameters and figures."""
     from chuishao.transformer.cascade_build import build_cascade, dev_exclusion
     from chuishao.transformer.data import extra_rows, read_jsonl
-    from chuishao.transformer.finetune import FinetuneConfig, finetune
+    from chuishao.transformer.finetune import FinetuneConfig, cpu_has_bf16, finetune
     from chuishao.transformer.onnx_export import export_onnx
 
     base, train_file = check_recipe(recipe)
@@ -133,7 +133,7 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
             model_dir=str(base), train=str(train_file), out_dir=str(enc_dir), extra_train=[str(extra)],
             max_length=tc.max_length, epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, head_lr=tc.head_lr,
             dev_fraction=tc.dev_fraction, seed=tuning_seed, split_seed=seed, evals_per_epoch=tc.evals_per_epoch,
-            patience=tc.patience, threads=tc.threads, bf16=tc.bf16))["dev"]
+            patience=tc.patience, threads=tc.threads, bf16=cpu_has_bf16() if tc.bf16 == "auto" else tc.bf16))["dev"]
 
     def export(enc_dir: Path, onnx_dir: Path) -> str:
         return str(export_onnx(enc_dir, onnx_dir, quantize=tc.int8))

@@ -61,6 +61,12 @@ class MeanPoolClassifier(BertPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast is about twice as fast."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own probes (private: may go)
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
 @dataclass
 class FinetuneConfig:
     model_dir: str
