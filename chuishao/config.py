@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeGuard
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from chuishao.errors import DataError
@@ -114,6 +114,19 @@ class ReviewConfig(_Section):
     evidence_terms: int = Field(6, ge=0, description="terms of the message shown as evidence for its topic")
 
 
+def _bool_or_auto(value: object) -> object:
+    """true/false (as pydantic reads booleans) or 'auto'; anything else one clear error instead of two union branches'."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word == "auto":
+            return "auto"
+        if word in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+            return word in ("true", "yes", "on", "1")
+    if isinstance(value, bool):
+        return value
+    raise ValueError("should be true, false or auto")
+
+
 class TransformerConfig(_Section):
     """The encoder half of ``model_type: cascade`` (chuishao.recipes.cascade); a classical model ignores it."""
 
@@ -143,7 +156,7 @@ class TransformerConfig(_Section):
     evals_per_epoch: int = Field(2, ge=1, description="dev evaluations per epoch")
     patience: int = Field(3, ge=1, description="dev evaluations without a better macro-F1 before stopping")
     threads: int = Field(2, ge=1, description="torch threads while fine-tuning")
-    bf16: bool | Literal["auto"] = Field(
+    bf16: Annotated[bool | Literal["auto"], BeforeValidator(_bool_or_auto)] = Field(
         False, description="bfloat16 autocast while fine-tuning (fp32 weights kept): about 2x faster on CPUs with "
                            "AVX512-BF16 or AMX, slower elsewhere; auto: on where the CPU has them",
     )

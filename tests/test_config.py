@@ -45,7 +45,7 @@ def test_overrides_are_typed_by_the_key():
         "classifier.C": "1", "features.char_ngrams": "1,4", "features.word_ngrams": "[1, 2]", "seed": "3",
         "features.max_features": "null", "data.exclude": "a.jsonl", "data.extra_data": ["x.jsonl,y.jsonl", "z.jsonl"],
         "text.segmenter": "jieba", "classifier.class_weight": "None", "paths.shared": "/data",
-        "data.corpus": "null", "text.min_han_ratio": ".5",
+        "data.corpus": "null", "text.min_han_ratio": ".5", "transformer.bf16": "auto",
     })
     assert cfg.classifier.C == 1.0 and isinstance(cfg.classifier.C, float)
     assert cfg.features.char_ngrams == (1, 4) and cfg.features.word_ngrams == (1, 2)
@@ -53,6 +53,7 @@ def test_overrides_are_typed_by_the_key():
     assert cfg.features.max_features is None and cfg.classifier.class_weight is None and cfg.data.corpus is None
     assert cfg.data.exclude == ["a.jsonl"] and cfg.data.extra_data == ["x.jsonl", "y.jsonl", "z.jsonl"]
     assert cfg.text.segmenter == "jieba" and cfg.text.min_han_ratio == 0.5 and cfg.paths == {"shared": "/data"}
+    assert cfg.transformer.bf16 == "auto" and ChuishaoConfig.load(None, {"transformer.bf16": "yes"}).transformer.bf16 is True
     assert cfg.features.min_df == 2  # untouched keys keep their defaults
 
 
@@ -96,6 +97,7 @@ def test_a_section_is_not_a_key():
     ("classifier.C", "abc", "classifier.C: Input should be a valid number"),
     ("seed", "x", "seed: Input should be a valid integer"),
     ("text.segmenter", "null", "text.segmenter: Input should be 'auto', 'rjieba' or 'jieba' (got 'null')"),
+    ("transformer.bf16", "sometimes", "transformer.bf16"),
 ])
 def test_a_bad_value_is_one_line_naming_the_key(key, value, expected):
     with pytest.raises(DataError) as err:
