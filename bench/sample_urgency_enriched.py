@@ -59,10 +59,11 @@ def expressions_in(row: dict[str, str]) -> list[str]:
     return [e for e in DANGER_EXPRESSIONS if e in joined]
 
 
-def draw(rows: list[dict[str, str]], exclude: set[str], seed: int, size: int = SIZE,
+def draw(rows: list[dict[str, str]], exclude: set[str], seed: int, size: int | None = None,
          exclude_near: set[str] = frozenset()) -> list[tuple[str, str]]:
-    """(id, expression it was drawn for) for `size` messages, in draw order. Messages whose text is a near-repeat
-    (split_urgency_enriched.near) of a message in `exclude_near` are left out too (a test set's near-copies)."""
+    """(id, expression it was drawn for) for `size` (default SIZE) messages, in draw order. Messages whose text is a
+    near-repeat (split_urgency_enriched.near) of a message in `exclude_near` are left out too (a test set's near-copies)."""
+    size = SIZE if size is None else size
     excluded_texts = {r["text"].strip() for r in rows if r["id"] in exclude}
     near_grams = [grams(r["title"] + r["text"]) for r in rows if r["id"] in exclude_near]
     seen: set[str] = set()

@@ -86,6 +86,33 @@ def test_sampler_refuses_a_pool_too_small_and_is_reproducible(sampler, monkeypat
     assert first != sampler.draw(rows, set(), seed=4)
 
 
+def test_sampler_leaves_out_near_repeats_of_a_test_set_and_reads_id_files(sampler, tmp_path):
+    rows = [_row(i, f"路口积水第{i}天，车辆无法通行") for i in range(6)]
+    rows += [_row(50, "三号楼楼道起火，浓烟很大，住户被困在六楼无法下楼，请尽快处理"),
+             _row(51, "三号楼楼道起火，浓烟很大，住户被困在六楼无法下楼，请尽快处理！！"),  # a near-repeat of m50
+             _row(52, "菜市场旁边的仓库起火了，浓烟很大")]
+    taken = [i for i, _ in sampler.draw(rows, {"m50"}, seed=1, size=7, exclude_near={"m50"})]
+    assert "m51" not in taken and "m52" in taken and len(taken) == 7
+    with pytest.raises(SystemExit, match="only 9"):  # nothing excluded: m50 and m51 are drawable too
+        sampler.draw(rows, set(), seed=1, size=10)
+    ids, labels = tmp_path / "ids.txt", tmp_path / "labels.csv"
+    ids.write_text("a1\na2\n", encoding="utf-8")
+    labels.write_text("id,danger,level,cues\nb1,0,none,\nb2,1,medium,裂缝\n", encoding="utf-8")
+    assert sampler.read_ids(ids) == {"a1", "a2"} and sampler.read_ids(labels) == {"b1", "b2"}
+
+
+def test_natural_sampler_is_random_reproducible_and_leaves_out_tests_and_their_near_repeats(sampler):
+    natural = load_script("bench/sample_urgency_natural.py")
+    text = "小区门口的路灯坏了一个多月了，晚上出行很不方便，希望尽快修好"
+    rows = [_row(i, f"第{i}号楼的住户反映物业费收费标准不透明问题{i}") for i in range(40)]
+    rows += [_row(90, text), _row(91, text + "。"), _row(92, "")]  # m91 nearly repeats the test message m90
+    first = natural.draw(rows, {"m3"}, {"m90"}, 30, seed=5)
+    assert first == natural.draw(rows, {"m3"}, {"m90"}, 30, seed=5) != natural.draw(rows, {"m3"}, {"m90"}, 30, seed=6)
+    assert len(set(first)) == 30 and not {"m3", "m90", "m91", "m92"} & set(first)
+    with pytest.raises(SystemExit, match="only 39"):
+        natural.draw(rows, {"m3"}, {"m90"}, 41, seed=5)
+
+
 @pytest.mark.shared
 def test_sample_is_redrawn_exactly_from_distinct_matching_texts(shared_data: Path, sampler):
     rows = sampler.read_corpus(shared_data / "corpus.jsonl")
