@@ -136,3 +136,16 @@ def test_cues_of_danger_reports_are_words_of_the_message(shared_data: Path, samp
         if r["danger"] == "1":
             for cue in r["cues"].split(";"):
                 assert cue in rows[r["id"]], (r["id"], cue)
+
+
+@pytest.mark.parametrize("name", ["urgency-train", "urgency-natural"])
+def test_training_labels_follow_their_draw_and_never_hold_a_test_id(name):
+    labels = REPO / "data" / "labels"
+    with (labels / f"{name}-500.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == (labels / f"{name}-ids.txt").read_text(encoding="utf-8").split()
+    assert all((r["danger"] == "1") == (r["level"] in ("high", "medium")) and r["level"] in ("high", "medium", "none")
+               for r in rows)
+    tests = set((labels / "urgency-300-ids.txt").read_text(encoding="utf-8").split())
+    tests |= set((labels / "urgency-enriched-test-ids.txt").read_text(encoding="utf-8").split())
+    assert not tests & {r["id"] for r in rows}
