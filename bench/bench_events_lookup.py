@@ -2,7 +2,8 @@ r"""The service's similar-report lookup with many stored reports (``bench_events
 
 Stored reports: the corpus texts' signatures, each copied with ~15 % of its values redrawn (a caller's
 own wording) into events of 1 to 50 reports, at one of 2,000 places (20 % unknown) and 16 topics, over
-30 days; inserted with ``SimilarStore.bulk_add`` into a SQLite file (the feedback store's default).
+30 days; inserted with ``SimilarStore.bulk_add`` into a SQLite file (the feedback store's default), or into the
+database of ``--db-url`` (e.g. PostgreSQL; its report tables are dropped first).
 Queries (``--queries``, looked up without storing): half another wording of a stored report at its
 topic, place and day, half any corpus text at any place and day. Each is timed from text to answer
 (normalisation, signature, band-key query, verification, event size). Classification is not timed here
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from bench_events import TOPICS, _corpus_texts, _edit, _save
 from sqlalchemy import create_engine
+from sqlalchemy import text as sql
 
 from chuishao.analysis.events_config import EventsConfig
 from chuishao.analysis.minhash import normalise, signatures
@@ -36,8 +38,12 @@ def lookup(args: Namespace) -> None:
     texts = [t for t in _corpus_texts(args.corpus) if t]
     base = signatures([normalise(t) for t in texts], config.num_perm, config.seed, config.shingle)
     rng = np.random.default_rng(args.seed)
+    db_url = getattr(args, "db_url", None)  # e.g. postgresql+psycopg://user@host/db: its report tables are emptied first
     db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="chuishao-lookup-")) / "reports.sqlite3"
-    engine = create_engine(f"sqlite:///{db}")
+    engine = create_engine(db_url or f"sqlite:///{db}")
+    if db_url:
+        with engine.begin() as conn:
+            conn.execute(sql("DROP TABLE IF EXISTS chuishao_report_bands, chuishao_reports"))
     store = SimilarStore(engine, config, retention_days=60)
     started = time.perf_counter()
     done, chunk = 0, 20_000
@@ -82,17 +88,18 @@ def lookup(args: Namespace) -> None:
         cpu.append(time.process_time() - c)
         found += bool(answer.similar)
     ms, cpu_ms = np.array(latencies) * 1000, np.array(cpu) * 1000
-    _save(f"lookup_{args.rows}", {
+    _save(f"lookup_{args.rows}" + (f"_{engine.dialect.name}" if db_url else ""), {
         "stored_reports": args.rows, "queries": args.queries, "queries_with_similar": found,
         "p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2), "max_ms": round(float(ms.max()), 2),
         # CPU time of the lookup thread: what it costs without other work waiting for the cores
         "cpu_p50_ms": round(float(np.percentile(cpu_ms, 50)), 2), "cpu_p99_ms": round(float(np.percentile(cpu_ms, 99)), 2),
         "seconds_to_store": round(filled, 1), "cpu_seconds_to_store": round(filled_cpu, 1),
-        "database": "sqlite (file)", "db_mb": round(os.path.getsize(db) / 2**20),
+        "database": engine.dialect.name if db_url else "sqlite (file)",
+        "db_mb": None if db_url else round(os.path.getsize(db) / 2**20),
         "contended": args.contended, "target_p99_ms": 20,
     })
     engine.dispose()
-    if not args.db:
+    if not args.db and not db_url:
         db.unlink()
     print(json.dumps({"db": str(db)}))
