@@ -269,7 +269,8 @@ def main() -> None:
         p.add_argument("--queries", type=int, default=2000)
         p.add_argument("--data", default="/tmp/chuishao-events-1m.jsonl", help="make-data/scale: the scratch file")
         p.add_argument("--db", default=None, help="lookup: database file (default: a temporary one)")
-        p.add_argument("--db-url", default=None, help="lookup: a SQLAlchemy URL instead (e.g. PostgreSQL)")
+        p.add_argument("--db-url", default=None, help="lookup: a SQLAlchemy URL instead (e.g. PostgreSQL); "
+                       "its chuishao_reports and chuishao_report_bands tables are DROPPED first: never a live database")
         p.add_argument("--contended", action="store_true", help="record that other work shared the CPUs")
     args = parser.parse_args()
     if args.cmd == "corpus":

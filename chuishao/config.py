@@ -124,6 +124,8 @@ def _bool_or_auto(value: object) -> object:
             return word in ("true", "yes", "on", "1")
     if isinstance(value, bool):
         return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
     raise ValueError("should be true, false or auto")
 
 

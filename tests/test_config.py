@@ -97,7 +97,7 @@ def test_a_section_is_not_a_key():
     ("classifier.C", "abc", "classifier.C: Input should be a valid number"),
     ("seed", "x", "seed: Input should be a valid integer"),
     ("text.segmenter", "null", "text.segmenter: Input should be 'auto', 'rjieba' or 'jieba' (got 'null')"),
-    ("transformer.bf16", "sometimes", "transformer.bf16"),
+    ("transformer.bf16", "sometimes", "transformer.bf16: should be true, false or auto (got 'sometimes')"),
 ])
 def test_a_bad_value_is_one_line_naming_the_key(key, value, expected):
     with pytest.raises(DataError) as err:

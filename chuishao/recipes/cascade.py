@@ -4,7 +4,8 @@ Steps: the classical model on all the data; the dev split's ids and their corpus
 without them (it scores the dev rows honestly); the encoder's training-only rows (our corpus labels, authored rows);
 fine-tuning; ONNX export; the cascade's weight, gate, temperature and review threshold fitted on the dev rows.
 Each step's output stays in a work folder with a marker holding the recipe it was made from, so a rerun of the same
-recipe resumes after the last finished step (fine-tuning takes hours on two cores) and a changed recipe starts over.
+recipe resumes after the last finished step (fine-tuning takes hours on two cores) and a changed recipe redoes the
+steps whose inputs changed.
 """
 
 from __future__ import annotations
@@ -59,10 +60,14 @@ _STEP_TRANSFORMER_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _key(recipe: ChuishaoConfig, step: str) -> str:
+def _key(recipe: ChuishaoConfig, step: str, bf16: bool | None = None) -> str:
     """What a step's output depends on: the recipe with its paths resolved; the classical steps leave out the
-    encoder's settings, so that changing how the encoder is fine-tuned keeps the classical models already trained."""
+    encoder's settings, so that changing how the encoder is fine-tuned keeps the classical models already trained.
+    ``bf16``: what ``transformer.bf16: auto`` resolved to on this machine (a work folder moved to a CPU without
+    bfloat16 fine-tunes again rather than reuse an encoder trained otherwise)."""
     dumped = recipe.model_dump(mode="json")
+    if bf16 is not None and dumped["transformer"].get("bf16") == "auto":
+        dumped["transformer"]["bf16"] = bf16
     if step in _STEP_TRANSFORMER_FIELDS:
         keep = _STEP_TRANSFORMER_FIELDS[step]
         dumped["transformer"] = {k: v for k, v in dumped["transformer"].items() if k in keep}
@@ -76,13 +81,14 @@ def _key(recipe: ChuishaoConfig, step: str) -> str:
 class _Work:
     """The work folder: a step runs unless its marker says it finished for this recipe."""
 
-    def __init__(self, folder: Path, recipe: ChuishaoConfig, say: Callable[[str], None]) -> None:
-        self.folder, self.recipe, self.say = folder, recipe, say
+    def __init__(self, folder: Path, recipe: ChuishaoConfig, say: Callable[[str], None],
+                 bf16: bool | None = None) -> None:
+        self.folder, self.recipe, self.say, self.bf16 = folder, recipe, say, bf16
         folder.mkdir(parents=True, exist_ok=True)
 
     def step(self, name: str, output: Path, run: Callable[[], object]) -> None:
         marker = self.folder / f"{name}.done.json"
-        key = _key(self.recipe, name)
+        key = _key(self.recipe, name, self.bf16)
         if marker.is_file() and output.exists() and json.loads(marker.read_text(encoding="utf-8")).get("key") == key:
             self.say(f"{name}: done before, kept ({output})")
             return
@@ -105,7 +111,8 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
     base, train_file = check_recipe(recipe)
     data, tc, seed = recipe.resolved_data(), recipe.transformer, recipe.seed
     corpus = Path(data.corpus) if data.corpus else None
-    w = _Work(work, recipe, say)
+    bf16 = cpu_has_bf16() if tc.bf16 == "auto" else bool(tc.bf16)
+    w = _Work(work, recipe, say, bf16)
     classical, dev_classical = work / "classical", work / "dev-classical"
     exclude, extra, encoder, onnx = work / "dev-exclude.jsonl", work / "extra.jsonl", work / "encoder", work / "onnx"
     as_classical = recipe.model_copy(update={"model_type": "classical"})
@@ -133,7 +140,7 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
             model_dir=str(base), train=str(train_file), out_dir=str(enc_dir), extra_train=[str(extra)],
             max_length=tc.max_length, epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, head_lr=tc.head_lr,
             dev_fraction=tc.dev_fraction, seed=tuning_seed, split_seed=seed, evals_per_epoch=tc.evals_per_epoch,
-            patience=tc.patience, threads=tc.threads, bf16=cpu_has_bf16() if tc.bf16 == "auto" else tc.bf16))["dev"]
+            patience=tc.patience, threads=tc.threads, bf16=bf16))["dev"]
 
     def export(enc_dir: Path, onnx_dir: Path) -> str:
         return str(export_onnx(enc_dir, onnx_dir, quantize=tc.int8))
