@@ -104,10 +104,12 @@ def draw(rows: list[dict[str, str]], exclude: set[str], seed: int, size: int | N
 
 def read_ids(path: Path) -> set[str]:
     """Ids of a one-id-per-line file, or of the first column of an id,... CSV file."""
-    lines = path.read_text(encoding="utf-8").split()
-    if lines and lines[0].startswith("id,"):
-        return {line.split(",", 1)[0] for line in lines[1:]}
-    return set(lines)
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    if lines and lines[0].split(",")[0].strip() == "id":
+        return {line.split(",", 1)[0].strip() for line in lines[1:] if line.strip()}
+    if any("," in line for line in lines):
+        raise SystemExit(f"{path}: neither one id per line nor a CSV whose first column is 'id'")
+    return {line.strip() for line in lines if line.strip()}
 
 
 def main() -> None:

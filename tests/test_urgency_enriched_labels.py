@@ -99,6 +99,11 @@ def test_sampler_leaves_out_near_repeats_of_a_test_set_and_reads_id_files(sample
     ids.write_text("a1\na2\n", encoding="utf-8")
     labels.write_text("id,danger,level,cues\nb1,0,none,\nb2,1,medium,裂缝\n", encoding="utf-8")
     assert sampler.read_ids(ids) == {"a1", "a2"} and sampler.read_ids(labels) == {"b1", "b2"}
+    labels.write_text("\ufeffid,danger\nb3,1\n", encoding="utf-8")  # Excel's BOM
+    assert sampler.read_ids(labels) == {"b3"}
+    labels.write_text("name,id\nx,b4\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="first column is 'id'"):
+        sampler.read_ids(labels)
 
 
 def test_natural_sampler_is_random_reproducible_and_leaves_out_tests_and_their_near_repeats(sampler):

@@ -1,0 +1,41 @@
+"""Which recipe settings each cascade step's resume marker depends on (chuishao.recipes.cascade._key)."""
+
+from __future__ import annotations
+
+from chuishao.config import ChuishaoConfig
+from chuishao.recipes.cascade import _STEP_TRANSFORMER_FIELDS, _key
+
+STEPS = ("classical", "dev-exclude", "dev-classical", "extra-rows", "finetune", "export-onnx")
+
+
+def keys(**overrides: str) -> dict[str, str]:
+    recipe = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.base": "/enc", **overrides})
+    return {step: _key(recipe, step) for step in STEPS}
+
+
+def changed(**overrides: str) -> set[str]:
+    base, other = keys(), keys(**overrides)
+    return {step for step in STEPS if base[step] != other[step]}
+
+
+def test_a_classical_setting_redoes_every_step():
+    for override in ({"classifier.C": "1.0"}, {"seed": "3"}, {"features.min_df": "3"}, {"data.corpus": "other.jsonl"}):
+        assert changed(**override) == set(STEPS), override
+
+
+def test_an_encoder_setting_keeps_the_classical_steps():
+    for override in ({"transformer.lr": "0.0001"}, {"transformer.epochs": "5"}, {"transformer.bf16": "true"},
+                     {"transformer.encoders": "2"}, {"transformer.base": "/other-encoder"}):
+        assert changed(**override) == {"finetune", "export-onnx"}, override
+
+
+def test_the_dev_split_and_the_extra_rows_redo_their_own_steps():
+    assert changed(**{"transformer.dev_fraction": "0.2"}) == set(STEPS) - {"classical"}
+    assert changed(**{"transformer.max_other": "10"}) == {"extra-rows", "finetune", "export-onnx"}
+    assert set(_STEP_TRANSFORMER_FIELDS) <= set(STEPS)
+
+
+def test_bf16_auto_is_keyed_by_what_it_resolved_to():
+    recipe = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.bf16": "auto"})
+    assert _key(recipe, "finetune", True) != _key(recipe, "finetune", False)
+    assert _key(recipe, "classical", True) == _key(recipe, "classical", False)
