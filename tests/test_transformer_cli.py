@@ -35,9 +35,15 @@ def test_cli_import_finetune_export_predict(tmp_path: Path) -> None:
                   "--layers", "1"])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "enc" / "config.json").read_text())["num_hidden_layers"] == 1
+    bad = run(app, ["finetune", str(tmp_path / "enc"), str(FIXTURE), str(tmp_path / "ft"), "--bf16", "sometimes"])
+    assert bad.exit_code != 0 and "true | false | auto" in bad.output
     r = run(app, ["finetune", str(tmp_path / "enc"), str(FIXTURE), str(tmp_path / "ft"), "--max-steps", "2",
-                  "--batch-size", "8", "--max-length", "48", "--dev-fraction", "0.2"])
+                  "--batch-size", "8", "--max-length", "48", "--dev-fraction", "0.2", "--bf16", "auto"])
     assert r.exit_code == 0, r.output
+    from chuishao.transformer.finetune import cpu_has_bf16
+
+    saved = json.loads((tmp_path / "ft" / "chuishao_transformer.json").read_text())["config"]
+    assert saved["bf16"] is cpu_has_bf16()  # auto: what this CPU computes natively
     r = run(app, ["evaluate", str(tmp_path / "ft"), str(FIXTURE), "--dev-fraction", "0.2"])
     assert r.exit_code == 0 and _last_json(r.output)["rows"] > 0, r.output
     r = run(app, ["export-onnx", str(tmp_path / "ft"), str(tmp_path / "onnx"), "--check", str(FIXTURE)])

@@ -60,20 +60,24 @@ def finetune_cmd(
     prefix: str = "query: ", class_weights: bool = True, evals_per_epoch: int = 2, patience: int = 3,
     threads: int = 1, log_every: int = 10, limit_train: int = 0,
     split_seed: Annotated[int | None, typer.Option(help="seed of the dev split (default: --seed)")] = None,
-    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast: about 2x faster on CPUs with AVX512-BF16/AMX")] = False,
+    bf16: Annotated[str, typer.Option(
+        help="bfloat16 autocast: true | false | auto (on where the CPU has AVX512-BF16/AMX: about 2x faster there)")] = "false",
 ) -> None:
     """Fine-tune (mean pooling + linear head, class weights, early stopping and temperature on dev)."""
     _needs("torch", "transformers", "datasets")
     from chuishao.transformer.data import TitleMode
-    from chuishao.transformer.finetune import FinetuneConfig, finetune
+    from chuishao.transformer.finetune import FinetuneConfig, cpu_has_bf16, finetune
 
     if title_mode not in ("prefix", "repeat", "none"):
         raise typer.BadParameter(f"--title-mode {title_mode}: prefix | repeat | none")
+    if bf16.strip().lower() not in ("true", "false", "auto"):
+        raise typer.BadParameter(f"--bf16 {bf16}: true | false | auto")
+    use_bf16 = cpu_has_bf16() if bf16.strip().lower() == "auto" else bf16.strip().lower() == "true"
 
     cfg = FinetuneConfig(str(model_dir), str(train), str(out), [str(p) for p in extra_train or []], max_length,
                          epochs, max_steps, batch_size, grad_accum, lr, head_lr, 0.01, 0.06, dev_fraction, seed,
                          cast(TitleMode, title_mode), prefix, class_weights, evals_per_epoch, patience, threads, log_every,
-                         limit_train, split_seed, bf16)
+                         limit_train, split_seed, use_bf16)
     summary = finetune(cfg)
     typer.echo(json.dumps({"dev": summary["dev"], "temperature": summary["temperature"]}))
 
