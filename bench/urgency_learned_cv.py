@@ -11,11 +11,11 @@ figures of "model OR rules" at a few thresholds, beside the rules alone. Prints 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
+from bench_urgency import read_corpus, read_gold, read_ids  # the same checked readers as the figures
 from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -28,15 +28,15 @@ LABELS = ROOT / "data" / "labels"
 LEVEL = {None: 0, "medium": 1, "high": 2}
 
 
-def pool() -> list[dict[str, str]]:
-    dev = set((LABELS / "urgency-enriched-dev-ids.txt").read_text(encoding="utf-8").split())
-    rows: dict[str, dict[str, str]] = {}
+def pool() -> dict[str, str]:
+    """id -> gold level over the training files (bench_urgency's checked reader: a bad row is an error)."""
+    dev = read_ids(LABELS / "urgency-enriched-dev-ids.txt")
+    gold: dict[str, str] = {}
     for name in ("urgency-train-500.csv", "urgency-natural-500.csv", "urgency-tuning-80.csv", "urgency-enriched-300.csv"):
-        with (LABELS / name).open(encoding="utf-8") as f:
-            for r in csv.DictReader(f):
-                if name != "urgency-enriched-300.csv" or r["id"] in dev:
-                    rows.setdefault(r["id"], r)
-    return list(rows.values())
+        for rid, level in read_gold(LABELS / name).items():
+            if name != "urgency-enriched-300.csv" or rid in dev:
+                gold.setdefault(rid, level)
+    return gold
 
 
 def pr(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -49,16 +49,13 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "data" / "corpus.jsonl")
     ap.add_argument("--folds", type=int, default=5)
     args = ap.parse_args()
-    corpus = {}
-    with args.corpus.open(encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            corpus[str(r["id"])] = (r.get("title") or "", r.get("text") or "")
+    corpus = read_corpus(args.corpus)
     gold = pool()
-    y = np.array([r["danger"] == "1" for r in gold])
-    texts = [prepare(corpus[r["id"]][0] + "。" + corpus[r["id"]][1])[:3000] for r in gold]
+    ids = list(gold)
+    y = np.array([gold[i] != "none" for i in ids])
+    texts = [prepare((corpus[i][0] or "") + "。" + corpus[i][1])[:3000] for i in ids]
     detector = UrgencyDetector.from_file(None)
-    level = np.array([LEVEL[detector.annotate(*corpus[r["id"]])["level"]] for r in gold])
+    level = np.array([LEVEL[detector.annotate(*corpus[i])["level"]] for i in ids])
     out: dict[str, object] = {"messages": len(y), "danger": int(y.sum()), "rules": pr(level > 0, y)}
     folds = StratifiedKFold(args.folds, shuffle=True, random_state=0)
     for with_rules in (False, True):
