@@ -68,13 +68,13 @@ def _key(recipe: ChuishaoConfig, step: str, bf16: bool | None = None) -> str:
     dumped = recipe.model_dump(mode="json")
     if bf16 is not None and dumped["transformer"].get("bf16") == "auto":
         dumped["transformer"]["bf16"] = bf16
-    if step in _STEP_TRANSFORMER_FIELDS:
+    before_encoder = step in _STEP_TRANSFORMER_FIELDS
+    if before_encoder:
         keep = _STEP_TRANSFORMER_FIELDS[step]
         dumped["transformer"] = {k: v for k, v in dumped["transformer"].items() if k in keep}
         dumped.pop("model_type", None)
     blob = json.dumps({"step": step, "recipe": dumped, "data": recipe.resolved_data().model_dump(),
-                       "base": recipe.resolved_base() if step not in _STEP_TRANSFORMER_FIELDS else None},
-                      sort_keys=True, ensure_ascii=False)
+                       "base": None if before_encoder else recipe.resolved_base()}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -105,13 +105,13 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
     """Build the cascade model directory ``out`` from ``recipe``; returns the cascade's fitted parameters and figures."""
     from chuishao.transformer.cascade_build import build_cascade, dev_exclusion
     from chuishao.transformer.data import extra_rows, read_jsonl
-    from chuishao.transformer.finetune import FinetuneConfig, cpu_has_bf16, finetune
+    from chuishao.transformer.finetune import FinetuneConfig, finetune, resolve_bf16
     from chuishao.transformer.onnx_export import export_onnx
 
     base, train_file = check_recipe(recipe)
     data, tc, seed = recipe.resolved_data(), recipe.transformer, recipe.seed
     corpus = Path(data.corpus) if data.corpus else None
-    bf16 = cpu_has_bf16() if tc.bf16 == "auto" else bool(tc.bf16)
+    bf16 = resolve_bf16(tc.bf16)
     w = _Work(work, recipe, say, bf16)
     classical, dev_classical = work / "classical", work / "dev-classical"
     exclude, extra, encoder, onnx = work / "dev-exclude.jsonl", work / "extra.jsonl", work / "encoder", work / "onnx"

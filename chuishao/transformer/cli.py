@@ -66,13 +66,14 @@ def finetune_cmd(
     """Fine-tune (mean pooling + linear head, class weights, early stopping and temperature on dev)."""
     _needs("torch", "transformers", "datasets")
     from chuishao.transformer.data import TitleMode
-    from chuishao.transformer.finetune import FinetuneConfig, cpu_has_bf16, finetune
+    from chuishao.transformer.finetune import FinetuneConfig, finetune, resolve_bf16
 
     if title_mode not in ("prefix", "repeat", "none"):
         raise typer.BadParameter(f"--title-mode {title_mode}: prefix | repeat | none")
-    if bf16.strip().lower() not in ("true", "false", "auto"):
+    setting = bf16.strip().lower()
+    if setting not in ("true", "false", "auto"):
         raise typer.BadParameter(f"--bf16 {bf16}: true | false | auto")
-    use_bf16 = cpu_has_bf16() if bf16.strip().lower() == "auto" else bf16.strip().lower() == "true"
+    use_bf16 = resolve_bf16("auto" if setting == "auto" else setting == "true")
 
     cfg = FinetuneConfig(str(model_dir), str(train), str(out), [str(p) for p in extra_train or []], max_length,
                          epochs, max_steps, batch_size, grad_accum, lr, head_lr, 0.01, 0.06, dev_fraction, seed,

@@ -67,6 +67,11 @@ def cpu_has_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
+def resolve_bf16(setting: bool | str) -> bool:
+    """The ``bf16`` setting (true, false or "auto") as this machine runs it: auto is on where the CPU has bf16."""
+    return cpu_has_bf16() if setting == "auto" else bool(setting)
+
+
 @dataclass
 class FinetuneConfig:
     model_dir: str
