@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from bench_events import TOPICS, _corpus_texts, _edit, _save
 from sqlalchemy import create_engine
-from sqlalchemy import text as sql
 
 from chuishao.analysis.events_config import EventsConfig
 from chuishao.analysis.minhash import normalise, signatures
-from chuishao.serve.similar_store import SimilarStore
+from chuishao.serve.feedback_store import Base
+from chuishao.serve.similar_store import Report, ReportBand, SimilarStore
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -39,11 +39,10 @@ def lookup(args: Namespace) -> None:
     base = signatures([normalise(t) for t in texts], config.num_perm, config.seed, config.shingle)
     rng = np.random.default_rng(args.seed)
     db_url = getattr(args, "db_url", None)  # e.g. postgresql+psycopg://user@host/db: its report tables are emptied first
-    db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="chuishao-lookup-")) / "reports.sqlite3"
+    db = None if db_url else Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="chuishao-lookup-")) / "reports.sqlite3"
     engine = create_engine(db_url or f"sqlite:///{db}")
-    if db_url:
-        with engine.begin() as conn:
-            conn.execute(sql("DROP TABLE IF EXISTS chuishao_report_bands, chuishao_reports"))
+    if db_url:  # the store's own tables, dropped as it creates them (any dialect)
+        Base.metadata.drop_all(engine, tables=[ReportBand.__table__, Report.__table__])
     store = SimilarStore(engine, config, retention_days=60)
     started = time.perf_counter()
     done, chunk = 0, 20_000
@@ -96,10 +95,10 @@ def lookup(args: Namespace) -> None:
         "cpu_p50_ms": round(float(np.percentile(cpu_ms, 50)), 2), "cpu_p99_ms": round(float(np.percentile(cpu_ms, 99)), 2),
         "seconds_to_store": round(filled, 1), "cpu_seconds_to_store": round(filled_cpu, 1),
         "database": engine.dialect.name if db_url else "sqlite (file)",
-        "db_mb": None if db_url else round(os.path.getsize(db) / 2**20),
+        "db_mb": round(os.path.getsize(db) / 2**20) if db else None,
         "contended": args.contended, "target_p99_ms": 20,
     })
     engine.dispose()
-    if not args.db and not db_url:
+    if db is not None and not args.db:
         db.unlink()
-    print(json.dumps({"db": str(db)}))
+    print(json.dumps({"db": str(db) if db else engine.url.render_as_string(hide_password=True)}))

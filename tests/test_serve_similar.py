@@ -10,11 +10,11 @@ pytest.importorskip("fastapi")
 from conftest import SERVE_KEY
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
-from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from chuishao.analysis.events_config import EventsConfig
 from chuishao.serve.app import create_app
+from chuishao.serve.feedback_store import Base
 from chuishao.serve.similar_store import Report, ReportBand, SimilarStore
 
 KEY = {"X-API-Key": SERVE_KEY}
@@ -34,8 +34,7 @@ def store(request, tmp_path):
     else:
         pytest.importorskip("psycopg", reason="the PostgreSQL driver is missing: pip install '.[postgres]'")
         engine = create_engine(request.getfixturevalue("postgres").url)
-        with engine.begin() as conn:
-            conn.execute(sql("DROP TABLE IF EXISTS chuishao_report_bands, chuishao_reports"))
+        Base.metadata.drop_all(engine, tables=[ReportBand.__table__, Report.__table__])
     yield SimilarStore(engine, EventsConfig(whistle_size=3), retention_days=30)
     engine.dispose()
 
