@@ -162,6 +162,12 @@ class TransformerConfig(_Section):
         False, description="bfloat16 autocast while fine-tuning (fp32 weights kept): about 2x faster on CPUs with "
                            "AVX512-BF16 or AMX, slower elsewhere; auto: on where the CPU has them",
     )
+    pretrain_steps: int = Field(
+        0, ge=0, description="masked-LM steps on data.corpus and the training file before fine-tuning (0: off); "
+                             "data.exclude, the dev split and their near-copies never train it",
+    )
+    pretrain_lr: float = Field(5e-5, gt=0, description="AdamW learning rate of the masked-LM pretraining")
+    pretrain_batch_size: int = Field(32, ge=1, description="windows of max_length pieces per pretraining step")
     int8: bool = Field(True, description="ship the dynamic int8 ONNX encoder (fp32 otherwise)")
     max_share: float = Field(1.0, gt=0, le=1, description="only gates re-scoring at most this share of dev messages")
 

@@ -197,6 +197,13 @@ def test_train_model_type_cascade_builds_and_resumes(built, tmp_path) -> None:
     held = runner.invoke(app, [*args, "--transformer.dev_fraction", "0.3"])
     _ok(held)  # the dev split changed: everything after the full classical model runs again
     assert "classical: done before" in held.stderr and "dev-classical: running" in held.stderr
+    pre = runner.invoke(app, [*args, "--transformer.dev_fraction", "0.3", "--transformer.pretrain_steps", "2"])
+    _ok(pre)  # masked-LM pretraining first; the encoders are fine-tuned from its output, the rest is kept
+    assert "pretrain: running" in pre.stderr and "extra-rows: done before" in pre.stderr
+    pretrained = json.loads((work / "pretrained" / "chuishao_pretrain.json").read_text())
+    assert pretrained["steps"] == 2 and pretrained["held_out_ids"] > 0  # the dev split's ids stay out
+    tuned = [json.loads((work / d / "chuishao_transformer.json").read_text())["config"] for d in ("encoder", "encoder-2")]
+    assert [t["model_dir"] for t in tuned] == [str(work / "pretrained")] * 2
 
 
 def test_two_encoders_answer_as_their_mean(built, tmp_path) -> None:

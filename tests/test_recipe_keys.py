@@ -5,7 +5,7 @@ from __future__ import annotations
 from chuishao.config import ChuishaoConfig
 from chuishao.recipes.cascade import _STEP_TRANSFORMER_FIELDS, _key
 
-STEPS = ("classical", "dev-exclude", "dev-classical", "extra-rows", "finetune", "export-onnx")
+STEPS = ("classical", "dev-exclude", "dev-classical", "extra-rows", "pretrain", "finetune", "export-onnx")
 
 
 def keys(**overrides: str) -> dict[str, str]:
@@ -24,14 +24,27 @@ def test_a_classical_setting_redoes_every_step():
 
 
 def test_an_encoder_setting_keeps_the_classical_steps():
-    for override in ({"transformer.lr": "0.0001"}, {"transformer.epochs": "5"}, {"transformer.bf16": "true"},
-                     {"transformer.encoders": "2"}, {"transformer.base": "/other-encoder"}):
+    for override in ({"transformer.lr": "0.0001"}, {"transformer.epochs": "5"}, {"transformer.encoders": "2"}):
         assert changed(**override) == {"finetune", "export-onnx"}, override
+    for override in ({"transformer.bf16": "true"}, {"transformer.base": "/other-encoder"}):  # pretraining reads them
+        assert changed(**override) == {"pretrain", "finetune", "export-onnx"}, override
+
+
+def test_pretraining_settings_count_only_when_it_is_on():
+    # off (0 steps): its rate and batch are read by nothing, so a work folder made before they existed is kept
+    assert changed(**{"transformer.pretrain_lr": "0.001"}) == set()
+    on = {"transformer.pretrain_steps": "500"}
+    assert changed(**on) == {"pretrain", "finetune", "export-onnx"}
+    base, other = keys(**on), keys(**on, **{"transformer.pretrain_lr": "0.001"})
+    assert {step for step in STEPS if base[step] != other[step]} == {"pretrain", "finetune", "export-onnx"}
+    base, other = keys(**on), keys(**on, **{"transformer.epochs": "5"})
+    assert {step for step in STEPS if base[step] != other[step]} == {"finetune", "export-onnx"}
 
 
 def test_the_dev_split_and_the_extra_rows_redo_their_own_steps():
     assert changed(**{"transformer.dev_fraction": "0.2"}) == set(STEPS) - {"classical"}
     assert changed(**{"transformer.max_other": "10"}) == {"extra-rows", "finetune", "export-onnx"}
+    assert changed(**{"transformer.max_length": "256"}) == {"pretrain", "finetune", "export-onnx"}
     assert set(_STEP_TRANSFORMER_FIELDS) <= set(STEPS)
 
 

@@ -2,7 +2,8 @@
 
 Steps: the classical model on all the data; the dev split's ids and their corpus near-copies; a classical model
 without them (it scores the dev rows honestly); the encoder's training-only rows (our corpus labels, authored rows);
-fine-tuning; ONNX export; the cascade's weight, gate, temperature and review threshold fitted on the dev rows.
+with ``transformer.pretrain_steps``, masked-LM pretraining of the encoder on the corpus (held-out and dev messages
+left out); fine-tuning; ONNX export; the cascade's weight, gate, temperature and review threshold fitted on the dev rows.
 Each step's output stays in a work folder with a marker holding the recipe it was made from, so a rerun of the same
 recipe resumes after the last finished step (fine-tuning takes hours on two cores) and a changed recipe redoes the
 steps whose inputs changed.
@@ -57,7 +58,10 @@ _STEP_TRANSFORMER_FIELDS: dict[str, tuple[str, ...]] = {
     "dev-exclude": ("dev_fraction",),
     "dev-classical": ("dev_fraction",),
     "extra-rows": ("dev_fraction", "extra_rows", "extra_labels", "max_other"),
+    "pretrain": ("dev_fraction", "max_length", "bf16", "pretrain_steps", "pretrain_lr", "pretrain_batch_size"),
 }
+_STEPS_READING_BASE = {"pretrain"}  # steps before fine-tuning that read the encoder folder
+_PRETRAIN_FIELDS = ("pretrain_steps", "pretrain_lr", "pretrain_batch_size")
 
 
 def _key(recipe: ChuishaoConfig, step: str, bf16: bool | None = None) -> str:
@@ -68,13 +72,17 @@ def _key(recipe: ChuishaoConfig, step: str, bf16: bool | None = None) -> str:
     dumped = recipe.model_dump(mode="json")
     if bf16 is not None and dumped["transformer"].get("bf16") == "auto":
         dumped["transformer"]["bf16"] = bf16
+    if not dumped["transformer"].get("pretrain_steps"):  # off: its settings read by nothing
+        for name in _PRETRAIN_FIELDS:
+            dumped["transformer"].pop(name, None)
     before_encoder = step in _STEP_TRANSFORMER_FIELDS
     if before_encoder:
         keep = _STEP_TRANSFORMER_FIELDS[step]
         dumped["transformer"] = {k: v for k, v in dumped["transformer"].items() if k in keep}
         dumped.pop("model_type", None)
+    reads_base = not before_encoder or step in _STEPS_READING_BASE
     blob = json.dumps({"step": step, "recipe": dumped, "data": recipe.resolved_data().model_dump(),
-                       "base": None if before_encoder else recipe.resolved_base()}, sort_keys=True, ensure_ascii=False)
+                       "base": recipe.resolved_base() if reads_base else None}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -107,6 +115,7 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
     from chuishao.transformer.data import extra_rows, read_jsonl
     from chuishao.transformer.finetune import FinetuneConfig, finetune, resolve_bf16
     from chuishao.transformer.onnx_export import export_onnx
+    from chuishao.transformer.pretrain import PretrainConfig, pretrain
 
     base, train_file = check_recipe(recipe)
     data, tc, seed = recipe.resolved_data(), recipe.transformer, recipe.seed
@@ -135,9 +144,23 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
         return len(rows)
 
     w.step("extra-rows", extra, extra_rows_file)
+    start = base
+    if tc.pretrain_steps:
+        start = work / "pretrained"
+        texts = [str(corpus)] if corpus else []
+
+        def pretrain_encoder() -> dict[str, Any]:
+            summary = pretrain(PretrainConfig(
+                model_dir=str(base), texts=[*texts, str(train_file)], out_dir=str(start),
+                exclude=[*data.exclude, str(exclude)], max_length=tc.max_length, max_steps=tc.pretrain_steps,
+                batch_size=tc.pretrain_batch_size, lr=tc.pretrain_lr, seed=seed, threads=tc.threads, bf16=bf16))
+            return {k: summary[k] for k in ("kept", "near_copies", "windows", "eval_loss_before", "eval_loss_after")}
+
+        w.step("pretrain", start, pretrain_encoder)
+
     def tune(enc_dir: Path, tuning_seed: int) -> dict[str, float]:
         return finetune(FinetuneConfig(
-            model_dir=str(base), train=str(train_file), out_dir=str(enc_dir), extra_train=[str(extra)],
+            model_dir=str(start), train=str(train_file), out_dir=str(enc_dir), extra_train=[str(extra)],
             max_length=tc.max_length, epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, head_lr=tc.head_lr,
             dev_fraction=tc.dev_fraction, seed=tuning_seed, split_seed=seed, evals_per_epoch=tc.evals_per_epoch,
             patience=tc.patience, threads=tc.threads, bf16=bf16))["dev"]

@@ -27,6 +27,19 @@ def _needs(*modules: str) -> None:
         raise typer.Exit(2) from None
 
 
+def _bf16(value: str) -> bool:
+    """--bf16 true | false | auto as this machine runs it."""
+    from chuishao.transformer.finetune import resolve_bf16
+
+    setting = value.strip().lower()
+    if setting not in ("true", "false", "auto"):
+        raise typer.BadParameter(f"--bf16 {value}: true | false | auto")
+    return resolve_bf16("auto" if setting == "auto" else setting == "true")
+
+
+BF16_HELP = "bfloat16 autocast: true | false | auto (on where the CPU has AVX512-BF16/AMX: about 2x faster there)"
+
+
 @app.command("import-encoder")
 def import_encoder(
     out: Annotated[Path, typer.Argument(help="folder to write (config.json, model.safetensors, tokenizer)")],
@@ -60,27 +73,47 @@ def finetune_cmd(
     prefix: str = "query: ", class_weights: bool = True, evals_per_epoch: int = 2, patience: int = 3,
     threads: int = 1, log_every: int = 10, limit_train: int = 0,
     split_seed: Annotated[int | None, typer.Option(help="seed of the dev split (default: --seed)")] = None,
-    bf16: Annotated[str, typer.Option(
-        help="bfloat16 autocast: true | false | auto (on where the CPU has AVX512-BF16/AMX: about 2x faster there)")] = "false",
+    bf16: Annotated[str, typer.Option(help=BF16_HELP)] = "false",
 ) -> None:
     """Fine-tune (mean pooling + linear head, class weights, early stopping and temperature on dev)."""
     _needs("torch", "transformers", "datasets")
     from chuishao.transformer.data import TitleMode
-    from chuishao.transformer.finetune import FinetuneConfig, finetune, resolve_bf16
+    from chuishao.transformer.finetune import FinetuneConfig, finetune
 
     if title_mode not in ("prefix", "repeat", "none"):
         raise typer.BadParameter(f"--title-mode {title_mode}: prefix | repeat | none")
-    setting = bf16.strip().lower()
-    if setting not in ("true", "false", "auto"):
-        raise typer.BadParameter(f"--bf16 {bf16}: true | false | auto")
-    use_bf16 = resolve_bf16("auto" if setting == "auto" else setting == "true")
-
+    use_bf16 = _bf16(bf16)
     cfg = FinetuneConfig(str(model_dir), str(train), str(out), [str(p) for p in extra_train or []], max_length,
                          epochs, max_steps, batch_size, grad_accum, lr, head_lr, 0.01, 0.06, dev_fraction, seed,
                          cast(TitleMode, title_mode), prefix, class_weights, evals_per_epoch, patience, threads, log_every,
                          limit_train, split_seed, use_bf16)
     summary = finetune(cfg)
     typer.echo(json.dumps({"dev": summary["dev"], "temperature": summary["temperature"]}))
+
+
+@app.command("pretrain")
+def pretrain_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="encoder folder (import-encoder's output or a local BERT-style encoder)")],
+    texts: Annotated[list[Path], typer.Argument(help="JSONL files of messages (id, title, text) to pretrain on")],
+    out: Annotated[Path, typer.Option("--output", "-o", help="encoder folder to write (a --base for fine-tuning)")],
+    exclude: Annotated[list[Path] | None, typer.Option(
+        "--exclude", help="JSONL of held-out messages (test sets, the dev split): their ids and near-copies stay out")] = None,
+    max_length: int = 128, epochs: float = 1.0, max_steps: int = -1, batch_size: int = 32, lr: float = 5e-5,
+    mlm_probability: float = 0.15, seed: int = 0, threads: int = 1, log_every: int = 10,
+    limit: Annotated[int, typer.Option(help="the first N messages only (smoke runs)")] = 0,
+    bf16: Annotated[str, typer.Option(help=BF16_HELP)] = "false",
+) -> None:
+    """Continue masked-LM pretraining on our own messages (domain adaptation); fine-tune from OUT afterwards."""
+    _needs("torch", "transformers", "datasets")
+    from chuishao.transformer.pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(model_dir=str(model_dir), texts=[str(p) for p in texts], out_dir=str(out),
+                         exclude=[str(p) for p in exclude or []], max_length=max_length, epochs=epochs,
+                         max_steps=max_steps, batch_size=batch_size, lr=lr, mlm_probability=mlm_probability, seed=seed,
+                         threads=threads, bf16=_bf16(bf16), log_every=log_every, limit=limit)
+    summary = pretrain(cfg)
+    typer.echo(json.dumps({k: summary[k] for k in ("kept", "held_out_ids", "near_copies", "windows", "steps",
+                                                   "eval_loss_before", "eval_loss_after")}))
 
 
 @app.command("evaluate")
