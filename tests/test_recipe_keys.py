@@ -24,8 +24,18 @@ def test_a_classical_setting_redoes_every_step():
 
 
 def test_an_encoder_setting_keeps_the_classical_steps():
-    for override in ({"transformer.lr": "0.0001"}, {"transformer.epochs": "5"}, {"transformer.encoders": "2"}):
+    for override in ({"transformer.lr": "0.0001"}, {"transformer.epochs": "5"}):
         assert changed(**override) == {"finetune", "export-onnx"}, override
+    assert changed(**{"transformer.int8": "false"}) == {"export-onnx"}
+
+
+def test_adding_encoders_keeps_those_already_fine_tuned():
+    for override in ({"transformer.encoders": "3"}, {"transformer.max_share": "0.3"}):
+        assert changed(**override) == set(), override
+    recipe = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.base": "/enc"})
+    assert _key(recipe, "finetune-2") != _key(recipe, "finetune")  # each encoder its own marker
+    more = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.base": "/enc", "transformer.encoders": "3"})
+    assert _key(more, "finetune-2") == _key(recipe, "finetune-2")
     for override in ({"transformer.bf16": "true"}, {"transformer.base": "/other-encoder"}):  # pretraining reads them
         assert changed(**override) == {"pretrain", "finetune", "export-onnx"}, override
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable
 from functools import partial
@@ -61,6 +62,12 @@ _STEP_TRANSFORMER_FIELDS: dict[str, tuple[str, ...]] = {
     "pretrain": ("dev_fraction", "max_length", "bf16", "pretrain_steps", "pretrain_lr", "pretrain_batch_size"),
 }
 _STEPS_READING_BASE = {"pretrain"}  # steps before fine-tuning that read the encoder folder
+# settings that steps from fine-tuning on do not read: encoder k is the same whether 1 or 3 are averaged, and int8
+# is an export setting (max_share only acts when the cascade is fitted, after every step)
+_STEP_IGNORES: dict[str, tuple[str, ...]] = {
+    "finetune": ("encoders", "int8", "max_share"),
+    "export-onnx": ("encoders", "max_share"),
+}
 _PRETRAIN_FIELDS = ("pretrain_steps", "pretrain_lr", "pretrain_batch_size")
 
 
@@ -75,6 +82,8 @@ def _key(recipe: ChuishaoConfig, step: str, bf16: bool | None = None) -> str:
     if not dumped["transformer"].get("pretrain_steps"):  # off: its settings read by nothing
         for name in _PRETRAIN_FIELDS:
             dumped["transformer"].pop(name, None)
+    for name in _STEP_IGNORES.get(re.sub(r"-\d+$", "", step), ()):  # finetune-2 reads what finetune reads
+        dumped["transformer"].pop(name, None)
     before_encoder = step in _STEP_TRANSFORMER_FIELDS
     if before_encoder:
         keep = _STEP_TRANSFORMER_FIELDS[step]
