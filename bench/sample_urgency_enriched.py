@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 from sample_urgency import read_corpus  # same corpus reader, same errors
-from split_urgency_enriched import grams, near  # the near-repeat rule of the dev/test split
+from split_urgency_enriched import distinct_messages, near_repeat_test  # the dev/test split's near-repeat rule
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 300
@@ -64,18 +64,13 @@ def draw(rows: list[dict[str, str]], exclude: set[str], seed: int, size: int | N
     """(id, expression it was drawn for) for `size` (default SIZE) messages, in draw order. Messages whose text is a
     near-repeat (split_urgency_enriched.near) of a message in `exclude_near` are left out too (a test set's near-copies)."""
     size = SIZE if size is None else size
-    excluded_texts = {r["text"].strip() for r in rows if r["id"] in exclude}
-    near_grams = [grams(r["title"] + r["text"]) for r in rows if r["id"] in exclude_near]
-    seen: set[str] = set()
+    is_near = near_repeat_test(rows, exclude_near)
     by_expression: dict[str, list[str]] = {e: [] for e in DANGER_EXPRESSIONS}
-    for row in rows:
-        key = row["text"].strip()
-        if not key or key in seen or row["id"] in exclude or key in excluded_texts:
+    for row in distinct_messages(rows, exclude):
+        found = expressions_in(row)
+        if found and is_near(row):  # only rows with an expression can be drawn: the costly check only for them
             continue
-        if near_grams and expressions_in(row) and any(near(grams(row["title"] + row["text"]), g) for g in near_grams):
-            continue
-        seen.add(key)
-        for e in expressions_in(row):
+        for e in found:
             by_expression[e].append(row["id"])
     rng = random.Random(seed)
     for ids in by_expression.values():  # one seeded shuffle per expression, in list order

@@ -18,28 +18,20 @@ from pathlib import Path
 
 from sample_urgency import read_corpus  # same corpus reader, same errors
 from sample_urgency_enriched import read_ids
-from split_urgency_enriched import grams, near
+from split_urgency_enriched import distinct_messages, near_repeat_test
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def draw(rows: list[dict[str, str]], exclude: set[str], exclude_near: set[str], size: int, seed: int) -> list[str]:
-    excluded_texts = {r["text"].strip() for r in rows if r["id"] in exclude | exclude_near}
-    near_grams = [grams(r["title"] + r["text"]) for r in rows if r["id"] in exclude_near]
-    seen: set[str] = set()
-    pool = []
-    for row in rows:  # in corpus order: a stable input for the seeded shuffle
-        key = row["text"].strip()
-        if key and key not in seen and key not in excluded_texts and row["id"] not in exclude | exclude_near:
-            seen.add(key)
-            pool.append(row)
-    random.Random(seed).shuffle(pool)
+    pool = distinct_messages(rows, exclude | exclude_near)
+    random.Random(seed).shuffle(pool)  # corpus order in: a stable input for the seeded shuffle
+    is_near = near_repeat_test(rows, exclude_near)
     taken: list[str] = []
     for row in pool:  # near-repeats checked only for the messages reached
         if len(taken) == size:
             break
-        g = grams(row["title"] + row["text"])
-        if not any(near(g, t) for t in near_grams):
+        if not is_near(row):
             taken.append(row["id"])
     if len(taken) < size:
         raise SystemExit(f"only {len(taken)} messages can be drawn, {size} needed")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 from sample_urgency import read_corpus  # same corpus reader, same errors
@@ -35,6 +36,26 @@ def near(a: set[str], b: set[str]) -> bool:
     """Containment of the shorter gram set in the other, at least NEAR."""
     small = min(len(a), len(b))
     return small > 0 and len(a & b) / small >= NEAR
+
+
+def distinct_messages(rows: list[dict[str, str]], exclude: set[str]) -> list[dict[str, str]]:
+    """One row per distinct non-empty text, in corpus order, leaving out the `exclude` ids and any message whose text
+    equals the text of one of them: the pool every urgency draw starts from."""
+    excluded_texts = {r["text"].strip() for r in rows if r["id"] in exclude}
+    seen: set[str] = set()
+    pool = []
+    for row in rows:
+        key = row["text"].strip()
+        if key and key not in seen and key not in excluded_texts and row["id"] not in exclude:
+            seen.add(key)
+            pool.append(row)
+    return pool
+
+
+def near_repeat_test(rows: list[dict[str, str]], ids: set[str]) -> Callable[[dict[str, str]], bool]:
+    """Whether a message is a near-repeat (`near`) of the message of one of `ids` (a test set's near-copies)."""
+    held = [grams(r["title"] + r["text"]) for r in rows if r["id"] in ids]
+    return lambda row: bool(held) and any(near(grams(row["title"] + row["text"]), g) for g in held)
 
 
 def groups_of(ids: list[str], texts: dict[str, str]) -> list[list[str]]:
