@@ -157,10 +157,10 @@ class TransformerConfig(_Section):
     )
     evals_per_epoch: int = Field(2, ge=1, description="dev evaluations per epoch")
     patience: int = Field(3, ge=1, description="dev evaluations without a better macro-F1 before stopping")
-    threads: int = Field(2, ge=1, description="torch threads while fine-tuning")
+    threads: int = Field(2, ge=1, description="torch threads while pretraining and fine-tuning")
     bf16: Annotated[bool | Literal["auto"], BeforeValidator(_bool_or_auto)] = Field(
-        False, description="bfloat16 autocast while fine-tuning (fp32 weights kept): about 2x faster on CPUs with "
-                           "AVX512-BF16 or AMX, slower elsewhere; auto: on where the CPU has them",
+        False, description="bfloat16 autocast while pretraining and fine-tuning (fp32 weights kept): about 2x faster on "
+                           "CPUs with AVX512-BF16 or AMX, slower elsewhere; auto: on where the CPU has them",
     )
     pretrain_steps: int = Field(
         0, ge=0, description="masked-LM steps on data.corpus and the training file before fine-tuning (0: off); "

@@ -201,7 +201,8 @@ def test_train_model_type_cascade_builds_and_resumes(built, tmp_path) -> None:
     _ok(pre)  # masked-LM pretraining first; the encoders are fine-tuned from its output, the rest is kept
     assert "pretrain: running" in pre.stderr and "extra-rows: done before" in pre.stderr
     pretrained = json.loads((work / "pretrained" / "chuishao_pretrain.json").read_text())
-    assert pretrained["steps"] == 2 and pretrained["held_out_ids"] > 0  # the dev split's ids stay out
+    dev_ids = {json.loads(line)["id"] for line in (work / "dev-exclude.jsonl").read_text().splitlines() if line}
+    assert pretrained["steps"] == 2 and pretrained["held_out_ids"] == len(dev_ids) > 0  # the dev rows stay out
     tuned = [json.loads((work / d / "chuishao_transformer.json").read_text())["config"] for d in ("encoder", "encoder-2")]
     assert [t["model_dir"] for t in tuned] == [str(work / "pretrained")] * 2
 

