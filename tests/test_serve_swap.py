@@ -16,6 +16,8 @@ from fastapi.testclient import TestClient
 from chuishao.models.persistence import ARRAYS_FILE, save_model
 from chuishao.serve.app import create_app
 
+pytestmark = pytest.mark.slow  # reloads under live requests wait on watchers and threads: make test, not make check
+
 NOISE = "每天晚上广场舞音响声音特别大，严重扰民。"
 
 
