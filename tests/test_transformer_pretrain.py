@@ -118,3 +118,25 @@ def test_cli_pretrain_refuses_a_folder_that_is_not_an_encoder(tmp_path: Path) ->
     res = CliRunner().invoke(app, ["transformer", "pretrain", str(tmp_path), str(FIXTURE), "-o", str(tmp_path / "out")])
     assert res.exit_code == 2
     assert res.stderr.strip() == f"chuishao: error: {tmp_path}: not an encoder folder (no config.json)"
+
+
+@pytest.mark.transformer
+def test_a_tokenizer_without_a_mask_token_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="needs the transformer extra (torch)")
+    pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
+    pytest.importorskip("datasets", reason="needs the transformer extra (datasets)")
+    from chuishao.transformer.data import read_jsonl
+    from chuishao.transformer.encoder_import import convert
+    from chuishao.transformer.pretrain import PretrainConfig, pretrain
+    from chuishao.transformer.tiny import write_tiny_e5
+
+    rows = read_jsonl(FIXTURE)
+    write_tiny_e5(tmp_path / "tiny-q4.bin", [r["title"] + "。" + r["text"] for r in rows], hidden=32, layers=1,
+                  heads=2, ffn=64)
+    convert(tmp_path / "tiny-q4.bin", tmp_path / "enc", keep_vocab_from=[FIXTURE])
+    settings = tmp_path / "enc" / "tokenizer_config.json"
+    config = json.loads(settings.read_text())
+    config.pop("mask_token")
+    settings.write_text(json.dumps(config))
+    with pytest.raises(DataError, match="no mask token"):
+        pretrain(PretrainConfig(model_dir=str(tmp_path / "enc"), texts=[str(FIXTURE)], out_dir=str(tmp_path / "pt")))
