@@ -20,6 +20,26 @@ def _write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def _needs_transformer_extra():
+    """torch (returned), transformers and datasets, or the test skips."""
+    torch = pytest.importorskip("torch", reason="needs the transformer extra (torch)")
+    pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
+    pytest.importorskip("datasets", reason="needs the transformer extra (datasets)")
+    return torch
+
+
+def _tiny_encoder(tmp_path: Path, layers: int) -> Path:
+    """A tiny random e5-layout encoder folder whose vocabulary covers the fixture's messages."""
+    from chuishao.transformer.data import read_jsonl
+    from chuishao.transformer.encoder_import import convert
+    from chuishao.transformer.tiny import write_tiny_e5
+
+    texts = [r["title"] + "。" + r["text"] for r in read_jsonl(FIXTURE)]
+    write_tiny_e5(tmp_path / "tiny-q4.bin", texts, hidden=32, layers=layers, heads=2, ffn=64)
+    convert(tmp_path / "tiny-q4.bin", tmp_path / "enc", keep_vocab_from=[FIXTURE])
+    return tmp_path / "enc"
+
+
 def test_held_out_ids_and_their_near_copies_stay_out(tmp_path: Path) -> None:
     letter = "小区东门外的道路上有一个很深的坑，已经两个月没有人来修，晚上骑车的人经常摔倒，请尽快处理。"
     corpus = _write(tmp_path / "corpus.jsonl", [
@@ -68,22 +88,16 @@ def test_nothing_left_is_an_error(tmp_path: Path) -> None:
 
 @pytest.mark.transformer
 def test_tiny_pretrain_learns_and_fine_tuning_starts_from_it(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch", reason="needs the transformer extra (torch)")
-    pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
-    pytest.importorskip("datasets", reason="needs the transformer extra (datasets)")
+    torch = _needs_transformer_extra()
     from safetensors.torch import load_file
     from transformers import AutoModel
 
     from chuishao.transformer.data import read_jsonl
-    from chuishao.transformer.encoder_import import convert
     from chuishao.transformer.finetune import FinetuneConfig, finetune
     from chuishao.transformer.pretrain import PRETRAIN_META, PretrainConfig, pretrain
-    from chuishao.transformer.tiny import write_tiny_e5
 
     rows = read_jsonl(FIXTURE)
-    write_tiny_e5(tmp_path / "tiny-q4.bin", [r["title"] + "。" + r["text"] for r in rows], hidden=32, layers=2,
-                  heads=2, ffn=64)
-    convert(tmp_path / "tiny-q4.bin", tmp_path / "enc", keep_vocab_from=[FIXTURE])
+    _tiny_encoder(tmp_path, layers=2)
     held = _write(tmp_path / "held.jsonl", rows[:4])
     summary = pretrain(PretrainConfig(model_dir=str(tmp_path / "enc"), texts=[str(FIXTURE)], out_dir=str(tmp_path / "pt"),
                                       exclude=[str(held)], max_length=16, max_steps=30, batch_size=8, lr=3e-3,
@@ -108,9 +122,7 @@ def test_tiny_pretrain_learns_and_fine_tuning_starts_from_it(tmp_path: Path) -> 
 
 @pytest.mark.transformer
 def test_cli_pretrain_refuses_a_folder_that_is_not_an_encoder(tmp_path: Path) -> None:
-    pytest.importorskip("torch", reason="needs the transformer extra (torch)")
-    pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
-    pytest.importorskip("datasets", reason="needs the transformer extra (datasets)")
+    _needs_transformer_extra()
     from typer.testing import CliRunner
 
     from chuishao.cli import app
@@ -122,19 +134,10 @@ def test_cli_pretrain_refuses_a_folder_that_is_not_an_encoder(tmp_path: Path) ->
 
 @pytest.mark.transformer
 def test_a_tokenizer_without_a_mask_token_is_refused(tmp_path: Path) -> None:
-    pytest.importorskip("torch", reason="needs the transformer extra (torch)")
-    pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
-    pytest.importorskip("datasets", reason="needs the transformer extra (datasets)")
-    from chuishao.transformer.data import read_jsonl
-    from chuishao.transformer.encoder_import import convert
+    _needs_transformer_extra()
     from chuishao.transformer.pretrain import PretrainConfig, pretrain
-    from chuishao.transformer.tiny import write_tiny_e5
 
-    rows = read_jsonl(FIXTURE)
-    write_tiny_e5(tmp_path / "tiny-q4.bin", [r["title"] + "。" + r["text"] for r in rows], hidden=32, layers=1,
-                  heads=2, ffn=64)
-    convert(tmp_path / "tiny-q4.bin", tmp_path / "enc", keep_vocab_from=[FIXTURE])
-    settings = tmp_path / "enc" / "tokenizer_config.json"
+    settings = _tiny_encoder(tmp_path, layers=1) / "tokenizer_config.json"
     config = json.loads(settings.read_text())
     config.pop("mask_token")
     settings.write_text(json.dumps(config))

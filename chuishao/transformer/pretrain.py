@@ -2,10 +2,9 @@
 
 The encoder folder (``import-encoder``'s output or any local BERT-style encoder) is loaded with a masked-LM head
 (``BertForMaskedLM``: the output projection tied to the word embeddings; a folder without an LM head, as e5's, gets
-a fresh one),
-is trained on the messages of ``texts`` in the fine-tuning's input format, cut into windows of ``max_length``
-pieces (a long letter gives several windows), and is saved as a plain encoder folder again: fine-tuning starts
-from it as from the imported one. Held-out messages never train it: the ids of the ``exclude`` files and the
+a fresh one), is trained on the messages of ``texts`` in the fine-tuning's input format, cut into windows of
+``max_length`` pieces (a long letter gives several windows), and is saved as a plain encoder folder again:
+fine-tuning starts from it as from the imported one. Held-out messages never train it: the ids of the ``exclude`` files and the
 messages that copy or nearly copy them (``cascade_build.near_copies``) are left out, and counted.
 """
 
@@ -23,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from chuishao.errors import DataError
-from chuishao.io.record import FieldMap, InputRecord, has_given_id
+from chuishao.io.record import FieldMap, has_given_id
+from chuishao.io.records import read_records
 from chuishao.transformer.data import TitleMode, format_text
 
 __all__ = ["PRETRAIN_META", "PretrainConfig", "pretrain", "pretraining_rows"]
@@ -55,12 +55,6 @@ class PretrainConfig:
     limit: int = 0  # >0: the first N messages only (smoke runs)
 
 
-def _records(path: str, fields: FieldMap | None) -> list[InputRecord]:
-    from chuishao.io.records import read_records
-
-    return list(read_records(path, fields))
-
-
 def pretraining_rows(texts: list[str], exclude: list[str], limit: int = 0,
                      fields: FieldMap | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The messages to pretrain on and counts. Files of any input format (``fields`` names their columns); a message
@@ -72,17 +66,18 @@ def pretraining_rows(texts: list[str], exclude: list[str], limit: int = 0,
     held_ids: set[str] = set()
     held_texts: list[dict[str, Any]] = []
     for path in exclude:
-        for rec in _records(path, fields):
-            if has_given_id(rec, fields):
+        for rec in read_records(path, fields):
+            own_id = has_given_id(rec, fields)
+            if own_id:
                 held_ids.add(rec.id)
             if rec.error is None:
-                held_id = rec.id if has_given_id(rec, fields) else f"held:{path}#{rec.row}"
-                held_texts.append({"id": held_id, "title": rec.title, "text": rec.text})
+                held_texts.append({"id": rec.id if own_id else f"held:{path}#{rec.row}", "title": rec.title,
+                                   "text": rec.text})
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
     skipped = 0  # rows with an error or nothing to read
     for path in texts:
-        for rec in _records(path, fields):
+        for rec in read_records(path, fields):
             if rec.error is not None or not (str(rec.text or "").strip() or (rec.title or "").strip()):
                 skipped += 1
                 continue
