@@ -205,6 +205,23 @@ def test_train_model_type_cascade_builds_and_resumes(built, tmp_path) -> None:
     assert pretrained["steps"] == 2 and pretrained["held_out_ids"] == len(dev_ids) > 0  # the dev rows stay out
     tuned = [json.loads((work / d / "chuishao_transformer.json").read_text())["config"] for d in ("encoder", "encoder-2")]
     assert [t["model_dir"] for t in tuned] == [str(work / "pretrained")] * 2
+    refit = runner.invoke(app, [*args, "--transformer.dev_fraction", "0.3", "--transformer.pretrain_steps", "2",
+                                "--transformer.refit", "true"])
+    _ok(refit)  # the dev-split encoders fit the cascade; their twins trained on every row ship in their place
+    for step in ("pretrain", "finetune", "finetune-2", "export-onnx", "export-onnx-2"):
+        assert f"{step}: done before" in refit.stderr
+    assert "refit: running" in refit.stderr and "refit-2: running" in refit.stderr
+    extra = sum(1 for line in (work / "extra.jsonl").read_text(encoding="utf-8").splitlines() if line.strip())
+    for sub, twin, shipped in (("", "encoder", "transformer"), ("-2", "encoder-2", "transformer-2")):
+        meta = json.loads((work / f"encoder-refit{sub}" / "chuishao_transformer.json").read_text())
+        dev_meta = json.loads((work / twin / "chuishao_transformer.json").read_text())
+        assert meta["dev_rows"] == 0 and meta["train_rows"] == len(MINI.read_text().splitlines()) + extra
+        assert meta["temperature"] == dev_meta["temperature"] and meta["config"]["model_dir"] == str(work / "pretrained")
+        sent = (out / shipped / "model.int8.onnx").read_bytes()
+        assert sent == (work / f"onnx-refit{sub}" / "model.int8.onnx").read_bytes()
+        assert sent != (work / f"onnx{sub}" / "model.int8.onnx").read_bytes()
+    assert json.loads((out / "cascade.json").read_text())["dev"]["refit"] is True
+    assert isinstance(load_model(out), CascadeModel)
 
 
 def test_two_encoders_answer_as_their_mean(built, tmp_path) -> None:
@@ -236,6 +253,17 @@ def test_two_encoders_answer_as_their_mean(built, tmp_path) -> None:
     copy = pickle.loads(pickle.dumps(model.encoder))
     np.testing.assert_allclose(copy.predict_proba(records), expected, rtol=1e-5, atol=1e-6)
     assert model.route([NOISE])[0].topic in model.classes_
+    base = ["transformer", "cascade", "--classical", str(tmp / "classical"), "--dev-classical", str(tmp / "dev-classical"),
+            "--transformer", str(tmp / "onnx"), "--dev-from", str(MINI), "--dev-fraction", "0.2"]
+    bad = runner.invoke(app, [*base, "--ship", str(tmp / "onnx"), "--ship", str(tmp_path / "onnx2"), "-o",
+                              str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "2 --ship folders for 1 --transformer" in bad.output
+    _ok(runner.invoke(app, [*base, "--ship", str(tmp_path / "onnx2"), "-o", str(tmp_path / "shipped")]))
+    fitted = json.loads((tmp / "cascade" / "cascade.json").read_text())  # the same dev fit as the built one
+    sent = json.loads((tmp_path / "shipped" / "cascade.json").read_text())
+    assert sent["weight"] == fitted["weight"] and sent["gate"] == fitted["gate"] and sent["dev"]["refit"] is True
+    assert ((tmp_path / "shipped" / "transformer" / "model.onnx").read_bytes()
+            == (tmp_path / "onnx2" / "model.onnx").read_bytes())
 
 
 def test_encoders_with_other_labels_are_not_averaged(built) -> None:

@@ -37,6 +37,11 @@ def test_cli_import_finetune_export_predict(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "enc" / "config.json").read_text())["num_hidden_layers"] == 1
     bad = run(app, ["finetune", str(tmp_path / "enc"), str(FIXTURE), str(tmp_path / "ft"), "--bf16", "sometimes"])
     assert bad.exit_code != 0 and "true | false | auto" in bad.output
+    bad = run(app, ["finetune", str(tmp_path / "enc"), str(FIXTURE), str(tmp_path / "ft"), "--dev-fraction", "-0.1"])
+    assert bad.exit_code != 0 and "no dev split" in bad.output and not (tmp_path / "ft").exists()
+    r = run(app, ["finetune", str(tmp_path / "enc"), str(FIXTURE), str(tmp_path / "all"), "--max-steps", "1",
+                  "--batch-size", "8", "--max-length", "48", "--dev-fraction", "0", "--temperature", "1.7"])
+    assert r.exit_code == 0 and _last_json(r.output) == {"dev": None, "temperature": 1.7}, r.output
     r = run(app, ["finetune", str(tmp_path / "enc"), str(FIXTURE), str(tmp_path / "ft"), "--max-steps", "2",
                   "--batch-size", "8", "--max-length", "48", "--dev-fraction", "0.2", "--bf16", "auto"])
     assert r.exit_code == 0, r.output

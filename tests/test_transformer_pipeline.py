@@ -68,3 +68,20 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
     np.testing.assert_allclose(proba, np.exp(z) / np.exp(z).sum(1, keepdims=True), atol=1e-5)
     assert OnnxClassifier.load(tmp_path / "onnx", int8=True).predict_proba(rows[:2]).shape == (2, len(labels))
     assert time.time() - t0 < 60
+
+
+def test_no_dev_split_trains_every_row_and_keeps_the_given_temperature(tmp_path: Path) -> None:
+    from chuishao.transformer.finetune import FinetuneConfig, finetune
+
+    rows = read_jsonl(FIXTURE)
+    src = tmp_path / "tiny-q4.bin"
+    write_tiny_e5(src, [r["title"] + "。" + r["text"] for r in rows], hidden=32, layers=2, heads=2, ffn=64)
+    convert(src, tmp_path / "enc", keep_vocab_from=[FIXTURE])
+    summary = finetune(FinetuneConfig(model_dir=str(tmp_path / "enc"), train=str(FIXTURE),
+                                      out_dir=str(tmp_path / "ft"), epochs=1, batch_size=8, max_length=64,
+                                      threads=1, dev_fraction=0.0, temperature=1.3))
+    assert summary["train_rows"] == len(rows) and summary["dev_rows"] == 0 and summary["dev"] is None
+    assert summary["temperature"] == 1.3 and summary["best_checkpoint"] is None
+    assert summary["global_step"] == -(-len(rows) // 8)  # one epoch, every row, no early stop
+    meta = json.loads((tmp_path / "ft" / "chuishao_transformer.json").read_text())
+    assert meta["temperature"] == 1.3 and (tmp_path / "ft" / "model.safetensors").exists()

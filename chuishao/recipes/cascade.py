@@ -3,7 +3,8 @@
 Steps: the classical model on all the data; the dev split's ids and their corpus near-copies; a classical model
 without them (it scores the dev rows honestly); the encoder's training-only rows (our corpus labels, authored rows);
 with ``transformer.pretrain_steps``, masked-LM pretraining of the encoder on the corpus (held-out and dev messages
-left out); fine-tuning; ONNX export; the cascade's weight, gate, temperature and review threshold fitted on the dev rows.
+left out); fine-tuning; ONNX export; the cascade's weight, gate, temperature and review threshold fitted on the dev rows;
+with ``transformer.refit``, each encoder fine-tuned again on every row (dev included) and shipped in its dev twin's place.
 Each step's output stays in a work folder with a marker holding the recipe it was made from, so a rerun of the same
 recipe resumes after the last finished step (fine-tuning takes hours on two cores) and a changed recipe redoes the
 steps whose inputs changed.
@@ -66,8 +67,10 @@ _STEPS_READING_BASE = {"pretrain"}  # steps before fine-tuning that read the enc
 # settings that steps from fine-tuning on do not read: encoder k is the same whether 1 or 3 are averaged, and int8
 # is an export setting (max_share only acts when the cascade is fitted, after every step)
 _STEP_IGNORES: dict[str, tuple[str, ...]] = {
-    "finetune": ("encoders", "int8", "max_share"),
-    "export-onnx": ("encoders", "max_share"),
+    "finetune": ("encoders", "int8", "max_share", "refit"),
+    "export-onnx": ("encoders", "max_share", "refit"),
+    "refit": ("encoders", "int8", "max_share", "refit"),
+    "export-refit": ("encoders", "max_share", "refit"),
 }
 _PRETRAIN_FIELDS = ("pretrain_steps", "pretrain_lr", "pretrain_batch_size")
 
@@ -120,6 +123,12 @@ class _Work:
         marker.write_text(json.dumps({"key": key, "result": result}, ensure_ascii=False, default=str), encoding="utf-8")
 
 
+def _temperature(encoder_dir: Path) -> float:
+    from chuishao.transformer.finetune import META_FILE
+
+    return float(json.loads((encoder_dir / META_FILE).read_text(encoding="utf-8"))["temperature"])
+
+
 def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical: TrainClassical,
                   say: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Build the cascade model directory ``out`` from ``recipe``; returns the cascade's fitted parameters and figures."""
@@ -170,25 +179,33 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
 
         w.step("pretrain", start, pretrain_encoder)
 
-    def tune(enc_dir: Path, tuning_seed: int) -> dict[str, float]:
-        return finetune(FinetuneConfig(
+    def tune(enc_dir: Path, tuning_seed: int, twin: Path | None = None) -> dict[str, Any]:
+        """Fine-tune on the training file less the dev split; ``twin``: on every row, with that encoder's temperature."""
+        summary = finetune(FinetuneConfig(
             model_dir=str(start), train=str(train_file), out_dir=str(enc_dir), extra_train=[str(extra)],
             max_length=tc.max_length, epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, head_lr=tc.head_lr,
-            dev_fraction=tc.dev_fraction, seed=tuning_seed, split_seed=seed, evals_per_epoch=tc.evals_per_epoch,
-            patience=tc.patience, threads=tc.threads, bf16=bf16))["dev"]
+            dev_fraction=tc.dev_fraction if twin is None else 0.0, seed=tuning_seed, split_seed=seed,
+            evals_per_epoch=tc.evals_per_epoch, patience=tc.patience, threads=tc.threads, bf16=bf16,
+            temperature=1.0 if twin is None else _temperature(twin)))
+        return summary["dev"] if twin is None else {"train_rows": summary["train_rows"], "steps": summary["global_step"]}
 
     def export(enc_dir: Path, onnx_dir: Path) -> str:
         return str(export_onnx(enc_dir, onnx_dir, quantize=tc.int8))
 
-    onnx_dirs = []
+    onnx_dirs, shipped = [], []
     for k in range(1, tc.encoders + 1):  # encoder k: fine-tuning seed seed + k - 1, the same dev split
         suffix = "" if k == 1 else f"-{k}"
         enc_dir, onnx_dir = encoder.with_name(encoder.name + suffix), onnx.with_name(onnx.name + suffix)
         w.step(f"finetune{suffix}", enc_dir, partial(tune, enc_dir, seed + k - 1))
         w.step(f"export-onnx{suffix}", onnx_dir, partial(export, enc_dir, onnx_dir))
         onnx_dirs.append(onnx_dir)
+        if tc.refit:  # the same seed on every row; the dev twin's weight, gate and temperature carry over
+            refit_dir, refit_onnx = work / f"encoder-refit{suffix}", work / f"onnx-refit{suffix}"
+            w.step(f"refit{suffix}", refit_dir, partial(tune, refit_dir, seed + k - 1, enc_dir))
+            w.step(f"export-refit{suffix}", refit_onnx, partial(export, refit_dir, refit_onnx))
+            shipped.append(refit_onnx)
     params = build_cascade(classical, dev_classical, onnx_dirs, train_file, out, int8=tc.int8, fraction=tc.dev_fraction,
-                           seed=seed, max_share=tc.max_share,
+                           seed=seed, max_share=tc.max_share, ship=shipped or None,
                            metadata={"recipe": recipe.portable().model_dump(mode="json")})
     return {"weight": params.weight, "gate": params.gate, "temperature": params.temperature,
             "review_threshold": params.review_threshold, "dev": params.dev}

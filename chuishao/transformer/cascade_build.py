@@ -113,8 +113,10 @@ def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: st
                   train: str | Path,
                   out: str | Path, *, int8: bool = False, fraction: float = 0.15, seed: int = 0,
                   max_share: float = 1.0, weights: Sequence[float] = WEIGHTS,
-                  gates: Sequence[float] = GATES, metadata: dict[str, object] | None = None) -> CascadeParams:
-    """Fit the cascade on the dev rows with ``dev_classical`` and the encoder, write it with ``classical``."""
+                  gates: Sequence[float] = GATES, metadata: dict[str, object] | None = None,
+                  ship: Sequence[str | Path] | None = None) -> CascadeParams:
+    """Fit the cascade on the dev rows with ``dev_classical`` and the encoder, write it with ``classical``;
+    ``ship``: the encoders written instead (the same encoders refitted on every row, dev included)."""
     dev = dev_rows(train, fraction, seed)
     dev_ids = {str(r["id"]) for r in dev}
     shipped = load_classical(classical)
@@ -136,8 +138,11 @@ def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: st
     p_transformer = _in_order(encoder.predict_proba(keep), encoder.labels, classes)
     params = fit_cascade(p_classical, p_transformer, y, shipped.config.review.target_precision, weights, gates, max_share)
     params.dev.update({"split": {"file": Path(train).name, "fraction": fraction, "seed": seed, "ids_in_split": len(dev_ids)},
-                       "dev_classical": scorer.version, "int8": int8, "encoders": len(onnx_dirs)})
-    save_cascade(classical, onnx_dirs, params, out, int8=int8, metadata=metadata)
+                       "dev_classical": scorer.version, "int8": int8, "encoders": len(onnx_dirs),
+                       "refit": ship is not None})
+    if ship is not None and len(ship) != len(onnx_dirs):
+        raise ValueError(f"{len(ship)} refitted encoders for {len(onnx_dirs)} fitted on dev")
+    save_cascade(classical, onnx_dirs if ship is None else ship, params, out, int8=int8, metadata=metadata)
     return params
 
 

@@ -99,6 +99,7 @@ class FinetuneConfig:
     limit_train: int = 0  # >0: keep the first N training rows (smoke runs)
     split_seed: int | None = None  # seed of the dev split (None: seed); encoders averaged in one cascade share it
     bf16: bool = False  # bfloat16 autocast (fp32 master weights): about twice as fast where the CPU has AVX512-BF16 or AMX
+    temperature: float = 1.0  # saved when there is no dev split to fit one on (dev_fraction 0)
 
 
 class ProgressCallback(TrainerCallback):
@@ -186,10 +187,14 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 
 def load_split(cfg: FinetuneConfig) -> tuple[list[dict], list[dict]]:
-    """(train rows, dev rows): the training file minus its stratified dev split, plus the extra files."""
+    """(train rows, dev rows): the training file minus its stratified dev split, plus the extra files;
+    with ``dev_fraction`` 0 every row trains and dev is empty."""
     rows = read_jsonl(cfg.train)
     split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-    tr, dv = stratified_split([r["label"] for r in rows], cfg.dev_fraction, split_seed)
+    if cfg.dev_fraction > 0:
+        tr, dv = stratified_split([r["label"] for r in rows], cfg.dev_fraction, split_seed)
+    else:
+        tr, dv = list(range(len(rows))), []
     train = [rows[i] for i in tr]
     for extra in cfg.extra_train:
         train.extend(read_jsonl(extra))
@@ -215,47 +220,56 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     if cfg.class_weights:
         model.class_weights = torch.tensor(sqrt_inverse_frequency([r["label"] for r in train_rows], labels))
     train_ds = build_dataset(train_rows, tok, label2id, cfg.max_length, cfg.title_mode, cfg.prefix)
-    dev_ds = build_dataset(dev_rows, tok, label2id, cfg.max_length, cfg.title_mode, cfg.prefix)
+    dev_ds = build_dataset(dev_rows, tok, label2id, cfg.max_length, cfg.title_mode, cfg.prefix) if dev_rows else None
     steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * cfg.grad_accum))
     eval_steps = max(1, steps_per_epoch // max(1, cfg.evals_per_epoch))
     if cfg.max_steps > 0:
         eval_steps = min(eval_steps, cfg.max_steps)
-    print(f"[data] train {len(train_ds)} dev {len(dev_ds)} labels {len(labels)} steps/epoch {steps_per_epoch} "
-          f"eval every {eval_steps} steps, threads {cfg.threads}{', bf16' if cfg.bf16 else ''}", flush=True)
+    # Without dev rows: a fixed number of epochs (chosen on an earlier run with dev), the last weights kept.
+    checks = "steps" if dev_ds is not None else "no"
+    print(f"[data] train {len(train_ds)} dev {len(dev_rows)} labels {len(labels)} steps/epoch {steps_per_epoch} "
+          + (f"eval every {eval_steps} steps" if dev_ds is not None else "no dev: last weights kept")
+          + f", threads {cfg.threads}{', bf16' if cfg.bf16 else ''}", flush=True)
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=32, gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr,
         weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_ratio * steps_per_epoch * cfg.epochs),
         num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps, lr_scheduler_type="linear", eval_strategy="steps", eval_steps=eval_steps,
-        save_strategy="steps", save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=True,
+        max_steps=cfg.max_steps, lr_scheduler_type="linear", eval_strategy=checks, eval_steps=eval_steps,
+        save_strategy=checks, save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=dev_ds is not None,
         metric_for_best_model="macro_f1", greater_is_better=True, logging_steps=cfg.log_every,
         report_to=[], use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=True,
         dataloader_num_workers=0, save_only_model=False, bf16=cfg.bf16)
+    callbacks: list[TrainerCallback] = [ProgressCallback(cfg.log_every)]
+    if dev_ds is not None:
+        callbacks.insert(0, EarlyStoppingCallback(cfg.patience))
     trainer = ChuishaoTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
                               processing_class=tok, data_collator=DataCollatorWithPadding(tok),
-                              compute_metrics=_compute_metrics,
-                              callbacks=[EarlyStoppingCallback(cfg.patience), ProgressCallback(cfg.log_every)])
+                              compute_metrics=_compute_metrics, callbacks=callbacks)
     trainer.head_lr = cfg.head_lr
     t0 = time.time()
     trainer.train()
     train_s = time.time() - t0
-    pred = trainer.predict(dev_ds)
-    dev_logits = np.asarray(pred.predictions, dtype=np.float64)
-    dev_y = np.asarray(pred.label_ids)
-    temperature = fit_temperature(dev_logits, dev_y)
+    dev: dict[str, float] | None = None
+    temperature = cfg.temperature
+    if dev_ds is not None:
+        pred = trainer.predict(dev_ds)
+        dev_logits = np.asarray(pred.predictions, dtype=np.float64)
+        dev_y = np.asarray(pred.label_ids)
+        temperature = fit_temperature(dev_logits, dev_y)
+        dev = macro_scores(dev_y, dev_logits.argmax(1))
     trainer.save_model(str(out))
     tok.save_pretrained(str(out))
     summary = {
         "labels": labels, "temperature": temperature, "max_length": cfg.max_length, "title_mode": cfg.title_mode,
-        "prefix": cfg.prefix, "pooling": "mean", "dev": macro_scores(dev_y, dev_logits.argmax(1)),
+        "prefix": cfg.prefix, "pooling": "mean", "dev": dev,
         "dev_rows": len(dev_rows), "train_rows": len(train_rows), "train_seconds": round(train_s, 1),
         "best_checkpoint": trainer.state.best_model_checkpoint, "global_step": trainer.state.global_step,
         "config": asdict(cfg),
     }
     (out / META_FILE).write_text(json.dumps(summary, ensure_ascii=False, indent=2))
-    print(f"[done] dev macro-F1 {summary['dev']['macro_f1']:.4f} acc {summary['dev']['accuracy']:.4f} "
-          f"T={temperature:.3f} in {train_s / 60:.1f} min -> {out}", flush=True)
+    figures = f"dev macro-F1 {dev['macro_f1']:.4f} acc {dev['accuracy']:.4f}" if dev else "no dev"
+    print(f"[done] {figures} T={temperature:.3f} in {train_s / 60:.1f} min -> {out}", flush=True)
     return summary
 
 
