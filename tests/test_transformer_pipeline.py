@@ -40,15 +40,21 @@ def test_sqrt_inverse_frequency() -> None:
     assert (w[0] * 100 + w[1] * 25) / 125 == pytest.approx(1.0)
 
 
+def _tiny_encoder(tmp_path: Path) -> list[dict]:
+    """The fixture's rows; a tiny random e5 imported into tmp_path / "enc" with their vocabulary."""
+    rows = read_jsonl(FIXTURE)
+    write_tiny_e5(tmp_path / "tiny-q4.bin", [r["title"] + "。" + r["text"] for r in rows], hidden=32, layers=2, heads=2,
+                  ffn=64)
+    convert(tmp_path / "tiny-q4.bin", tmp_path / "enc", keep_vocab_from=[FIXTURE])
+    return rows
+
+
 def test_tiny_end_to_end(tmp_path: Path) -> None:
     from chuishao.transformer.finetune import FinetuneConfig, finetune, load_classifier, predict_logits
     from chuishao.transformer.onnx_export import OnnxClassifier, compare_with_torch, export_onnx
 
     t0 = time.time()
-    rows = read_jsonl(FIXTURE)
-    src = tmp_path / "tiny-q4.bin"
-    write_tiny_e5(src, [r["title"] + "。" + r["text"] for r in rows], hidden=32, layers=2, heads=2, ffn=64)
-    convert(src, tmp_path / "enc", keep_vocab_from=[FIXTURE])
+    rows = _tiny_encoder(tmp_path)
     summary = finetune(FinetuneConfig(model_dir=str(tmp_path / "enc"), train=str(FIXTURE),
                                       out_dir=str(tmp_path / "ft"), max_steps=4, batch_size=8, max_length=64,
                                       lr=1e-3, log_every=2, threads=1, dev_fraction=0.2))
@@ -73,10 +79,7 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
 def test_no_dev_split_trains_every_row_and_keeps_the_given_temperature(tmp_path: Path) -> None:
     from chuishao.transformer.finetune import FinetuneConfig, finetune
 
-    rows = read_jsonl(FIXTURE)
-    src = tmp_path / "tiny-q4.bin"
-    write_tiny_e5(src, [r["title"] + "。" + r["text"] for r in rows], hidden=32, layers=2, heads=2, ffn=64)
-    convert(src, tmp_path / "enc", keep_vocab_from=[FIXTURE])
+    rows = _tiny_encoder(tmp_path)
     summary = finetune(FinetuneConfig(model_dir=str(tmp_path / "enc"), train=str(FIXTURE),
                                       out_dir=str(tmp_path / "ft"), epochs=1, batch_size=8, max_length=64,
                                       threads=1, dev_fraction=0.0, temperature=1.3))
