@@ -171,9 +171,9 @@ class TransformerConfig(_Section):
     int8: bool = Field(True, description="ship the dynamic int8 ONNX encoder (fp32 otherwise)")
     max_share: float = Field(1.0, gt=0, le=1, description="only gates re-scoring at most this share of dev messages")
     refit: bool = Field(
-        False, description="after the cascade is fitted on dev, fine-tune each encoder again on every row (dev "
-                           "included, transformer.epochs, no early stopping) and ship those with the dev-fitted "
-                           "weight, gate and temperatures: twice the fine-tuning time",
+        False, description="after the cascade is fitted on dev, fine-tune each encoder again on the whole training file "
+                           "(dev included) for as many steps as its dev-split twin's best checkpoint took, and ship "
+                           "those with the dev-fitted weight, gate and temperatures: about twice the fine-tuning time",
     )
 
 

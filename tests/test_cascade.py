@@ -222,6 +222,15 @@ def test_train_model_type_cascade_builds_and_resumes(built, tmp_path) -> None:
         assert sent != (work / f"onnx{sub}" / "model.int8.onnx").read_bytes()
     assert json.loads((out / "cascade.json").read_text())["dev"]["refit"] is True
     assert isinstance(load_model(out), CascadeModel)
+    twin = json.loads((work / "encoder" / "chuishao_transformer.json").read_text())
+    refitted = json.loads((work / "encoder-refit" / "chuishao_transformer.json").read_text())
+    rows = len(MINI.read_text().splitlines()) + extra  # the twin's best step, scaled to every row
+    assert refitted["global_step"] == max(1, round(twin["best_step"] * rows / twin["train_rows"]))
+    off = runner.invoke(app, [*args, "--transformer.dev_fraction", "0.3", "--transformer.pretrain_steps", "2"])
+    _ok(off)  # refit off again: nothing runs, the dev-split encoders ship
+    assert "running" not in off.stderr and "refit" not in off.stderr
+    assert (out / "transformer" / "model.int8.onnx").read_bytes() == (work / "onnx" / "model.int8.onnx").read_bytes()
+    assert json.loads((out / "cascade.json").read_text())["dev"]["refit"] is False
 
 
 def test_two_encoders_answer_as_their_mean(built, tmp_path) -> None:
@@ -257,13 +266,21 @@ def test_two_encoders_answer_as_their_mean(built, tmp_path) -> None:
             "--transformer", str(tmp / "onnx"), "--dev-from", str(MINI), "--dev-fraction", "0.2"]
     bad = runner.invoke(app, [*base, "--ship", str(tmp / "onnx"), "--ship", str(tmp_path / "onnx2"), "-o",
                               str(tmp_path / "bad")])
-    assert bad.exit_code != 0 and "2 --ship folders for 1 --transformer" in bad.output
-    _ok(runner.invoke(app, [*base, "--ship", str(tmp_path / "onnx2"), "-o", str(tmp_path / "shipped")]))
+    assert bad.exit_code == 2 and "2 encoders to ship for 1 fitted on dev" in bad.output
+    bad = runner.invoke(app, [*base, "--ship", str(tmp_path / "onnx2"), "-o", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "temperature" in bad.output and not (tmp_path / "bad").exists()
+    # the same encoder fine-tuned on every row with its twin's temperature ships in the twin's place
+    twin_t = json.loads((tmp / "onnx" / "chuishao_transformer.json").read_text())["temperature"]
+    finetune(FinetuneConfig(model_dir=str(tmp / "enc"), train=str(MINI), out_dir=str(tmp_path / "all"), max_steps=2,
+                            batch_size=8, max_length=48, lr=1e-3, threads=1, dev_fraction=0.0, temperature=twin_t))
+    export_onnx(tmp_path / "all", tmp_path / "onnx-all", quantize=True)
+    _ok(runner.invoke(app, [*base, "--ship", str(tmp_path / "onnx-all"), "-o", str(tmp_path / "shipped")]))
     fitted = json.loads((tmp / "cascade" / "cascade.json").read_text())  # the same dev fit as the built one
     sent = json.loads((tmp_path / "shipped" / "cascade.json").read_text())
     assert sent["weight"] == fitted["weight"] and sent["gate"] == fitted["gate"] and sent["dev"]["refit"] is True
+    assert fitted["dev"]["refit"] is False
     assert ((tmp_path / "shipped" / "transformer" / "model.onnx").read_bytes()
-            == (tmp_path / "onnx2" / "model.onnx").read_bytes())
+            == (tmp_path / "onnx-all" / "model.onnx").read_bytes())
 
 
 def test_encoders_with_other_labels_are_not_averaged(built) -> None:

@@ -66,3 +66,16 @@ def test_bf16_auto_is_keyed_by_what_it_resolved_to():
     assert _key(recipe, "finetune", True) != _key(recipe, "finetune", False)
     assert _key(recipe, "pretrain", True) != _key(recipe, "pretrain", False)
     assert _key(recipe, "classical", True) == _key(recipe, "classical", False)
+
+
+def test_refit_keeps_every_step_before_it():
+    """Turning refit on only adds the refit steps: the encoders fine-tuned on the dev split are kept."""
+    assert changed(**{"transformer.refit": "true"}) == set()
+    off = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.base": "/enc"})
+    on = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.base": "/enc", "transformer.refit": "true"})
+    for step in ("refit", "refit-2", "export-refit"):
+        assert _key(on, step) == _key(off, step)
+    assert _key(on, "refit") != _key(on, "finetune")  # its own marker
+    lr = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.base": "/enc", "transformer.refit": "true",
+                                    "transformer.lr": "0.0001"})
+    assert _key(lr, "refit") != _key(on, "refit")  # it reads the fine-tuning settings

@@ -42,6 +42,11 @@ def test_cli_import_finetune_export_predict(tmp_path: Path) -> None:
     r = run(app, ["finetune", str(tmp_path / "enc"), str(FIXTURE), str(tmp_path / "all"), "--max-steps", "1",
                   "--batch-size", "8", "--max-length", "48", "--dev-fraction", "0", "--temperature", "1.7"])
     assert r.exit_code == 0 and _last_json(r.output) == {"dev": None, "temperature": 1.7}, r.output
+    for flags, says in ((["--dev-fraction", "0"], "give the temperature"), (["--temperature", "1.2"], "only with"),
+                        (["--dev-fraction", "0", "--temperature", "0"], "above 0"),
+                        (["--dev-fraction", "0", "--temperature", "nan"], "above 0")):
+        bad = run(app, ["finetune", str(tmp_path / "enc"), str(FIXTURE), str(tmp_path / "no"), *flags])
+        assert bad.exit_code == 2 and says in bad.output and not (tmp_path / "no").exists(), flags
     r = run(app, ["finetune", str(tmp_path / "enc"), str(FIXTURE), str(tmp_path / "ft"), "--max-steps", "2",
                   "--batch-size", "8", "--max-length", "48", "--dev-fraction", "0.2", "--bf16", "auto"])
     assert r.exit_code == 0, r.output

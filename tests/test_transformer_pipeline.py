@@ -88,3 +88,4 @@ def test_no_dev_split_trains_every_row_and_keeps_the_given_temperature(tmp_path:
     assert summary["global_step"] == -(-len(rows) // 8)  # one epoch, every row, no early stop
     meta = json.loads((tmp_path / "ft" / "chuishao_transformer.json").read_text())
     assert meta["temperature"] == 1.3 and (tmp_path / "ft" / "model.safetensors").exists()
+    assert not (tmp_path / "ft" / "checkpoints").exists()  # nothing picks among checkpoints: none is written

@@ -4,7 +4,8 @@ Steps: the classical model on all the data; the dev split's ids and their corpus
 without them (it scores the dev rows honestly); the encoder's training-only rows (our corpus labels, authored rows);
 with ``transformer.pretrain_steps``, masked-LM pretraining of the encoder on the corpus (held-out and dev messages
 left out); fine-tuning; ONNX export; the cascade's weight, gate, temperature and review threshold fitted on the dev rows;
-with ``transformer.refit``, each encoder fine-tuned again on every row (dev included) and shipped in its dev twin's place.
+with ``transformer.refit``, each encoder fine-tuned again on the whole training file (dev included) and the same extra
+rows, and shipped in its dev twin's place.
 Each step's output stays in a work folder with a marker holding the recipe it was made from, so a rerun of the same
 recipe resumes after the last finished step (fine-tuning takes hours on two cores) and a changed recipe redoes the
 steps whose inputs changed.
@@ -64,8 +65,9 @@ _STEP_TRANSFORMER_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _ENCODER_ONLY_STEPS = {"pretrain"}  # steps that read no classical setting: only the seed, the data and their own keys
 _STEPS_READING_BASE = {"pretrain"}  # steps before fine-tuning that read the encoder folder
-# settings that steps from fine-tuning on do not read: encoder k is the same whether 1 or 3 are averaged, and int8
-# is an export setting (max_share only acts when the cascade is fitted, after every step)
+# settings that steps from fine-tuning on do not read: encoder k is the same whether 1 or 3 are averaged, int8
+# is an export setting (max_share only acts when the cascade is fitted, after every step), and refit only decides
+# whether the refit steps run and which encoders ship
 _STEP_IGNORES: dict[str, tuple[str, ...]] = {
     "finetune": ("encoders", "int8", "max_share", "refit"),
     "export-onnx": ("encoders", "max_share", "refit"),
@@ -109,6 +111,11 @@ class _Work:
         self.folder, self.recipe, self.say, self.bf16 = folder, recipe, say, bf16
         folder.mkdir(parents=True, exist_ok=True)
 
+    def forget(self, *names: str) -> None:
+        """Drop these steps' markers: they run again."""
+        for name in names:
+            (self.folder / f"{name}.done.json").unlink(missing_ok=True)
+
     def step(self, name: str, output: Path, run: Callable[[], object]) -> None:
         marker = self.folder / f"{name}.done.json"
         key = _key(self.recipe, name, self.bf16)
@@ -123,10 +130,19 @@ class _Work:
         marker.write_text(json.dumps({"key": key, "result": result}, ensure_ascii=False, default=str), encoding="utf-8")
 
 
-def _temperature(encoder_dir: Path) -> float:
-    from chuishao.transformer.finetune import META_FILE
+def _encoder_meta(encoder_dir: Path) -> dict[str, Any]:
+    """What fine-tuning saved beside the encoder (labels, temperature, steps, rows)."""
+    from chuishao.models.onnx_encoder import META_FILE
 
-    return float(json.loads((encoder_dir / META_FILE).read_text(encoding="utf-8"))["temperature"])
+    return dict(json.loads((encoder_dir / META_FILE).read_text(encoding="utf-8")))
+
+
+def _stale_refit(refit_dir: Path, twin: Path) -> bool:
+    """Whether a refitted encoder was made from another run of its twin (the twin fine-tuned again since)."""
+    try:
+        return bool(_encoder_meta(refit_dir)["temperature"] != _encoder_meta(twin)["temperature"])
+    except FileNotFoundError:  # not refitted yet, or stopped before it saved
+        return False
 
 
 def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical: TrainClassical,
@@ -180,13 +196,20 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
         w.step("pretrain", start, pretrain_encoder)
 
     def tune(enc_dir: Path, tuning_seed: int, twin: Path | None = None) -> dict[str, Any]:
-        """Fine-tune on the training file less the dev split; ``twin``: on every row, with that encoder's temperature."""
+        """Fine-tune on the training file less the dev split; with ``twin`` (that seed's dev-split encoder) on every
+        row instead, as many steps as the twin's best checkpoint took scaled to the rows, and the twin's temperature."""
+        steps, temperature = -1, None
+        if twin is not None:
+            meta = _encoder_meta(twin)
+            rows = len(read_jsonl(train_file)) + len(read_jsonl(extra))
+            steps = max(1, round((meta.get("best_step") or meta["global_step"]) * rows / meta["train_rows"]))
+            temperature = float(meta["temperature"])
         summary = finetune(FinetuneConfig(
             model_dir=str(start), train=str(train_file), out_dir=str(enc_dir), extra_train=[str(extra)],
-            max_length=tc.max_length, epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, head_lr=tc.head_lr,
-            dev_fraction=tc.dev_fraction if twin is None else 0.0, seed=tuning_seed, split_seed=seed,
-            evals_per_epoch=tc.evals_per_epoch, patience=tc.patience, threads=tc.threads, bf16=bf16,
-            temperature=1.0 if twin is None else _temperature(twin)))
+            max_length=tc.max_length, epochs=tc.epochs, max_steps=steps, batch_size=tc.batch_size, lr=tc.lr,
+            head_lr=tc.head_lr, dev_fraction=tc.dev_fraction if twin is None else 0.0, seed=tuning_seed,
+            split_seed=seed, evals_per_epoch=tc.evals_per_epoch, patience=tc.patience, threads=tc.threads, bf16=bf16,
+            temperature=temperature))
         return summary["dev"] if twin is None else {"train_rows": summary["train_rows"], "steps": summary["global_step"]}
 
     def export(enc_dir: Path, onnx_dir: Path) -> str:
@@ -201,6 +224,8 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
         onnx_dirs.append(onnx_dir)
         if tc.refit:  # the same seed on every row; the dev twin's weight, gate and temperature carry over
             refit_dir, refit_onnx = work / f"encoder-refit{suffix}", work / f"onnx-refit{suffix}"
+            if _stale_refit(refit_dir, enc_dir):
+                w.forget(f"refit{suffix}", f"export-refit{suffix}")
             w.step(f"refit{suffix}", refit_dir, partial(tune, refit_dir, seed + k - 1, enc_dir))
             w.step(f"export-refit{suffix}", refit_onnx, partial(export, refit_dir, refit_onnx))
             shipped.append(refit_onnx)

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from chuishao.errors import DataError
 from chuishao.models.cascade import ALL, GATES, WEIGHTS, CascadeParams, fit_cascade
-from chuishao.models.onnx_encoder import load_encoders
+from chuishao.models.onnx_encoder import INT8_FILE, META_FILE, ONNX_FILE, load_encoders
 from chuishao.models.persistence import load_classical, read_manifest, save_cascade
 from chuishao.transformer.data import read_jsonl, stratified_split
 
@@ -109,6 +110,27 @@ def _in_order(p: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> n
     return out / np.clip(out.sum(axis=1, keepdims=True), 1e-12, None)
 
 
+TWIN_FIELDS = ("labels", "max_length", "title_mode", "prefix", "pooling", "temperature")
+
+
+def check_twins(fitted: Sequence[str | Path], ship: Sequence[str | Path], int8: bool) -> None:
+    """A DataError unless each encoder shipped in place of a fitted one reads and answers the same way: its export
+    is there and its labels, input format and temperature are the fitted one's (the weights fitted on dev hold)."""
+    if len(ship) != len(fitted):
+        raise DataError(f"{len(ship)} encoders to ship for {len(fitted)} fitted on dev: one for each, in order")
+    name = INT8_FILE if int8 else ONNX_FILE
+    for fit, sent in zip(fitted, ship, strict=True):
+        if not (Path(sent) / name).is_file() or not (Path(sent) / META_FILE).is_file():
+            raise DataError(f"{sent}: {name} or {META_FILE} is missing (chuishao transformer export-onnx"
+                            f"{' --int8' if int8 else ''})")
+        ours, theirs = (json.loads((Path(d) / META_FILE).read_text(encoding="utf-8")) for d in (fit, sent))
+        for key in TWIN_FIELDS:
+            if ours.get(key) != theirs.get(key):
+                raise DataError(f"{sent}: {key} {theirs.get(key)!r} is not that of {fit} ({ours.get(key)!r}); the "
+                                f"encoder shipped in its place must share it (finetune --dev-fraction 0 --temperature "
+                                f"{ours.get('temperature')})")
+
+
 def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: str | Path | Sequence[str | Path],
                   train: str | Path,
                   out: str | Path, *, int8: bool = False, fraction: float = 0.15, seed: int = 0,
@@ -117,6 +139,9 @@ def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: st
                   ship: Sequence[str | Path] | None = None) -> CascadeParams:
     """Fit the cascade on the dev rows with ``dev_classical`` and the encoder, write it with ``classical``;
     ``ship``: the encoders written instead (the same encoders refitted on every row, dev included)."""
+    onnx_dirs = [onnx_dir] if isinstance(onnx_dir, str | Path) else list(onnx_dir)
+    if ship is not None:
+        check_twins(onnx_dirs, ship, int8)
     dev = dev_rows(train, fraction, seed)
     dev_ids = {str(r["id"]) for r in dev}
     shipped = load_classical(classical)
@@ -133,15 +158,12 @@ def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: st
     titles = [r.get("title") for r in keep]
     y = np.array([index[r["label"]] for r in keep])
     p_classical = _in_order(scorer.predict_proba(texts, titles=titles), scorer.classes_, classes)
-    onnx_dirs = [onnx_dir] if isinstance(onnx_dir, str | Path) else list(onnx_dir)
     encoder = load_encoders(onnx_dirs, int8=int8, threads=2)
     p_transformer = _in_order(encoder.predict_proba(keep), encoder.labels, classes)
     params = fit_cascade(p_classical, p_transformer, y, shipped.config.review.target_precision, weights, gates, max_share)
     params.dev.update({"split": {"file": Path(train).name, "fraction": fraction, "seed": seed, "ids_in_split": len(dev_ids)},
                        "dev_classical": scorer.version, "int8": int8, "encoders": len(onnx_dirs),
                        "refit": ship is not None})
-    if ship is not None and len(ship) != len(onnx_dirs):
-        raise ValueError(f"{len(ship)} refitted encoders for {len(onnx_dirs)} fitted on dev")
     save_cascade(classical, onnx_dirs if ship is None else ship, params, out, int8=int8, metadata=metadata)
     return params
 

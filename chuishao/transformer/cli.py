@@ -88,8 +88,8 @@ def finetune_cmd(
     threads: int = 1, log_every: int = 10, limit_train: int = 0,
     split_seed: Annotated[int | None, typer.Option(help="seed of the dev split (default: --seed)")] = None,
     bf16: Annotated[str, typer.Option(help=BF16_HELP)] = "false",
-    temperature: Annotated[float, typer.Option(
-        help="saved with --dev-fraction 0 (no dev to fit one on): the temperature of the same run with dev")] = 1.0,
+    temperature: Annotated[float | None, typer.Option(
+        help="with --dev-fraction 0 (no dev to fit one on), required: the temperature of the same run with dev")] = None,
 ) -> None:
     """Fine-tune (mean pooling + linear head, class weights, early stopping and temperature on dev; with
     --dev-fraction 0 every row trains for --epochs and the last weights are kept)."""
@@ -99,16 +99,13 @@ def finetune_cmd(
 
     if title_mode not in ("prefix", "repeat", "none"):
         raise typer.BadParameter(f"--title-mode {title_mode}: prefix | repeat | none")
-    if not 0 <= dev_fraction < 1:
-        raise typer.BadParameter(f"--dev-fraction {dev_fraction}: from 0 (no dev split) to below 1")
-    if temperature <= 0:
-        raise typer.BadParameter(f"--temperature {temperature}: must be above 0")
     use_bf16 = _bf16(bf16)
     cfg = FinetuneConfig(str(model_dir), str(train), str(out), [str(p) for p in extra_train or []], max_length,
                          epochs, max_steps, batch_size, grad_accum, lr, head_lr, 0.01, 0.06, dev_fraction, seed,
                          cast(TitleMode, title_mode), prefix, class_weights, evals_per_epoch, patience, threads, log_every,
                          limit_train, split_seed, use_bf16, temperature)
-    summary = finetune(cfg)
+    with _one_line_errors():
+        summary = finetune(cfg)
     typer.echo(json.dumps({"dev": summary["dev"], "temperature": summary["temperature"]}))
 
 
@@ -264,10 +261,9 @@ def cascade_cmd(
     _needs("onnxruntime", "tokenizers")
     from chuishao.transformer.cascade_build import build_cascade, summary
 
-    if ship and len(ship) != len(transformer):
-        raise typer.BadParameter(f"{len(ship)} --ship folders for {len(transformer)} --transformer folders")
-    params = build_cascade(classical, dev_classical, transformer, dev_from, out, int8=int8, fraction=dev_fraction,
-                           seed=dev_seed, max_share=max_share, ship=ship or None)
+    with _one_line_errors():
+        params = build_cascade(classical, dev_classical, transformer, dev_from, out, int8=int8, fraction=dev_fraction,
+                               seed=dev_seed, max_share=max_share, ship=ship or None)
     typer.echo(f"{out}: {summary(params)}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from chuishao.errors import DataError
 from chuishao.transformer.data import TitleMode, build_dataset, read_jsonl, sqrt_inverse_frequency, stratified_split
 
 META_FILE = "chuishao_transformer.json"
@@ -99,7 +101,7 @@ class FinetuneConfig:
     limit_train: int = 0  # >0: keep the first N training rows (smoke runs)
     split_seed: int | None = None  # seed of the dev split (None: seed); encoders averaged in one cascade share it
     bf16: bool = False  # bfloat16 autocast (fp32 master weights): about twice as fast where the CPU has AVX512-BF16 or AMX
-    temperature: float = 1.0  # saved when there is no dev split to fit one on (dev_fraction 0)
+    temperature: float | None = None  # with dev_fraction 0 (no dev to fit one on): the same run's with dev; else unused
 
 
 class ProgressCallback(TrainerCallback):
@@ -193,6 +195,9 @@ def load_split(cfg: FinetuneConfig) -> tuple[list[dict], list[dict]]:
     split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
     if cfg.dev_fraction > 0:
         tr, dv = stratified_split([r["label"] for r in rows], cfg.dev_fraction, split_seed)
+        if not dv:
+            raise DataError(f"{cfg.train}: a dev split of {cfg.dev_fraction:g} is empty (no label has two rows); "
+                            f"add rows, or train on every row with dev_fraction 0 and a temperature")
     else:
         tr, dv = list(range(len(rows))), []
     train = [rows[i] for i in tr]
@@ -203,8 +208,24 @@ def load_split(cfg: FinetuneConfig) -> tuple[list[dict], list[dict]]:
     return train, [rows[i] for i in dv]
 
 
+def check_config(cfg: FinetuneConfig) -> None:
+    """A DataError for a dev share outside [0, 1) or a temperature missing, given where it is unused, or not above 0."""
+    if not 0 <= cfg.dev_fraction < 1:
+        raise DataError(f"dev_fraction {cfg.dev_fraction}: from 0 (no dev split) to below 1")
+    if cfg.dev_fraction == 0 and cfg.temperature is None:
+        raise DataError("dev_fraction 0 trains on every row and fits no temperature: give the temperature of the same "
+                        "run with a dev split")
+    if cfg.dev_fraction > 0 and cfg.temperature is not None:
+        raise DataError("a temperature is given only with dev_fraction 0 (with a dev split it is fitted there)")
+    if cfg.temperature is not None and not (math.isfinite(cfg.temperature) and cfg.temperature > 0):
+        raise DataError(f"temperature {cfg.temperature}: a number above 0")
+
+
 def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
-    """Train, keep the best dev checkpoint, fit the temperature on dev, save to ``cfg.out_dir``; the summary."""
+    """Train, save to ``cfg.out_dir``, return the summary. With a dev split: early stopping, the best dev checkpoint
+    and a temperature fitted on dev; with ``dev_fraction`` 0: every row, a fixed length (``epochs`` or ``max_steps``),
+    the last weights and ``cfg.temperature``."""
+    check_config(cfg)
     torch.set_num_threads(cfg.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     set_seed(cfg.seed)
@@ -221,12 +242,13 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         model.class_weights = torch.tensor(sqrt_inverse_frequency([r["label"] for r in train_rows], labels))
     train_ds = build_dataset(train_rows, tok, label2id, cfg.max_length, cfg.title_mode, cfg.prefix)
     dev_ds = build_dataset(dev_rows, tok, label2id, cfg.max_length, cfg.title_mode, cfg.prefix) if dev_rows else None
+    assert (dev_ds is not None) == (cfg.dev_fraction > 0)  # load_split refuses an empty split
     steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * cfg.grad_accum))
     eval_steps = max(1, steps_per_epoch // max(1, cfg.evals_per_epoch))
     if cfg.max_steps > 0:
         eval_steps = min(eval_steps, cfg.max_steps)
-    # Without dev rows: a fixed number of epochs (chosen on an earlier run with dev), the last weights kept.
-    checks = "steps" if dev_ds is not None else "no"
+    # Without dev rows nothing picks a checkpoint: the length is the caller's (a dev run's), the last weights kept.
+    strategy = "steps" if dev_ds is not None else "no"
     print(f"[data] train {len(train_ds)} dev {len(dev_rows)} labels {len(labels)} steps/epoch {steps_per_epoch} "
           + (f"eval every {eval_steps} steps" if dev_ds is not None else "no dev: last weights kept")
           + f", threads {cfg.threads}{', bf16' if cfg.bf16 else ''}", flush=True)
@@ -235,8 +257,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         per_device_eval_batch_size=32, gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr,
         weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_ratio * steps_per_epoch * cfg.epochs),
         num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps, lr_scheduler_type="linear", eval_strategy=checks, eval_steps=eval_steps,
-        save_strategy=checks, save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=dev_ds is not None,
+        max_steps=cfg.max_steps, lr_scheduler_type="linear", eval_strategy=strategy, eval_steps=eval_steps,
+        save_strategy=strategy, save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=dev_ds is not None,
         metric_for_best_model="macro_f1", greater_is_better=True, logging_steps=cfg.log_every,
         report_to=[], use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=True,
         dataloader_num_workers=0, save_only_model=False, bf16=cfg.bf16)
@@ -251,7 +273,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     trainer.train()
     train_s = time.time() - t0
     dev: dict[str, float] | None = None
-    temperature = cfg.temperature
+    temperature = cfg.temperature or 1.0
     if dev_ds is not None:
         pred = trainer.predict(dev_ds)
         dev_logits = np.asarray(pred.predictions, dtype=np.float64)
@@ -260,11 +282,14 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         dev = macro_scores(dev_y, dev_logits.argmax(1))
     trainer.save_model(str(out))
     tok.save_pretrained(str(out))
+    if dev_ds is None:  # the Trainer makes the folder; without dev nothing is saved in it
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     summary = {
         "labels": labels, "temperature": temperature, "max_length": cfg.max_length, "title_mode": cfg.title_mode,
         "prefix": cfg.prefix, "pooling": "mean", "dev": dev,
         "dev_rows": len(dev_rows), "train_rows": len(train_rows), "train_seconds": round(train_s, 1),
         "best_checkpoint": trainer.state.best_model_checkpoint, "global_step": trainer.state.global_step,
+        "best_step": trainer.state.best_global_step if dev_ds is not None else None,
         "config": asdict(cfg),
     }
     (out / META_FILE).write_text(json.dumps(summary, ensure_ascii=False, indent=2))
