@@ -12,6 +12,9 @@
     python bench/bench_e5.py onnx MODEL /work/runs/e5-run1-onnx --train ../shared/data/whistle/train.jsonl
     # the final figure, once: weight from dev, scored on test.jsonl
     python bench/bench_e5.py final MODEL --train ... --test ../shared/data/whistle/test.jsonl --classical
+    # what vocabulary pruning and fewer layers cost and save: pieces against the first folder, parameters, ONNX
+    # file sizes, load time and memory, int8 latency per message (an untrained head: speed does not depend on it)
+    python bench/bench_e5.py size FULL PRUNED PRUNED6 --texts ../shared/data/whistle/test.jsonl
 """
 
 from __future__ import annotations
@@ -216,6 +219,87 @@ def cmd_onnx(args: argparse.Namespace) -> dict:
     return out
 
 
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cmd_size(args: argparse.Namespace) -> dict:
+    """Each encoder folder: its pieces against the first folder's (all of them, and the first --max-length) on the
+    texts, its parameters, and an export with a random 16-label head: ONNX sizes, load seconds, resident memory
+    it adds once loaded and answering, and int8 milliseconds per message (one message at a time, --threads threads)."""
+    import gc
+    import statistics
+    import time
+
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    from chuishao.models.onnx_encoder import OnnxClassifier
+    from chuishao.transformer.data import format_text
+    from chuishao.transformer.finetune import META_FILE, MeanPoolClassifier
+    from chuishao.transformer.onnx_export import export_onnx
+
+    rows = [json.loads(x) for x in islice(args.texts.open(encoding="utf-8"), args.limit) if x.strip()]
+    texts = [format_text(r, "prefix", "query: ") for r in rows]
+    reference = Tokenizer.from_file(str(args.encoders[0] / "tokenizer.json"))
+    ref_pieces = [reference.encode(t).tokens for t in texts]
+    labels = [f"L{i:02d}" for i in range(16)]
+    out: dict = {"texts": str(args.texts), "messages": len(texts), "threads": args.threads, "encoders": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for enc in args.encoders:
+            tok = Tokenizer.from_file(str(enc / "tokenizer.json"))
+            pieces = [tok.encode(t).tokens for t in texts]
+            torch.manual_seed(0)
+            model = MeanPoolClassifier.from_pretrained(str(enc), num_labels=len(labels),
+                                                       id2label=dict(enumerate(labels)),
+                                                       label2id={lab: i for i, lab in enumerate(labels)})
+            folder, onnx_dir = Path(tmp) / enc.name, Path(tmp) / f"{enc.name}-onnx"
+            model.save_pretrained(folder)
+            layers, vocabulary = model.config.num_hidden_layers, model.config.vocab_size
+            parameters_m = round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
+            AutoTokenizer.from_pretrained(str(enc)).save_pretrained(folder)
+            (folder / META_FILE).write_text(json.dumps({"labels": labels, "temperature": 1.0, "max_length":
+                                                        args.max_length, "title_mode": "prefix", "prefix": "query: "}))
+            export_onnx(folder, onnx_dir, quantize=True)
+            del model
+            gc.collect()
+            rss0 = _rss_mb()
+            t0 = time.perf_counter()
+            clf = OnnxClassifier.load(onnx_dir, int8=True, threads=args.threads)
+            load_s = time.perf_counter() - t0
+            clf.logits_texts(texts[:5])  # warm-up
+            ms = []
+            for t in texts[:args.timed]:
+                t1 = time.perf_counter()
+                clf.logits_texts([t])
+                ms.append(1000 * (time.perf_counter() - t1))
+            rss1 = _rss_mb()  # loaded and answering: the serving footprint
+            out["encoders"][enc.name] = {
+                "layers": layers, "vocabulary": vocabulary, "parameters_m": parameters_m,
+                "same_pieces": round(sum(a == b for a, b in zip(pieces, ref_pieces, strict=True)) / len(texts), 4),
+                "same_first_pieces": round(sum(a[:args.max_length] == b[:args.max_length]
+                                               for a, b in zip(pieces, ref_pieces, strict=True)) / len(texts), 4),
+                "unknown_pieces": sum(p.count("<unk>") for p in pieces),
+                "onnx_fp32_mb": round((onnx_dir / "model.onnx").stat().st_size / 2**20, 1),
+                "onnx_int8_mb": round((onnx_dir / "model.int8.onnx").stat().st_size / 2**20, 1),
+                "int8_load_s": round(load_s, 2),
+                "int8_rss_growth_mb": round(rss1 - rss0, 1),
+                "int8_ms_p50": round(statistics.median(ms), 1),
+                "int8_ms_mean": round(statistics.fmean(ms), 1),
+            }
+            print(json.dumps({enc.name: out["encoders"][enc.name]}), flush=True)
+            del clf
+    if args.results:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -235,6 +319,14 @@ def main() -> None:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--check-rows", type=int, default=64)
     a.add_argument("--threads", type=int, default=1)
+    a = sub.add_parser("size")
+    a.add_argument("encoders", type=Path, nargs="+", help="encoder folders; the first is the reference (full vocabulary)")
+    a.add_argument("--texts", type=Path, required=True)
+    a.add_argument("--limit", type=int, default=2000)
+    a.add_argument("--timed", type=int, default=300, help="messages timed one at a time")
+    a.add_argument("--max-length", type=int, default=128)
+    a.add_argument("--threads", type=int, default=1)
+    a.add_argument("--results", type=Path, default=Path("bench/results/encoder_size.json"))
     for name in ("dev", "final"):
         a = sub.add_parser(name)
         a.add_argument("model", type=Path)
@@ -247,7 +339,7 @@ def main() -> None:
             a.add_argument("--test", type=Path, required=True)
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    res = {"tokens": cmd_tokens, "cosine": cmd_cosine, "onnx": cmd_onnx}.get(args.cmd)
+    res = {"tokens": cmd_tokens, "cosine": cmd_cosine, "onnx": cmd_onnx, "size": cmd_size}.get(args.cmd)
     out = res(args) if res else cmd_dev(args, final=args.cmd == "final")
     print(json.dumps(out, ensure_ascii=False))
 
