@@ -310,6 +310,17 @@ def encoder_dirs(members: int) -> list[str]:
     return [TRANSFORMER_DIR] + [f"{TRANSFORMER_DIR}-{k}" for k in range(2, members + 1)]
 
 
+def require_exports(onnx_dirs: Sequence[str | Path], *, int8: bool = False) -> str:
+    """The ONNX file name a cascade ships (int8 or fp32); a ModelLoadError naming the first encoder folder without
+    it or without its metadata."""
+    onnx_name = INT8_FILE if int8 else ONNX_FILE
+    for d in onnx_dirs:
+        if not (Path(d) / onnx_name).is_file() or not (Path(d) / META_FILE).is_file():
+            raise ModelLoadError(f"{d}: {onnx_name} or {META_FILE} is missing (chuishao transformer export-onnx"
+                                 f"{' --int8' if int8 else ''})")
+    return onnx_name
+
+
 def save_cascade(classical_dir: str | Path, onnx_dir: str | Path | Sequence[str | Path], params: CascadeParams,
                  directory: str | Path, *, int8: bool = False, created: str | None = None,
                  metadata: dict[str, object] | None = None) -> Path:
@@ -324,11 +335,7 @@ def save_cascade(classical_dir: str | Path, onnx_dir: str | Path | Sequence[str 
     onnx_dirs = [Path(onnx_dir)] if isinstance(onnx_dir, str | Path) else [Path(d) for d in onnx_dir]
     if not onnx_dirs:
         raise ModelLoadError("a cascade needs at least one encoder folder")
-    onnx_name = INT8_FILE if int8 else ONNX_FILE
-    for d in onnx_dirs:
-        if not (d / onnx_name).is_file() or not (d / META_FILE).is_file():
-            raise ModelLoadError(f"{d}: {onnx_name} or {META_FILE} is missing (chuishao transformer export-onnx"
-                                 f"{' --int8' if int8 else ''})")
+    onnx_name = require_exports(onnx_dirs, int8=int8)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
     try:

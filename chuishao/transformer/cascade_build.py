@@ -23,8 +23,8 @@ import numpy as np
 
 from chuishao.errors import DataError
 from chuishao.models.cascade import ALL, GATES, WEIGHTS, CascadeParams, fit_cascade
-from chuishao.models.onnx_encoder import INT8_FILE, META_FILE, ONNX_FILE, load_encoders
-from chuishao.models.persistence import load_classical, read_manifest, save_cascade
+from chuishao.models.onnx_encoder import META_FILE, load_encoders
+from chuishao.models.persistence import load_classical, read_manifest, require_exports, save_cascade
 from chuishao.transformer.data import read_jsonl, stratified_split
 
 SHINGLE = 10  # characters of a shingle
@@ -114,15 +114,13 @@ TWIN_FIELDS = ("labels", "max_length", "title_mode", "prefix", "pooling", "tempe
 
 
 def check_twins(fitted: Sequence[str | Path], ship: Sequence[str | Path], int8: bool) -> None:
-    """A DataError unless each encoder shipped in place of a fitted one reads and answers the same way: its export
-    is there and its labels, input format and temperature are the fitted one's (the weights fitted on dev hold)."""
+    """An error unless each encoder shipped in place of a fitted one reads and answers the same way: its export is
+    there (``require_exports``) and its labels, input format and temperature are the fitted one's (a DataError): the
+    weights fitted on dev hold for it."""
     if len(ship) != len(fitted):
         raise DataError(f"{len(ship)} encoders to ship for {len(fitted)} fitted on dev: one for each, in order")
-    name = INT8_FILE if int8 else ONNX_FILE
+    require_exports(ship, int8=int8)
     for fit, sent in zip(fitted, ship, strict=True):
-        if not (Path(sent) / name).is_file() or not (Path(sent) / META_FILE).is_file():
-            raise DataError(f"{sent}: {name} or {META_FILE} is missing (chuishao transformer export-onnx"
-                            f"{' --int8' if int8 else ''})")
         ours, theirs = (json.loads((Path(d) / META_FILE).read_text(encoding="utf-8")) for d in (fit, sent))
         for key in TWIN_FIELDS:
             if ours.get(key) != theirs.get(key):
