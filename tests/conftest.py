@@ -25,6 +25,16 @@ os.environ.setdefault("CHUISHAO_ID_KEY", "chuishao-tests-id-key")
 FIXTURES = REPO / "data" / "fixtures"
 
 
+def installed(*modules: str, why: str) -> pytest.MarkDecorator:
+    """Skip where one of ``modules`` is not installed, found without importing it: collecting a test file marked
+    this way does not load torch where the run deselects its tests (make check)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"{why}: {', '.join(missing)} not installed")
+
+
+TRANSFORMER_EXTRA = ("torch", "transformers", "tokenizers", "safetensors", "datasets", "onnxruntime", "onnx")
+
+
 def load_script(relative: str):
     """A bench/ or tools/ script (not a package module) loaded as a module, for its functions."""
     path = REPO / relative

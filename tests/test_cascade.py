@@ -11,13 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("torch", reason="needs the transformer extra (torch)")
-pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
-pytest.importorskip("onnxruntime", reason="needs the transformer extra (onnxruntime)")
-pytest.importorskip("onnx", reason="needs the transformer extra (onnx)")
-
-from conftest import FIXTURES
+from conftest import FIXTURES, TRANSFORMER_EXTRA, installed
 from typer.testing import CliRunner
 
 from chuishao.cli import app
@@ -26,7 +20,8 @@ from chuishao.models.answer import RoutingAnswer
 from chuishao.models.cascade import ALL, CascadeModel, RoutingModel, calibrate, fit_cascade, mix
 from chuishao.models.persistence import load_model, read_manifest
 
-pytestmark = pytest.mark.transformer  # torch and onnxruntime: make test runs these, make check does not
+pytestmark = [pytest.mark.transformer,  # torch and onnxruntime: make test runs these, make check does not
+              installed(*TRANSFORMER_EXTRA, why="needs the transformer extra")]
 
 MINI = FIXTURES / "labelled-mini.jsonl"
 NOISE = "每天晚上八点到十点小区广场舞音响声音特别大，严重扰民，老人孩子都无法休息。"

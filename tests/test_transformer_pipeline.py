@@ -9,20 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytestmark = pytest.mark.transformer  # torch and onnxruntime: make test runs these, make check does not
-
-torch = pytest.importorskip("torch", reason="needs the transformer extra (torch)")
-pytest.importorskip("transformers", reason="needs the transformer extra (transformers)")
-pytest.importorskip("datasets", reason="needs the transformer extra (datasets)")
-pytest.importorskip("onnxruntime", reason="needs the transformer extra (onnxruntime)")
-pytest.importorskip("onnx", reason="needs the transformer extra (onnx)")
+from conftest import TRANSFORMER_EXTRA, installed
 
 from chuishao.transformer.data import read_jsonl, sqrt_inverse_frequency, stratified_split
 from chuishao.transformer.encoder_import import convert
 from chuishao.transformer.tiny import write_tiny_e5
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "labelled-mini.jsonl"
+
+pytestmark = [pytest.mark.transformer,  # torch and onnxruntime: make test runs these, make check does not
+              installed(*TRANSFORMER_EXTRA, why="needs the transformer extra")]
 
 
 def test_stratified_split_is_seeded_and_stratified() -> None:
