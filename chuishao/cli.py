@@ -792,7 +792,7 @@ def serve(
         _fail(exc)
     store = FeedbackStore(settings.db_url, strict=False, id_key=id_key)
     if store.up:
-        _mask_stored_ids(store)
+        _mask_stored_ids(store, reports=True)
     where = store.engine.url.render_as_string(hide_password=True)
     if store.engine.dialect.name == "sqlite" and store.engine.url.database:
         where = str(Path(store.engine.url.database).expanduser().absolute())
@@ -813,18 +813,23 @@ def serve(
                    log_level=log_level, log_config=log_config, timeout_worker_healthcheck=settings.worker_start_timeout)
 
 
-def _mask_stored_ids(store: Any) -> None:
-    """Ids stored raw by a release before id masking, rewritten once (FeedbackStore.mask_stored_ids)."""
+def _mask_stored_ids(store: Any, reports: bool = False) -> None:
+    """Ids stored raw by a release before id masking, rewritten once (FeedbackStore.mask_stored_ids); with
+    ``reports``, those of the recent reports too (SimilarStore.mask_stored_ids, its tables made here once)."""
     from sqlalchemy.exc import SQLAlchemyError
+
+    from chuishao.serve.similar_store import SimilarStore
 
     try:
         changed = store.mask_stored_ids()
+        if reports:
+            changed += SimilarStore(store.engine, id_key=store.id_key).mask_stored_ids()
     except SQLAlchemyError as exc:
         _fail(ChuishaoError(f"message ids with personal data stored by an older release could not be masked in "
                             f"{store.engine.url.render_as_string(hide_password=True)}: {exc.__class__.__name__}: "
                             f"{getattr(exc, 'orig', exc)}"))
     if changed:
-        typer.echo(f"chuishao: {changed} message ids holding personal data were masked in the feedback store", err=True)
+        typer.echo(f"chuishao: {changed} message ids holding personal data were masked in the store", err=True)
 
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Operator feedback stored by the service.")

@@ -142,3 +142,68 @@ def test_similar_endpoint_takes_the_place_from_the_answer(serve_settings, tmp_pa
         assert [s["id"] for s in post(NIGHT[1], record=False)["similar"]] == ["u1"]
         given = post(at("东湖区柳岸街道", NIGHT[1]), record=False, place="东湖区/城关镇")  # the request's place wins
         assert given["place"] == "东湖区/城关镇" and given["similar"] == []
+
+
+def _rows(store) -> list[Report]:
+    with Session(store.engine) as s:
+        return list(s.scalars(select(Report).order_by(Report.pk)))
+
+
+def test_a_report_dated_in_the_future_does_not_empty_the_store(store):
+    now = datetime.now(UTC)
+    _add(store, NIGHT[0], when=now - timedelta(hours=2), rid="a1")
+    _add(store, OTHER, when=now - timedelta(hours=1), rid="b1")
+    fresh = SimilarStore(store.engine, store.config, retention_days=30)  # its first write purges
+    _add(fresh, NIGHT[1], when=now + timedelta(days=365 * 50), rid="c1")
+    assert [r.report_id for r in _rows(store)] == ["a1", "b1", "c1"]
+
+
+def test_an_id_sent_again_is_stored_and_counted_once(store):
+    first = _add(store, NIGHT[0], rid="t-1")
+    for _ in range(3):  # a client's retries, an operator's second click
+        again = _add(store, NIGHT[0], rid="t-1")
+        assert again.repeated and again.stored and again.similar == []
+        assert again.event_id == first.event_id and again.event_size == 1 and not again.whistle
+    look = _add(store, NIGHT[0], rid="t-1", record=False)  # look only, under an id already stored: no self-count
+    assert look.repeated and look.event_size == 1 and look.similar == []
+    other = _add(store, NIGHT[1], rid="t-2")
+    assert not other.repeated and other.event_size == 2 and [s.id for s in other.similar] == ["t-1"]
+    assert [r.report_id for r in _rows(store)] == ["t-1", "t-2"]
+
+
+def test_an_id_holding_a_phone_number_is_stored_and_answered_as_a_pseudonym(store):
+    _add(store, NIGHT[0], rid="13812345678")
+    second = _add(store, NIGHT[1], rid="13912345678")
+    ids = [r.report_id for r in _rows(store)]
+    assert all(i.startswith("<PHONE>#h") for i in ids) and len(set(ids)) == 2
+    assert [s.id for s in second.similar] == [ids[0]] and "138" not in ids[0]
+    assert _add(store, NIGHT[0], rid="13812345678").repeated  # the same number finds its pseudonym
+    with Session(store.engine) as s:  # a raw id an older release stored is rewritten once
+        s.add(Report(report_id="13700001111", created=T0, topic="W05", place=None, lead=None, assist=[], event="R9",
+                     signature=b"\0" * 4 * store.config.num_perm))
+        s.commit()
+    assert store.mask_stored_ids() == 1 and store.mask_stored_ids() == 0
+    assert all(r.report_id.startswith("<PHONE>#h") for r in _rows(store))
+
+
+def test_reports_sent_at_the_same_moment_make_one_event(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    when = datetime.now(UTC)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: _add(store, f"{NIGHT[0]}{i}", when=when, rid=f"p{i}"), range(24)))
+    assert len({a.event_id for a in answers}) == 1 and max(a.event_size for a in answers) == 24
+    assert len({r.event for r in _rows(store)}) == 1
+
+
+@pytest.mark.parametrize(("time", "message"), [
+    ("2100-01-01T00:00:00Z", "is in the future"), ("9999-12-31T23:59:59Z", "is in the future"),
+    ("9999-12-31T20:00:00-08:00", "out of range"), ("0001-01-01T00:00:00+08:00", "out of range"),
+    ("1969-07-20T20:17:00Z", "before 1970")])
+def test_an_implausible_time_is_a_422(serve_settings, time, message):
+    with TestClient(create_app(serve_settings)) as c:
+        r = c.post("/v1/similar", json={"text": NIGHT[0], "id": "x", "time": time}, headers=KEY)
+        assert r.status_code == 422 and message in r.text, r.text
+        ok = c.post("/v1/similar", json={"text": NIGHT[0], "id": "x", "time": datetime.now(UTC).isoformat()},
+                    headers=KEY)
+        assert ok.status_code == 200 and ok.json()["event_size"] == 1, ok.text

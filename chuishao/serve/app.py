@@ -79,7 +79,7 @@ def _similar_store(store: FeedbackStore, settings: ServeSettings) -> SimilarStor
     if not store.up:
         return None
     try:
-        return SimilarStore(store.engine, config, settings.similar_retention_days)
+        return SimilarStore(store.engine, config, settings.similar_retention_days, store.id_key)
     except SQLAlchemyError as exc:
         log.error("store of recent reports unavailable: %s; /v1/similar gets 503", exc.__class__.__name__)
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -24,6 +24,8 @@ Code = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, ma
 Department = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 EXAMPLE_TEXT = "小区楼下烧烤店每天营业到凌晨两点，油烟和噪音严重扰民，联系电话13812345678。"
+
+MAX_CLOCK_SKEW = timedelta(days=1)  # how far in the future a report's time may be
 
 
 class _Strict(BaseModel):
@@ -131,6 +133,23 @@ class SimilarRequest(ClassifyRequest):
                            "jurisdiction); reports without a place match only others without one")
     record: bool = Field(True, description="store it among the recent reports (false: only look)")
 
+    @field_validator("time")
+    @classmethod
+    def _plausible_time(cls, value: datetime | None) -> datetime | None:
+        # a report from the future (beyond a day of clock skew) or before 1970 is a client's mistake; such
+        # dates would also overflow the window arithmetic
+        if value is None:
+            return None
+        try:
+            moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+            raise ValueError(f"time {value.isoformat()} is out of range") from None
+        if moment > datetime.now(UTC) + MAX_CLOCK_SKEW:
+            raise ValueError(f"time {value.isoformat()} is in the future: give when the report was made")
+        if moment.year < 1970:
+            raise ValueError(f"time {value.isoformat()} is before 1970")
+        return value
+
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"text": "工地夜里十二点还在打桩，噪音吵得睡不着觉。", "id": "a1", "place": "东城区/和平街道",
          "time": "2026-12-01T23:30:00+08:00"},
@@ -138,7 +157,7 @@ class SimilarRequest(ClassifyRequest):
 
 
 class SimilarReport(BaseModel):
-    id: str | None
+    id: str | None = Field(description="its id as stored: a keyed pseudonym where the id holds personal data")
     time: datetime
     similarity: float
 
@@ -152,4 +171,6 @@ class SimilarResponse(BaseModel):
     whistle: bool = Field(description="a whistle (吹哨) candidate: event_size >= whistle_size or several departments")
     whistle_reasons: list[str]
     similar: list[SimilarReport] = Field(description="similar recent reports, most similar first")
-    stored: bool
+    stored: bool = Field(description="it is among the recent reports (false: record was false and the id is new)")
+    repeated: bool = Field(False, description="the id was stored before (a retry, a second click): not stored or "
+                           "counted again; the answer is its event's")

@@ -12,6 +12,12 @@ reads the candidates sharing one (the most recent ``MAX_CANDIDATES``), verifies 
 A stored report joins the event of its most similar match (a new event otherwise): an event's size is
 its reports still within retention. Two events a new report would bridge are not merged (the batch
 ``chuishao events`` does merge them): the report joins the closer one.
+
+A report id holding personal data (a phone number) is stored and answered as its keyed pseudonym, as the
+feedback store does. An id already stored (a client's retry, an operator's second click) is not stored
+again: the answer is its event's, and it is not similar to itself. Storing takes a lock (SQLite's write
+lock; a PostgreSQL advisory lock on the topic and place) before the lookup, so reports of one problem sent
+at the same moment, to any worker, join one event.
 """
 
 from __future__ import annotations
@@ -23,14 +29,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, delete, func, select
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chuishao.analysis.events_config import EventsConfig
 from chuishao.analysis.minhash import band_keys, block_key, normalise, signatures, similarity
-from chuishao.pipeline.privacy import mask_pii_raw
+from chuishao.pipeline.privacy import mask_pii_raw, pseudonymise_id
 from chuishao.serve.feedback_store import Base
+from chuishao.serve.id_key import load_key
 
 MAX_CANDIDATES = 2000  # most recent candidate reports read per lookup: bounds its time on huge events
 MAX_SIMILAR = 20  # similar reports answered, at most
@@ -73,6 +80,7 @@ class SimilarAnswer:
     whistle_reasons: list[str]
     similar: list[Similar] = field(default_factory=list)
     stored: bool = False
+    repeated: bool = False  # the id was stored already: not stored again
 
 
 def _signed(key: int) -> int:
@@ -87,12 +95,14 @@ def _utc(moment: datetime) -> datetime:
 class SimilarStore:
     """Blocking (database) calls: the service runs them in its thread pool."""
 
-    def __init__(self, engine: Engine, config: EventsConfig | None = None, retention_days: float = 30.0) -> None:
+    def __init__(self, engine: Engine, config: EventsConfig | None = None, retention_days: float = 30.0,
+                 id_key: bytes | None = None) -> None:
         self.engine = engine
         self.config = config or EventsConfig()
+        self.id_key = id_key if id_key is not None else load_key()  # CHUISHAO_ID_KEY or the user's key file
         self.retention = timedelta(days=retention_days)
         self._purged = 0.0
-        self._lock = threading.Lock()
+        self._purge_lock = threading.Lock()
         Base.metadata.create_all(engine, tables=[Report.__table__, ReportBand.__table__])  # type: ignore[list-item]
 
     def _keys(self, sig: np.ndarray, topic: str, place: str | None) -> list[int]:
@@ -110,25 +120,49 @@ class SimilarStore:
         with ``record``, the report is stored too (and joins that event)."""
         when = _utc(when or datetime.now(UTC))
         place = mask_pii_raw(place) if place else None
+        stored_id = self.stored_id(report_id) if report_id else None
         sig = self.signature(text, title)
         keys = self._keys(sig, topic, place)
         with Session(self.engine) as session:
-            similar, event = self._similar(session, sig, keys, when)
             if record:
-                self._purge(session, when)
-                event = self._store(session, sig, keys, report_id, when, topic, place, lead, assist, event)
-                session.commit()
+                self._lock(session, topic, place)
+            earlier = self._earlier(session, stored_id, when) if stored_id else None
+            similar, event = self._similar(session, sig, keys, when, stored_id)
+            if earlier is not None:
+                event = earlier
+            elif record:
+                self._purge(session)
+                event = self._store(session, sig, keys, stored_id, when, topic, place, lead, assist, event)
+            session.commit()
             size, leads, deps = self._event(session, event, when) if event else (0, set(), set())
-        if not record:  # the new report counts in its event's size and departments, stored or not
+        if not record and earlier is None:  # the new report counts in its event's size and departments, stored or not
             size += 1
             leads |= {lead} if lead else set()
             deps |= {d for d in (lead, *(assist or [])) if d}
         reasons = self._reasons(size, leads, deps)
         return SimilarAnswer(event_id=event, event_size=size, whistle=bool(reasons), whistle_reasons=reasons,
-                             similar=similar, stored=record)
+                             similar=similar, stored=record or earlier is not None, repeated=earlier is not None)
 
-    def _similar(self, session: Session, sig: np.ndarray, keys: list[int],
-                 when: datetime) -> tuple[list[Similar], str | None]:
+    def stored_id(self, report_id: str) -> str:
+        """How a report id is stored and answered: a keyed pseudonym when it holds personal data."""
+        return pseudonymise_id(report_id, self.id_key)
+
+    def _lock(self, session: Session, topic: str, place: str | None) -> None:
+        """Held until the commit: the lookup and the insert of one report do not interleave with another's
+        (threads or worker processes), else reports of one problem sent at once start several events."""
+        if self.engine.dialect.name == "postgresql":
+            session.execute(select(func.pg_advisory_xact_lock(_signed(int(block_key(topic, place))))))
+        else:  # SQLite: a write that touches nothing takes the database's write lock (waits up to busy_timeout)
+            session.execute(delete(Report).where(Report.pk < 0))
+
+    def _earlier(self, session: Session, stored_id: str, when: datetime) -> str | None:
+        """The event of a report stored before under this id (within retention), else None."""
+        return session.scalar(select(Report.event).where(Report.report_id == stored_id,
+                                                         Report.created >= when - self.retention)
+                              .order_by(Report.pk.desc()).limit(1))
+
+    def _similar(self, session: Session, sig: np.ndarray, keys: list[int], when: datetime,
+                 own_id: str | None = None) -> tuple[list[Similar], str | None]:
         if not keys:
             return [], None
         since = when - self.retention
@@ -142,7 +176,7 @@ class SimilarStore:
                  .distinct().order_by(Report.pk.desc()).limit(MAX_CANDIDATES))
         if window is not None:
             query = query.where(Report.created <= when + timedelta(seconds=window))
-        rows = session.execute(query).all()
+        rows = [r for r in session.execute(query).all() if own_id is None or r.report_id != own_id]
         if not rows:
             return [], None
         sigs = np.frombuffer(b"".join(r.signature for r in rows), dtype=np.uint32).reshape(len(rows), -1)
@@ -182,13 +216,14 @@ class SimilarStore:
             reasons.append(f"{len(named)} departments >= {c.whistle_departments}")
         return reasons
 
-    def _purge(self, session: Session, now: datetime) -> None:
-        """Drop reports older than the retention (at most once an hour, on a write)."""
-        with self._lock:
+    def _purge(self, session: Session) -> None:
+        """Drop reports older than the retention (at most once an hour, on a write). Counted from the
+        server's clock, never from a report's own time: one report dated in the future must not empty the store."""
+        with self._purge_lock:
             if time.monotonic() - self._purged < PURGE_EVERY_SECONDS:
                 return
             self._purged = time.monotonic()
-        self.purge(now, session)
+        self.purge(None, session)
 
     def purge(self, now: datetime | None = None, session: Session | None = None) -> int:
         """Delete the reports (and their band keys) older than the retention; returns how many."""
@@ -206,6 +241,19 @@ class SimilarStore:
             if own:
                 session.close()
 
+    def mask_stored_ids(self) -> int:
+        """Rewrite the report ids that a release before id masking stored raw; returns how many distinct ids
+        changed (``chuishao serve`` runs it once, before the workers start)."""
+        changed = 0
+        with Session(self.engine) as session:
+            for raw in session.scalars(select(Report.report_id).distinct()).all():
+                stored = self.stored_id(raw) if raw is not None else None
+                if stored != raw:
+                    session.execute(update(Report).where(Report.report_id == raw).values(report_id=stored))
+                    changed += 1
+            session.commit()
+        return changed
+
     def bulk_add(self, rows: list[dict[str, Any]], sigs: np.ndarray) -> None:
         """Store many reports at once (benchmarks, back-fills): ``rows`` of report_id, created, topic,
         place, lead, event; each its own event unless given."""
@@ -214,7 +262,8 @@ class SimilarStore:
         with Session(self.engine) as session:
             start = (session.scalar(select(func.max(Report.pk))) or 0) + 1
             session.execute(Report.__table__.insert(), [  # type: ignore[attr-defined]
-                {"report_pk": start + i, "report_id": r.get("report_id"), "created": _utc(r["created"]), "topic": r["topic"],
+                {"report_pk": start + i, "report_id": self.stored_id(r["report_id"]) if r.get("report_id") else None,
+                 "created": _utc(r["created"]), "topic": r["topic"],
                  "place": r.get("place"), "lead": r.get("lead"), "assist": r.get("assist") or [],
                  "event": r.get("event") or f"R{start + i}", "signature": sigs[i].astype(np.uint32).tobytes()}
                 for i, r in enumerate(rows)])

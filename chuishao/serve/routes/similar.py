@@ -49,5 +49,6 @@ async def similar(req: SimilarRequest, request: Request, settings: Settings, que
         raise StoreUnavailable(f"the store of recent reports failed ({type(exc).__name__})") from exc
     body = SimilarResponse(answer=answer, place=place, event_id=found.event_id, event_size=found.event_size,
                            whistle=found.whistle, whistle_reasons=found.whistle_reasons, stored=found.stored,
+                           repeated=found.repeated,
                            similar=[SimilarReport(id=s.id, time=s.time, similarity=s.similarity) for s in found.similar])
     return Response(body.model_dump_json(), media_type="application/json")
