@@ -188,8 +188,10 @@ def test_each_message_without_a_typed_id_gets_its_own(live_server, page, serve_s
         page.fill("#text", text)
         page.get_by_test_id("classify").click()
         sync_api.expect(page.get_by_test_id("status")).to_contain_text("工单号 op-")
+        ticket = page.get_by_test_id("status").inner_text()
         page.get_by_test_id("confirm").click()
         sync_api.expect(page.get_by_test_id("status")).to_contain_text("已保存反馈")
+        sync_api.expect(page.get_by_test_id("status")).to_contain_text(ticket)  # the operator keeps the ticket id
     sync_api.expect(page.locator("#msgid")).to_have_value("")
     store = FeedbackStore(serve_settings.db_url)
     rows = list(store.latest_per_message())

@@ -345,3 +345,15 @@ def test_sighup_with_two_workers_reloads_each_in_place_and_fails_no_request(tiny
     ok, figures = bench.sighup_reloads(tiny_model_dir, tmp_path, reloads=3, clients=2)
     assert figures["workers_replaced"] == 0 and figures["completed"] == 3, figures
     assert ok and figures["failed"] == 0 and figures["requests"] > 0, figures
+
+
+def test_a_missing_key_is_said_and_does_not_lock_the_address_out(serve_settings):
+    settings = serve_settings.model_copy(update={"auth_max_failures": 3})
+    with TestClient(create_app(settings)) as c:
+        for _ in range(6):  # an operator clicking before entering a key
+            r = c.post("/admin/reload")
+            assert r.status_code == 401 and "missing API key" in r.json()["detail"]
+        assert c.post("/admin/reload", headers=KEY).status_code != 429
+        for _ in range(3):
+            assert "wrong API key" in c.post("/admin/reload", headers={"X-API-Key": "nope"}).json()["detail"]
+        assert c.post("/admin/reload", headers=KEY).status_code == 429

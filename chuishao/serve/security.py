@@ -16,7 +16,7 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="a
 
 
 class AuthThrottle:
-    """Wrong API keys per client address: after ``max_failures`` within ``lockout`` seconds the
+    """Wrong API keys per client address (a missing key does not count): after ``max_failures`` within ``lockout`` seconds the
     address gets 429 for ``lockout`` seconds, right key or not (guessing keys costs time). Per
     worker process; behind a proxy every client has the proxy's address, so all are locked out together."""
 
@@ -59,10 +59,13 @@ def check_key(settings: ServeSettings, given: str | None, throttle: AuthThrottle
     if wait > 0:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many wrong API keys from this address: try later",
                             headers={"Retry-After": str(math.ceil(wait))})
+    if not given:  # no key is no guess: it does not count towards the lockout (an operator yet to enter one)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing API key (header X-API-Key)",
+                            headers={"WWW-Authenticate": "X-API-Key"})
     if not settings.key_ok(given):
         if throttle is not None:
             throttle.failed(client)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong API key (header X-API-Key)",
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong API key (header X-API-Key)",
                             headers={"WWW-Authenticate": "X-API-Key"})
     if throttle is not None:
         throttle.succeeded(client)

@@ -28,6 +28,7 @@ async function call(path, payload, method) {
   let body = null;
   try { body = await res.json(); } catch (e) { /* not JSON */ }
   if (!res.ok) { const err = new Error(detail(body, res)); err.status = res.status; throw err; }
+  if (body === null) { const err = new Error("answer is not JSON"); err.status = res.status; throw err; }  // a proxy's page
   return body;
 }
 
@@ -48,8 +49,12 @@ function explain(err) {
   if ((g = /title too long: (\d+) characters, the limit is (\d+)/.exec(m)))
     return "标题过长：" + g[1] + " 字，上限 " + g[2] + " 字。请删减后再提交。";
   if (/request body too large/.test(m) || st === 413) return "提交的内容过大，服务拒绝接收。请删减后再提交。";
-  if (/missing or wrong API key/.test(m) || st === 401) return "API 密钥缺失或错误：请在左侧填写正确的密钥。";
+  if (/(missing|wrong) API key/.test(m) || st === 401) return "API 密钥缺失或错误：请在左侧填写正确的密钥。";
   if (/no API key configured/.test(m) || st === 403) return "服务未配置 API 密钥，无法执行此操作，请联系管理员。";
+  if (st === 429) return "此地址多次使用错误的密钥，已被暂时锁定：请稍后再试。";
+  if (/feedback store|store of recent reports/.test(m) && st === 503) return "反馈存储暂不可用（分类不受影响），请稍后重试。";
+  if (st === 503) return "服务繁忙，请稍后重试。";
+  if (/answer is not JSON/.test(m)) return "服务的回答无法读取（HTTP " + st + "），请联系管理员。";
   if (st >= 500) return "服务内部错误（HTTP " + st + "），请稍后重试或联系管理员。";
   return "请求被服务拒绝（HTTP " + st + "）。";
 }
@@ -236,7 +241,10 @@ async function sendFeedback(topic, sub, lead, assist) {
     text: sent.text, title: sent.title, channel: sent.channel,
     predicted_topic: answer.topic, model_version: answer.model_version,
   };
-  try { const r = await call("/v1/feedback", body); say("已保存反馈 #" + r.feedback_id + "（" + topic + "）", "done"); }
+  try {
+    const r = await call("/v1/feedback", body);
+    say("已保存反馈 #" + r.feedback_id + "（" + topic + "）" + (body.id.startsWith("op-") ? "，工单号 " + body.id : ""), "done");
+  }
   catch (err) { renderError($("status"), "反馈未保存：", err); }
 }
 $("confirm").addEventListener("click", () => {
