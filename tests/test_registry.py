@@ -17,6 +17,7 @@ from chuishao.analysis.compare import mcnemar, paired_bootstrap
 from chuishao.analysis.gates import GatePolicy, check_promotion
 from chuishao.analysis.registry import Registry
 from chuishao.cli import app
+from chuishao.errors import DataError
 from chuishao.models.classifier import ChuishaoClassifier
 from chuishao.models.persistence import load_model, save_model
 from chuishao.resources import default_model_dir
@@ -74,6 +75,8 @@ def test_mcnemar_exact_for_few_discordant_rows_and_chi_square_for_many():
 # ---- the registry -------------------------------------------------------------------------------
 def test_add_list_promote_rollback(tmp_path, mini_model_dir):
     reg = tmp_path / "reg"
+    r = _cli("rollback", "--registry", str(reg))
+    assert r.exit_code == 2 and "no version of" in r.output and "promoted yet" in r.output
     r = _cli("models", "add", str(default_model_dir()), "--registry", str(reg))
     assert r.exit_code == 0, r.output
     added = json.loads(r.stdout)
@@ -85,7 +88,7 @@ def test_add_list_promote_rollback(tmp_path, mini_model_dir):
     assert {row["version"] for row in rows} == {added["version"], second} and not any(row["current"] for row in rows)
     mini_row = next(row for row in rows if row["version"] == second)
     assert mini_row["labels"] == 7 and mini_row["not_learned"] == 28 and mini_row["data_fingerprint"]
-    assert mini_row["heldout_accuracy"] is not None
+    assert mini_row["heldout_accuracy"] is not None and 0 < mini_row["heldout_macro_f1"] <= 1
 
     r = _cli("promote", added["version"], "--registry", str(reg))  # the first promotion: nothing to compare with
     assert r.exit_code == 0, r.output
@@ -165,11 +168,12 @@ def test_gates_refuse_a_model_significantly_worse_on_the_gate_set(tiny_model_dir
     model = ChuishaoClassifier(tiny_config(), Taxonomy.load())
     model.fit(data.texts, shuffled, titles=data.titles, subs=data.subs)
     worse_dir = save_model(model, tiny_model_dir.parent / "worse")
-    report = check_promotion(tiny_model_dir, worse_dir, gate_data=MINI, policy=GatePolicy(codes=False, resamples=200))
+    policy = GatePolicy(codes=False, resamples=200, max_seen_share=1.0)  # both trained on the gate texts
+    report = check_promotion(tiny_model_dir, worse_dir, gate_data=MINI, policy=policy)
     metrics = next(c for c in report.checks if c.name == "metrics")
     assert not metrics.passed and "significantly worse" in metrics.detail
     assert report.comparison is not None and report.comparison["bootstrap"]["accuracy"]["high"] < 0
-    tolerant = GatePolicy(codes=False, resamples=200, tolerance_accuracy=1.0, tolerance_macro_f1=1.0)
+    tolerant = policy.model_copy(update={"tolerance_accuracy": 1.0, "tolerance_macro_f1": 1.0})
     assert check_promotion(tiny_model_dir, worse_dir, gate_data=MINI, policy=tolerant).passed
 
 
@@ -185,8 +189,22 @@ def test_gates_refuse_a_taxonomy_with_other_codes(tmp_path, tiny_model_dir, mini
 def test_gates_accept_the_same_model_on_the_gate_set(tmp_path, tiny_model_dir):
     copy = tmp_path / "copy"
     shutil.copytree(tiny_model_dir, copy)
-    report = check_promotion(tiny_model_dir, copy, gate_data=MINI, policy=GatePolicy(resamples=200))
+    report = check_promotion(tiny_model_dir, copy, gate_data=MINI, policy=GatePolicy(resamples=200, max_seen_share=1.0))
     assert report.passed and [c.passed for c in report.checks] == [True, True, True]
+    metrics = next(c for c in report.checks if c.name == "metrics")
+    assert "34 of 34 rows (100.0 %) were in the training data of A" in metrics.detail  # said, though allowed here
+
+
+def test_gates_refuse_a_candidate_trained_on_the_gate_set(tmp_path, tiny_model_dir, mini_model_dir):
+    """Its figures on rows it was trained on are flattered: the metric gate refuses, compare warns."""
+    report = check_promotion(tiny_model_dir, mini_model_dir, gate_data=MINI, policy=GatePolicy(codes=False, resamples=200))
+    metrics = next(c for c in report.checks if c.name == "metrics")
+    assert not metrics.passed and "is not held out from the candidate: 34 of 34 rows" in metrics.detail
+    r = _cli("compare", str(tiny_model_dir), str(mini_model_dir), "--data", str(MINI), "--resamples", "100",
+             "-o", str(tmp_path / "cmp"))
+    assert r.exit_code == 0, r.output
+    assert "were in the training data of B" in r.stderr and "flattered" in (tmp_path / "cmp" / "summary.md").read_text()
+    assert json.loads(r.stdout)["training_overlap"]["b"]["rows"] == 34
 
 
 def test_gate_policy_file(tmp_path):
@@ -194,9 +212,14 @@ def test_gate_policy_file(tmp_path):
     path.write_text("codes: false\ntolerance_macro_f1: 0.01\n", encoding="utf-8")
     policy = GatePolicy.load(path)
     assert policy.codes is False and policy.tolerance_macro_f1 == 0.01 and policy.taxonomy is True
-    path.write_text("codez: false\n", encoding="utf-8")
-    with pytest.raises(Exception, match="not a gate policy"):
-        GatePolicy.load(path)
+    for text, said in [("codez: false\n", "codez: unknown key (did you mean codes?)"),
+                       ("metric: false\n", "metric: unknown key (did you mean metrics?)"),
+                       ("tolerance_accuracy: -0.1\n", "tolerance_accuracy: Input should be greater than or equal to 0"),
+                       ("- codes\n", "expected a mapping"), ("codes: [\n", "not a gate policy: ")]:
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(DataError, match="not a gate policy") as info:
+            GatePolicy.load(path)
+        assert said in str(info.value) and "\n" not in str(info.value) and "pydantic" not in str(info.value)
 
 
 # ---- compare --------------------------------------------------------------------------------------

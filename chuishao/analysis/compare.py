@@ -38,11 +38,12 @@ class Comparison:
     mcnemar: dict[str, object]
     changed: list[dict[str, object]] = field(default_factory=list)
     settings: dict[str, object] = field(default_factory=dict)
+    seen: dict[str, dict[str, object]] = field(default_factory=dict)  # "a"/"b" -> evaluate's training_overlap
 
     def as_dict(self, with_changed: bool = True) -> dict[str, object]:
         out = {"a": self.a, "b": self.b, "n": self.n, "settings": self.settings, "figures": self.figures,
                "bootstrap": self.bootstrap, "mcnemar": self.mcnemar, "per_class": self.per_class,
-               "changed_answers": len(self.changed)}
+               "changed_answers": len(self.changed), "training_overlap": self.seen}
         if with_changed:
             out["changed"] = self.changed
         return out
@@ -141,7 +142,16 @@ def compare_models(model_a: RoutingModel, model_b: RoutingModel, data: LabelledS
         mcnemar=mcnemar(da["correct"], db["correct"]),  # type: ignore[arg-type]
         changed=changed,
         settings={"resamples": resamples, "seed": seed, "confidence": confidence},
+        seen={"a": ma["training_overlap"], "b": mb["training_overlap"]},  # type: ignore[dict-item]
     )
+
+
+def overlap_warnings(c: Comparison) -> list[str]:
+    """A line for each model trained on some of the rows: its figures there are flattered."""
+    return [f"warning: {seen['rows']} of {seen['of']} rows ({100 * float(seen['share']):.1f} %) were in the training "  # type: ignore[arg-type]
+            f"data of {side} ({version}): its figures here are flattered; compare on rows neither model was trained on"
+            for side, version in (("A", c.a), ("B", c.b))
+            if (seen := c.seen.get(side.lower()) or {}).get("rows")]
 
 
 def summary_text(c: Comparison, data_name: str = "") -> str:
@@ -149,8 +159,9 @@ def summary_text(c: Comparison, data_name: str = "") -> str:
     level = round(100 * float(c.settings.get("confidence", 0.95)))  # type: ignore[arg-type]
     lines = [f"# {c.b} (B) against {c.a} (A)", "",
              f"{c.n} labelled rows{' of ' + data_name if data_name else ''}; deltas are B minus A (positive: B better, "
-             f"except ece, where lower is better).", "",
-             "| figure | A | B | delta |", "|---|---|---|---|"]
+             f"except ece, where lower is better).", ""]
+    lines += [f"**{w}**" for w in overlap_warnings(c)] + ([""] if overlap_warnings(c) else [])
+    lines += ["| figure | A | B | delta |", "|---|---|---|---|"]
     lines += [f"| {k} | {v['a']} | {v['b']} | {v['delta']} |" for k, v in c.figures.items()]
     lines += ["", f"Paired bootstrap, {c.settings.get('resamples')} resamples (seed {c.settings.get('seed')}), "
                   f"{level} % intervals of the difference:", ""]

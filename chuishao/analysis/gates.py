@@ -16,10 +16,12 @@ and the registry's history keeps both.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -46,6 +48,8 @@ class GatePolicy(BaseModel):
     resamples: int = Field(1000, ge=100, description="bootstrap resamples")
     seed: int = Field(0, description="bootstrap seed: the same data and models give the same verdict")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="the intervals' level")
+    max_seen_share: float = Field(0.01, ge=0, le=1, description="refuse when more than this share of the gate rows "
+                                  "were in the candidate's training data (its figures there are flattered)")
 
     @classmethod
     def load(cls, path: str | Path | None) -> GatePolicy:
@@ -53,9 +57,23 @@ class GatePolicy(BaseModel):
             return cls()
         try:
             raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise DataError(f"{path}: not a gate policy: {' '.join(str(exc).split())}") from None
+        if not isinstance(raw, dict):
+            raise DataError(f"{path}: not a gate policy: expected a mapping of keys (metrics: true, ...)")
+        try:
             return cls.model_validate(raw)
-        except (OSError, yaml.YAMLError, ValidationError) as exc:
-            raise DataError(f"{path}: not a gate policy ({exc})") from None
+        except ValidationError as exc:  # one line, each key with what is wrong (and a near key for a typo)
+            raise DataError(f"{path}: not a gate policy: {'; '.join(_problem(e) for e in exc.errors())}") from None
+
+
+def _problem(error: Any) -> str:
+    key = ".".join(map(str, error["loc"])) or "policy"
+    if error["type"] == "extra_forbidden":
+        near = difflib.get_close_matches(key, list(GatePolicy.model_fields), n=1)
+        return f"{key}: unknown key" + (f" (did you mean {near[0]}?)" if near else
+                                       f" (keys: {', '.join(GatePolicy.model_fields)})")
+    return f"{key}: {error['msg']} (got {error.get('input')!r})"
 
 
 @dataclass(frozen=True)
@@ -150,7 +168,7 @@ def check_codes(serving: ModelFacts, candidate: ModelFacts, policy: GatePolicy) 
 def check_metrics(serving: RoutingModel, candidate: RoutingModel, data, policy: GatePolicy,
                   data_name: str = "the gate set") -> tuple[GateCheck, dict[str, object]]:
     """Gate (b): the paired bootstrap of candidate minus serving on the gate set."""
-    from chuishao.analysis.compare import compare_models
+    from chuishao.analysis.compare import compare_models, overlap_warnings
 
     comparison = compare_models(serving, candidate, data, resamples=policy.resamples, seed=policy.seed,
                                 confidence=policy.confidence)
@@ -163,7 +181,16 @@ def check_metrics(serving: RoutingModel, candidate: RoutingModel, data, policy: 
     level = f"{round(100 * policy.confidence)} %"
     detail = (f"significantly worse on {data_name} ({len(data)} rows, {level} intervals): {'; '.join(worse)}" if worse
               else f"not significantly worse on {data_name} ({len(data)} rows, {level} intervals): {shown}")
-    return GateCheck("metrics", not worse, detail, policy.metrics), comparison.as_dict(with_changed=False)
+    seen = comparison.seen.get("b") or {}
+    flattered = bool(seen.get("checked")) and float(seen.get("share") or 0) > policy.max_seen_share  # type: ignore[arg-type]
+    if flattered:  # the candidate's figures on rows it was trained on say nothing
+        detail = (f"{data_name} is not held out from the candidate: {seen['rows']} of {seen['of']} rows were in its "
+                  f"training data (more than max_seen_share {policy.max_seen_share}); {detail}")
+    notes = "; ".join(overlap_warnings(comparison))
+    if notes and not flattered:
+        detail += f" ({notes})"
+    return (GateCheck("metrics", not worse and not flattered, detail, policy.metrics),
+            comparison.as_dict(with_changed=False))
 
 
 def check_promotion(serving_dir: str | Path | None, candidate_dir: str | Path, *, gate_data: str | Path | None = None,

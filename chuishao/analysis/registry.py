@@ -164,6 +164,8 @@ class Registry:
             elif rec["action"] == "rollback" and stack:
                 stack.pop()
         current = self.current()
+        if current is None and not stack:
+            raise DataError(f"nothing to roll back: no version of {self.root} has been promoted yet")
         if not stack or stack[-1] != current:
             raise DataError(f"the history in {self.history_file} does not end at the current version {current}: "
                             f"promote the version wanted instead")

@@ -17,7 +17,13 @@ from sklearn.model_selection import StratifiedKFold
 
 from chuishao.config import ChuishaoConfig
 from chuishao.models.answer import RoutingAnswer, answer_dict, error_answer
-from chuishao.models.calibration import fit_class_bias, fit_temperature, review_threshold, softmax
+from chuishao.models.calibration import (
+    fit_class_bias,
+    fit_temperature,
+    macro_f1_from_predictions,
+    review_threshold,
+    softmax,
+)
 from chuishao.models.evidence import top_candidates
 from chuishao.models.linear import LinearScorer, SparseScorer, fit_svc, prune
 from chuishao.pipeline.doc import Doc
@@ -183,6 +189,7 @@ class ChuishaoClassifier:
             "folds": folds,
             "rows": int(calibrate.sum()),
             "accuracy": round(float(correct.mean()), 4),
+            "macro_f1": round(macro_f1_from_predictions(proba.argmax(axis=1), y_idx, len(self.classes_)), 4),
             "review_threshold": round(self.review_threshold_, 4),
             "review_share": round(float((~sure).mean()), 4),
             "accuracy_when_sure": round(float(correct[sure].mean()), 4) if sure.any() else None,
