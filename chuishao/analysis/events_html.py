@@ -1,9 +1,10 @@
 """``chuishao events --html``: the events of a backlog as one self-contained page (styles inline, no
 external resource, no script), in the style of the evaluation report.
 
-It shows the counts, the whistle candidates, the biggest events (with a masked excerpt of their first
-report), events by street and topic, and a map-free heat table (street x topic: reports in events of
-two or more). Personal data (phones, ID and card numbers, e-mails) is masked in every text shown.
+It shows the counts (labelled for readers), why rows were errors (rows per reason), the whistle candidates,
+the biggest events (with a masked excerpt of their first report), events by street and topic, and a map-free
+heat table (street x topic: reports in events of two or more). Personal data (phones, ID and card numbers,
+e-mails) is masked in every text shown.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from chuishao.pipeline.privacy import mask_pii_raw
 BIGGEST = 30
 HEAT_PLACES = 40  # rows of the heat table: the places with the most reports in events
 UNKNOWN = "(unknown place)"
+# The headline's cards: the counts' keys (batch.events.EventsResult.as_dict) as a reader would name them.
+LABELS = {"rows": "rows read", "errors": "rows with errors", "events": "events",
+          "events_of_2_or_more": "events of 2+ reports", "reports_in_them": "reports in those events",
+          "largest": "largest event (reports)", "whistle_candidates": "whistle candidates (吹哨)"}
 
 
 def _e(value: object) -> str:
@@ -63,8 +68,8 @@ def events_html(rows: Sequence[Mapping[str, object]], counts: Mapping[str, objec
            f"<h1>{_e(title)}</h1><div class=\"sub\">threshold {config.threshold} · window "
            f"{'none' if config.window_days is None else f'{config.window_days:g} days'} · whistle at "
            f"{config.whistle_size} reports or {config.whistle_departments} departments</div>",
-           '<div class="cards">' + "".join(f'<div class="card"><b>{_e(v)}</b><span>{_e(k)}</span></div>'
-                                           for k, v in counts.items() if k != "seconds_grouping") + "</div>"]
+           _cards(counts)]
+    out.append(_errors_table(counts))
 
     out.append(f"<h2>Whistle candidates ({len(whistle)})</h2>")
     out.append(_events_table(whistle[:BIGGEST]) if whistle else '<div class="note ok">none</div>')
@@ -97,6 +102,23 @@ def events_html(rows: Sequence[Mapping[str, object]], counts: Mapping[str, objec
                f'<td class="num">{reports_by_topic[t]}</td></tr>' for t, n in by_topic.most_common())
     out.append("</table></main></body></html>")
     return "\n".join(out)
+
+
+def _cards(counts: Mapping[str, object]) -> str:
+    """The headline: one card per count, labelled for readers (timings and the reasons are not counts)."""
+    cards = (f'<div class="card"><b>{_e(counts[k])}</b><span>{_e(label)}</span></div>'
+             for k, label in LABELS.items() if k in counts)
+    return '<div class="cards">' + "".join(cards) + "</div>"
+
+
+def _errors_table(counts: Mapping[str, object]) -> str:
+    """Why rows were errors: rows per reason (``batch.events.error_reason``), most first; nothing when none."""
+    reasons = counts.get("error_reasons")
+    if not isinstance(reasons, Mapping) or not reasons:
+        return ""
+    body = "".join(f'<tr><td>{_e(why)}</td><td class="num">{_e(n)}</td></tr>' for why, n in reasons.items())
+    return (f"<h2>Rows with errors ({_e(counts.get('errors', sum(reasons.values())))})</h2>"
+            f"<table><tr><th>why</th><th>rows</th></tr>{body}</table>")
 
 
 def _events_table(rows: Sequence[Mapping[str, object]]) -> str:

@@ -5,6 +5,10 @@ tagged rows to a work file and keeps per row only its signature (uint32), block,
 departments; then ``analysis.events.group`` numbers the events; the second pass adds the event columns
 to each tagged row and writes the output (the format by its extension, as ``chuishao tag``).
 
+Time (``parse_time``): ISO text, dates, or epoch seconds / milliseconds as numbers or digit-only text alike (a CSV
+cell is always text); an epoch outside 2000-2099 (an Excel date serial, 46000) is a row error that says so. Times
+written without a zone are in ``--timezone`` (default UTC).
+
 Place (``_place_of``): ``--place-field`` names a column holding the place key (text) or a JSON object with
 district / street / community; a row without a value there gets the jurisdiction its answer carries, which the
 place extractor (``pipeline/places.py``, the model's annotator from ``--gazetteer``, as ``chuishao tag``) read
@@ -16,12 +20,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
+from itertools import chain, islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
@@ -33,6 +41,7 @@ from chuishao.batch.rows import batches, output_record, tag_records
 from chuishao.batch.writers import write_output
 from chuishao.errors import DataError
 from chuishao.io.formats import delimiter_for, detect_format
+from chuishao.io.record import missing_column
 from chuishao.io.records import FieldMap, InputRecord, read_records
 from chuishao.io.text import AUTO
 from chuishao.models.cascade import RoutingModel
@@ -64,6 +73,7 @@ class EventsOptions:
     time_field: str | None = None
     place_field: str | None = None
     place_level: str = "street"  # for places given as objects: see analysis.events.place_key
+    timezone: str = "UTC"  # the zone of times written without one (time_zone: UTC or an IANA name)
     batch_size: int = 256
     encoding: str = AUTO
     sheet: str | None = None
@@ -77,32 +87,52 @@ class EventsResult:
     events: list[Event]
     whistle: list[bool]
     seconds_grouping: float = 0.0
+    error_reasons: dict[str, int] = field(default_factory=dict)  # most rows first
 
     def as_dict(self) -> dict[str, object]:
         sizes = [e.count for e in self.events]
         return {"rows": self.rows, "errors": self.errors, "events": len(self.events),
                 "events_of_2_or_more": sum(s > 1 for s in sizes), "reports_in_them": sum(s for s in sizes if s > 1),
                 "largest": max(sizes, default=0), "whistle_candidates": sum(self.whistle),
-                "seconds_grouping": round(self.seconds_grouping, 2)}
+                "seconds_grouping": round(self.seconds_grouping, 2), "error_reasons": self.error_reasons}
 
 
-def parse_time(value: object) -> float | None:
+# Numbers are epoch seconds (milliseconds above 1e11); outside these years one is a mistake, not a report's time:
+# an Excel date serial (46000) or a YYYYMMDD number read as seconds would silently become a 1970 date.
+EPOCH_FROM = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+EPOCH_TO = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+_EXCEL_SERIAL_MAX = 2_958_465  # 9999-12-31 in Excel's day count
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")  # a CSV cell (always text) holding an epoch, as a number cell would
+
+
+def time_zone(name: str) -> tzinfo:
+    """``--timezone``: UTC or an IANA name (Asia/Shanghai), the zone of times written without one."""
+    if name.strip().upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise DataError(f"--timezone {name!r}: not a known time zone; give an IANA name such as Asia/Shanghai, "
+                        f"or UTC") from None
+
+
+def parse_time(value: object, zone: tzinfo = UTC) -> float | None:
     """Seconds since the epoch of a time cell: ISO-like text (2026-12-01 08:30, 2026/12/01, with or
-    without seconds or zone), a number (epoch seconds, or milliseconds when > 1e11), a datetime or a
-    date (Excel, Parquet). Times without a zone are read as UTC: only differences matter here.
-    None or '' is no time; anything else raises ValueError."""
+    without seconds or zone), a number or digit-only text (epoch seconds, or milliseconds when > 1e11;
+    eight digits that form a date: YYYYMMDD), a datetime or a date (Excel, Parquet). Times without a zone
+    are in ``zone``. None or '' is no time; anything else, or an epoch outside 2000-2099, raises ValueError."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
         raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value.strip()) if "." in value else int(value.strip())
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise ValueError(f"not a time: {value!r}")
-        return float(value) / 1000.0 if abs(value) > 1e11 else float(value)
+        return _number_time(value, zone)
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+        return _timestamp(value, zone)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+        return _timestamp(datetime(value.year, value.month, value.day), zone)
     if isinstance(value, str):
         text = value.strip().replace("/", "-")
         if text.endswith("Z"):
@@ -111,8 +141,52 @@ def parse_time(value: object) -> float | None:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"not a time: {value!r} (expected e.g. 2026-12-01 08:30:00)") from None
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+        return _timestamp(parsed, zone)
     raise ValueError(f"not a time: {type(value).__name__}")
+
+
+def _timestamp(value: datetime, zone: tzinfo) -> float:
+    """Epoch seconds of a datetime; one without a zone is in ``zone``."""
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=zone)).timestamp()
+    except (OverflowError, ValueError):  # year 1 or 9999 moved across the date line
+        raise ValueError(f"not a time: {value.isoformat()} is out of range") from None
+
+
+def _number_time(value: float, zone: tzinfo) -> float:
+    """A number cell: a YYYYMMDD date (no epoch in range has 8 digits), else epoch seconds or milliseconds
+    that must fall in 2000-2099, so that a number meant otherwise is a row error that says why."""
+    if not math.isfinite(value):
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, int) and 10_000_000 <= value <= 99_999_999:
+        try:
+            return _timestamp(datetime.strptime(str(value), "%Y%m%d"), zone)
+        except ValueError:
+            pass  # not a date: judged as an epoch below
+    seconds = float(value) / 1000.0 if abs(value) > 1e11 else float(value)
+    if EPOCH_FROM <= seconds < EPOCH_TO:
+        return seconds
+    return _implausible(value, seconds)
+
+
+def _implausible(value: float, seconds: float) -> NoReturn:
+    unit = "milliseconds" if abs(value) > 1e11 else "seconds"
+    shown = iso(seconds) if -6e10 < seconds < 2.5e11 else "a date out of range"  # what datetime can show
+    side = "before 2000-01-01" if seconds < EPOCH_FROM else "after 2099"
+    why = ("an Excel date serial? format the column as a date or text" if 0 < value <= _EXCEL_SERIAL_MAX
+           else "epoch seconds or milliseconds since 1970 expected")
+    raise ValueError(f"not a plausible time: {value!r} read as epoch {unit} is {shown}, {side} ({why})")
+
+
+_WHERE = re.compile(r"^(?:[^:]*?\b(?:line|row) \d+(?: \(line \d+\))?: )+")  # "in.csv row 3: ", "row 3: "
+_DETAIL = re.compile(r": |, |; | \(")
+
+
+def error_reason(error: str) -> str:
+    """A row error without its place in the file or its value ("row 7: not a time: 'x' (...)" -> "not a time"),
+    so that the page can count the rows per reason."""
+    text = _WHERE.sub("", error.strip())
+    return _DETAIL.split(text, maxsplit=1)[0].strip() or text
 
 
 def iso(seconds: float | None) -> str | None:
@@ -159,24 +233,43 @@ class _Columns:
     places: list[str | None] = field(default_factory=list)
     departments: list[dict | None] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)  # rows with errors, per reason (error_reason)
+
+
+def check_named_columns(path: Path, first: list[InputRecord], opts: EventsOptions) -> None:
+    """A ``--time-field`` or ``--place-field`` the input lacks is a usage error, not rows without time or place
+    that merge across dates and streets. The columns are those of the first rows (a header's, for CSV, Excel
+    and Parquet; JSONL: the fields of the first CHUNK lines). No readable row: nothing to judge by."""
+    columns = list(dict.fromkeys(k for rec in first for k in rec.fields))
+    if not columns:
+        return
+    for option, column in (("--time-field", opts.time_field), ("--place-field", opts.place_field)):
+        if column and column not in columns:
+            raise missing_column(path, column, columns, f"check the spelling of {option}")
+
+
+def _time_and_place(rec: InputRecord, answer: dict[str, object], opts: EventsOptions,
+                    zone: tzinfo) -> tuple[float, str | None]:
+    """The row's time (NaN: none) and place key; a value that cannot be read becomes the row's error."""
+    try:
+        t = parse_time(rec.fields.get(opts.time_field), zone) if opts.time_field else None
+        return math.nan if t is None else t, _place_of(rec, answer, opts)
+    except ValueError as exc:
+        answer["error"] = f"row {rec.row}: {exc}"
+        return math.nan, None
 
 
 def _first_pass(model: RoutingModel, records: Iterator[InputRecord], work: Path, opts: EventsOptions,
-                config: EventsConfig) -> _Columns:
+                config: EventsConfig, zone: tzinfo = UTC) -> _Columns:
     cols = _Columns()
     with work.open("w", encoding="utf-8") as out, _excerpts(work).open("w", encoding="utf-8") as ex:
         for chunk in batches(records, CHUNK):
             texts = []
             for rec, answer in tag_records(model, chunk, opts.batch_size):
-                when, place = math.nan, None
-                if answer["error"] is None:
-                    try:
-                        t = parse_time(rec.fields.get(opts.time_field)) if opts.time_field else None
-                        when = math.nan if t is None else t
-                        place = _place_of(rec, answer, opts)
-                    except ValueError as exc:
-                        answer["error"] = f"row {rec.row}: {exc}"
+                when, place = _time_and_place(rec, answer, opts, zone) if answer["error"] is None else (math.nan, None)
                 ok = answer["error"] is None
+                if not ok:
+                    cols.reasons[error_reason(str(answer["error"]))] += 1
                 row = output_record(rec, answer)
                 row["place"], row["time"] = place, iso(None if math.isnan(when) else when)
                 out.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -234,10 +327,14 @@ def events_file(model: RoutingModel, input_path: str | Path, output_path: str | 
     out_fmt = detect_format(output_path)
     if summary_path is not None:
         detect_format(summary_path)  # an unknown extension fails now, not after the work
+    zone = time_zone(opts.timezone)  # an unknown zone fails now, not after the work
     records = read_records(input_path, opts.fields, encoding=opts.encoding, sheet=opts.sheet)
+    first = list(islice(records, CHUNK))
+    check_named_columns(input_path, first, opts)
+    records = chain(first, records)
     with tempfile.TemporaryDirectory(prefix=".chuishao-events-", dir=output_path.parent) as tmp:
         work = Path(tmp) / "tagged.jsonl"
-        cols = _first_pass(model, records, work, opts, config)
+        cols = _first_pass(model, records, work, opts, config, zone)
         started = time.perf_counter()
         sigs = np.concatenate(cols.sigs) if cols.sigs else np.empty((0, config.num_perm), dtype=np.uint32)
         cols.sigs = []
@@ -258,7 +355,7 @@ def events_file(model: RoutingModel, input_path: str | Path, output_path: str | 
         for r in rows:  # a masked excerpt of the first report, for the events the page shows
             r["example"] = excerpts.get(int(r.pop("_first")))
     result = EventsResult(rows=len(labels), errors=int(len(labels) - sum(cols.valid)), events=events, whistle=whistle,
-                          seconds_grouping=grouping)
+                          seconds_grouping=grouping, error_reasons=dict(cols.reasons.most_common()))
     if summary_path is not None:
         write_summary(rows, Path(summary_path))
     if html_path is not None:

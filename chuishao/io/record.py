@@ -72,8 +72,7 @@ def check_columns(path: Path, columns: list[str], fields: FieldMap) -> None:
     if repeated:
         raise DataError(f"{path}: column names used twice: {', '.join(repeated)}; rename them so each is unique")
     if fields.text not in columns:
-        raise DataError(f"{path}: no {fields.text!r} column (columns: {', '.join(columns) or 'none'}); "
-                        f"name the text column with --text-field")
+        raise missing_column(path, fields.text, columns, "name the text column with --text-field")
     seen = ", ".join(columns)
     if fields.title is not None and fields.title not in columns:
         _warn_once(path, fields.title, f"no {fields.title!r} column, so no titles are used (columns: {seen}); "
@@ -81,6 +80,11 @@ def check_columns(path: Path, columns: list[str], fields: FieldMap) -> None:
     if fields.id and fields.id not in columns:
         _warn_once(path, fields.id, f"no {fields.id!r} column, so rows are identified by their row number "
                                     f"(columns: {seen}); name the id column with --id-field")
+
+
+def missing_column(path: Path, column: str, columns: list[str], hint: str) -> DataError:
+    """The one-line error for a column the input lacks, listing those it has (the text column, a named option's)."""
+    return DataError(f"{path}: no {column!r} column (columns: {', '.join(columns) or 'none'}); {hint}")
 
 
 def _warn_once(path: Path, column: str, message: str) -> None:
