@@ -101,7 +101,45 @@ def test_unreadable_and_unlabelled_rows_are_problems_not_dropped(tmp_path):
                     encoding="utf-8")
     report = check_files([path], taxonomy=Taxonomy.load())
     assert not report.passed and report.figures["unreadable_rows"] == 1
-    assert any("without a label" in p and "d.jsonl row 3" in p for p in report.problems)
+    assert any("without a label" in p and "d.jsonl line 3" in p for p in report.problems)  # as an editor numbers it
+
+
+def test_repeated_ids_are_said_as_train_will_treat_them(tmp_path):
+    rows = [{"id": "a", "text": "楼下装修电钻声从早响到晚", "label": "W05"},
+            {"id": "b", "text": "小区路灯坏了好几盏", "label": "W01"},
+            {"id": "a", "text": "楼下装修电钻声从早响到晚", "label": "W06"},  # the same id, another label
+            {"id": "b", "text": "小区路灯坏了一个多月", "label": "W01"},  # the same id and label, another text
+            {"id": "c", "text": "垃圾桶满了没人清理", "label": "W08"},
+            {"id": "c", "text": "垃圾桶满了没人清理", "label": "W08"}]  # a plain repeat: trained once, not said
+    report = check_files([write(tmp_path / "d.jsonl", rows)], taxonomy=Taxonomy.load(), min_examples=1)
+    assert (report.figures["ids_with_two_labels"], report.figures["ids_with_two_texts"]) == (1, 1)
+    problem = next(p for p in report.problems if "message ids" in p)
+    assert "1 message ids come with two different labels, which chuishao train refuses" in problem
+    assert "id a: d.jsonl line 1 W05 vs d.jsonl line 3 W06" in problem
+    warning = next(w for w in report.warnings if "message ids" in w)
+    assert "keeps the first row of each and drops the others" in warning and "id b: d.jsonl line 2, d.jsonl line 4" in warning
+    assert [r["where"] for r in report.details["ids_with_two_texts"][0]] == ["d.jsonl line 2", "d.jsonl line 4"]  # type: ignore[index]
+    result = runner.invoke(app, ["check", str(tmp_path / "d.jsonl"), "--min-examples", "1"])
+    assert result.exit_code == 1 and "problem: 1 message ids come with two different labels" in result.stderr
+    assert "warning: 1 message ids come with different texts" in result.stderr
+
+
+def test_an_unknown_label_of_spaces_is_shown_quoted(tmp_path):
+    rows = [{"id": "a", "text": "楼下装修电钻声从早响到晚", "label": "  "}, {"id": "b", "text": "路灯坏了", "label": "W01"}]
+    report = check_files([write(tmp_path / "d.jsonl", rows)], taxonomy=Taxonomy.load())
+    assert any("labels not in taxonomy" in p and p.endswith(": '  ' (1)") for p in report.problems), report.problems
+
+
+def test_spreadsheet_rows_are_named_as_excel_numbers_them(tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["id", "text", "label"])
+    ws.append(["a", "楼下装修电钻声从早响到晚", "W05"])
+    ws.append(["b", "路灯坏了", None])  # Excel row 3
+    wb.save(tmp_path / "d.xlsx")
+    report = check_files([tmp_path / "d.xlsx"], taxonomy=Taxonomy.load())
+    assert any("without a label (e.g. d.xlsx row 3)" in p for p in report.problems), report.problems
 
 
 def test_train_refuses_leakage_unless_told_to_drop_or_allow_it(leaky, tmp_path):

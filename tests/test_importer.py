@@ -114,12 +114,15 @@ def test_mapping_files_are_checked_line_by_line(tmp_path):
         with pytest.raises(DataError, match=message):
             LabelMap.load(path, tax)
     yml = tmp_path / "m.yaml"
-    yml.write_text("供暖: {target: 供暖燃气供电, sub: W14a}\n'101': W05\n其他: other\n劳动: DROP\n", encoding="utf-8")
-    with pytest.raises(DataError, match="'other' is not a topic"):
+    yml.write_text("供暖: {target: 供暖燃气供电, sub: W14a}\n'101': W05\n其他: 其它类\n劳动: DROP\n", encoding="utf-8")
+    with pytest.raises(DataError, match="'其它类' is not a topic"):
         LabelMap.load(yml, tax)
-    yml.write_text("供暖: {target: 供暖燃气供电, sub: W14a}\n101: W05\n劳动: DROP\n", encoding="utf-8")
+    # codes in any case and sub-problem names, as labelling sheets take them
+    yml.write_text("供暖: {target: 供暖燃气供电, sub: w14a}\n101: w05\n其他: other\n工地: {target: W05, sub: 施工噪声}\n"
+                   "劳动: DROP\n", encoding="utf-8")
     m = LabelMap.load(yml, tax)
     assert m.get("供暖").label == "W14" and m.get("供暖").sub == "W14a" and m.get("101").label == "W05"  # type: ignore[union-attr]
+    assert m.get("其他").label == "OTHER" and m.get("工地").sub == "W05a"  # type: ignore[union-attr]
     assert m.get("劳动").label == "DROP"  # type: ignore[union-attr]
 
 
@@ -188,3 +191,96 @@ def test_the_annotators_confidence_is_kept_so_train_weighs_low_rows_less(tmp_pat
     import_labelled(src, out, taxonomy=Taxonomy.load())
     assert [json.loads(line).get("conf") for line in out.read_text(encoding="utf-8").splitlines()] == ["high", "low"] * 2
     assert read_labelled(out, low_conf_weight=0.5).weights == [1.0, 0.5, 1.0, 0.5]
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_sub_problems_match_as_labels_do_and_the_rest_is_said(tmp_path):
+    subs = ["施工噪声", "w05a", "W06a", "XYZ", "W05b"]
+    rows = [{"id": f"n{i}", "text": f"工地晚上第{i}次施工，吵得睡不着", "label": "噪声扰民", "sub": sub}
+            for i, sub in enumerate(subs)]
+    rows.append({"id": "n9", "text": "楼上每天半夜拖椅子", "label": "w05", "sub": ""})  # a topic code in lower case
+    out = tmp_path / "o.jsonl"
+    result = runner.invoke(app, ["import", str(write_rows(tmp_path / "c.jsonl", rows)), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["sub"] for r in written] == ["W05a", "W05a", None, None, "W05b", None]
+    assert {r["label"] for r in written} == {"W05"}
+    summary = json.loads(result.stdout)
+    assert (summary["subs_unknown"], summary["subs_not_under_topic"]) == (1, 1)
+    lines = result.stderr.strip().splitlines()
+    assert any("1 rows have a sub-problem the taxonomy does not know" in x and "XYZ (1)" in x for x in lines), lines
+    assert any("1 rows have a sub-problem of another topic" in x and "W06a under W05 (1)" in x for x in lines), lines
+
+
+def test_a_named_time_or_sub_column_that_is_missing_is_an_error(tmp_path):
+    row = {"id": "1", "title": "", "text": "楼下噪音很大", "label": "W05", "受理时间": "2024-05-01"}
+    src = write_csv(tmp_path / "c.csv", [row])
+    out = tmp_path / "o.jsonl"
+    for option, column in (("--time-field", "时间"), ("--sub-field", "子类别")):
+        result = runner.invoke(app, ["import", str(src), "-o", str(out), option, column])
+        assert result.exit_code == 2 and not out.exists()
+        line = result.stderr.strip()
+        assert len(line.splitlines()) == 1 and f"no '{column}' column for {option}" in line
+        assert "(columns: id, title, text, label, 受理时间)" in line
+    ok = runner.invoke(app, ["import", str(src), "-o", str(out), "--time-field", "受理时间"])  # no sub column: fine
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(out.read_text(encoding="utf-8"))["time"] == "2024-05-01"
+
+
+def test_repeated_ids_are_warned_about(tmp_path):
+    rows = [{"id": "a", "text": "楼下噪音很大", "label": "W05"}, {"id": "a", "text": "楼下噪音很大", "label": "W06"},
+            {"id": "b", "text": "路灯坏了", "label": "W01"}, {"id": "b", "text": "路灯又坏了", "label": "W01"}]
+    result = runner.invoke(app, ["import", str(write_rows(tmp_path / "c.jsonl", rows)), "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["repeated_ids"], summary["ids_with_two_labels"], summary["ids_with_two_texts"]) == (2, 1, 1)
+    line = next(x for x in result.stderr.splitlines() if "message id" in x)
+    assert "2 rows repeat a message id" in line and "1 ids come with two different labels (train refuses them, e.g. a)" in line
+    assert "1 with another text (train keeps the first row only, e.g. b)" in line
+
+
+def _xlsx(path: Path, rows: list[list[object]]) -> Path:
+    openpyxl = pytest.importorskip("openpyxl")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for r in rows:
+        ws.append(r)
+    wb.save(path)
+    return path
+
+
+def test_an_empty_row_stops_csv_and_xlsx_alike_and_a_title_alone_is_kept(tmp_path):
+    header = ["id", "title", "text", "label"]
+    empty = [["1", "", "楼下噪音很大", "W05"], ["2", "", "", "W05"]]
+    titled = [["1", "", "楼下噪音很大", "W05"], ["2", "路灯坏了一个月", "", "W01"]]
+    for name, rows in (("empty", empty), ("titled", titled)):
+        write_csv(tmp_path / f"{name}.csv", [dict(zip(header, r, strict=True)) for r in rows])
+        _xlsx(tmp_path / f"{name}.xlsx", [header, *[[v or None for v in r] for r in rows]])  # an empty cell reads None
+    for src, where in ((tmp_path / "empty.csv", "empty.csv row 2"), (tmp_path / "empty.xlsx", "empty.xlsx row 3")):
+        out = tmp_path / f"{src.name}.jsonl"
+        result = runner.invoke(app, ["import", str(src), "-o", str(out)])
+        assert result.exit_code == 2 and not out.exists(), result.output
+        assert f"1 of 2 rows cannot be read ({where}: 'text' is empty and there is no title)" in result.stderr
+    for src in (tmp_path / "titled.csv", tmp_path / "titled.xlsx"):
+        out = tmp_path / f"{src.name}.jsonl"
+        result = runner.invoke(app, ["import", str(src), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        second = json.loads(out.read_text(encoding="utf-8").splitlines()[1])
+        assert (second["title"], second["text"], second["label"]) == ("路灯坏了一个月", "", "W01")
+
+
+def test_spreadsheet_errors_name_the_row_excel_shows(tmp_path):
+    src = _xlsx(tmp_path / "c.xlsx", [["id", "text", "label"], ["1", "楼下噪音很大", "W05"], ["2", 42, "W05"]])
+    result = runner.invoke(app, ["import", str(src), "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 2 and "c.xlsx row 3: 'text' must be a string" in result.stderr, result.output
+
+
+def test_an_unknown_label_of_spaces_is_shown_quoted(tmp_path):
+    rows = [{"id": "1", "text": "楼下噪音很大", "label": "   "}, {"id": "2", "text": "路灯坏了", "label": ""},
+            {"id": "3", "text": "垃圾没人收", "label": "W08"}]
+    result = runner.invoke(app, ["import", str(write_rows(tmp_path / "c.jsonl", rows)), "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 2 and "does not map: '   ' (1), (no label) (1)." in result.stderr, result.output

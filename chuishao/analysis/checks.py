@@ -29,7 +29,7 @@ import numpy as np
 from chuishao.errors import DataError
 from chuishao.io.records import FieldMap, InputRecord, has_given_id, read_records
 from chuishao.taxonomy import Taxonomy
-from chuishao.training.data import LabelledSet, label_text
+from chuishao.training.data import LabelledSet, label_text, row_place, visible
 
 SHINGLE = 5
 NUM_PERM = 64
@@ -74,7 +74,7 @@ class Rows:
         a finding, not dropped. ``label_field`` None: unlabelled rows (a held-out set's texts only)."""
         rows = cls()
         for rec in records:
-            place = f"{where} row {rec.row}"
+            place = row_place(where, rec.row)  # as the reader's own errors name it: a JSONL line, a spreadsheet row
             text_field = (fields or FieldMap()).text
             null_text = text_field in rec.fields and rec.fields[text_field] is None  # an empty text, as read_labelled has it
             if rec.error and not null_text:
@@ -213,6 +213,46 @@ def near_pairs(forms: list[str], side: list[int], threshold: float) -> list[tupl
 
 
 # ---- the checks -----------------------------------------------------------------------------
+def _id_groups(rows: Rows) -> tuple[list[list[int]], list[list[int]]]:
+    """Rows sharing a message id: the groups whose labels (topic or sub-problem) differ, and those
+    with one label but other texts."""
+    by_id: dict[str, list[int]] = defaultdict(list)
+    for i, message_id in enumerate(rows.ids):
+        by_id[message_id].append(i)
+    two_labels, two_texts = [], []
+    for members in by_id.values():
+        if len({(rows.labels[i], rows.subs[i]) for i in members}) > 1:
+            two_labels.append(members)
+        elif len({rows.texts[i] for i in members}) > 1:
+            two_texts.append(members)
+    return two_labels, two_texts
+
+
+def _repeated_ids(rows: Rows, problems: list[str], warnings: list[str], details: dict[str, object]) -> tuple[int, int]:
+    """Repeated message ids in the training rows, said as ``chuishao train`` will treat them: one id
+    with two labels stops it (a problem), one id with other texts is trained on its first row only,
+    the others being dropped without a word (a warning). Returns how many ids of each."""
+    two_labels, two_texts = _id_groups(rows)
+
+    def shown(group: list[int], labelled: bool) -> str:
+        places = [rows.where[i] + (f" {rows.labels[i]}" + (f"/{rows.subs[i]}" if rows.subs[i] else "") if labelled else "")
+                  for i in group[:3]]
+        return f"id {rows.ids[group[0]]}: {' vs '.join(places) if labelled else ', '.join(places)}"
+
+    def rows_of(group: list[int]) -> list[dict[str, object]]:
+        return [{"where": rows.where[i], "id": rows.ids[i], "label": rows.labels[i], "sub": rows.subs[i]} for i in group]
+
+    if two_labels:
+        problems.append(f"{len(two_labels)} message ids come with two different labels, which chuishao train refuses "
+                        f"(e.g. {'; '.join(shown(g, True) for g in two_labels[:3])})")
+        details["ids_with_two_labels"] = [rows_of(g) for g in two_labels[:_SHOWN]]
+    if two_texts:
+        warnings.append(f"{len(two_texts)} message ids come with different texts; chuishao train keeps the first row "
+                        f"of each and drops the others (e.g. {'; '.join(shown(g, False) for g in two_texts[:3])})")
+        details["ids_with_two_texts"] = [rows_of(g) for g in two_texts[:_SHOWN]]
+    return len(two_labels), len(two_texts)
+
+
 def run_checks(train: Rows, test: Rows | None = None, taxonomy: Taxonomy | None = None, min_examples: int = 5,
                near_threshold: float = 0.9) -> CheckReport:
     """Check training rows (and a test set's, for leakage). ``taxonomy`` None: labels are free."""
@@ -238,13 +278,14 @@ def run_checks(train: Rows, test: Rows | None = None, taxonomy: Taxonomy | None 
             unknown = Counter(lab for lab in rows.labels if lab and lab not in set(taxonomy.labels))
             if unknown:
                 problems.append(f"{sum(unknown.values())} {name} rows have labels not in taxonomy {taxonomy.name}: "
-                                + ", ".join(f"{k} ({v})" for k, v in unknown.most_common(10)))
+                                + ", ".join(f"{visible(k)} ({v})" for k, v in unknown.most_common(10)))
             bad_subs = Counter(s for s, lab in zip(rows.subs, rows.labels, strict=True)
                                if s and lab in set(taxonomy.labels) and s not in taxonomy.subs_of(lab))
             if bad_subs:
                 problems.append(f"{sum(bad_subs.values())} {name} rows have a sub-problem not under their topic: "
                                 + ", ".join(f"{k} ({v})" for k, v in bad_subs.most_common(10)))
 
+    two_labels, two_texts = _repeated_ids(train, problems, warnings, details)
     forms_train = [matching_form(t) for t in train.texts]
     forms_test = [matching_form(t) for t in test.texts]
 
@@ -359,6 +400,7 @@ def run_checks(train: Rows, test: Rows | None = None, taxonomy: Taxonomy | None 
         "unreadable_rows": len(train.unreadable) + len(test.unreadable),
         "empty_texts": sum(1 for f in forms_train if not f) + sum(1 for f in forms_test if not f),
         "repeated_texts_in_training": repeated_train,
+        "ids_with_two_labels": two_labels, "ids_with_two_texts": two_texts,
         "conflicting_texts": len(conflicts),
         "shared_ids": len(shared_ids),
         "exact_leaks": len({i for i, _ in exact_leaks}),

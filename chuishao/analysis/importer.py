@@ -8,8 +8,11 @@ is (``OTHER`` allowed; ``DROP``: rows of that category are left out, counted). I
 
 Nothing is lost silently: an unreadable row is an error naming it; a label the mapping does not
 know is an error listing every such label with its count, unless ``unmapped`` says what to do
-(``other``: they become OTHER; ``drop``: they are left out), and the summary counts them. The
-output is written to a temporary file and renamed at the end, so a refused import leaves none.
+(``other``: they become OTHER; ``drop``: they are left out), and the summary counts them. Labels
+and sub-problems are matched as labelling sheets match them (a code in any case, or the name); a
+sub-problem still unmatched (unknown, or of another topic) is written as none, counted and said on
+stderr, as are repeated message ids. A row with neither text nor title is an error. The output is
+written to a temporary file and renamed at the end, so a refused import leaves none.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -30,7 +34,7 @@ from chuishao.extras import need
 from chuishao.io.records import FieldMap, InputRecord, has_given_id, make_record, read_records
 from chuishao.pipeline.privacy import mask_pii_raw
 from chuishao.taxonomy import Taxonomy
-from chuishao.training.data import label_text
+from chuishao.training.data import label_text, row_place, visible
 
 DROP = "DROP"
 UNMAPPED_ACTIONS = ("error", "other", "drop")
@@ -126,15 +130,43 @@ def _resolve(target: str, sub: str | None, taxonomy: Taxonomy | None, where: str
         return Target(DROP)
     if taxonomy is None or taxonomy.is_free:
         return Target(target, sub)
-    by_name = {taxonomy.name_of(code): code for code in taxonomy.labels}
-    code = target if target in taxonomy.labels else by_name.get(target)
+    codes = Codes(taxonomy)
+    code = codes.topic(target)
     if code is None:
         raise DataError(f"{where}: {target!r} is not a topic of taxonomy {taxonomy.name} "
                         f"(codes: {', '.join(taxonomy.labels)}; or DROP)")
-    if sub and sub not in taxonomy.subs_of(code):
+    sub_code, _ = codes.sub(sub, code) if sub else (None, None)
+    if sub and sub_code is None:
         raise DataError(f"{where}: sub-problem {sub!r} is not under {code} (its sub-problems: "
                         f"{', '.join(taxonomy.subs_of(code)) or 'none'})")
-    return Target(code, sub)
+    return Target(code, sub_code)
+
+
+UNKNOWN_SUB, OTHER_TOPIC_SUB = "unknown", "under another topic"
+
+
+class Codes:
+    """A taxonomy's topic and sub-problem codes matched as labelling sheets match them: a code in any
+    case (``w05a`` is W05a) or the topic's or sub-problem's name (施工噪声 is W05a)."""
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self._topics = {c.casefold(): c for c in taxonomy.labels} | {taxonomy.name_of(c): c for c in taxonomy.labels}
+        subs = [(s.code, s.name) for t in taxonomy.topics for s in t.subs]
+        self._subs = {code.casefold(): code for code, _ in subs} | {name: code for code, name in subs}
+
+    def topic(self, given: str) -> str | None:
+        return self._topics.get(given) or self._topics.get(given.casefold())
+
+    def sub(self, given: str, topic: str) -> tuple[str | None, str | None]:
+        """(its code, None) when ``given`` names a sub-problem of ``topic``; else (None, why): it is
+        unknown, or a sub-problem of another topic (it cannot be kept under this one)."""
+        code = self._subs.get(given) or self._subs.get(given.casefold())
+        if code is None:
+            return None, UNKNOWN_SUB
+        if code not in self.taxonomy.subs_of(topic):
+            return None, OTHER_TOPIC_SUB
+        return code, None
 
 
 # ---- reading the source ---------------------------------------------------------------------
@@ -195,12 +227,112 @@ def _time_text(value: object) -> str | None:
 
 
 # ---- the import -----------------------------------------------------------------------------
+_EXAMPLES = 3  # examples named in a warning line
+
+
+@dataclass
+class _Tally:
+    """What an import counts as it goes; the summary, the warnings and the refusals come from it."""
+
+    rows: int = 0
+    written: int = 0
+    masked: int = 0
+    bad: list[str] = field(default_factory=list)
+    unmapped: Counter[str] = field(default_factory=Counter)
+    mapped: dict[str, Counter[str]] = field(default_factory=dict)
+    labels: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    subs_unknown: Counter[str] = field(default_factory=Counter)
+    subs_elsewhere: Counter[str] = field(default_factory=Counter)  # "W06a under W05"
+    columns: dict[str, None] = field(default_factory=dict)  # every column or field seen, in order
+    first_of_id: dict[str, tuple[str, str | None, int]] = field(default_factory=dict)  # label, sub, hash of the texts
+    repeated: int = 0
+    ids_other_labels: dict[str, None] = field(default_factory=dict)
+    ids_other_texts: dict[str, None] = field(default_factory=dict)
+
+    def note_id(self, message_id: str, label: str, sub: str | None, texts: tuple[str, str]) -> None:
+        """Train refuses an id given two labels and keeps only the first row of an id given twice,
+        so an import counts both (and writes the rows: the user decides which to keep)."""
+        seen = self.first_of_id.get(message_id)
+        if seen is None:
+            self.first_of_id[message_id] = (label, sub, hash(texts))
+            return
+        self.repeated += 1
+        if seen[:2] != (label, sub):
+            self.ids_other_labels[message_id] = None
+        elif seen[2] != hash(texts):
+            self.ids_other_texts[message_id] = None
+
+    def note_sub(self, given: str, topic: str, why: str) -> None:
+        if why == UNKNOWN_SUB:
+            self.subs_unknown[given] += 1
+        else:
+            self.subs_elsewhere[f"{given} under {topic}"] += 1
+
+
+def _examples(counts: Counter[str]) -> str:
+    shown = ", ".join(f"{visible(k)} ({v})" for k, v in counts.most_common(_EXAMPLES))
+    return shown + (", ..." if len(counts) > _EXAMPLES else "")
+
+
+def _say_on_stderr(line: str) -> None:
+    print(f"chuishao: warning: {line}", file=sys.stderr, flush=True)
+
+
+def _source_label(raw: object) -> str:
+    """The city's label as looked up: trimmed; one of spaces only is kept as it is, so it is listed
+    (quoted) as the unknown label it is rather than as a blank."""
+    if raw in (None, ""):
+        return NO_LABEL
+    text = label_text(raw)
+    return text.strip() or text
+
+
+def _title_and_text(rec: InputRecord, fields: FieldMap, place: str) -> tuple[str, str] | str:
+    """(title, text), or the row's error. An empty text cell reads as None from a spreadsheet and
+    as "" from CSV or JSONL: both are an empty text, written when the title says something (train
+    reads both), and a row with neither is an error in every format: it would train on nothing."""
+    if rec.error and fields.text in rec.fields and rec.fields[fields.text] is None:
+        rec = make_record(rec.row, {**rec.fields, fields.text: ""}, fields, place)  # checks the title as usual
+    if rec.error:
+        return rec.error
+    title, text = rec.title or "", str(rec.text)
+    if not title.strip() and not text.strip():
+        return f"{place}: {fields.text!r} is empty and there is no title"
+    return title, text
+
+
+def _given_sub(value: object, target: Target, codes: Codes | None, tally: _Tally) -> str | None:
+    """The row's own sub-problem, when the mapping gives none: matched as labels are (code in any
+    case, or name); one that is unknown or under another topic is counted, and written as none."""
+    if target.sub is not None or value in (None, ""):
+        return target.sub
+    given = label_text(value).strip()
+    if codes is None or not given:
+        return given or None
+    code, why = codes.sub(given, target.label)
+    if why is not None:
+        tally.note_sub(given, target.label, why)
+    return code
+
+
+def _check_named_columns(src: Path, tally: _Tally, named: dict[str, str | None]) -> None:
+    """A column named on the command line that no row has would leave its values silently empty."""
+    for option, column in named.items():
+        if column and tally.rows and column not in tally.columns:
+            raise DataError(f"{src}: no {column!r} column for {option} (columns: {', '.join(tally.columns) or 'none'}); "
+                            f"nothing was written")
+
+
 def import_labelled(src: str | Path, output: str | Path, fields: FieldMap | None = None, label_field: str = "label",
                     sub_field: str | None = "sub", time_field: str | None = None, mapping: LabelMap | None = None,
                     unmapped: str = "error", taxonomy: Taxonomy | None = None, split: str | None = None,
-                    sheet: str | None = None, mask_pii: bool = True) -> dict[str, object]:
+                    sheet: str | None = None, mask_pii: bool = True,
+                    say: Callable[[str], None] | None = _say_on_stderr) -> dict[str, object]:
     """Write ``src``'s rows to ``output`` (JSONL) with their labels mapped; the summary as a dict.
-    ``taxonomy`` None: labels are free (only the mapping, or the labels as given)."""
+    ``taxonomy`` None: labels are free (only the mapping, or the labels as given). ``sub_field``
+    "sub" (the default) may be missing; another name, and ``time_field``, must be a column.
+    ``say`` gets the warnings (sub-problems left out, repeated ids), one line each."""
     src, output = Path(src), Path(output)
     fields = fields or FieldMap()
     if unmapped not in UNMAPPED_ACTIONS:
@@ -209,97 +341,125 @@ def import_labelled(src: str | Path, output: str | Path, fields: FieldMap | None
         raise DataError(f"{output}: the output is JSON Lines; name it .jsonl")
     if output.exists() and src.exists() and output.resolve() == src.resolve():
         raise DataError(f"{output}: is the input; write the import to another file")
-    known = set(taxonomy.labels) if taxonomy is not None and not taxonomy.is_free else None
+    codes = Codes(taxonomy) if taxonomy is not None and not taxonomy.is_free else None
     other = taxonomy.other.code if taxonomy is not None and taxonomy.other is not None else "OTHER"
     records = source_records(src, fields, split, sheet)  # raises before any work for a missing file or column
 
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.part")
-    bad: list[str] = []
-    unmapped_counts: Counter[str] = Counter()
-    mapped: dict[str, Counter[str]] = {}
-    labels: Counter[str] = Counter()
-    dropped_by_mapping: Counter[str] = Counter()
-    ids: Counter[str] = Counter()
-    rows = written = masked = subs_left = 0
+    tally = _Tally()
     try:
         with tmp.open("w", encoding="utf-8") as fh:
             for rec in records:
-                rows += 1
-                if rec.error:
-                    bad.append(rec.error)
-                    continue
-                raw = rec.fields.get(label_field)
-                source = label_text(raw).strip() if raw not in (None, "") else NO_LABEL
-                target = _target(source, mapping, known, taxonomy)
-                if target is None:
-                    unmapped_counts[source] += 1
-                    if unmapped != "other":
-                        continue
-                    target = Target(other)
-                elif target.label == DROP:
-                    dropped_by_mapping[source] += 1
-                    continue
-                mapped.setdefault(source, Counter())[target.label] += 1
-                sub = target.sub
-                given_sub = rec.fields.get(sub_field) if sub_field else None
-                if sub is None and given_sub not in (None, ""):
-                    if taxonomy is None or taxonomy.is_free or label_text(given_sub) in taxonomy.subs_of(target.label):
-                        sub = label_text(given_sub)
-                    else:
-                        subs_left += 1  # a sub-problem of another topic cannot be kept under this one
-                message_id = rec.id if has_given_id(rec, fields) else f"{src.name}:row-{rec.row}"
-                ids[message_id] += 1
-                title, text = rec.title or "", str(rec.text)
-                if mask_pii:
-                    new_title, new_text = mask_pii_raw(title), mask_pii_raw(text)
-                    masked += (new_title, new_text) != (title, text)
-                    title, text = new_title, new_text
-                out: dict[str, object] = {"id": message_id, "title": title, "text": text, "label": target.label,
-                                          "sub": sub, "source_label": None if source == NO_LABEL else source}
-                if time_field:
-                    out["time"] = _time_text(rec.fields.get(time_field))
-                if rec.fields.get("conf") not in (None, ""):  # the annotator's confidence: train weighs "low" rows less
-                    out["conf"] = label_text(rec.fields["conf"])
-                fh.write(json.dumps(out, ensure_ascii=False) + "\n")
-                labels[target.label] += 1
-                written += 1
-        if bad:
-            shown = "; ".join(bad[:5])
-            raise DataError(f"{src}: {len(bad)} of {rows} rows cannot be read ({shown}{'; ...' if len(bad) > 5 else ''}); "
-                            f"nothing was written")
-        if unmapped_counts and unmapped == "error":
-            listed = ", ".join(f"{k} ({v})" for k, v in unmapped_counts.most_common())
-            where = f"the mapping {mapping.path}" if mapping is not None and mapping.path else "the taxonomy"
-            raise DataError(f"{src}: {sum(unmapped_counts.values())} rows have labels {where} does not map: {listed}. "
-                            f"Add them to the mapping file, or say --unmapped other|drop; nothing was written")
-        if written == 0:
-            raise DataError(f"{src}: no row left to write ({rows} read); nothing was written")
+                line = _import_row(rec, src, fields, label_field, sub_field, time_field, mapping, unmapped, codes,
+                                   other, mask_pii, tally)
+                if line is not None:
+                    fh.write(line)
+        _check_named_columns(src, tally, {"--time-field": time_field,
+                                          "--sub-field": sub_field if sub_field != "sub" else None})
+        _refuse(src, tally, unmapped, mapping)
         tmp.replace(output)
     finally:
         tmp.unlink(missing_ok=True)
+    for warning in _warnings(tally):
+        (say or (lambda _: None))(warning)
+    return _summary(src, output, tally, unmapped)
+
+
+def _import_row(rec: InputRecord, src: Path, fields: FieldMap, label_field: str, sub_field: str | None,
+                time_field: str | None, mapping: LabelMap | None, unmapped: str, codes: Codes | None, other: str,
+                mask_pii: bool, tally: _Tally) -> str | None:
+    """One source row as its output line, or None (unreadable, unmapped or dropped: counted in ``tally``)."""
+    tally.rows += 1
+    tally.columns.update(dict.fromkeys(rec.fields))
+    texts = _title_and_text(rec, fields, row_place(src, rec.row))
+    if isinstance(texts, str):  # an unreadable row is that, whatever its label
+        tally.bad.append(texts)
+        return None
+    source = _source_label(rec.fields.get(label_field))
+    target = _target(source, mapping, codes)
+    if target is None:
+        tally.unmapped[source] += 1
+        if unmapped != "other":
+            return None
+        target = Target(other)
+    elif target.label == DROP:
+        tally.dropped[source] += 1
+        return None
+    tally.mapped.setdefault(source, Counter())[target.label] += 1
+    sub = _given_sub(rec.fields.get(sub_field) if sub_field else None, target, codes, tally)
+    message_id = rec.id if has_given_id(rec, fields) else f"{src.name}:row-{rec.row}"
+    tally.note_id(message_id, target.label, sub, texts)
+    title, text = texts
+    if mask_pii:
+        title, text = mask_pii_raw(title), mask_pii_raw(text)
+        tally.masked += (title, text) != texts
+    out: dict[str, object] = {"id": message_id, "title": title, "text": text, "label": target.label,
+                              "sub": sub, "source_label": None if source == NO_LABEL else source}
+    if time_field:
+        out["time"] = _time_text(rec.fields.get(time_field))
+    if rec.fields.get("conf") not in (None, ""):  # the annotator's confidence: train weighs "low" rows less
+        out["conf"] = label_text(rec.fields["conf"])
+    tally.labels[target.label] += 1
+    tally.written += 1
+    return json.dumps(out, ensure_ascii=False) + "\n"
+
+
+def _refuse(src: Path, tally: _Tally, unmapped: str, mapping: LabelMap | None) -> None:
+    """The errors that stop an import once every row is read (each lists all its rows or labels)."""
+    if tally.bad:
+        shown = "; ".join(tally.bad[:5])
+        raise DataError(f"{src}: {len(tally.bad)} of {tally.rows} rows cannot be read ({shown}"
+                        f"{'; ...' if len(tally.bad) > 5 else ''}); nothing was written")
+    if tally.unmapped and unmapped == "error":
+        listed = ", ".join(f"{visible(k)} ({v})" for k, v in tally.unmapped.most_common())
+        where = f"the mapping {mapping.path}" if mapping is not None and mapping.path else "the taxonomy"
+        raise DataError(f"{src}: {tally.unmapped.total()} rows have labels {where} does not map: {listed}. "
+                        f"Add them to the mapping file, or say --unmapped other|drop; nothing was written")
+    if tally.written == 0:
+        raise DataError(f"{src}: no row left to write ({tally.rows} read); nothing was written")
+
+
+def _warnings(tally: _Tally) -> list[str]:
+    out = []
+    if tally.subs_unknown:
+        out.append(f"{tally.subs_unknown.total()} rows have a sub-problem the taxonomy does not know, written without "
+                   f"one: {_examples(tally.subs_unknown)}")
+    if tally.subs_elsewhere:
+        out.append(f"{tally.subs_elsewhere.total()} rows have a sub-problem of another topic, written without one: "
+                   f"{_examples(tally.subs_elsewhere)}")
+    if tally.repeated:
+        labels, texts = list(tally.ids_other_labels), list(tally.ids_other_texts)
+        out.append(f"{tally.repeated} rows repeat a message id given before; {len(labels)} ids come with two "
+                   f"different labels (train refuses them{', e.g. ' + ', '.join(labels[:_EXAMPLES]) if labels else ''}), "
+                   f"{len(texts)} with another text (train keeps the first row only"
+                   f"{', e.g. ' + ', '.join(texts[:_EXAMPLES]) if texts else ''}); chuishao check lists them")
+    return out
+
+
+def _summary(src: Path, output: Path, tally: _Tally, unmapped: str) -> dict[str, object]:
     return {
-        "source": str(src), "output": str(output), "rows": rows, "written": written,
-        "labels": dict(labels.most_common()),
-        "mapped": {k: dict(v) for k, v in sorted(mapped.items())},
-        "dropped_by_mapping": dict(dropped_by_mapping.most_common()),
-        "unmapped": dict(unmapped_counts.most_common()), "unmapped_action": unmapped,
-        "unmapped_rows": sum(unmapped_counts.values()),
-        "repeated_ids": sum(n - 1 for n in ids.values() if n > 1),
-        "subs_not_under_topic": subs_left,
-        "pii_masked_rows": masked,
+        "source": str(src), "output": str(output), "rows": tally.rows, "written": tally.written,
+        "labels": dict(tally.labels.most_common()),
+        "mapped": {k: dict(v) for k, v in sorted(tally.mapped.items())},
+        "dropped_by_mapping": dict(tally.dropped.most_common()),
+        "unmapped": dict(tally.unmapped.most_common()), "unmapped_action": unmapped,
+        "unmapped_rows": tally.unmapped.total(),
+        "repeated_ids": tally.repeated,
+        "ids_with_two_labels": len(tally.ids_other_labels),
+        "ids_with_two_texts": len(tally.ids_other_texts),
+        "subs_unknown": tally.subs_unknown.total(),
+        "subs_not_under_topic": tally.subs_elsewhere.total(),
+        "pii_masked_rows": tally.masked,
     }
 
 
-def _target(source: str, mapping: LabelMap | None, known: set[str] | None, taxonomy: Taxonomy | None) -> Target | None:
+def _target(source: str, mapping: LabelMap | None, codes: Codes | None) -> Target | None:
     if mapping is not None:
         return mapping.get(source)
     if source == NO_LABEL:
         return None
-    if known is None:
+    if codes is None:
         return Target(source)
-    if source in known:
-        return Target(source)
-    assert taxonomy is not None
-    by_name = {taxonomy.name_of(code): code for code in taxonomy.labels}
-    return Target(by_name[source]) if source in by_name else None
+    code = codes.topic(source)
+    return Target(code) if code is not None else None

@@ -47,7 +47,8 @@ def _xlsx_rows(path: Path, wb, rows, columns: list[str], fields: FieldMap) -> It
     try:
         for row, values in enumerate(rows, start=1):
             obj = {c: _cell(v) for c, v in zip(columns, values, strict=False)}  # a row may end early or run on
-            yield make_record(row, obj, fields, f"{path.name} row {row}")
+            # an error names the row as Excel shows it (the header is row 1); ``row`` stays the data row (ids row-N)
+            yield make_record(row, obj, fields, f"{path.name} row {row + 1}")
     finally:
         wb.close()
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chuishao.errors import DataError
+from chuishao.io.formats import detect_format
 from chuishao.io.labels import read_id_label_file
 from chuishao.io.records import FieldMap, InputRecord, has_given_id, read_records
 from chuishao.taxonomy import Taxonomy
@@ -52,6 +53,26 @@ def label_text(value: object) -> str:
     return str(value)
 
 
+def visible(label: str) -> str:
+    """A label as shown in a message: quoted when it is empty or has spaces at either end, which
+    would otherwise show as nothing (``'  '``, not a blank in a list)."""
+    return repr(label) if not label.strip() or label != label.strip() else label
+
+
+def row_place(path: str | Path, row: int) -> str:
+    """Where a record is, as its user finds it: a JSONL line (as a text editor numbers it), a
+    spreadsheet's row (its header is row 1, so data row 1 is row 2), else the data row as the
+    readers name it (CSV, Parquet)."""
+    name = Path(path).name
+    try:
+        fmt = detect_format(name)
+    except DataError:  # not a file name (a Hugging Face dataset, "held-out")
+        return f"{name} row {row}"
+    if fmt == "jsonl":
+        return f"{name} line {row}"
+    return f"{name} row {row + 1}" if fmt == "xlsx" else f"{name} row {row}"
+
+
 def read_labelled(
     path: str | Path,
     label_field: str = "label",
@@ -72,7 +93,7 @@ def read_labelled(
             continue
         label = rec.fields.get(label_field)
         if label in (None, ""):
-            problems.append(f"{Path(path).name} row {rec.row}: no {label_field!r} value")
+            problems.append(f"{row_place(path, rec.row)}: no {label_field!r} value")
             continue
         # a row without an id gets one that names its file: "row-3" of two files is not one message
         data.ids.append(rec.id if has_given_id(rec, fields) else f"{Path(path).name}:{rec.id}")
