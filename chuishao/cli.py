@@ -678,6 +678,8 @@ def events(
     config_file: Annotated[Path | None, typer.Option("--config", help="events config YAML (keys as docs/events.md)")] = None,
     time_field: Annotated[str | None, typer.Option(
         "--time-field", help="column holding the report's time (none: no times)")] = None,
+    timezone: Annotated[str, typer.Option(
+        "--timezone", help="zone of times written without one, e.g. Asia/Shanghai (default UTC)")] = "UTC",
     place_field: Annotated[str | None, typer.Option(
         "--place-field", help="column holding the place key, or a JSON object with district/street/community; "
                               "rows without one: the place the text names (--gazetteer)")] = None,
@@ -700,12 +702,13 @@ def events(
     try:
         from chuishao.analysis.events import PLACE_LEVELS
         from chuishao.analysis.events_config import EventsConfig
-        from chuishao.batch.events import EventsOptions, events_file
+        from chuishao.batch.events import EventsOptions, events_file, time_zone
         from chuishao.io.formats import detect_format
 
         config = EventsConfig.load(config_file, threshold=threshold, window_days=window_days, whistle_size=whistle_size)
         if place_level not in PLACE_LEVELS:
             raise typer.BadParameter(f"--place-level must be one of {', '.join(PLACE_LEVELS)}")
+        time_zone(timezone)  # an unknown zone fails before the model loads
         for path in (output, summary, html_report):
             if path is not None and _overlaps(str(input), str(path)):
                 raise DataError(f"{path} would overwrite the input {input}")
@@ -714,7 +717,8 @@ def events(
             raise DataError(f"--summary {summary}: write the summary as .jsonl or .csv")
         model = _load(model_dir, routing, gazetteer)  # as tag: answers carry the jurisdiction, the rows' place
         opts = EventsOptions(fields=_fields(id_field, text_field, title_field), time_field=time_field or None,
-                             place_field=place_field or None, place_level=place_level, encoding=encoding, sheet=sheet)
+                             place_field=place_field or None, place_level=place_level, encoding=encoding, sheet=sheet,
+                             timezone=timezone)
         started = time.perf_counter()
         result = events_file(model, input, output, config, opts, summary_path=summary, html_path=html_report)
     except (ChuishaoError, OSError) as exc:
