@@ -514,3 +514,27 @@ def test_ctrl_c_before_the_first_chunk_leaves_nothing_and_says_so(tiny_model_dir
     result = runner.invoke(app, ["tag", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--workers", "2"])
     assert result.exit_code == 130 and "nothing kept" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_resume_refuses_another_gazetteer_or_urgency_rules(tiny_model, tmp_path, monkeypatch):
+    """They fill answer fields too: a resumed run with other ones would mix two runs' answers."""
+    import yaml
+
+    from chuishao.models.annotated import AnnotatedModel
+    from chuishao.pipeline.annotate import build_annotator
+    from chuishao.resources import default_gazetteer_path
+
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(30))
+    out = tmp_path / "out.jsonl"
+    _interrupted(AnnotatedModel(tiny_model, build_annotator(None)), src, out, monkeypatch)
+    edited = yaml.safe_load(default_gazetteer_path().read_text(encoding="utf-8"))
+    edited["version"] = str(edited.get("version")) + "-edited"
+    city = tmp_path / "city.yaml"
+    city.write_text(yaml.safe_dump(edited, allow_unicode=True), encoding="utf-8")
+    for annotator in (build_annotator("none"), build_annotator(city), build_annotator(None, "none")):
+        with pytest.raises(DataError, match=r"cannot resume: annotators changed"):
+            tag_file(AnnotatedModel(tiny_model, annotator), src, out,
+                     options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
+    summary = tag_file(AnnotatedModel(tiny_model, build_annotator(None)), src, out,
+                       options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
+    assert summary.resumed_rows == 18 and len(_read_jsonl(out)) == 31

@@ -141,7 +141,9 @@ def _state(input_path: Path, output_path: Path, model: RoutingModel, opts: TagOp
     return {"input": str(input_path.resolve()), "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns,
             "output_format": detect_format(output_path), "model_version": model.version,
             "fields": [opts.fields.id, opts.fields.text, opts.fields.title], "keep_columns": opts.keep_columns,
-            "encoding": opts.encoding, "sheet": opts.sheet, "chunk_size": opts.chunk_size}
+            "encoding": opts.encoding, "sheet": opts.sheet, "chunk_size": opts.chunk_size,
+            # the gazetteer and urgency rules fill answer fields too: an edited file must not mix two runs
+            "annotators": annotator.fingerprints if (annotator := getattr(model, "annotator", None)) else {}}
 
 
 def tag_file(model: RoutingModel, input_path: str | Path, output_path: str | Path,

@@ -22,6 +22,10 @@ NONE = "none"  # --gazetteer none: no place extraction
 class Annotator(Protocol):
     name: str
 
+    @property
+    def fingerprint(self) -> str:
+        """What the annotator's answers depend on (its data, its settings): a resumed batch run checks it."""
+
     def annotate(self, title: str | None, text: str) -> Mapping[str, object]: ...
 
 
@@ -40,6 +44,10 @@ class MessageAnnotator:
     @property
     def names(self) -> list[str]:
         return [a.name for a in self.annotators]
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        return {a.name: a.fingerprint for a in self.annotators}
 
     def annotate(self, title: str | None, text: str) -> dict[str, Mapping[str, object]]:
         """Each annotator's field for one message."""

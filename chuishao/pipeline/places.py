@@ -132,6 +132,12 @@ class PlaceExtractor:
         self._automaton = automaton
 
     # ---- the annotator ----------------------------------------------------------------------------
+
+    @property
+    def fingerprint(self) -> str:
+        return (f"gazetteer {self.gazetteer.fingerprint}, national {self.national}, standalone {self.standalone}, "
+                f"max_chars {self.max_chars}")
+
     def annotate(self, title: str | None, text: str) -> dict[str, object]:
         return self.extract(title, text)
 

@@ -11,6 +11,7 @@ regex, so a message costs one scan plus a look at the clauses around its hits.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import re
 import unicodedata
@@ -340,6 +341,10 @@ class UrgencyDetector:
         self._ignore = re.compile(_alternation(rules.ignore, [])) if rules.ignore else None
         self._cancels = [_Cancel(g) for g in rules.cancel]
         self._now = _compile_cue(rules.now) if rules.now is not None else None
+
+    @property
+    def fingerprint(self) -> str:
+        return "rules " + hashlib.sha256(self.rules.model_dump_json().encode("utf-8")).hexdigest()[:16]
 
     @classmethod
     def from_file(cls, path: str | Path | None = None) -> UrgencyDetector:
