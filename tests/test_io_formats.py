@@ -183,6 +183,9 @@ def test_a_json_array_file_is_not_read_as_json_lines(tmp_path):
     src.write_text(json.dumps([{"id": i, "text": t} for i, t in ROWS], ensure_ascii=False, indent=2), encoding="utf-8")
     with pytest.raises(DataError, match="JSON array, not JSON Lines"):
         read_records(src)
+    src.write_text(json.dumps([{"id": i, "text": t} for i, t in ROWS], ensure_ascii=False), encoding="utf-8")  # one line
+    with pytest.raises(DataError, match="JSON array, not JSON Lines"):
+        read_records(src)
     src.write_text('[1, 2]\n{"id": "a", "text": "小区停水"}\n', encoding="utf-8")  # JSONL whose first row is an array
     assert [r.error is None for r in read_records(src)] == [False, True]
 
@@ -227,3 +230,12 @@ def test_blank_lines_in_a_csv_are_not_rows(tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("id,text\n1,小区停水\n\n2,路灯坏了\n\n", encoding="utf-8")
     assert [(r.row, r.id, r.error) for r in read_records(src)] == [(1, "1", None), (2, "2", None)]
+
+
+def test_a_jsonl_field_that_no_row_has_is_refused_before_any_row(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "内容": "小区停水三天了"}\nnot json\n{"id": "b", "内容": "路灯坏了"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"no 'content' column \(columns: id, 内容\)"):
+        read_records(src, FieldMap(text="content"))
+    assert [r.text for r in read_records(src, FieldMap(text="内容"))] == ["小区停水三天了", None, "路灯坏了"]
+    assert "no 'title' column, so no titles are used" in capsys.readouterr().err  # said once, as for a CSV header

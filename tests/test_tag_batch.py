@@ -364,6 +364,10 @@ def test_resume_redoes_a_damaged_chunk(tiny_model, tmp_path, monkeypatch, case):
 
 @pytest.mark.parametrize("state", ["{broken", "[]", "garbage", None], ids=["broken", "list", "garbage", "chunk-size-0"])
 def test_resume_from_a_damaged_state_file_is_a_clear_error(tiny_model_dir, tiny_model, tmp_path, monkeypatch, state):
+    from chuishao.models.annotated import AnnotatedModel
+    from chuishao.pipeline.annotate import build_annotator
+
+    tiny_model = AnnotatedModel(tiny_model, build_annotator(None))  # as the CLI below loads it
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(50))
     out = tmp_path / "out.jsonl"
     wd = _interrupted(tiny_model, src, out, monkeypatch)

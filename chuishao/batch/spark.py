@@ -37,6 +37,7 @@ from chuishao.io.records import (
     FieldMap,
     InputRecord,
     check_columns,
+    check_jsonl_fields,
     csv_record,
     make_record,
     parse_jsonl_line,
@@ -154,6 +155,7 @@ def _read(spark, path: str, fmt: str, fields: FieldMap, encoding: str):
     if fmt == "jsonl":
         if os.path.isfile(path):
             refuse_json_array(Path(path))
+            check_jsonl_fields(Path(path), fields, resolve_encoding(Path(path), encoding))
         df = spark.read.option("lineSep", _line_separator(path)).text(path)
         return df.select(F.col("value").cast("binary").alias("value")), ["value"]
     if fmt == "csv":

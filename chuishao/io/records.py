@@ -20,8 +20,8 @@ from chuishao.io.text import AUTO, DecodedLines, head_bytes, open_binary, resolv
 csv.field_size_limit(sys.maxsize)
 
 # FieldMap, InputRecord and the row helpers live in io/record.py (tabular.py uses them too) and are re-exported here.
-__all__ = ["FieldMap", "InputRecord", "check_columns", "csv_record", "detect_format", "has_given_id", "make_record",
-           "parse_jsonl_line", "read_records"]
+__all__ = ["FieldMap", "InputRecord", "check_columns", "check_jsonl_fields", "csv_record", "detect_format", "has_given_id",
+           "make_record", "parse_jsonl_line", "read_records"]
 
 
 def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str = AUTO,
@@ -43,7 +43,9 @@ def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str
         raise DataError(f"{path}: --sheet applies to Excel (.xlsx) input only")
     if fmt == "jsonl":
         refuse_json_array(path)
-        return _read_jsonl(path, fields, resolve_encoding(path, encoding))
+        encoding = resolve_encoding(path, encoding)
+        check_jsonl_fields(path, fields, encoding)
+        return _read_jsonl(path, fields, encoding)
     if fmt == "csv":
         return _read_csv(path, fields, resolve_encoding(path, encoding))
     from chuishao.io import tabular  # pyarrow / openpyxl are optional: import only when needed
@@ -76,15 +78,41 @@ def parse_jsonl_line(row: int, line: str, fields: FieldMap, where: str) -> Input
     return make_record(row, obj, fields, where)
 
 
+PEEK_LINES = 1000  # lines of a JSONL file whose fields stand for its columns
+
+
+def check_jsonl_fields(path: Path, fields: FieldMap, encoding: str) -> None:
+    """The text field is in the file and the title/id fields are said once when missing, as for a tabular
+    file's header (check_columns), judged by the objects of the first PEEK_LINES lines: a misspelt
+    --text-field stops the run before it makes an error row of every message."""
+    keys: dict[str, None] = {}
+    objects = 0
+    with open_binary(path) as fh:
+        for n, line in enumerate(DecodedLines(fh, encoding), start=1):
+            if n > PEEK_LINES:
+                break
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                objects += 1
+                keys.update(dict.fromkeys(map(str, obj)))
+    if objects:
+        check_columns(path, list(keys), fields)
+
+
 def refuse_json_array(path: Path) -> None:
-    """A file that is one JSON array (pretty-printed or not) is not JSON Lines: read line by line it
-    would be a row error per line. A JSONL file whose first line is an array is still JSONL."""
+    """A file that is one JSON array (pretty-printed or on one line) is not JSON Lines: read line by line
+    it would be a row error per line, or all its messages one error row. A JSONL file whose first line is
+    an array of anything but objects is still JSONL (that line is a row error)."""
     stripped = head_bytes(path, 1 << 20, line=True).strip().lstrip(b"\xef\xbb\xbf")
     if not stripped.startswith(b"["):
         return
     try:
-        json.loads(stripped)
-        return
+        first = json.loads(stripped)
+        if not (isinstance(first, list) and first and all(isinstance(x, dict) for x in first)):
+            return
     except ValueError:
         pass
     raise DataError(f"{path}: a JSON array, not JSON Lines (one object per line); "
