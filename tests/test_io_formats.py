@@ -239,3 +239,13 @@ def test_a_jsonl_field_that_no_row_has_is_refused_before_any_row(tmp_path, capsy
         read_records(src, FieldMap(text="content"))
     assert [r.text for r in read_records(src, FieldMap(text="内容"))] == ["小区停水三天了", None, "路灯坏了"]
     assert "no 'title' column, so no titles are used" in capsys.readouterr().err  # said once, as for a CSV header
+
+
+def test_rows_a_stray_quote_swallowed_are_not_silent(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('id,title,text\na1,标题,"楼下烧烤店油烟很大\nb1,标题,路灯坏了很久没人修\nc1,标题,"小区门口垃圾成堆"\n'
+                   'd1,标题,楼下烧烤店油烟很大\ne1,标题,"第一行\n第二行，路灯坏了"\n', encoding="utf-8")
+    recs = list(read_records(src))
+    assert [r.id for r in recs] == ["a1", "d1", "e1"]
+    assert "in.csv row 1: a quoted value holds 2 line(s) that read as rows of their own (3 values)" in recs[0].error
+    assert recs[1].error is None and recs[2].error is None  # a real value over two lines is fine

@@ -283,3 +283,15 @@ def test_spark_tsv_output_is_tab_separated_like_the_local_engine(spark, tiny_mod
             got += list(csv.DictReader(fh, delimiter="\t"))
     got.sort(key=lambda r: int(r["row"]))
     assert [r["topic"] for r in got] == [r["topic"] for r in want] and len(got) == 20
+
+
+def test_spark_flags_rows_a_stray_quote_swallowed_as_the_local_engine_does(spark, tiny_model_dir, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('id,text,n\nm1,"楼下烧烤店油烟很大,1\nm2,路灯坏了很黑,2\nm3,"小区停水三天没人管",3\nm4,物业不管电梯坏了,4\n',
+                   encoding="utf-8")
+    local, dist = tmp_path / "local.parquet", tmp_path / "spark.parquet"
+    tag_file(load_model(tiny_model_dir), src, local, options=TagOptions(fields=FieldMap()))
+    tag_spark(src, dist, tiny_model_dir, FieldMap(), spark=spark)  # the swallowed text itself: each parser its own
+    a, b = _rows(local), _rows(dist)
+    assert "a stray double quote?" in a[0]["error"] and [r["id"] for r in a] == ["m1", "m4"]
+    assert a == b

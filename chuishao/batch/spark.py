@@ -42,6 +42,7 @@ from chuishao.io.records import (
     make_record,
     parse_jsonl_line,
     refuse_json_array,
+    swallowed_rows,
 )
 from chuishao.io.text import (
     AUTO,
@@ -255,6 +256,7 @@ def _csv_row(row: int, values: list[str | None], raw: str | None, header: list[s
         rec = _malformed_csv_row(row, raw, header, fields, where, delimiter)
     else:
         rec = make_record(row, _csv_cells(dict(zip(header, values, strict=True)), header), fields, where)
+        rec.error = rec.error or swallowed_rows(values, len(header), where)
     # Spark's decoder puts U+FFFD for undecodable bytes where the local reader flags the row
     if _REPLACEMENT in (raw or "") or any(v and _REPLACEMENT in v for v in values):
         rec.error = f"{where}: bytes that are not valid {encoding}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from chuishao.errors import DataError
@@ -61,7 +61,23 @@ def csv_record(row: int, header: list[str], values: list[str], fields: FieldMap,
     rec = make_record(row, dict(zip(header, values, strict=False)), fields, where)
     if len(values) != len(header):
         rec.error = rec.error or f"{where}: {len(values)} values for {len(header)} columns"
+    rec.error = rec.error or swallowed_rows(values, len(header), where)
     return rec
+
+
+def swallowed_rows(values: Sequence[str | None], width: int, where: str) -> str | None:
+    """The error of a row whose values hold lines that split into exactly ``width`` values by a comma or a tab
+    (shared with the Spark engine). A double quote opened by mistake and closed by one some lines further on
+    makes a CSV reader take those lines, whole rows, into one value without a word (one never closed, at the
+    end of the file: _unclosed_quote_check)."""
+    if width < 2:
+        return None
+    n = sum(1 for value in values if value and "\n" in value for line in value.split("\n")[1:]
+            if line.count(",") == width - 1 or line.count("\t") == width - 1)
+    if not n:
+        return None
+    return (f"{where}: a quoted value holds {n} line(s) that read as rows of their own ({width} values): a stray "
+            f"double quote? they were read into this row, not tagged as rows; close or remove that quote")
 
 
 def parse_jsonl_line(row: int, line: str, fields: FieldMap, where: str) -> InputRecord:
