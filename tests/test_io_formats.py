@@ -249,3 +249,12 @@ def test_rows_a_stray_quote_swallowed_are_not_silent(tmp_path):
     assert [r.id for r in recs] == ["a1", "d1", "e1"]
     assert "in.csv row 1: a quoted value holds 2 line(s) that read as rows of their own (3 values)" in recs[0].error
     assert recs[1].error is None and recs[2].error is None  # a real value over two lines is fine
+
+
+def test_json_ids_and_broken_json_are_said_as_json_says_them(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": true, "text": "小区停水"}\n{"id": {"a": 1}, "text": "路灯坏了"}\n{"id": 7, "text": "路灯坏了"}\n'
+                   '{"id": "x", "text": "没有结尾\n', encoding="utf-8")
+    recs = list(read_records(src))
+    assert [r.id for r in recs[:3]] == ["true", '{"a":1}', "7"]
+    assert "broken JSON (Unterminated string starting at: column 21)" in recs[3].error

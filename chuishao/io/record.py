@@ -5,6 +5,7 @@ The readers (records.py for JSONL and CSV, tabular.py for Excel and Parquet) and
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +35,18 @@ class InputRecord:
         return InputRecord, (self.row, self.id, self.text, self.title, self.fields, self.error)
 
 
+def _id_text(value: object) -> str:
+    """An id as text: a JSON value other than a string as JSON writes it (true, {"a": 1}), not as Python does."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
 def make_record(row: int, obj: dict[str, object], fields: FieldMap, where: str) -> InputRecord:
     raw_id = obj.get(fields.id)
-    rec_id = str(raw_id) if raw_id not in (None, "") else f"row-{row}"
+    rec_id = _id_text(raw_id) if raw_id not in (None, "") else f"row-{row}"
     rec = InputRecord(row=row, id=rec_id, fields=obj)
     if fields.text not in obj:
         rec.error = f"{where}: no {fields.text!r} field"

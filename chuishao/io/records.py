@@ -87,7 +87,7 @@ def parse_jsonl_line(row: int, line: str, fields: FieldMap, where: str) -> Input
     try:
         obj = json.loads(line)
     except ValueError as exc:
-        msg = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        msg = f"{exc.msg}: column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
         return InputRecord(row=row, id=f"row-{row}", error=f"{where}: broken JSON ({msg})")
     if not isinstance(obj, dict):
         return InputRecord(row=row, id=f"row-{row}", error=f"{where}: expected a JSON object, got {type(obj).__name__}")
