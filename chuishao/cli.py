@@ -570,6 +570,32 @@ def _overlaps(input: str, output: str) -> bool:
     return src == dst or src.startswith(dst + "/") or dst.startswith(src + "/")
 
 
+def _output_folder_usable(output: Path) -> None:
+    """The folder the output (and its hidden .partial work folder) goes into can be made: said before any row is
+    tagged, in the tool's words, not as an errno naming the hidden folder."""
+    import os
+
+    folder = output.parent
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"output {output}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK) or (parent == folder and not _can_write_in(folder)):
+                raise DataError(f"output {output}: cannot write in {parent}")
+            return
+
+
+def _can_write_in(folder: Path) -> bool:
+    """A file can be made here (os.access says yes to root on read-only or virtual file systems such as /proc)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
 def _check_tag_paths(input: str, output: str, output_encoding: str | None, engine: str) -> None:
     """Mistakes that would otherwise surface only after every row was tagged."""
     import codecs
@@ -577,6 +603,10 @@ def _check_tag_paths(input: str, output: str, output_encoding: str | None, engin
     from chuishao.extras import need
     from chuishao.io.formats import detect_format
 
+    if engine == "local":  # said first: "would overwrite the input" would mislead (Spark's paths may be remote)
+        if Path(input).is_dir():
+            raise DataError(f"{input}: is a directory; give a file (the spark engine reads folders: --engine spark)")
+        _output_folder_usable(Path(output))
     if _overlaps(input, output):  # Spark replaces its output folder: that must never be the input's
         raise DataError(f"output {output} would overwrite the input {input}")
     if Path(output).is_dir() and engine == "local":  # Spark writes a folder: a previous run's is replaced

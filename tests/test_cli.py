@@ -532,3 +532,16 @@ def test_a_cascade_without_onnxruntime_is_a_clear_load_error(tmp_path, monkeypat
     monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
     with pytest.raises(ModelLoadError, match=r"needs onnxruntime: pip install '\.\[transformer\]'"):
         OnnxClassifier.load(tmp_path)
+
+
+def test_tag_says_what_is_wrong_with_the_paths_before_tagging(tiny_model_dir, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "1", "text": "路口下水道堵塞，一下雨就积水"}\n', encoding="utf-8")
+    (tmp_path / "folder").mkdir()
+    for args, said in [((str(tmp_path / "folder"), "-o", str(tmp_path / "x.jsonl")), "folder: is a directory; give a file"),
+                       ((str(src), "-o", str(src / "x.jsonl")), f"{src} is a file, not a folder"),
+                       ((str(src), "-o", "/proc/x.jsonl"), "cannot write in /proc")]:
+        r = runner.invoke(app, ["tag", *args, "--model", str(tiny_model_dir)])
+        assert r.exit_code == 2 and said in r.output and "Errno" not in r.output, r.output
+    r = runner.invoke(app, ["tag", str(src), "-o", str(tmp_path / "new" / "deeper" / "x.jsonl"), "--model", str(tiny_model_dir)])
+    assert r.exit_code == 0 and (tmp_path / "new" / "deeper" / "x.jsonl").is_file(), r.output
