@@ -102,7 +102,7 @@ def test_openapi_has_chinese_examples(client):
     ({"text": NOISE, "id": 5}, 422, "string"),
     ({"text": NOISE, "channel": "hot line!"}, 422, "pattern"),
     ({"text": NOISE, "lang": "zh"}, 422, "Extra inputs"),
-    ({}, 422, "Field required"),
+    ({}, 422, "empty text"),
     (["not", "an", "object"], 422, "valid dictionary"),
     ({"text": "only latin letters here"}, 422, "not Chinese"),
 ])
@@ -119,7 +119,11 @@ def test_invalid_json_and_oversized_bodies(client):
     r = client.post("/v1/classify", content=b"\xff\xfe garbage", headers={"content-type": "application/json"})
     assert r.status_code == 422
     r = client.post("/v1/classify", content="text=abc", headers={"content-type": "text/plain"})
-    assert r.status_code == 422
+    assert r.status_code == 422 and "Content-Type: application/json (got text/plain)" in r.text
+    r = client.post("/v1/classify", content="text=abc", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422 and "(got application/x-www-form-urlencoded)" in r.text  # what curl -d sends
+    r = client.post("/v1/classify", json={"title": "小区停车位被占，晚上回家没地方停车"})  # a title alone, no text field
+    assert r.status_code == 200 and r.json()["topic"], r.text
     for body, extra in (('{"text": "楼下烧烤店油烟很大"}'.encode("gbk"), {}),
                         (__import__("gzip").compress(b'{"text": "abc"}'), {"content-encoding": "gzip"})):
         r = client.post("/v1/classify", content=body, headers={"content-type": "application/json", **extra})

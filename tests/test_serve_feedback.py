@@ -178,3 +178,14 @@ def test_the_http_export_reports_the_conflicts_the_cli_reports(serve_settings, t
     http_list = [json.loads(line) for line in listed_http.text.splitlines()]
     file_list = [json.loads(line) for line in conflicts.read_text(encoding="utf-8").splitlines()]
     assert http_list == file_list and {c["kind"] for c in http_list} == {"same_id", "same_text"}
+
+
+def test_feedback_refuses_a_text_classification_refuses_and_drops_nul_characters(serve_settings):
+    with TestClient(create_app(serve_settings)) as c:
+        for text, said in [("hello world", "text is not Chinese"), ("😡😡", "text is not Chinese")]:
+            r = c.post("/v1/feedback", json=fb(text=text, title=None), headers=KEY)
+            assert r.status_code == 422 and f"this text cannot be training data: {said}" in r.text, r.text
+        assert c.post("/v1/feedback", json=fb(id="rx-2", text="噪\u0000音太大了，晚上睡不着"), headers=KEY).status_code == 201
+        assert c.post("/v1/feedback", json=fb(id="rx-3", text=None, title=None), headers=KEY).status_code == 201
+    rows = {r.message_id: r for r in FeedbackStore(serve_settings.db_url).latest_per_message()}
+    assert set(rows) == {"rx-2", "rx-3"} and rows["rx-2"].text == "噪音太大了，晚上睡不着"

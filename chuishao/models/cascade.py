@@ -55,6 +55,9 @@ class RoutingModel(Protocol):
     @property
     def classes_(self) -> list[str]: ...
 
+    @property
+    def preprocessor(self) -> Any: ...  # its TextPreprocessor: .problem(text, title=...) says why a text is refused
+
     def predict_proba(self, texts: Sequence[str], *, titles: Sequence[str | None] | None = None) -> np.ndarray: ...
 
     def predict(self, texts: Sequence[str], *, titles: Sequence[str | None] | None = None) -> list[str]: ...

@@ -11,8 +11,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from chuishao.models.answer import RoutingAnswer
 from chuishao.pipeline.normalize import repair_surrogates
 
-# Every string a client sends: a lone surrogate is valid JSON but cannot be stored or logged.
-Text = Annotated[str, AfterValidator(repair_surrogates)]
+
+def _without_nul(text: str) -> str:
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+# Every string a client sends: a lone surrogate is valid JSON but cannot be stored or logged, and PostgreSQL
+# refuses a NUL character in text (one request would mark the store down); neither carries meaning.
+Text = Annotated[str, AfterValidator(repair_surrogates), AfterValidator(_without_nul)]
 
 # Not an Enum: a new intake channel must not break old clients; it is only recorded.
 Channel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32,
@@ -35,7 +41,7 @@ class _Strict(BaseModel):
 class ClassifyRequest(_Strict):
     """One message. Length limits are checked by the app against its settings (see routes/classify.py)."""
 
-    text: Text = Field(description="the complaint text (Chinese)")
+    text: Text = Field("", description="the complaint text (Chinese); may be left out when a title is given")
     title: Text | None = Field(None, description="title or summary, if the channel has one")
     channel: Channel = Field("hotline", description="hotline | wechat | web | ...")
     id: MessageId | None = Field(None, description="message id, echoed back; feedback refers to it")

@@ -34,6 +34,10 @@ def feedback(req: FeedbackRequest, settings: Settings, holder: Holder, store: St
         if value is not None and len(value) > limit:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                                 f"{name} too long: {len(value)} characters, the limit is {limit}")
+    if req.text is not None or req.title is not None:  # it becomes training data: what classify refuses, refuse here
+        problem = holder.require().model.preprocessor.problem(req.text or "", title=req.title)
+        if problem is not None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"this text cannot be training data: {problem}")
     # Sync endpoint: FastAPI runs it in its thread pool, so the database write never blocks the loop.
     row = store.add(
         message_id=req.id, topic=req.topic, sub=req.sub, lead=req.departments.lead,
