@@ -72,6 +72,10 @@ def test_a_broken_new_model_is_refused_and_the_old_one_keeps_serving(serve_setti
         r = c.post("/admin/reload", headers={"X-API-Key": SERVE_KEY})
         assert r.status_code == 409 and "still serving tiny-test" in r.json()["detail"]
         assert c.post("/v1/classify", json={"text": NOISE}).json()["model_version"] == "tiny-test"
+        (model_dir / "model.json").write_text("{not json", encoding="utf-8")  # the file the gates read first
+        detail = c.post("/admin/reload", headers={"X-API-Key": SERVE_KEY}).json()["detail"]
+        assert "still serving tiny-test" in detail and "model.json: not a readable model file" in detail
+        assert "gates" not in detail
 
 
 def test_the_watcher_picks_up_a_model_written_into_the_directory(serve_settings, model_dir, tiny_model):

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chuishao.errors import DataError
+from chuishao.errors import DataError, ModelLoadError
 from chuishao.models.cascade import RoutingModel
 from chuishao.models.persistence import STATE_FILE, load_model, read_manifest
 from chuishao.taxonomy import Taxonomy
@@ -96,8 +96,12 @@ class ModelFacts:
     def of_directory(cls, directory: str | Path) -> ModelFacts:
         """From manifest.json and model.json only (no weights loaded)."""
         manifest = read_manifest(directory)
-        state = json.loads((Path(directory) / STATE_FILE).read_text(encoding="utf-8"))
-        taxonomy = Taxonomy.from_state(state["taxonomy"])
+        path = Path(directory) / STATE_FILE
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            taxonomy = Taxonomy.from_state(state["taxonomy"])
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{path}: not a readable model file ({type(exc).__name__}: {exc})") from None
         labels = [*manifest.get("labels", []), *manifest.get("sub_labels", [])]  # type: ignore[misc]
         not_learned: list[str] = manifest.get("not_learned") or []  # type: ignore[assignment]
         return cls(str(manifest["version"]), frozenset(set(labels) - set(not_learned)),

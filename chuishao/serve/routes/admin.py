@@ -27,8 +27,10 @@ async def reload(holder: Holder, metrics: Metrics) -> ReloadResponse:
     previous = holder.require().version
     try:
         refusal = await asyncio.to_thread(reload_refusal, holder.require().model, holder.model_dir)
-    except Exception as exc:  # noqa: BLE001 - an unreadable candidate: the old model keeps serving
-        refusal = f"the gates cannot read it: {exc}"
+    except Exception as exc:  # an unreadable candidate: the old model keeps serving
+        log.error("reload failed, still serving %s: %s", previous, exc)
+        raise HTTPException(status.HTTP_409_CONFLICT, f"new model not loaded, still serving {previous}: the model in "
+                                                      f"{holder.model_dir} cannot be read: {exc}") from exc
     if refusal is not None:
         log.error("reload refused by the promotion gates, still serving %s: %s", previous, refusal)
         raise HTTPException(status.HTTP_409_CONFLICT, f"new model refused by the promotion gates, still serving "
