@@ -239,6 +239,11 @@ def test_extra_data_trains_but_does_not_calibrate(mini_data, tmp_path):
     with pytest.raises(DataError, match=r"authored\.jsonl: labels not in taxonomy .*W99"):
         train(TrainRequest(data=[FIXTURES / "labelled-mini.jsonl"], taxonomy=Taxonomy.load(), config=cfg,
                            extra_data=[authored]))
+    for label in ("噪声扰民", "w05"):  # a city's export: names or lower-case codes, which import maps
+        authored.write_text(json.dumps({"id": "x", "text": "小广告", "label": label}) + "\n", encoding="utf-8")
+        with pytest.raises(DataError, match=rf"labels given as topic names or in lower case \({label}\).*chuishao import"):
+            train(TrainRequest(data=[FIXTURES / "labelled-mini.jsonl"], taxonomy=Taxonomy.load(), config=cfg,
+                               extra_data=[authored]))
 
 
 def test_extra_label_ids_missing_from_the_corpus_are_an_error(tmp_path):

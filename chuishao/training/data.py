@@ -177,6 +177,13 @@ def check_labels(data: LabelledSet, taxonomy: Taxonomy, source: str) -> None:
         return
     unknown = taxonomy.unknown_labels(data.labels)
     if unknown:
+        names = {taxonomy.name_of(code).strip().lower(): code for code in taxonomy.labels}
+        named = [label for label in unknown if label.strip().lower() in names or label.strip().upper() in taxonomy.labels]
+        if named:  # a city's export with topic names (or lower-case codes): import maps them, --taxonomy none would not
+            raise DataError(
+                f"{source}: labels given as topic names or in lower case ({', '.join(named[:5])}); the model trains on "
+                f"codes ({', '.join(taxonomy.labels[:3])}, ...): convert the file first with "
+                f"`chuishao import {source} -o labelled.jsonl`, which maps names and codes in any case.")
         raise DataError(
             f"{source}: labels not in taxonomy {taxonomy.name} v{taxonomy.version}: {', '.join(unknown[:10])}. "
             f"Known labels: {', '.join(taxonomy.labels)}. For another label set use --taxonomy none "
