@@ -7,6 +7,7 @@ review threshold are fitted together and saved together, so training and serving
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -167,7 +168,10 @@ class ChuishaoClassifier:
         skf = StratifiedKFold(folds, shuffle=True, random_state=self.config.seed)
         oof = np.zeros((len(y), len(self.classes_)), dtype=np.float32)
         index = {c: i for i, c in enumerate(self.classes_)}
-        for train_idx, held_idx in skf.split(X, y):
+        with warnings.catch_warnings():  # a class rarer than the folds: chuishao check and train's rare list say so
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            splits = list(skf.split(X, y))
+        for train_idx, held_idx in splits:
             m = self._fit_topics(X[train_idx], y[train_idx], w[train_idx], pseudo)
             part = np.full((len(held_idx), len(self.classes_)), -10.0, dtype=np.float32)
             part[:, [index[c] for c in m.classes]] = m.scores(X[held_idx])
