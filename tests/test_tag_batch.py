@@ -542,3 +542,24 @@ def test_resume_refuses_another_gazetteer_or_urgency_rules(tiny_model, tmp_path,
     summary = tag_file(AnnotatedModel(tiny_model, build_annotator(None)), src, out,
                        options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
     assert summary.resumed_rows == 18 and len(_read_jsonl(out)) == 31
+
+
+def test_a_second_run_on_the_same_output_is_refused_and_leaves_the_first_alone(tiny_model, tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", _messages(20))
+    out = tmp_path / "out.jsonl"
+    holder = subprocess.Popen(  # another process in the middle of a run on the same output
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from chuishao.batch.workdir import output_lock\n"
+         f"with output_lock(Path({str(out)!r})):\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        wd = WorkDir(workdir_for(out))
+        wd.start({"input": "theirs"}, resume=False)  # the other run's chunks so far
+        with pytest.raises(DataError, match=r"another run is writing .*out\.jsonl now"):
+            tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=5))
+        assert (wd.path / "state.json").is_file() and not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    summary = tag_file(tiny_model, src, out, options=TagOptions(fields=FieldMap(), chunk_size=5))  # its lock died with it
+    assert summary.rows == 21 and not (tmp_path / ".out.jsonl.lock").exists()

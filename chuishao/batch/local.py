@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import BinaryIO, cast
 from chuishao.batch.progress import progress_bar
 from chuishao.batch.rows import batches, kept_columns, output_line, tag_records
 from chuishao.batch.summary import TagSummary
-from chuishao.batch.workdir import WorkDir, workdir_for
+from chuishao.batch.workdir import WorkDir, output_lock, workdir_for
 from chuishao.batch.writers import write_output
 from chuishao.errors import DataError
 from chuishao.io.formats import delimiter_for, detect_format
@@ -160,6 +161,12 @@ def tag_file(model: RoutingModel, input_path: str | Path, output_path: str | Pat
     out_fmt = detect_format(output_path)
     records = read_records(input_path, opts.fields, opts.encoding, opts.sheet)  # fails here on a missing file/column
     output_path.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(output_path):  # one run per output: a second one would wipe this one's chunks
+        return _run(model, records, input_path, output_path, out_fmt, opts)
+
+
+def _run(model: RoutingModel, records: Iterator[InputRecord], input_path: Path, output_path: Path, out_fmt: str,
+         opts: TagOptions) -> TagSummary:
     wd = WorkDir(workdir_for(output_path))
     state = wd.start(_state(input_path, output_path, model, opts), opts.resume)
     if opts.resume:

@@ -10,9 +10,12 @@ redone rather than joined.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,32 @@ STATE_FORMAT = "chuishao-tag-run/1"
 
 def workdir_for(output: Path) -> Path:
     return output.parent / f".{output.name}.partial"
+
+
+@contextlib.contextmanager
+def output_lock(output: Path) -> Iterator[None]:
+    """Held while a run writes ``output``: a second run with the same -o is refused instead of wiping the first
+    one's chunks. A POSIX record lock (lockf) on a hidden file beside the output: the system drops it when the
+    process dies, so a killed run never blocks its --resume, and the run's forked workers do not inherit it (an
+    flock they would hold on after their parent was killed). Where fcntl is missing (Windows) runs are not guarded."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = output.parent / f".{output.name}.lock"
+    with path.open("a") as fh:
+        try:
+            fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+            raise DataError(f"another run is writing {output} now (lock {path}): wait for it to end, or choose "
+                            f"another output") from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # before the lock is let go: the next run makes its own
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
