@@ -618,6 +618,9 @@ def _check_tag_paths(input: str, output: str, output_encoding: str | None, engin
         codecs.lookup(output_encoding or "utf-8")
     except LookupError:
         raise DataError(f"unknown --output-encoding {output_encoding!r}; e.g. utf-8, utf-8-sig or gbk") from None
+    if output_encoding and detect_format(output) != "csv" and codecs.lookup(output_encoding).name != "utf-8":
+        raise DataError(f"--output-encoding applies to CSV/TSV output only ({output} is written as "
+                        f"{detect_format(output)}, in UTF-8 or binary)")
 
 
 @app.command()

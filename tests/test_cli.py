@@ -142,6 +142,12 @@ def test_mistakes_in_output_paths_and_encodings_are_refused_before_the_work(trai
     result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path / "o.csv"), "-m", str(trained_dir),
                                  "--output-encoding", "bogus"])
     assert result.exit_code == 2 and "unknown --output-encoding" in result.output
+    for out in ("o.jsonl", "o.parquet"):  # JSONL is UTF-8 by definition, Parquet binary: not silently ignored
+        result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path / out), "-m", str(trained_dir),
+                                     "--output-encoding", "gbk"])
+        assert result.exit_code == 2 and "--output-encoding applies to CSV/TSV output only" in result.output
+    result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path / "o.txt"), "-m", str(trained_dir)])
+    assert result.exit_code == 2 and ".tsv" in result.output and ".ndjson" in result.output  # every type it reads
     result = runner.invoke(app, ["tag", str(MINI), "-o", str(tmp_path / "o.jsonl"), "-m", str(trained_dir),
                                  "--encoding", "bogus"])
     assert result.exit_code == 2 and "unknown encoding" in result.output

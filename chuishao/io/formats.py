@@ -22,7 +22,8 @@ def detect_format(path: str | Path) -> str:
     for suffix, fmt in _SUFFIXES:
         if name.endswith(suffix) or (fmt in TEXT_FORMATS and name.endswith(suffix + ".gz")):
             return fmt
-    raise DataError(f"{path}: unknown file type; use .jsonl, .csv, .xlsx or .parquet (.jsonl.gz and .csv.gz too)")
+    known = ", ".join(suffix for suffix, _ in _SUFFIXES)
+    raise DataError(f"{path}: unknown file type; use {known} (the text ones also .gz, e.g. .jsonl.gz, .csv.gz)")
 
 
 def delimiter_for(path: str | Path) -> str:
