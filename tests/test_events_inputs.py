@@ -61,7 +61,7 @@ def test_naive_times_are_in_the_given_zone():
 
 def test_error_reason_drops_place_and_value():
     assert error_reason("row 7: not a time: 'yesterday' (expected e.g. 2026-12-01 08:30:00)") == "not a time"
-    assert error_reason("in.jsonl line 3: broken JSON (Expecting value at column 1)") == "broken JSON"
+    assert error_reason("in.jsonl line 3: broken JSON (Expecting value: column 1)") == "broken JSON"
     assert error_reason("row 4: not a plausible time: 46000 read as epoch seconds is …") == "not a plausible time"
     assert error_reason("a b.csv row 5 (line 9): a quote opened here is never closed, so …") == \
         "a quote opened here is never closed"

@@ -247,7 +247,7 @@ def test_rows_a_stray_quote_swallowed_are_not_silent(tmp_path):
                    'd1,标题,楼下烧烤店油烟很大\ne1,标题,"第一行\n第二行，路灯坏了"\n', encoding="utf-8")
     recs = list(read_records(src))
     assert [r.id for r in recs] == ["a1", "d1", "e1"]
-    assert "in.csv row 1: a quoted value holds 2 line(s) that read as rows of their own (3 values)" in recs[0].error
+    assert "in.csv row 1: a quoted value holds lines that read as rows of their own (2 lines of 3 values)" in recs[0].error
     assert recs[1].error is None and recs[2].error is None  # a real value over two lines is fine
 
 
@@ -258,3 +258,13 @@ def test_json_ids_and_broken_json_are_said_as_json_says_them(tmp_path):
     recs = list(read_records(src))
     assert [r.id for r in recs[:3]] == ["true", '{"a":1}', "7"]
     assert "broken JSON (Unterminated string starting at: column 21)" in recs[3].error
+
+
+def test_a_real_multi_line_value_with_commas_is_not_taken_for_swallowed_rows(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('id,text\nm17,"投诉如下：\n1, 夜里施工\n2, 噪音很大"\n', encoding="utf-8")
+    assert [r.error for r in read_records(src)] == [None]
+    tsv = tmp_path / "in.tsv"
+    tsv.write_text('id\ttext\nm1\t"地址：\n幸福路12号, 3单元"\nm2\t"开了引号\nm3\t路灯坏了"\n', encoding="utf-8")
+    recs = list(read_records(tsv))
+    assert recs[0].error is None and "a stray double quote?" in recs[1].error  # m3 reads as a row of its own

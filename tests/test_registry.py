@@ -215,9 +215,10 @@ def test_gate_policy_file(tmp_path):
     for text, said in [("codez: false\n", "codez: unknown key (did you mean codes?)"),
                        ("metric: false\n", "metric: unknown key (did you mean metrics?)"),
                        ("tolerance_accuracy: -0.1\n", "tolerance_accuracy: Input should be greater than or equal to 0"),
-                       ("- codes\n", "expected a mapping"), ("codes: [\n", "not a gate policy: ")]:
+                       ("- codes\n", "expected a mapping"), ("codes: [\n", "not valid YAML at line 2"),
+                       ("codes: true\ncodes: false\n", "duplicate key 'codes'")]:
         path.write_text(text, encoding="utf-8")
-        with pytest.raises(DataError, match="not a gate policy") as info:
+        with pytest.raises(DataError, match=r"gate policy|not valid YAML") as info:
             GatePolicy.load(path)
         assert said in str(info.value) and "\n" not in str(info.value) and "pydantic" not in str(info.value)
 

@@ -9,13 +9,13 @@ import pytest
 pytest.importorskip("fastapi")
 from conftest import SERVE_KEY
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, delete, select
 from sqlalchemy.orm import Session
 
 from chuishao.analysis.events_config import EventsConfig
 from chuishao.serve.app import create_app
 from chuishao.serve.feedback_store import Base
-from chuishao.serve.similar_store import Report, ReportBand, SimilarStore
+from chuishao.serve.similar_store import Report, ReportBand, SimilarStore, StoreMark
 
 KEY = {"X-API-Key": SERVE_KEY}
 # authored for these tests: three wordings of one night-work complaint, and an unrelated one
@@ -34,7 +34,7 @@ def store(request, tmp_path):
     else:
         pytest.importorskip("psycopg", reason="the PostgreSQL driver is missing: pip install '.[postgres]'")
         engine = create_engine(request.getfixturevalue("postgres").url)
-        Base.metadata.drop_all(engine, tables=[ReportBand.__table__, Report.__table__])
+        Base.metadata.drop_all(engine, tables=[ReportBand.__table__, Report.__table__, StoreMark.__table__])
     yield SimilarStore(engine, EventsConfig(whistle_size=3), retention_days=30)
     engine.dispose()
 
@@ -183,6 +183,14 @@ def test_an_id_holding_a_phone_number_is_stored_and_answered_as_a_pseudonym(stor
                      signature=b"\0" * 4 * store.config.num_perm))
         s.commit()
     assert store.mask_stored_ids() == 1 and store.mask_stored_ids() == 0
+    with Session(store.engine) as s:  # once per database: the marker says it is done
+        s.add(Report(report_id="13700002222", created=T0, topic="W05", place=None, lead=None, assist=[], event="R9",
+                     signature=b"\0" * 4 * store.config.num_perm))
+        s.commit()
+    assert store.mask_stored_ids() == 0
+    with Session(store.engine) as s:
+        s.execute(delete(Report).where(Report.report_id == "13700002222"))
+        s.commit()
     assert all(r.report_id.startswith("<PHONE>#h") for r in _rows(store))
 
 

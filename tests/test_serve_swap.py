@@ -198,3 +198,18 @@ def test_sighup_reloads_a_single_worker_service_instead_of_ending_it(model_dir, 
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_gate_policy_that_cannot_be_read_is_said_as_such(serve_settings, model_dir, tiny_model, tmp_path, monkeypatch):
+    from chuishao.analysis.gates import GATES_ENV
+
+    bad = tmp_path / "gates.yaml"
+    bad.write_text("metric: false\n", encoding="utf-8")
+    monkeypatch.setenv(GATES_ENV, str(bad))
+    serve_settings.model_dir = model_dir
+    with TestClient(create_app(serve_settings)) as c:
+        _write_version(tiny_model, model_dir, "tiny-v9")
+        r = c.post("/admin/reload", headers={"X-API-Key": SERVE_KEY})
+        detail = r.json()["detail"]
+        assert r.status_code == 409 and "the promotion gates could not run" in detail and "did you mean metrics" in detail
+        assert "cannot be read" not in detail

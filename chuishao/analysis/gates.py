@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chuishao.errors import DataError, ModelLoadError
 from chuishao.models.cascade import RoutingModel
 from chuishao.models.persistence import STATE_FILE, load_model, read_manifest
 from chuishao.taxonomy import Taxonomy
+from chuishao.yamlfile import read_yaml
 
 GATE_DATA_ENV = "CHUISHAO_GATE_DATA"  # the service's gate set for /admin/reload
 GATES_ENV = "CHUISHAO_GATES"  # the service's gate policy (YAML)
@@ -55,10 +55,7 @@ class GatePolicy(BaseModel):
     def load(cls, path: str | Path | None) -> GatePolicy:
         if path is None:
             return cls()
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise DataError(f"{path}: not a gate policy: {' '.join(str(exc).split())}") from None
+        raw = read_yaml(Path(path), DataError, "gate policy") or {}  # one-line errors, a key given twice refused
         if not isinstance(raw, dict):
             raise DataError(f"{path}: not a gate policy: expected a mapping of keys (metrics: true, ...)")
         try:

@@ -247,7 +247,7 @@ def _csv_cells(obj: dict[str, str | None], header: list[str]) -> dict[str, objec
 def _malformed_csv_row(row: int, raw: str, header: list[str], fields: FieldMap, where: str,
                        delimiter: str = ",") -> InputRecord:
     """A CSV row Spark found malformed, read as the local CSV reader reads it (same error text)."""
-    return csv_record(row, header, next(csv.reader(io.StringIO(raw), delimiter=delimiter), []), fields, where)
+    return csv_record(row, header, next(csv.reader(io.StringIO(raw), delimiter=delimiter), []), fields, where, delimiter)
 
 
 def _csv_row(row: int, values: list[str | None], raw: str | None, header: list[str], fields: FieldMap,
@@ -256,7 +256,7 @@ def _csv_row(row: int, values: list[str | None], raw: str | None, header: list[s
         rec = _malformed_csv_row(row, raw, header, fields, where, delimiter)
     else:
         rec = make_record(row, _csv_cells(dict(zip(header, values, strict=True)), header), fields, where)
-        rec.error = rec.error or swallowed_rows(values, len(header), where)
+        rec.error = rec.error or swallowed_rows(values, len(header), where, delimiter)
     # Spark's decoder puts U+FFFD for undecodable bytes where the local reader flags the row
     if _REPLACEMENT in (raw or "") or any(v and _REPLACEMENT in v for v in values):
         rec.error = f"{where}: bytes that are not valid {encoding}"

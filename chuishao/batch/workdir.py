@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,18 +42,27 @@ def output_lock(output: Path) -> Iterator[None]:
         yield
         return
     path = output.parent / f".{output.name}.lock"
-    with path.open("a") as fh:
-        try:
-            fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                raise
-            raise DataError(f"another run is writing {output} now (lock {path}): wait for it to end, or choose "
-                            f"another output") from None
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)  # before the lock is let go: the next run makes its own
+    for _ in range(5):  # the file may be unlinked by the run that held it between our open and our lock
+        with path.open("a") as fh:
+            try:
+                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EAGAIN):
+                    raise DataError(f"another run is writing {output} now (lock {path}): wait for it to end, or "
+                                    f"choose another output") from None
+                # a file system without locks (some network mounts): run unguarded rather than not at all
+                print(f"chuishao: warning: {path}: cannot lock ({exc.strerror}); two runs on {output} would clash",
+                      file=sys.stderr, flush=True)
+                yield
+                return
+            if not path.exists() or os.stat(path).st_ino != os.fstat(fh.fileno()).st_ino:
+                continue  # we locked an unlinked file: try the one there now
+            try:
+                yield
+            finally:
+                path.unlink(missing_ok=True)  # while still locked: the next run makes and locks its own
+            return
+    raise DataError(f"{path}: could not take the lock of {output}; try again")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

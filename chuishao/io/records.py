@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -55,28 +56,41 @@ def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str
     return tabular.read_parquet(path, fields)
 
 
-def csv_record(row: int, header: list[str], values: list[str], fields: FieldMap, where: str) -> InputRecord:
+def csv_record(row: int, header: list[str], values: list[str], fields: FieldMap, where: str,
+               delimiter: str = ",") -> InputRecord:
     """One CSV row to a record; a row with more or fewer values than the header is an error (shared
     with the Spark engine so both paths agree row for row)."""
     rec = make_record(row, dict(zip(header, values, strict=False)), fields, where)
     if len(values) != len(header):
         rec.error = rec.error or f"{where}: {len(values)} values for {len(header)} columns"
-    rec.error = rec.error or swallowed_rows(values, len(header), where)
+    rec.error = rec.error or swallowed_rows(values, len(header), where, delimiter)
     return rec
 
 
-def swallowed_rows(values: Sequence[str | None], width: int, where: str) -> str | None:
-    """The error of a row whose values hold lines that split into exactly ``width`` values by a comma or a tab
-    (shared with the Spark engine). A double quote opened by mistake and closed by one some lines further on
-    makes a CSV reader take those lines, whole rows, into one value without a word (one never closed, at the
-    end of the file: _unclosed_quote_check)."""
-    if width < 2:
+def _shape(cell: str) -> str:
+    """An id's shape: digits as 9, Latin letters as a ("A1-0203" and "B7-1145" alike, a sentence not)."""
+    return re.sub(r"[A-Za-z]", "a", re.sub(r"\d", "9", cell.strip()))
+
+
+def swallowed_rows(values: Sequence[str | None], width: int, where: str, delimiter: str = ",") -> str | None:
+    """The error of a row whose values hold lines that read as rows of the file: ``width`` values by its
+    delimiter, the first shaped like this row's first value (an id column: shared with the Spark engine). A
+    double quote opened by mistake and closed by one some lines further on makes a CSV reader take those lines,
+    whole rows, into one value without a word (one never closed, at the end of the file: _unclosed_quote_check).
+    A real multi-line value seldom has a line of exactly that many cells that starts like an id."""
+    first = (values[0] or "") if values else ""
+    if width < 2 or not first.strip():
         return None
-    n = sum(1 for value in values if value and "\n" in value for line in value.split("\n")[1:]
-            if line.count(",") == width - 1 or line.count("\t") == width - 1)
+    n = 0
+    for value in values:
+        for line in (value or "").split("\n")[1:]:
+            if line.count(delimiter) >= width - 1:
+                cells = next(csv.reader([line], delimiter=delimiter), [])
+                n += len(cells) == width and _shape(cells[0]) == _shape(first)
     if not n:
         return None
-    return (f"{where}: a quoted value holds {n} line(s) that read as rows of their own ({width} values): a stray "
+    # the count in brackets: chuishao events counts its rows per reason, the text before them
+    return (f"{where}: a quoted value holds lines that read as rows of their own ({n} lines of {width} values): a stray "
             f"double quote? they were read into this row, not tagged as rows; close or remove that quote")
 
 
@@ -177,6 +191,7 @@ def _csv_problem(exc: csv.Error) -> str:
 
 def _csv_rows(path: Path, fh, lines: DecodedLines, reader, header: list[str] | None,
               fields: FieldMap) -> Iterator[InputRecord]:
+    delimiter = delimiter_for(path)
     with fh:
         if header is None:
             return
@@ -203,7 +218,7 @@ def _csv_rows(path: Path, fh, lines: DecodedLines, reader, header: list[str] | N
                     continue
                 if lines.any_cr(first_line, reader.line_num):
                     values = [v.replace(BARE_CR, "\r") for v in values]
-                rec = csv_record(row, header, values, fields, where)
+                rec = csv_record(row, header, values, fields, where, delimiter)
                 if lines.any_bad(first_line, reader.line_num):
                     rec.error = f"{where}: bytes that are not valid {lines.encoding}"
             if held is not None:  # a row is yielded once the next one shows it was not the last

@@ -47,7 +47,8 @@ class MessageAnnotator:
 
     @property
     def fingerprints(self) -> dict[str, str]:
-        return {a.name: a.fingerprint for a in self.annotators}
+        # an annotator of a city's own without a fingerprint is known by its class
+        return {a.name: getattr(a, "fingerprint", type(a).__qualname__) for a in self.annotators}
 
     def annotate(self, title: str | None, text: str) -> dict[str, Mapping[str, object]]:
         """Each annotator's field for one message."""

@@ -94,6 +94,18 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def rewrite_raw_ids(session: Session, column: Any, stored_id: Callable[[str], str]) -> int:
+    """Rewrite the ids of ``column`` that are not in their stored form (a phone number kept raw by a release
+    before id masking); returns how many distinct ids changed. The caller commits."""
+    changed = 0
+    for raw in session.scalars(select(column).where(column.is_not(None)).distinct()).all():
+        stored = stored_id(raw)
+        if stored != raw:
+            session.execute(update(column.class_).where(column == raw).values({column: stored}))
+            changed += 1
+    return changed
+
+
 class FeedbackStore:
     """With ``strict=False`` (the service) a store that cannot be opened or written is reported
     (``health()``) and its writes raise StoreUnavailable; the service keeps classifying."""
@@ -196,15 +208,8 @@ class FeedbackStore:
         """Rewrite the ids that a release before id masking stored raw (a phone number as id);
         returns how many distinct ids changed. ``chuishao serve`` and ``feedback export`` run it
         once, before the workers start and before the export."""
-        changed = 0
         with self._sessions.begin() as session:
-            ids = session.scalars(select(Feedback.message_id).distinct()).all()
-            for raw in ids:
-                stored = self.stored_id(raw)
-                if stored != raw:
-                    session.execute(update(Feedback).where(Feedback.message_id == raw).values(message_id=stored))
-                    changed += 1
-        return changed
+            return rewrite_raw_ids(session, Feedback.message_id, self.stored_id)
 
     def add(self, **fields: Any) -> Feedback:
         if isinstance(fields.get("message_id"), str):

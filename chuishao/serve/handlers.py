@@ -21,7 +21,8 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
               for e in exc.errors()[:20]]
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if request.method == "POST" and kind != "application/json":  # curl -d sends a form: say so, not "valid dictionary"
+    json_kind = kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+    if request.method == "POST" and not json_kind:  # curl -d sends a form: say so, not "valid dictionary"
         errors.insert(0, {"loc": ["header", "content-type"], "type": "content_type",
                           "msg": f"the body must be JSON sent with Content-Type: application/json (got {kind or 'none'})"})
     return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

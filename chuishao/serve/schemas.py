@@ -6,19 +6,20 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from chuishao.models.answer import RoutingAnswer
 from chuishao.pipeline.normalize import repair_surrogates
 
 
-def _without_nul(text: str) -> str:
-    return text.replace("\x00", "") if "\x00" in text else text
+def _without_nul(value: object) -> object:
+    # before the length and blank checks: " \x00 " must be blank, not a stored ""
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
 
 
 # Every string a client sends: a lone surrogate is valid JSON but cannot be stored or logged, and PostgreSQL
 # refuses a NUL character in text (one request would mark the store down); neither carries meaning.
-Text = Annotated[str, AfterValidator(repair_surrogates), AfterValidator(_without_nul)]
+Text = Annotated[str, BeforeValidator(_without_nul), AfterValidator(repair_surrogates)]
 
 # Not an Enum: a new intake channel must not break old clients; it is only recorded.
 Channel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32,

@@ -22,6 +22,7 @@ at the same moment, to any worker, join one event.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,14 +30,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, delete, func, select, update
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, delete, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chuishao.analysis.events_config import EventsConfig
 from chuishao.analysis.minhash import band_keys, block_key, normalise, signatures, similarity
 from chuishao.pipeline.privacy import mask_pii_raw, pseudonymise_id
-from chuishao.serve.feedback_store import Base
+from chuishao.serve.feedback_store import Base, rewrite_raw_ids
 from chuishao.serve.id_key import load_key
 
 MAX_CANDIDATES = 2000  # most recent candidate reports read per lookup: bounds its time on huge events
@@ -56,6 +57,21 @@ class Report(Base):
     assist: Mapped[list[str]] = mapped_column(JSON, default=list)
     event: Mapped[str] = mapped_column(String(32), index=True)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StoreMark(Base):
+    """One-off migrations done on this database (key, when)."""
+    __tablename__ = "chuishao_report_marks"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+
+
+MASKED_MARK = "report_ids_masked"
+
+
+def _now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class ReportBand(Base):
@@ -101,9 +117,10 @@ class SimilarStore:
         self.config = config or EventsConfig()
         self.id_key = id_key if id_key is not None else load_key()  # CHUISHAO_ID_KEY or the user's key file
         self.retention = timedelta(days=retention_days)
-        self._purged = 0.0
+        self._purged = -math.inf  # the first write purges (monotonic time may be under an hour after boot)
         self._purge_lock = threading.Lock()
-        Base.metadata.create_all(engine, tables=[Report.__table__, ReportBand.__table__])  # type: ignore[list-item]
+        tables = [Report.__table__, ReportBand.__table__, StoreMark.__table__]
+        Base.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
 
     def _keys(self, sig: np.ndarray, topic: str, place: str | None) -> list[int]:
         keys = band_keys(sig[None, :], np.array([block_key(topic, place)], dtype=np.uint64), self.config.bands)[0]
@@ -243,14 +260,13 @@ class SimilarStore:
 
     def mask_stored_ids(self) -> int:
         """Rewrite the report ids that a release before id masking stored raw; returns how many distinct ids
-        changed (``chuishao serve`` runs it once, before the workers start)."""
-        changed = 0
+        changed. ``chuishao serve`` calls it at every start, before the workers; it reads the ids once per
+        database (a marker row then says it is done: every report stored since is masked on the way in)."""
         with Session(self.engine) as session:
-            for raw in session.scalars(select(Report.report_id).distinct()).all():
-                stored = self.stored_id(raw) if raw is not None else None
-                if stored != raw:
-                    session.execute(update(Report).where(Report.report_id == raw).values(report_id=stored))
-                    changed += 1
+            if session.get(StoreMark, MASKED_MARK) is not None:
+                return 0
+            changed = rewrite_raw_ids(session, Report.report_id, self.stored_id)
+            session.add(StoreMark(key=MASKED_MARK, value=_now_text()))
             session.commit()
         return changed
 

@@ -8,6 +8,7 @@ import logging
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from chuishao.analysis.gates import reload_refusal
+from chuishao.errors import ModelLoadError
 from chuishao.serve.deps import Holder, Metrics, admin_key
 from chuishao.serve.schemas import ReloadResponse
 
@@ -27,10 +28,12 @@ async def reload(holder: Holder, metrics: Metrics) -> ReloadResponse:
     previous = holder.require().version
     try:
         refusal = await asyncio.to_thread(reload_refusal, holder.require().model, holder.model_dir)
-    except Exception as exc:  # an unreadable candidate: the old model keeps serving
+    except Exception as exc:  # the old model keeps serving
         log.error("reload failed, still serving %s: %s", previous, exc)
-        raise HTTPException(status.HTTP_409_CONFLICT, f"new model not loaded, still serving {previous}: the model in "
-                                                      f"{holder.model_dir} cannot be read: {exc}") from exc
+        what = (f"the model in {holder.model_dir} cannot be read" if isinstance(exc, ModelLoadError)
+                else "the promotion gates could not run (CHUISHAO_GATES, CHUISHAO_GATE_DATA)")
+        raise HTTPException(status.HTTP_409_CONFLICT, f"new model not loaded, still serving {previous}: {what}: "
+                                                      f"{exc}") from exc
     if refusal is not None:
         log.error("reload refused by the promotion gates, still serving %s: %s", previous, refusal)
         raise HTTPException(status.HTTP_409_CONFLICT, f"new model refused by the promotion gates, still serving "
