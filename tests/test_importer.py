@@ -284,3 +284,23 @@ def test_an_unknown_label_of_spaces_is_shown_quoted(tmp_path):
             {"id": "3", "text": "垃圾没人收", "label": "W08"}]
     result = runner.invoke(app, ["import", str(write_rows(tmp_path / "c.jsonl", rows)), "-o", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 2 and "does not map: '   ' (1), (no label) (1)." in result.stderr, result.output
+
+
+def test_a_sub_problem_name_is_looked_up_under_its_own_topic_first(tmp_path):
+    import yaml
+
+    from chuishao.analysis.importer import OTHER_TOPIC_SUB, UNKNOWN_SUB, Codes
+    from chuishao.resources import default_taxonomy_path
+    from chuishao.taxonomy import Taxonomy
+
+    raw = yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8"))
+    for area in raw["areas"]:  # a city's taxonomy: a sub-problem named 其他 under two topics
+        for topic in area["topics"]:
+            if topic["code"] in ("W05", "W06"):
+                topic["subs"][-1]["name"] = "其他"
+    path = tmp_path / "city.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    codes = Codes(Taxonomy.load(path))
+    assert codes.sub("其他", "W05") == ("W05b", None) and codes.sub("其他", "W06") == ("W06b", None)
+    assert codes.sub("w05a", "W05") == ("W05a", None) and codes.sub("W06a", "W05") == (None, OTHER_TOPIC_SUB)
+    assert codes.sub("XYZ", "W05") == (None, UNKNOWN_SUB)

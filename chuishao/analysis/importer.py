@@ -9,7 +9,7 @@ is (``OTHER`` allowed; ``DROP``: rows of that category are left out, counted). I
 Nothing is lost silently: an unreadable row is an error naming it; a label the mapping does not
 know is an error listing every such label with its count, unless ``unmapped`` says what to do
 (``other``: they become OTHER; ``drop``: they are left out), and the summary counts them. Labels
-and sub-problems are matched as labelling sheets match them (a code in any case, or the name); a
+and sub-problems are matched by a code in any case or by the name (a sub-problem under its topic first); a
 sub-problem still unmatched (unknown, or of another topic) is written as none, counted and said on
 stderr, as are repeated message ids. A row with neither text nor title is an error. The output is
 written to a temporary file and renamed at the end, so a refused import leaves none.
@@ -146,12 +146,15 @@ UNKNOWN_SUB, OTHER_TOPIC_SUB = "unknown", "under another topic"
 
 
 class Codes:
-    """A taxonomy's topic and sub-problem codes matched as labelling sheets match them: a code in any
-    case (``w05a`` is W05a) or the topic's or sub-problem's name (施工噪声 is W05a)."""
+    """A taxonomy's topic and sub-problem codes matched by code in any case (``w05a`` is W05a) or by name
+    (施工噪声 is W05a). A sub-problem's name is looked up among its topic's own first: a city's taxonomy
+    may name a sub-problem 其他 under several topics."""
 
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
         self._topics = {c.casefold(): c for c in taxonomy.labels} | {taxonomy.name_of(c): c for c in taxonomy.labels}
+        self._subs_of = {t.code: {s.code.casefold(): s.code for s in t.subs} | {s.name: s.code for s in t.subs}
+                         for t in taxonomy.topics}
         subs = [(s.code, s.name) for t in taxonomy.topics for s in t.subs]
         self._subs = {code.casefold(): code for code, _ in subs} | {name: code for code, name in subs}
 
@@ -161,12 +164,13 @@ class Codes:
     def sub(self, given: str, topic: str) -> tuple[str | None, str | None]:
         """(its code, None) when ``given`` names a sub-problem of ``topic``; else (None, why): it is
         unknown, or a sub-problem of another topic (it cannot be kept under this one)."""
-        code = self._subs.get(given) or self._subs.get(given.casefold())
-        if code is None:
+        own = self._subs_of.get(topic, {})
+        code = own.get(given) or own.get(given.casefold())
+        if code is not None:
+            return code, None
+        if (self._subs.get(given) or self._subs.get(given.casefold())) is None:
             return None, UNKNOWN_SUB
-        if code not in self.taxonomy.subs_of(topic):
-            return None, OTHER_TOPIC_SUB
-        return code, None
+        return None, OTHER_TOPIC_SUB
 
 
 # ---- reading the source ---------------------------------------------------------------------
