@@ -530,7 +530,8 @@ def test_resume_refuses_another_gazetteer_or_urgency_rules(tiny_model, tmp_path,
 
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(30))
     out = tmp_path / "out.jsonl"
-    _interrupted(AnnotatedModel(tiny_model, build_annotator(None)), src, out, monkeypatch)
+    bundled = build_annotator(None)
+    _interrupted(AnnotatedModel(tiny_model, bundled), src, out, monkeypatch)
     edited = yaml.safe_load(default_gazetteer_path().read_text(encoding="utf-8"))
     edited["version"] = str(edited.get("version")) + "-edited"
     city = tmp_path / "city.yaml"
@@ -539,11 +540,12 @@ def test_resume_refuses_another_gazetteer_or_urgency_rules(tiny_model, tmp_path,
         with pytest.raises(DataError, match=r"cannot resume: annotators changed"):
             tag_file(AnnotatedModel(tiny_model, annotator), src, out,
                      options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
-    summary = tag_file(AnnotatedModel(tiny_model, build_annotator(None)), src, out,
+    summary = tag_file(AnnotatedModel(tiny_model, bundled), src, out,
                        options=TagOptions(fields=FieldMap(), chunk_size=6, resume=True))
     assert summary.resumed_rows == 18 and len(_read_jsonl(out)) == 31
 
 
+@pytest.mark.processes  # a real second process, killed
 def test_a_second_run_on_the_same_output_is_refused_and_leaves_the_first_alone(tiny_model, tmp_path):
     src = _write_jsonl(tmp_path / "in.jsonl", _messages(20))
     out = tmp_path / "out.jsonl"
