@@ -101,7 +101,7 @@ def test_csv_and_xlsx_epochs_give_the_same_events(tiny_model_dir, tmp_path):
     for rows in outs:
         assert not any(r["error"] for r in rows.values())
         assert rows["a0"]["event_id"] == rows["a1"]["event_id"] != rows["a2"]["event_id"]  # 40 days apart
-        assert rows["a0"]["time"] == "2026-11-01T00:00:00"
+        assert rows["a0"]["time"] == "2026-11-01T00:00:00Z"
     assert [(r["event_id"], r["time"]) for r in outs[0].values()] == [(r["event_id"], r["time"]) for r in outs[1].values()]
 
 
@@ -130,12 +130,12 @@ def test_timezone_puts_naive_and_zoned_times_together(tiny_model_dir, tmp_path):
     result, out = _run(tmp_path, src, *common, "--timezone", "Asia/Shanghai")
     assert result.exit_code == 0, result.output
     local = _rows(out)
-    assert local["naive"]["time"] == "2026-12-01T00:30:00" and local["zoned"]["time"] == "2026-12-01T00:40:00"
+    assert local["naive"]["time"] == "2026-12-01T00:30:00Z" and local["zoned"]["time"] == "2026-12-01T00:40:00Z"
     assert local["naive"]["event_id"] == local["zoned"]["event_id"]
     result, out = _run(tmp_path, src, *common, out_name="utc.csv")  # default: naive times are UTC, 8 hours later
     assert result.exit_code == 0, result.output
     utc = _rows(out)
-    assert utc["naive"]["time"] == "2026-12-01T08:30:00" and utc["naive"]["event_id"] != utc["zoned"]["event_id"]
+    assert utc["naive"]["time"] == "2026-12-01T08:30:00Z" and utc["naive"]["event_id"] != utc["zoned"]["event_id"]
     result, out = _run(tmp_path, src, *common, "--timezone", "Beijing", out_name="bad.csv")
     assert result.exit_code == 2 and "--timezone 'Beijing'" in result.output and not out.exists()
 

@@ -190,7 +190,8 @@ def error_reason(error: str) -> str:
 
 
 def iso(seconds: float | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    # the Z: with --timezone a reader must not take these UTC times for local ones
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _place_of(rec: InputRecord, answer: Mapping[str, object], opts: EventsOptions) -> str | None:
