@@ -277,6 +277,37 @@ class Taxonomy(_Strict):
         return {"name": self.name, "version": self.version, "fingerprint": self.fingerprint}
 
 
+UNKNOWN_SUB, OTHER_TOPIC_SUB = "unknown", "under another topic"
+
+
+class Codes:
+    """A taxonomy's topic and sub-problem codes matched by code in any case (``w05a`` is W05a) or by name
+    (施工噪声 is W05a). A sub-problem's name is looked up among its topic's own first: a city's taxonomy
+    may name a sub-problem 其他 under several topics."""
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self._topics = {c.casefold(): c for c in taxonomy.labels} | {taxonomy.name_of(c): c for c in taxonomy.labels}
+        self._subs_of = {t.code: {s.code.casefold(): s.code for s in t.subs} | {s.name: s.code for s in t.subs}
+                         for t in taxonomy.topics}
+        subs = [(s.code, s.name) for t in taxonomy.topics for s in t.subs]
+        self._subs = {code.casefold(): code for code, _ in subs} | {name: code for code, name in subs}
+
+    def topic(self, given: str) -> str | None:
+        return self._topics.get(given) or self._topics.get(given.casefold())
+
+    def sub(self, given: str, topic: str) -> tuple[str | None, str | None]:
+        """(its code, None) when ``given`` names a sub-problem of ``topic``; else (None, why): it is
+        unknown, or a sub-problem of another topic (it cannot be kept under this one)."""
+        own = self._subs_of.get(topic, {})
+        code = own.get(given) or own.get(given.casefold())
+        if code is not None:
+            return code, None
+        if (self._subs.get(given) or self._subs.get(given.casefold())) is None:
+            return None, UNKNOWN_SUB
+        return None, OTHER_TOPIC_SUB
+
+
 def _read_yaml(path: Path) -> Any:
     return read_yaml(path, TaxonomyError, "taxonomy")
 

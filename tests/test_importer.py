@@ -289,9 +289,8 @@ def test_an_unknown_label_of_spaces_is_shown_quoted(tmp_path):
 def test_a_sub_problem_name_is_looked_up_under_its_own_topic_first(tmp_path):
     import yaml
 
-    from chuishao.analysis.importer import OTHER_TOPIC_SUB, UNKNOWN_SUB, Codes
     from chuishao.resources import default_taxonomy_path
-    from chuishao.taxonomy import Taxonomy
+    from chuishao.taxonomy import OTHER_TOPIC_SUB, UNKNOWN_SUB, Codes
 
     raw = yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8"))
     for area in raw["areas"]:  # a city's taxonomy: a sub-problem named 其他 under two topics

@@ -11,7 +11,7 @@ from chuishao.errors import DataError
 from chuishao.io.formats import detect_format
 from chuishao.io.labels import read_id_label_file
 from chuishao.io.records import FieldMap, InputRecord, has_given_id, read_records
-from chuishao.taxonomy import Taxonomy
+from chuishao.taxonomy import Codes, Taxonomy
 
 
 @dataclass
@@ -177,8 +177,8 @@ def check_labels(data: LabelledSet, taxonomy: Taxonomy, source: str) -> None:
         return
     unknown = taxonomy.unknown_labels(data.labels)
     if unknown:
-        names = {taxonomy.name_of(code).strip().lower(): code for code in taxonomy.labels}
-        named = [label for label in unknown if label.strip().lower() in names or label.strip().upper() in taxonomy.labels]
+        codes = Codes(taxonomy)
+        named = [label for label in unknown if codes.topic(label.strip()) is not None]
         if named:  # a city's export with topic names (or lower-case codes): import maps them, --taxonomy none would not
             raise DataError(
                 f"{source}: labels given as topic names or in lower case ({', '.join(named[:5])}); the model trains on "
