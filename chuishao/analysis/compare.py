@@ -160,7 +160,8 @@ def summary_text(c: Comparison, data_name: str = "") -> str:
     lines = [f"# {c.b} (B) against {c.a} (A)", "",
              f"{c.n} labelled rows{' of ' + data_name if data_name else ''}; deltas are B minus A (positive: B better, "
              f"except ece, where lower is better).", ""]
-    lines += [f"**{w}**" for w in overlap_warnings(c)] + ([""] if overlap_warnings(c) else [])
+    warnings = overlap_warnings(c)
+    lines += [f"**{w}**" for w in warnings] + ([""] if warnings else [])
     lines += ["| figure | A | B | delta |", "|---|---|---|---|"]
     lines += [f"| {k} | {v['a']} | {v['b']} | {v['delta']} |" for k, v in c.figures.items()]
     lines += ["", f"Paired bootstrap, {c.settings.get('resamples')} resamples (seed {c.settings.get('seed')}), "

@@ -22,7 +22,8 @@ router = APIRouter()
 def feedback(req: FeedbackRequest, settings: Settings, holder: Holder, store: Store,
              metrics: Metrics) -> FeedbackStored:
     """Store an operator's final topic / sub-problem / departments for a message (API key)."""
-    tax = holder.require().model.taxonomy
+    model = holder.require().model
+    tax = model.taxonomy
     if req.topic not in tax.labels:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown topic {req.topic!r}")
     if req.sub is not None and req.sub not in tax.subs_of(req.topic):
@@ -35,7 +36,7 @@ def feedback(req: FeedbackRequest, settings: Settings, holder: Holder, store: St
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                                 f"{name} too long: {len(value)} characters, the limit is {limit}")
     if req.text is not None or req.title is not None:  # it becomes training data: what classify refuses, refuse here
-        problem = holder.require().model.preprocessor.problem(req.text or "", title=req.title)
+        problem = model.preprocessor.problem(req.text or "", title=req.title)
         if problem is not None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"this text cannot be training data: {problem}")
     # Sync endpoint: FastAPI runs it in its thread pool, so the database write never blocks the loop.
