@@ -395,6 +395,25 @@ def test_the_old_data_flags_add_to_the_configs_lists_and_data_keys_replace_them(
     assert dropped(str(MINI)) == ({"held_out": 6, "repeated": 31}, [str(first)])  # DATA adds to data.train: MINI twice
 
 
+def test_a_held_out_file_may_list_ids_only(tmp_path, tiny_config_file):
+    """A city's held-out list is often ids alone (JSONL or CSV): its rows leave training; a file with neither
+    the text nor the id column is still refused in one line."""
+    rows = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines() if line.strip()]
+    ids_jsonl = tmp_path / "held.jsonl"
+    ids_jsonl.write_text("".join(json.dumps({"id": r["id"]}) + "\n" for r in rows[:2]), encoding="utf-8")
+    ids_csv = tmp_path / "held.csv"
+    ids_csv.write_text("id\n" + "".join(r["id"] + "\n" for r in rows[2:5]), encoding="utf-8")
+    result = runner.invoke(app, ["train", str(MINI), "--config", str(tiny_config_file), "--exclude", str(ids_jsonl),
+                                 "--exclude", str(ids_csv), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dropped_rows"]["held_out"] == 5
+    neither = tmp_path / "neither.csv"
+    neither.write_text("key\nm000\n", encoding="utf-8")
+    refused = runner.invoke(app, ["train", str(MINI), "--config", str(tiny_config_file), "--exclude", str(neither),
+                                  "-o", str(tmp_path / "m2")])
+    assert refused.exit_code != 0 and "no 'text' column" in refused.output and "--id-field" in refused.output
+
+
 def test_train_refuses_a_bad_key_or_value_in_one_line(tmp_path):
     for args, expected in [
         (["--classifier.c", "1"], "unknown config key classifier.c (did you mean classifier.C"),

@@ -75,6 +75,16 @@ def test_ids_match_across_files_and_formats_and_rows_without_ids_stay_apart(tmp_
     assert counts["held_out_ids"] == 2 and counts["kept"] == 4
 
 
+def test_a_held_out_file_of_ids_alone_leaves_those_ids_out(tmp_path: Path) -> None:
+    corpus = _write(tmp_path / "corpus.jsonl", [{"id": "a", "title": "路灯", "text": "公园里的路灯坏了一个月。"},
+                                                {"id": "b", "title": "噪音", "text": "楼上每天半夜装修电钻声音很大。"}])
+    held = _write(tmp_path / "dev-ids.jsonl", [{"id": "a"}])
+    rows, counts = pretraining_rows([str(corpus)], [str(held)])
+    assert [r["id"] for r in rows] == ["b"] and counts["held_out_ids"] == 1
+    with pytest.raises(DataError, match="no 'text' column"):
+        pretraining_rows([str(held)], [])  # the messages to read need their text
+
+
 def test_a_missing_file_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         pretraining_rows([str(tmp_path / "none.jsonl")], [])

@@ -74,15 +74,20 @@ def has_given_id(rec: InputRecord, fields: FieldMap | None = None) -> bool:
 _WARNED: set[tuple[str, str]] = set()
 
 
-def check_columns(path: Path, columns: list[str], fields: FieldMap) -> None:
+def check_columns(path: Path, columns: list[str], fields: FieldMap, need_text: bool = True) -> None:
     """The text column is there and no column name repeats (the last one would silently win). A
     missing id or title column is not an error (ids become row numbers, titles are left out) but
-    changes the answers, so it is said once per file on stderr."""
+    changes the answers, so it is said once per file on stderr. With ``need_text`` false (a file of
+    held-out ids) the id column may stand in for the text column."""
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
         raise DataError(f"{path}: column names used twice: {', '.join(repeated)}; rename them so each is unique")
+    if not need_text and fields.text not in columns and fields.id in columns:
+        return
     if fields.text not in columns:
-        raise missing_column(path, fields.text, columns, "name the text column with --text-field")
+        hint = "name the text column with --text-field" if need_text else \
+            "name the text column with --text-field, or the id column with --id-field for a file of ids"
+        raise missing_column(path, fields.text, columns, hint)
     seen = ", ".join(columns)
     if fields.title is not None and fields.title not in columns:
         _warn_once(path, fields.title, f"no {fields.title!r} column, so no titles are used (columns: {seen}); "

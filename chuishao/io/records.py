@@ -26,12 +26,14 @@ __all__ = ["FieldMap", "InputRecord", "check_columns", "check_jsonl_fields", "cs
 
 
 def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str = AUTO,
-                 sheet: str | None = None) -> Iterator[InputRecord]:
+                 sheet: str | None = None, need_text: bool = True) -> Iterator[InputRecord]:
     """Yield one InputRecord per input row, streaming (memory does not grow with the file).
 
     ``encoding`` applies to JSONL and CSV: ``auto`` (UTF-8, else GB18030), or any Python codec name.
     ``sheet`` names the Excel worksheet to read (default: the first).
-    Raises DataError before the first record when the file, its sheet or its text column is missing.
+    Raises DataError before the first record when the file, its sheet or its text column is missing;
+    with ``need_text`` false (held-out files, which may list ids only) a file with an id column and no
+    text column reads as records that carry their id and a "no text" error.
     """
     path = Path(path)
     fields = fields or FieldMap()
@@ -45,15 +47,15 @@ def read_records(path: str | Path, fields: FieldMap | None = None, encoding: str
     if fmt == "jsonl":
         refuse_json_array(path)
         encoding = resolve_encoding(path, encoding)
-        check_jsonl_fields(path, fields, encoding)
+        check_jsonl_fields(path, fields, encoding, need_text)
         return _read_jsonl(path, fields, encoding)
     if fmt == "csv":
-        return _read_csv(path, fields, resolve_encoding(path, encoding))
+        return _read_csv(path, fields, resolve_encoding(path, encoding), need_text)
     from chuishao.io import tabular  # pyarrow / openpyxl are optional: import only when needed
 
     if fmt == "xlsx":
-        return tabular.read_xlsx(path, fields, sheet)
-    return tabular.read_parquet(path, fields)
+        return tabular.read_xlsx(path, fields, sheet, need_text)
+    return tabular.read_parquet(path, fields, need_text)
 
 
 def csv_record(row: int, header: list[str], values: list[str], fields: FieldMap, where: str,
@@ -111,7 +113,7 @@ def parse_jsonl_line(row: int, line: str, fields: FieldMap, where: str) -> Input
 PEEK_LINES = 1000  # lines of a JSONL file whose fields stand for its columns
 
 
-def check_jsonl_fields(path: Path, fields: FieldMap, encoding: str) -> None:
+def check_jsonl_fields(path: Path, fields: FieldMap, encoding: str, need_text: bool = True) -> None:
     """The text field is in the file and the title/id fields are said once when missing, as for a tabular
     file's header (check_columns), judged by the objects of the first PEEK_LINES lines: a misspelt
     --text-field stops the run before it makes an error row of every message."""
@@ -129,7 +131,7 @@ def check_jsonl_fields(path: Path, fields: FieldMap, encoding: str) -> None:
                 objects += 1
                 keys.update(dict.fromkeys(map(str, obj)))
     if objects:
-        check_columns(path, list(keys), fields)
+        check_columns(path, list(keys), fields, need_text)
 
 
 def refuse_json_array(path: Path) -> None:
@@ -160,7 +162,7 @@ def _read_jsonl(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRe
             yield parse_jsonl_line(row, line.rstrip("\r\n"), fields, where)
 
 
-def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputRecord]:
+def _read_csv(path: Path, fields: FieldMap, encoding: str, need_text: bool = True) -> Iterator[InputRecord]:
     # Validate the header eagerly (a wrong --text-field is a usage error, not a million row errors).
     fh = open_binary(path)
     lines = DecodedLines(fh, encoding, bare_cr=BARE_CR, count_quotes=True)
@@ -171,7 +173,7 @@ def _read_csv(path: Path, fields: FieldMap, encoding: str) -> Iterator[InputReco
         except csv.Error as exc:
             raise DataError(f"{path}: unreadable header line ({exc})") from None
         if header is not None:
-            check_columns(path, header, fields)
+            check_columns(path, header, fields, need_text)
     except BaseException:
         fh.close()
         raise

@@ -20,7 +20,7 @@ def _cell(value: object) -> object:
     return value
 
 
-def read_xlsx(path: Path, fields: FieldMap, sheet: str | None = None) -> Iterator[InputRecord]:
+def read_xlsx(path: Path, fields: FieldMap, sheet: str | None = None, need_text: bool = True) -> Iterator[InputRecord]:
     """The named worksheet (default: the first); its first row is the header. read_only mode
     streams rows (flat memory)."""
     openpyxl = need("openpyxl")
@@ -36,7 +36,7 @@ def read_xlsx(path: Path, fields: FieldMap, sheet: str | None = None) -> Iterato
         header = next(rows, None)
         columns = [str(c) if c is not None else f"column{i + 1}" for i, c in enumerate(header or ())]
         if header is not None:
-            check_columns(path, columns, fields)
+            check_columns(path, columns, fields, need_text)
     except BaseException:
         wb.close()
         raise
@@ -53,14 +53,14 @@ def _xlsx_rows(path: Path, wb, rows, columns: list[str], fields: FieldMap) -> It
         wb.close()
 
 
-def read_parquet(path: Path, fields: FieldMap) -> Iterator[InputRecord]:
+def read_parquet(path: Path, fields: FieldMap, need_text: bool = True) -> Iterator[InputRecord]:
     pq = need("pyarrow.parquet")
     try:
         # pre_buffer=False: with it on, pyarrow keeps every column chunk it has read (memory grows with the file)
         pf = pq.ParquetFile(path, pre_buffer=False)
     except Exception as exc:  # pyarrow raises several types for a broken file
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
-    check_columns(path, pf.schema_arrow.names, fields)
+    check_columns(path, pf.schema_arrow.names, fields, need_text)
     return _parquet_rows(path, pf, fields)
 
 

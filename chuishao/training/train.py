@@ -137,7 +137,7 @@ def _held_out(paths: list[Path], fields: FieldMap | None) -> tuple[set[str], lis
     ids: set[str] = set()
     records: list[InputRecord] = []
     for p in paths:
-        for r in read_records(p, fields):
+        for r in read_records(p, fields, need_text=False):
             records.append(r)
             if has_given_id(r, fields):
                 ids.add(r.id)

@@ -66,7 +66,7 @@ def pretraining_rows(texts: list[str], exclude: list[str], limit: int = 0,
     held_ids: set[str] = set()
     held_texts: list[dict[str, Any]] = []
     for path in exclude:
-        for rec in read_records(path, fields):
+        for rec in read_records(path, fields, need_text=False):
             own_id = has_given_id(rec, fields)
             if own_id:
                 held_ids.add(rec.id)
