@@ -32,7 +32,7 @@ check:  ## lint, types, import layering and the fast tests: under a minute (make
 	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -q -n 2 -m "$(FAST)"  # both cores (pytest-xdist)
 
 test: deps  ## install what the tests use and run them all (.ci/run runs make check, then this)
-	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -q
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -q -n 2  # both cores, as make check
 
 lint-imports:  ## check the import layering (contracts in pyproject.toml, [tool.importlinter])
 	PYTHONPATH=$(CURDIR) lint-imports --no-cache
