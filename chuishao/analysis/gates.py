@@ -19,15 +19,15 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chuishao.errors import DataError, ModelLoadError
-from chuishao.models.cascade import RoutingModel
-from chuishao.models.persistence import STATE_FILE, load_model, read_manifest
+from chuishao.models.cascade import CascadeModel, RoutingModel
+from chuishao.models.persistence import CASCADE, CLASSICAL_DIR, STATE_FILE, load_model, read_manifest
 from chuishao.taxonomy import Taxonomy
 from chuishao.yamlfile import read_yaml
 
@@ -85,14 +85,19 @@ class ModelFacts:
     @classmethod
     def of_model(cls, model: RoutingModel) -> ModelFacts:
         subs = {c for scorer in model.sub_models.values() for c in scorer.classes}
-        not_learned: list[str] = model.metadata.get("not_learned") or []  # type: ignore[assignment]
+        # a cascade answers what its classical part learned: that part's metadata says what it never saw
+        metadata = model.classical.metadata if isinstance(model, CascadeModel) else model.metadata
+        not_learned: list[str] = metadata.get("not_learned") or []  # type: ignore[assignment]
         return cls(model.version, frozenset({*model.classes_, *subs} - set(not_learned)),
                    _codes(model.taxonomy), f"{model.taxonomy.name} v{model.taxonomy.version}")
 
     @classmethod
     def of_directory(cls, directory: str | Path) -> ModelFacts:
-        """From manifest.json and model.json only (no weights loaded)."""
+        """From manifest.json and model.json only (no weights loaded); a cascade's from its classical part
+        (``classical/``: the codes it answers and its taxonomy), under the cascade's version."""
         manifest = read_manifest(directory)
+        if manifest.get("model_type") == CASCADE:
+            return replace(cls.of_directory(Path(directory) / CLASSICAL_DIR), version=str(manifest["version"]))
         path = Path(directory) / STATE_FILE
         try:
             state = json.loads(path.read_text(encoding="utf-8"))

@@ -2,7 +2,8 @@
 
 Layout of a registry folder::
 
-    versions/<version>/     one model directory per version (manifest.json, model.json, model.safetensors)
+    versions/<version>/     one model directory per version (manifest.json, model.json, model.safetensors;
+                            a cascade's manifest.json, cascade.json, classical/, transformer/ ...)
     current -> versions/V   the model in service: `chuishao serve --model REGISTRY/current`
     history.jsonl           every promotion and rollback: time, from, to, gates, forced, reason
 
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from chuishao.errors import DataError
-from chuishao.models.persistence import DATA_FILES, MANIFEST_FILE, load_model, read_manifest
+from chuishao.models.persistence import CASCADE, copy_model, load_model, read_manifest
 
 REGISTRY_ENV = "CHUISHAO_REGISTRY"
 DEFAULT_REGISTRY = "chuishao-registry"  # in the current directory, when neither --registry nor the env var says
@@ -47,6 +48,8 @@ class Entry:
 
     def row(self, current: str | None) -> dict[str, object]:
         heldout: dict = self.manifest.get("heldout") or {}  # type: ignore[assignment]
+        if self.manifest.get("model_type") == CASCADE:  # the cascade's own figures, beside its parts'
+            heldout = heldout.get("cascade") or {}
         labels: list = self.manifest.get("labels") or []  # type: ignore[assignment]
         return {"version": self.version, "current": self.version == current, "created": self.manifest.get("created"),
                 "labels": len(labels), "not_learned": len(self.manifest.get("not_learned") or []),  # type: ignore[arg-type]
@@ -119,8 +122,7 @@ class Registry:
         self.versions.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".adding-", dir=self.versions))
         try:
-            for name in (*DATA_FILES, MANIFEST_FILE):
-                shutil.copy2(model_dir / name, staging / name)
+            copy_model(model_dir, staging, manifest)  # every file the manifest lists, each checked
             load_model(staging)  # the copy, verified
             os.chmod(staging, 0o755)
             os.rename(staging, dest)

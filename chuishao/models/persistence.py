@@ -193,6 +193,42 @@ def read_manifest(directory: str | Path) -> dict[str, object]:
     return manifest
 
 
+def model_files(manifest: dict[str, object]) -> tuple[str, ...]:
+    """The data files of a model directory, as paths relative to it (``/``-separated), from its manifest
+    (``read_manifest``): ``model.json`` and ``model.safetensors`` for a classical model, every file of a
+    cascade (``cascade.json``, ``classical/...``, ``transformer/...``). The manifest itself is not among them.
+    A path that would leave the directory is refused (ModelLoadError)."""
+    files = manifest["files"]
+    names = tuple(str(name) for name in files)  # type: ignore[attr-defined]
+    for name in names:
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts or name == MANIFEST_FILE:
+            raise ModelLoadError(f"the manifest lists {name!r} among its files: not a file of a model directory")
+    return names
+
+
+def copy_model(source: str | Path, target: str | Path, manifest: dict[str, object] | None = None) -> Path:
+    """Copy the model directory ``source`` into the folder ``target`` (created, with any subfolders):
+    the data files its manifest lists (``model_files``), each checked against its manifest checksum once
+    copied, then the manifest. ModelLoadError when a file is missing or does not match: it changed or
+    is corrupted. ``manifest``: ``source``'s, already read."""
+    source, target = Path(source), Path(target)
+    manifest = manifest if manifest is not None else read_manifest(source)
+    expected: dict[str, str] = manifest["files"]  # type: ignore[assignment]
+    target.mkdir(parents=True, exist_ok=True)
+    for name in model_files(manifest):
+        dest = target / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copy2(source / name, dest)
+        except OSError as exc:
+            raise ModelLoadError(f"{source}: {name} is unreadable ({exc.strerror or exc})") from exc
+        if file_sha256(dest) != expected[name]:
+            raise ModelLoadError(f"{source / name}: checksum mismatch, the file is corrupted or was replaced")
+    shutil.copy2(source / MANIFEST_FILE, target / MANIFEST_FILE)  # last: it vouches for the others
+    return target
+
+
 def _codes(taxonomy: Taxonomy) -> dict[str, frozenset[str]]:
     """What a model learned to predict: each label with its sub-problem codes."""
     return {label: frozenset(taxonomy.subs_of(label)) for label in taxonomy.labels}

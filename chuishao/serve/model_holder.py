@@ -16,7 +16,7 @@ from pathlib import Path
 
 from chuishao.models.annotated import annotated
 from chuishao.models.cascade import RoutingModel
-from chuishao.models.persistence import DATA_FILES, MANIFEST_FILE, checksum, load_model, read_manifest
+from chuishao.models.persistence import DATA_FILES, MANIFEST_FILE, checksum, load_model, model_files, read_manifest
 from chuishao.pipeline.annotate import build_annotator
 from chuishao.resources import default_model_dir
 from chuishao.serve import verified_copy
@@ -163,7 +163,11 @@ class ModelHolder:
                 return None
             return st.st_ino, st.st_size, st.st_mtime_ns
 
-        files = [self.model_dir / name for name in (MANIFEST_FILE, *DATA_FILES)]
+        try:  # the files the manifest lists (a cascade's subfolders too); a classical model's when unreadable
+            names = model_files(read_manifest(self.model_dir))
+        except Exception:  # noqa: BLE001 - a broken directory still has a signature
+            names = DATA_FILES
+        files = [self.model_dir / name for name in (MANIFEST_FILE, *names)]
         if self.taxonomy_file is not None:
             files.append(Path(self.taxonomy_file))
         return str(self.model_dir.resolve()), self._loaded_from, [stat(f) for f in files]

@@ -5,7 +5,8 @@ and every worker refreshes that copy after each successful load. A worker that s
 respawns one after a crash, or replaces them all on SIGHUP) while the model directory is broken
 or gone loads the latest copy instead of failing: uvicorn would otherwise stop the whole service.
 
-Layout: ``<root>/<checksum prefix>/`` holds the manifest and data files of one model, and
+Layout: ``<root>/<checksum prefix>/`` holds the manifest and data files of one model (those its manifest lists,
+``persistence.model_files``: a cascade's subfolders too), and
 ``<root>/current`` is a symlink to the latest one (replaced atomically).
 """
 
@@ -19,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from chuishao.errors import ModelLoadError
-from chuishao.models.persistence import DATA_FILES, MANIFEST_FILE, checksum, file_sha256, read_manifest
+from chuishao.models.persistence import checksum, copy_model, file_sha256, model_files, read_manifest
 
 log = logging.getLogger("chuishao.serve")
 CURRENT = "current"
@@ -30,7 +31,8 @@ def verify(directory: Path) -> str:
     checksum; ModelLoadError otherwise (missing directory, unreadable manifest, corrupted file)."""
     manifest = read_manifest(directory)
     files: dict[str, str] = manifest["files"]  # type: ignore[assignment]
-    for name, expected in files.items():
+    for name in model_files(manifest):
+        expected = files[name]
         path = directory / name
         try:
             actual = file_sha256(path)
@@ -61,8 +63,7 @@ def keep_copy(model_dir: Path, root: Path, expected: str | None = None) -> Path:
     if not target.is_dir():
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
         try:
-            for file in (MANIFEST_FILE, *DATA_FILES):
-                shutil.copyfile(model_dir / file, tmp / file)
+            copy_model(model_dir, tmp, manifest)
             if verify(tmp) != identity:
                 raise ModelLoadError(f"{model_dir} changed while it was copied: not copied")
             try:
