@@ -120,5 +120,8 @@ def test_pruning_keeps_used_pieces_and_remaps(tiny: dict) -> None:
 
 
 def test_layers_out_of_range(tiny: dict, tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    from chuishao.errors import DataError
+
+    with pytest.raises(DataError, match="--layers 3"):
         convert(tiny["src"], tmp_path / "x", layers=3)
+    assert not (tmp_path / "x").exists()

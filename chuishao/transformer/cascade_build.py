@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from chuishao.errors import DataError
+from chuishao.errors import DataError, ModelLoadError
 from chuishao.models.cascade import ALL, GATES, WEIGHTS, CascadeParams, fit_cascade
 from chuishao.models.onnx_encoder import META_FILE, load_encoders
 from chuishao.models.persistence import load_classical, read_manifest, require_exports, save_cascade
-from chuishao.transformer.data import read_jsonl, stratified_split
+from chuishao.transformer.data import stratified_split
 
 SHINGLE = 10  # characters of a shingle
 STEP = 5  # a dev text's shingles are taken every STEP characters
@@ -40,9 +40,36 @@ def _joined(rec: dict[str, Any]) -> str:
     return _norm(f"{rec.get('title') or ''}{rec.get('text') or ''}")
 
 
+def read_rows(path: str | Path, need: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The records of a JSONL file as ``read_jsonl`` reads them, with a DataError naming the file and line (missing,
+    unreadable, a line not a JSON object, a row without one of the ``need`` fields), not an OSError or ValueError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    rows: list[dict[str, Any]] = []
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}, line {n}: not JSON ({exc.msg}); a JSONL file is expected") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}, line {n}: not a JSON object")
+                lacking = [k for k in need if k not in row]
+                if lacking:
+                    raise DataError(f"{path}, line {n}: no {', '.join(lacking)} field")
+                rows.append(row)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot be read as UTF-8 JSONL ({exc})") from None
+    return rows
+
+
 def dev_rows(train: str | Path, fraction: float = 0.15, seed: int = 0) -> list[dict[str, Any]]:
     """The fine-tuning's dev rows (``stratified_split`` on the file's labels, in file order)."""
-    rows = read_jsonl(train)
+    rows = read_rows(train, need=("id", "label"))
     _, dev = stratified_split([r["label"] for r in rows], fraction, seed)
     return [rows[i] for i in dev]
 
@@ -86,7 +113,7 @@ def dev_exclusion(train: str | Path, out: str | Path, corpus: str | Path | None 
     them (JSONL: id, title, text, and the label of the dev row each copies), so that the training data check reads
     it like any test file and also drops training rows that copy these texts."""
     dev = dev_rows(train, fraction, seed)
-    corpus_rows = read_jsonl(corpus) if corpus is not None else []
+    corpus_rows = read_rows(corpus) if corpus is not None else []
     copies = near_copies(dev, corpus_rows)
     label_of = {str(r["id"]): r.get("label") for r in dev}
     by_id = {str(r.get("id")): r for r in corpus_rows}
@@ -108,6 +135,25 @@ def _in_order(p: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> n
         if c in index:
             out[:, j] = p[:, index[c]]
     return out / np.clip(out.sum(axis=1, keepdims=True), 1e-12, None)
+
+
+def check_labels(onnx_dirs: Sequence[str | Path], classes: Sequence[str], classical: str | Path) -> None:
+    """A DataError unless every encoder answers exactly the classical model's labels: a class the encoder lacks would
+    get probability 0 from it (and the dev fit fall back to the classical model alone), one it adds would be dropped."""
+    want = set(classes)
+    for d in onnx_dirs:
+        try:
+            labels = json.loads((Path(d) / META_FILE).read_text(encoding="utf-8"))["labels"]
+            have = {str(x) for x in labels}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{d}: {META_FILE} has no label list ({exc}); export the fine-tuned model again "
+                                 f"(chuishao transformer export-onnx)") from None
+        if have != want:
+            lacks, extra = sorted(want - have), sorted(have - want)
+            parts = ([f"lacks the classical model's {', '.join(lacks)}"] if lacks else []) + (
+                [f"has {', '.join(extra)}, which the classical model does not"] if extra else [])
+            raise DataError(f"{d}: the encoder's labels are not those of {classical}: it {'; it '.join(parts)}. "
+                            f"Fine-tune the encoder on the classical model's training labels")
 
 
 TWIN_FIELDS = ("labels", "max_length", "title_mode", "prefix", "pooling", "temperature")
@@ -138,18 +184,20 @@ def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: st
     """Fit the cascade on the dev rows with ``dev_classical`` and the encoder, write it with ``classical``;
     ``ship``: the encoders written instead (the same encoders refitted on every row, dev included)."""
     onnx_dirs = [onnx_dir] if isinstance(onnx_dir, str | Path) else list(onnx_dir)
+    require_exports(onnx_dirs, int8=int8)
     if ship is not None:
         check_twins(onnx_dirs, ship, int8)
     dev = dev_rows(train, fraction, seed)
     dev_ids = {str(r["id"]) for r in dev}
     shipped = load_classical(classical)
     scorer = load_classical(dev_classical)
+    classes = list(shipped.classes_)
+    check_labels(onnx_dirs, classes, classical)
     dropped = read_manifest(dev_classical).get("dropped_rows")
     held_out = int(dropped.get("held_out", 0)) if isinstance(dropped, dict) else 0
     if held_out < len(dev):
-        raise ValueError(f"{dev_classical}: dropped {held_out} held-out rows, fewer than the {len(dev)} dev rows: it "
-                         f"must be trained with --exclude of the dev ids (chuishao transformer dev-exclude)")
-    classes = list(shipped.classes_)
+        raise DataError(f"{dev_classical}: dropped {held_out} held-out rows, fewer than the {len(dev)} dev rows: it "
+                        f"must be trained with --exclude of the dev ids (chuishao transformer dev-exclude)")
     index = {c: i for i, c in enumerate(classes)}
     keep = [r for r in dev if r["label"] in index]
     texts = [str(r.get("text") or "") for r in keep]

