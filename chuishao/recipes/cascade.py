@@ -6,18 +6,21 @@ with ``transformer.pretrain_steps``, masked-LM pretraining of the encoder on the
 left out); fine-tuning; ONNX export; the cascade's weight, gate, temperature and review threshold fitted on the dev rows;
 with ``transformer.refit``, each encoder fine-tuned again on the whole training file (dev included) and the same extra
 rows, and shipped in its dev twin's place.
-Each step's output stays in a work folder with a marker holding the recipe it was made from, so a rerun of the same
-recipe resumes after the last finished step (fine-tuning takes hours on two cores) and a changed recipe redoes the
-steps whose inputs changed.
+Each step's output stays in a work folder with a marker holding the recipe it was made from and the contents of
+the files it reads (SHA-256 of each data file and of the encoder folder's files), so a rerun of the same recipe on the
+same files resumes after the last finished step (fine-tuning takes hours on two cores), and a changed recipe, a
+relabelled data file or a re-imported encoder redoes the steps that read them. A fine-tuning stopped midway resumes
+from its last complete checkpoint when the rerun's key is the one it started with.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,9 @@ from chuishao.errors import DataError
 
 TrainClassical = Callable[[ChuishaoConfig, Path], None]  # train a classical model by the recipe, save it to the folder
 
-__all__ = ["TrainClassical", "check_recipe", "train_cascade"]
+__all__ = ["TrainClassical", "check_recipe", "fingerprint", "train_cascade"]
+
+_DEFAULT_FIELDS = {"label_field": "label", "id_field": "id", "text_field": "text", "title_field": "title"}
 
 
 def check_recipe(recipe: ChuishaoConfig) -> tuple[Path, Path]:
@@ -39,6 +44,10 @@ def check_recipe(recipe: ChuishaoConfig) -> tuple[Path, Path]:
     if not (Path(base) / "config.json").is_file():
         raise DataError(f"transformer.base {base}: not an encoder folder (no config.json)")
     data = recipe.resolved_data()
+    renamed = [f"data.{k} {getattr(data, k)!r}" for k, v in _DEFAULT_FIELDS.items() if getattr(data, k) != v]
+    if renamed:
+        raise DataError(f"model_type cascade reads the fields id, title, text and label only (the encoder's steps are "
+                        f"not mapped), got {', '.join(renamed)}: rename the fields in the files, or train a classical model")
     if len(data.train) != 1 or not data.train[0].endswith(".jsonl"):
         raise DataError(f"model_type cascade needs exactly one JSONL file in data.train (the dev split is carved from "
                         f"it), got {data.train}")
@@ -77,9 +86,45 @@ _STEP_IGNORES: dict[str, tuple[str, ...]] = {
 _PRETRAIN_FIELDS = ("pretrain_steps", "pretrain_lr", "pretrain_batch_size")
 
 
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime_ns, inode) -> SHA-256: each file hashed once a run
+
+
+def _file_digest(path: Path) -> str:
+    st = path.stat()
+    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    if memo not in _DIGESTS:
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        _DIGESTS[memo] = h.hexdigest()
+    return _DIGESTS[memo]
+
+
+def fingerprint(path: str | os.PathLike[str] | None) -> str | dict[str, str] | None:
+    """The contents of a file (its SHA-256) or of a folder (its own files by name, subfolders such as checkpoints
+    left out); None for a path that does not exist (e.g. "default" as data.taxonomy). SHA-256 rather than size and
+    mtime: a relabelled file of the same size, or a file copied with its times, is still seen; reading even a
+    multi-GB corpus takes seconds against the hours of fine-tuning it guards, and each file is read once a run."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_file():
+        return _file_digest(p)
+    if p.is_dir():
+        return {f.name: _file_digest(f) for f in sorted(p.iterdir()) if f.is_file()}
+    return None
+
+
+def _fingerprints(paths: Iterable[str | None]) -> dict[str, Any]:
+    return {str(p): fingerprint(p) for p in paths if p}
+
+
 def _key(recipe: ChuishaoConfig, step: str, bf16: bool | None = None) -> str:
-    """What a step's output depends on: the recipe with its paths resolved; the classical steps leave out the
-    encoder's settings, so that changing how the encoder is fine-tuned keeps the classical models already trained.
+    """What a step's output depends on: the recipe with its paths resolved and the contents of the files it reads
+    (every data file; the encoder's extra labels from the extra rows on; the encoder folder from pretraining or
+    fine-tuning on); the classical steps leave out the encoder's settings, so that changing how the encoder is
+    fine-tuned keeps the classical models already trained.
     ``bf16``: what ``transformer.bf16: auto`` resolved to on this machine (a work folder moved to a CPU without
     bfloat16 fine-tunes again rather than reuse an encoder trained otherwise)."""
     dumped = recipe.model_dump(mode="json")
@@ -98,8 +143,15 @@ def _key(recipe: ChuishaoConfig, step: str, bf16: bool | None = None) -> str:
     if step in _ENCODER_ONLY_STEPS:
         dumped = {k: dumped[k] for k in ("seed", "data", "transformer")}
     reads_base = not before_encoder or step in _STEPS_READING_BASE
-    blob = json.dumps({"step": step, "recipe": dumped, "data": recipe.resolved_data().model_dump(),
-                       "base": recipe.resolved_base() if reads_base else None}, sort_keys=True, ensure_ascii=False)
+    data = recipe.resolved_data()
+    files = [*data.train, data.corpus, *data.extra_labels, *data.extra_data, *data.sheets, *data.relabel,
+             *data.exclude, data.taxonomy if data.taxonomy not in ("default", "none") else None]
+    if not before_encoder or "extra_labels" in _STEP_TRANSFORMER_FIELDS[step]:
+        files += recipe.resolved_encoder_labels()
+    base = recipe.resolved_base() if reads_base else None
+    blob = json.dumps({"step": step, "recipe": dumped, "data": data.model_dump(), "base": base,
+                       "contents": _fingerprints(files), "base_contents": fingerprint(base)},
+                      sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -112,22 +164,37 @@ class _Work:
         folder.mkdir(parents=True, exist_ok=True)
 
     def forget(self, *names: str) -> None:
-        """Drop these steps' markers: they run again."""
+        """Drop these steps' markers: they run again, from the start."""
         for name in names:
             (self.folder / f"{name}.done.json").unlink(missing_ok=True)
+            (self.folder / f"{name}.started.json").unlink(missing_ok=True)
 
-    def step(self, name: str, output: Path, run: Callable[[], object]) -> None:
-        marker = self.folder / f"{name}.done.json"
+    @staticmethod
+    def _marked(marker: Path) -> str | None:
+        try:
+            return str(json.loads(marker.read_text(encoding="utf-8")).get("key"))
+        except (OSError, ValueError, AttributeError):  # absent, or cut short by a kill
+            return None
+
+    def step(self, name: str, output: Path, run: Callable[[], object], resumable: bool = False) -> None:
+        """Run ``run`` unless ``name`` finished for this key. ``resumable``: an unfinished output of a run started
+        with the same key (``STEP.started.json``) is kept for ``run`` to resume; any other is removed first."""
+        marker, started = self.folder / f"{name}.done.json", self.folder / f"{name}.started.json"
         key = _key(self.recipe, name, self.bf16)
-        if marker.is_file() and output.exists() and json.loads(marker.read_text(encoding="utf-8")).get("key") == key:
+        if marker.is_file() and output.exists() and self._marked(marker) == key:
             self.say(f"{name}: done before, kept ({output})")
             return
         marker.unlink(missing_ok=True)
-        if output.is_dir():
-            shutil.rmtree(output)
-        self.say(f"{name}: running")
+        resume = resumable and output.is_dir() and self._marked(started) == key
+        if not resume:
+            started.unlink(missing_ok=True)
+            if output.is_dir():
+                shutil.rmtree(output)
+        started.write_text(json.dumps({"key": key}), encoding="utf-8")
+        self.say(f"{name}: resuming its unfinished run ({output})" if resume else f"{name}: running")
         result = run()
         marker.write_text(json.dumps({"key": key, "result": result}, ensure_ascii=False, default=str), encoding="utf-8")
+        started.unlink(missing_ok=True)
 
 
 def _encoder_meta(encoder_dir: Path) -> dict[str, Any]:
@@ -209,7 +276,7 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
             max_length=tc.max_length, epochs=tc.epochs, max_steps=steps, batch_size=tc.batch_size, lr=tc.lr,
             head_lr=tc.head_lr, dev_fraction=tc.dev_fraction if twin is None else 0.0, seed=tuning_seed,
             split_seed=seed, evals_per_epoch=tc.evals_per_epoch, patience=tc.patience, threads=tc.threads, bf16=bf16,
-            temperature=temperature))
+            temperature=temperature, resume=True))
         return summary["dev"] if twin is None else {"train_rows": summary["train_rows"], "steps": summary["global_step"]}
 
     def export(enc_dir: Path, onnx_dir: Path) -> str:
@@ -219,14 +286,14 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
     for k in range(1, tc.encoders + 1):  # encoder k: fine-tuning seed seed + k - 1, the same dev split
         suffix = "" if k == 1 else f"-{k}"
         enc_dir, onnx_dir = encoder.with_name(encoder.name + suffix), onnx.with_name(onnx.name + suffix)
-        w.step(f"finetune{suffix}", enc_dir, partial(tune, enc_dir, seed + k - 1))
+        w.step(f"finetune{suffix}", enc_dir, partial(tune, enc_dir, seed + k - 1), resumable=True)
         w.step(f"export-onnx{suffix}", onnx_dir, partial(export, enc_dir, onnx_dir))
         onnx_dirs.append(onnx_dir)
         if tc.refit:  # the same seed on every row; the dev twin's weight, gate and temperature carry over
             refit_dir, refit_onnx = work / f"encoder-refit{suffix}", work / f"onnx-refit{suffix}"
             if _stale_refit(refit_dir, enc_dir):
                 w.forget(f"refit{suffix}", f"export-refit{suffix}")
-            w.step(f"refit{suffix}", refit_dir, partial(tune, refit_dir, seed + k - 1, enc_dir))
+            w.step(f"refit{suffix}", refit_dir, partial(tune, refit_dir, seed + k - 1, enc_dir), resumable=True)
             w.step(f"export-refit{suffix}", refit_onnx, partial(export, refit_dir, refit_onnx))
             shipped.append(refit_onnx)
     params = build_cascade(classical, dev_classical, onnx_dirs, train_file, out, int8=tc.int8, fraction=tc.dev_fraction,

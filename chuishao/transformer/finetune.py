@@ -3,6 +3,8 @@
 The dev split is carved from the training file (stratified, seeded); early stopping, the best checkpoint and
 temperature scaling all use it. The saved folder holds config.json (id2label/label2id), model.safetensors,
 the tokenizer, and chuishao_transformer.json (labels, temperature, input format, dev figures, settings).
+With ``resume``, a run stopped midway continues from its last complete checkpoint, provided that it was started
+with the same settings on the same files (``chuishao_finetune_run.json``).
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from chuishao.errors import DataError
+from chuishao.errors import DataError, ModelLoadError
 from chuishao.transformer.data import TitleMode, build_dataset, read_jsonl, sqrt_inverse_frequency, stratified_split
 
 META_FILE = "chuishao_transformer.json"
+RUN_FILE = "chuishao_finetune_run.json"  # what a run was started with (settings, input files' contents): resume guard
 
 
 class MeanPoolClassifier(BertPreTrainedModel):
@@ -102,6 +105,7 @@ class FinetuneConfig:
     split_seed: int | None = None  # seed of the dev split (None: seed); encoders averaged in one cascade share it
     bf16: bool = False  # bfloat16 autocast (fp32 master weights): about twice as fast where the CPU has AVX512-BF16 or AMX
     temperature: float | None = None  # with dev_fraction 0 (no dev to fit one on): the same run's with dev; else unused
+    resume: bool = False  # continue a run of these settings on these files stopped midway, from its last checkpoint
 
 
 class ProgressCallback(TrainerCallback):
@@ -188,10 +192,24 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(math.exp(res.x))
 
 
+def _labelled_rows(path: str) -> list[dict]:
+    """The rows of a JSONL file, or a DataError naming the file (unreadable, not JSONL, a row without a label)."""
+    try:
+        rows = read_jsonl(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or row.get("label") in (None, ""):
+            raise DataError(f"{path}: row {n} has no label (the encoder reads the fields id, title, text and label)")
+    return rows
+
+
 def load_split(cfg: FinetuneConfig) -> tuple[list[dict], list[dict]]:
     """(train rows, dev rows): the training file minus its stratified dev split, plus the extra files;
     with ``dev_fraction`` 0 every row trains and dev is empty."""
-    rows = read_jsonl(cfg.train)
+    rows = _labelled_rows(cfg.train)
+    if not rows:
+        raise DataError(f"{cfg.train}: no rows")
     split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
     if cfg.dev_fraction > 0:
         tr, dv = stratified_split([r["label"] for r in rows], cfg.dev_fraction, split_seed)
@@ -202,14 +220,17 @@ def load_split(cfg: FinetuneConfig) -> tuple[list[dict], list[dict]]:
         tr, dv = list(range(len(rows))), []
     train = [rows[i] for i in tr]
     for extra in cfg.extra_train:
-        train.extend(read_jsonl(extra))
+        train.extend(_labelled_rows(extra))
     if cfg.limit_train:
         train = train[:cfg.limit_train]
     return train, [rows[i] for i in dv]
 
 
 def check_config(cfg: FinetuneConfig) -> None:
-    """A DataError for a dev share outside [0, 1) or a temperature missing, given where it is unused, or not above 0."""
+    """A DataError for a dev share outside [0, 1), a temperature missing, given where it is unused, or not above 0,
+    or a length outside 8 to 512 pieces."""
+    if not 8 <= cfg.max_length <= 512:
+        raise DataError(f"max_length {cfg.max_length}: from 8 to 512 pieces")
     if not 0 <= cfg.dev_fraction < 1:
         raise DataError(f"dev_fraction {cfg.dev_fraction}: from 0 (no dev split) to below 1")
     if cfg.dev_fraction == 0 and cfg.temperature is None:
@@ -221,23 +242,96 @@ def check_config(cfg: FinetuneConfig) -> None:
         raise DataError(f"temperature {cfg.temperature}: a number above 0")
 
 
+# what transformers raises for a folder it cannot load, by what is missing or malformed
+_LOAD_ERRORS = (OSError, ValueError, ImportError, KeyError, TypeError, AttributeError, RuntimeError)
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _load_base(model_dir: str, labels: list[str]) -> tuple[Any, MeanPoolClassifier]:
+    """(tokenizer, model with a fresh head for ``labels``) of an encoder folder, or one ModelLoadError line."""
+    folder = Path(model_dir)
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{model_dir}: not an encoder folder (no config.json; chuishao transformer import-encoder "
+                             f"makes one)")
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    try:
+        tok = AutoTokenizer.from_pretrained(model_dir)
+    except _LOAD_ERRORS as exc:
+        missing = [n for n in ("tokenizer.json", "tokenizer_config.json") if not (folder / n).is_file()]
+        why = f"no {' nor '.join(missing)}, as import-encoder writes them" if missing else _one_line(exc)
+        raise ModelLoadError(f"{model_dir}: no tokenizer that loads ({why})") from None
+    try:
+        model = MeanPoolClassifier.from_pretrained(model_dir, num_labels=len(labels), label2id=label2id,
+                                                   id2label={i: lab for lab, i in label2id.items()})
+    except _LOAD_ERRORS as exc:
+        raise ModelLoadError(f"{model_dir}: the encoder does not load as a BERT model: {_one_line(exc)}") from None
+    model.config.architectures = ["MeanPoolClassifier"]
+    return tok, model
+
+
+def _run_record(cfg: FinetuneConfig) -> dict[str, Any]:
+    """What a run reads: its settings (less the thread count, logging and the output folder) and the contents of
+    the encoder folder and the training files; a checkpoint is resumed only by a run with the same record."""
+    from chuishao.recipes.cascade import fingerprint
+
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("threads", "log_every", "resume", "out_dir")}
+    inputs = {p: fingerprint(p) for p in (cfg.model_dir, cfg.train, *cfg.extra_train)}
+    return json.loads(json.dumps({"settings": settings, "inputs": inputs}))  # as read back from the file
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint of the highest step that was saved whole (the Trainer writes trainer_state.json last)."""
+    found = []
+    for ckpt in folder.glob("checkpoint-*"):
+        try:
+            step = int(ckpt.name.removeprefix("checkpoint-"))
+            json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            continue
+        if any((ckpt / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+            found.append((step, ckpt))
+    return max(found)[1] if found else None
+
+
 def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     """Train, save to ``cfg.out_dir``, return the summary. With a dev split: early stopping, the best dev checkpoint
     and a temperature fitted on dev; with ``dev_fraction`` 0: every row, a fixed length (``epochs`` or ``max_steps``),
-    the last weights and ``cfg.temperature``."""
+    the last weights and ``cfg.temperature``. With ``cfg.resume``, a run of the same settings on the same files that
+    stopped midway continues from its last complete checkpoint (one that finished returns its summary); otherwise,
+    and for a run of anything else, the output's old checkpoints are removed and training starts at step 0. The
+    output folder is made only once the data and the encoder have loaded."""
     check_config(cfg)
     torch.set_num_threads(cfg.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     set_seed(cfg.seed)
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     train_rows, dev_rows = load_split(cfg)
     labels = sorted({r["label"] for r in train_rows} | {r["label"] for r in dev_rows})
+    if len(labels) < 2:
+        raise DataError(f"{cfg.train}: {len(labels)} label{'' if len(labels) == 1 else 's'} "
+                        f"({', '.join(map(str, labels)) or 'no rows'}): a classifier needs at least two")
     label2id = {lab: i for i, lab in enumerate(labels)}
-    tok = AutoTokenizer.from_pretrained(cfg.model_dir)
-    model = MeanPoolClassifier.from_pretrained(cfg.model_dir, num_labels=len(labels), label2id=label2id,
-                                               id2label={i: lab for lab, i in label2id.items()})
-    model.config.architectures = ["MeanPoolClassifier"]
+    tok, model = _load_base(cfg.model_dir, labels)
+    record = _run_record(cfg)
+    resume_from = None
+    if cfg.resume:
+        try:
+            same_run = json.loads((out / RUN_FILE).read_text(encoding="utf-8")) == record
+        except (OSError, ValueError):
+            same_run = False
+        if same_run and (out / META_FILE).is_file():  # it finished; only its caller's marker was not written
+            print(f"[done before] {out}", flush=True)
+            return dict(json.loads((out / META_FILE).read_text(encoding="utf-8")))
+        resume_from = _last_checkpoint(out / "checkpoints") if same_run else None
+    if resume_from is None:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # another run's: never resumed, nor rotated with ours
+        (out / META_FILE).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RUN_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
     if cfg.class_weights:
         model.class_weights = torch.tensor(sqrt_inverse_frequency([r["label"] for r in train_rows], labels))
     train_ds = build_dataset(train_rows, tok, label2id, cfg.max_length, cfg.title_mode, cfg.prefix)
@@ -247,7 +341,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     eval_steps = max(1, steps_per_epoch // max(1, cfg.evals_per_epoch))
     if cfg.max_steps > 0:
         eval_steps = min(eval_steps, cfg.max_steps)
-    # Without dev rows nothing picks a checkpoint: the length is the caller's (a dev run's), the last weights kept.
+    # Without dev rows nothing picks a checkpoint: the length is the caller's (a dev run's), the last weights kept;
+    # checkpoints are still saved (the last one only) for a stopped run to resume from.
     strategy = "steps" if dev_ds is not None else "no"
     print(f"[data] train {len(train_ds)} dev {len(dev_rows)} labels {len(labels)} steps/epoch {steps_per_epoch} "
           + (f"eval every {eval_steps} steps" if dev_ds is not None else "no dev: last weights kept")
@@ -258,7 +353,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_ratio * steps_per_epoch * cfg.epochs),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, lr_scheduler_type="linear", eval_strategy=strategy, eval_steps=eval_steps,
-        save_strategy=strategy, save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=dev_ds is not None,
+        save_strategy="steps", save_steps=eval_steps, save_total_limit=2 if dev_ds is not None else 1,
+        load_best_model_at_end=dev_ds is not None, restore_callback_states_from_checkpoint=True,
         metric_for_best_model="macro_f1", greater_is_better=True, logging_steps=cfg.log_every,
         report_to=[], use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=True,
         dataloader_num_workers=0, save_only_model=False, bf16=cfg.bf16)
@@ -269,8 +365,12 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
                               processing_class=tok, data_collator=DataCollatorWithPadding(tok),
                               compute_metrics=_compute_metrics, callbacks=callbacks)
     trainer.head_lr = cfg.head_lr
+    resumed_step = None
+    if resume_from is not None:
+        resumed_step = int(json.loads((resume_from / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
+        print(f"[resume] from {resume_from} (step {resumed_step})", flush=True)
     t0 = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     train_s = time.time() - t0
     dev: dict[str, float] | None = None
     temperature = cfg.temperature or 1.0
@@ -282,7 +382,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         dev = macro_scores(dev_y, dev_logits.argmax(1))
     trainer.save_model(str(out))
     tok.save_pretrained(str(out))
-    if dev_ds is None:  # the Trainer makes the folder; without dev nothing is saved in it
+    if dev_ds is None:  # without dev the last weights are the model: its checkpoints only served a resume
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     summary = {
         "labels": labels, "temperature": temperature, "max_length": cfg.max_length, "title_mode": cfg.title_mode,
@@ -290,7 +390,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         "dev_rows": len(dev_rows), "train_rows": len(train_rows), "train_seconds": round(train_s, 1),
         "best_checkpoint": trainer.state.best_model_checkpoint, "global_step": trainer.state.global_step,
         "best_step": trainer.state.best_global_step if dev_ds is not None else None,
-        "config": asdict(cfg),
+        "resumed_from_step": resumed_step, "config": asdict(cfg),
     }
     (out / META_FILE).write_text(json.dumps(summary, ensure_ascii=False, indent=2))
     figures = f"dev macro-F1 {dev['macro_f1']:.4f} acc {dev['accuracy']:.4f}" if dev else "no dev"
