@@ -276,7 +276,7 @@ def _load_base(model_dir: str, labels: list[str]) -> tuple[Any, MeanPoolClassifi
 def _run_record(cfg: FinetuneConfig) -> dict[str, Any]:
     """What a run reads: its settings (less the thread count, logging and the output folder) and the contents of
     the encoder folder and the training files; a checkpoint is resumed only by a run with the same record."""
-    from chuishao.recipes.cascade import fingerprint
+    from chuishao.io.digest import fingerprint
 
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("threads", "log_every", "resume", "out_dir")}
     inputs = {p: fingerprint(p) for p in (cfg.model_dir, cfg.train, *cfg.extra_train)}
