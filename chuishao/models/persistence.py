@@ -407,14 +407,7 @@ def save_cascade(classical_dir: str | Path, onnx_dir: str | Path | Sequence[str 
             **(metadata or {}),
         }
         (tmp / MANIFEST_FILE).write_bytes(_json_bytes(manifest))
-        for p in [tmp, *tmp.rglob("*")]:  # mkdtemp made the folder 0700
-            os.chmod(p, 0o755 if p.is_dir() else 0o644)
-        old = directory.with_name(f".{directory.name}-old")
-        if directory.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
+        publish_folder(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
@@ -447,3 +440,16 @@ def load_cascade(directory: str | Path, manifest: dict[str, object] | None = Non
         version += f"+routing-{routed}"
     model.metadata.update({"version": version, "directory": str(directory), "classical_version": classical.version})
     return model
+
+
+def publish_folder(tmp: Path, directory: Path) -> None:
+    """Put a folder written whole under a temporary name (mkdtemp beside ``directory``) in the place of
+    ``directory``: readable as files written in place are, the old folder gone only once the new one is there."""
+    for p in [tmp, *tmp.rglob("*")]:  # mkdtemp made the folder 0700
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    old = directory.with_name(f".{directory.name}-old")
+    if directory.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)

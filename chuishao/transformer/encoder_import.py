@@ -15,7 +15,6 @@ folder must be new or empty (a previous import: only with ``force``); it is writ
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import tempfile
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from chuishao.errors import DataError, ModelLoadError
-from chuishao.models.persistence import file_sha256
+from chuishao.models.persistence import file_sha256, publish_folder
 
 MAGIC = b"E5S1"
 QK = 32
@@ -498,14 +497,7 @@ def convert(src: str | Path, out_dir: str | Path, *, keep_vocab_from: Sequence[s
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
         report = _convert_into(f, src, out, tmp, nl, keep_vocab_from, text_fields)
-        for p in [tmp, *tmp.rglob("*")]:  # mkdtemp made the folder 0700
-            os.chmod(p, 0o755 if p.is_dir() else 0o644)
-        old = out.with_name(f".{out.name}-old")
-        if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        publish_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report
