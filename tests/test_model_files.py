@@ -37,7 +37,7 @@ def test_the_registry_copies_a_classical_model_as_its_three_files(tiny_model_dir
     assert added and _files(reg.path_of(version)) == CLASSICAL
 
 
-@pytest.mark.parametrize("name", ["../elsewhere.json", "/etc/passwd", MANIFEST_FILE])
+@pytest.mark.parametrize("name", ["../elsewhere.json", "/etc/passwd", MANIFEST_FILE, "./manifest.json"])
 def test_a_manifest_naming_a_file_outside_the_directory_is_refused(name) -> None:
     with pytest.raises(ModelLoadError, match="not a file of a model directory"):
         model_files({"files": {"cascade.json": "0" * 64, name: "0" * 64}})
@@ -48,3 +48,4 @@ def test_a_copied_file_that_does_not_match_its_checksum_is_refused(tiny_model_di
     manifest = {**manifest, "files": {**manifest["files"], DATA_FILES[0]: "0" * 64}}  # type: ignore[dict-item]
     with pytest.raises(ModelLoadError, match="checksum mismatch"):
         copy_model(tiny_model_dir, tmp_path / "copy", manifest)
+

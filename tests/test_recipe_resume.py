@@ -121,3 +121,22 @@ def test_renamed_fields_are_refused_before_any_training(tmp_path, field):
     with pytest.raises(DataError, match=f"data.{field}"):
         check_recipe(_recipe(data, enc, **{f"data.{field}": "类别"}))
     assert check_recipe(_recipe(data, enc)) == (enc, data)
+
+
+def test_the_encoders_labels_are_checked_against_the_classical_model_before_fine_tuning(tiny_model_dir, tmp_path):
+    """A label only one side has would make the cascade refuse after hours of fine-tuning: refused first."""
+    from chuishao.models.persistence import load_classical
+    from chuishao.recipes.cascade import _same_labels
+
+    classes = [str(c) for c in load_classical(tiny_model_dir).classes_]
+    rows = tmp_path / "rows.jsonl"
+    extra = tmp_path / "extra.jsonl"
+    rows.write_text("".join(json.dumps({"id": str(i), "text": "t", "label": c}) + "\n"
+                            for i, c in enumerate(classes[1:])), encoding="utf-8")
+    extra.write_text(json.dumps({"id": "x", "text": "t", "label": classes[0]}) + "\n", encoding="utf-8")
+    _same_labels(tiny_model_dir, [rows, extra])  # together they hold every label: accepted
+    with pytest.raises(DataError, match=f"lack the classical model's {classes[0]}"):
+        _same_labels(tiny_model_dir, [rows])
+    extra.write_text(json.dumps({"id": "x", "text": "t", "label": "W99"}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="have W99, which the classical model does not"):
+        _same_labels(tiny_model_dir, [rows, extra])

@@ -9,12 +9,14 @@ from pathlib import Path
 
 __all__ = ["fingerprint"]
 
-_DIGESTS: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime_ns, inode) -> SHA-256: each file hashed once a run
+# (path, size, mtime_ns, ctime_ns, inode) -> SHA-256: each file hashed once a run (ctime: a rewrite within one
+# clock tick of mtime still changes it on most file systems)
+_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def _file_digest(path: Path) -> str:
     st = path.stat()
-    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     if memo not in _DIGESTS:
         h = hashlib.sha256()
         with path.open("rb") as fh:

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import sklearn
@@ -201,8 +201,9 @@ def model_files(manifest: dict[str, object]) -> tuple[str, ...]:
     files = manifest["files"]
     names = tuple(str(name) for name in files)  # type: ignore[attr-defined]
     for name in names:
-        parts = Path(name).parts
-        if not parts or Path(name).is_absolute() or ".." in parts or name == MANIFEST_FILE:
+        parts = PurePosixPath(name).parts
+        if not parts or PurePosixPath(name).is_absolute() or ".." in parts or parts == (MANIFEST_FILE,) \
+                or Path(name).is_absolute():
             raise ModelLoadError(f"the manifest lists {name!r} among its files: not a file of a model directory")
     return names
 
@@ -261,9 +262,11 @@ def route_with(model: ChuishaoClassifier, taxonomy: Taxonomy, where: str | Path)
 
 def _verify(directory: Path, manifest: dict[str, object]) -> None:
     """Every file the manifest lists is there, with its checksum."""
-    for name, checksum in manifest["files"].items():  # type: ignore[attr-defined]
+    files: dict[str, str] = manifest["files"]  # type: ignore[assignment]
+    for name in model_files(manifest):  # refuses a name that leaves the directory
+        checksum = files[name]
         path = directory / name
-        if ".." in Path(name).parts or not path.is_file():
+        if not path.is_file():
             raise ModelLoadError(f"{directory}: {name} is missing")
         if file_sha256(path) != checksum:
             raise ModelLoadError(f"{path}: checksum mismatch, the file is corrupted or was replaced")

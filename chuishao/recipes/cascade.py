@@ -35,6 +35,23 @@ __all__ = ["TrainClassical", "check_recipe", "fingerprint", "train_cascade"]
 _DEFAULT_FIELDS = {"label_field": "label", "id_field": "id", "text_field": "text", "title_field": "title"}
 
 
+def _same_labels(classical: Path, rows_files: list[Path]) -> None:
+    """A DataError unless the encoder will learn exactly the classical model's labels (the cascade mixes the two
+    label by label): extra labels files, dropped leaking rows or held-out rows can leave one side a label short."""
+    from chuishao.models.persistence import load_classical
+    from chuishao.transformer.data import read_jsonl
+
+    want = {str(c) for c in load_classical(classical).classes_}
+    have = {str(r["label"]) for f in rows_files for r in read_jsonl(f)}
+    if have != want:
+        lacks, more = sorted(want - have), sorted(have - want)
+        parts = ([f"lack the classical model's {', '.join(lacks)}"] if lacks else []) + (
+            [f"have {', '.join(more)}, which the classical model does not"] if more else [])
+        raise DataError(f"the encoder's training rows ({', '.join(map(str, rows_files))}) {'; they '.join(parts)}: "
+                        f"the cascade needs the same labels on both sides; check transformer.extra_labels, "
+                        f"data.exclude and data.leakage")
+
+
 def check_recipe(recipe: ChuishaoConfig) -> tuple[Path, Path]:
     """(the encoder folder, the one labelled JSONL the dev split is carved from), or a DataError saying what to change."""
     base = recipe.resolved_base()
@@ -76,12 +93,12 @@ _ENCODER_ONLY_STEPS = {"pretrain"}  # steps that read no classical setting: only
 _STEPS_READING_BASE = {"pretrain"}  # steps before fine-tuning that read the encoder folder
 # settings that steps from fine-tuning on do not read: encoder k is the same whether 1 or 3 are averaged, int8
 # is an export setting (max_share only acts when the cascade is fitted, after every step), and refit only decides
-# whether the refit steps run and which encoders ship
+# whether the refit steps run and which encoders ship; threads change the speed, not the weights
 _STEP_IGNORES: dict[str, tuple[str, ...]] = {
-    "finetune": ("encoders", "int8", "max_share", "refit"),
-    "export-onnx": ("encoders", "max_share", "refit"),
-    "refit": ("encoders", "int8", "max_share", "refit"),
-    "export-refit": ("encoders", "max_share", "refit"),
+    "finetune": ("encoders", "int8", "max_share", "refit", "threads"),
+    "export-onnx": ("encoders", "max_share", "refit", "threads"),
+    "refit": ("encoders", "int8", "max_share", "refit", "threads"),
+    "export-refit": ("encoders", "max_share", "refit", "threads"),
 }
 _PRETRAIN_FIELDS = ("pretrain_steps", "pretrain_lr", "pretrain_batch_size")
 
@@ -218,6 +235,7 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
         return len(rows)
 
     w.step("extra-rows", extra, extra_rows_file)
+    _same_labels(classical, [train_file, extra])  # before hours of fine-tuning, not after them
     start = base
     if tc.pretrain_steps:
         start = work / "pretrained"
