@@ -123,3 +123,10 @@ def test_registry_add_promote_rollback_of_cascades(built, other, tmp_path) -> No
     assert load_model(tmp_path / "reg" / "current").version == versions[0]
     r = runner.invoke(app, ["models", "list", "--registry", reg])
     assert r.exit_code == 0 and all(v in r.output for v in versions), r.output
+    r = runner.invoke(app, ["models", "list", "--registry", reg, "--json"])
+    rows = {row["version"]: row for row in map(json.loads, r.stdout.splitlines())}
+    cascade_manifest = json.loads((Path(built["dir"]) / "manifest.json").read_text(encoding="utf-8"))
+    part = json.loads((Path(built["dir"]) / "classical" / "manifest.json").read_text(encoding="utf-8"))
+    row = rows[versions[0]]
+    assert row["data_fingerprint"] == part["data_fingerprint"] and row["data_fingerprint"]  # from its classical part
+    assert row["heldout_macro_f1"] == cascade_manifest["heldout"]["cascade"]["macro_f1"]

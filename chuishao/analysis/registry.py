@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chuishao.errors import DataError
-from chuishao.models.persistence import CASCADE, copy_model, load_model, read_manifest
+from chuishao.errors import DataError, ModelLoadError
+from chuishao.models.persistence import CASCADE, CLASSICAL_DIR, copy_model, load_model, read_manifest
 
 REGISTRY_ENV = "CHUISHAO_REGISTRY"
 DEFAULT_REGISTRY = "chuishao-registry"  # in the current directory, when neither --registry nor the env var says
@@ -48,12 +48,17 @@ class Entry:
 
     def row(self, current: str | None) -> dict[str, object]:
         heldout: dict = self.manifest.get("heldout") or {}  # type: ignore[assignment]
-        if self.manifest.get("model_type") == CASCADE:  # the cascade's own figures, beside its parts'
+        trained = self.manifest  # what the training data were: a cascade's classical part says it
+        if self.manifest.get("model_type") == CASCADE:  # the cascade's own figures (its dev split), beside its parts'
             heldout = heldout.get("cascade") or {}
+            try:
+                trained = read_manifest(self.path / CLASSICAL_DIR)
+            except ModelLoadError:
+                trained = {}
         labels: list = self.manifest.get("labels") or []  # type: ignore[assignment]
         return {"version": self.version, "current": self.version == current, "created": self.manifest.get("created"),
-                "labels": len(labels), "not_learned": len(self.manifest.get("not_learned") or []),  # type: ignore[arg-type]
-                "data_fingerprint": self.manifest.get("data_fingerprint"),
+                "labels": len(labels), "not_learned": len(trained.get("not_learned") or []),  # type: ignore[arg-type]
+                "data_fingerprint": trained.get("data_fingerprint"),
                 "heldout_macro_f1": heldout.get("macro_f1"), "heldout_accuracy": heldout.get("accuracy")}
 
 
