@@ -260,21 +260,24 @@ def route_with(model: ChuishaoClassifier, taxonomy: Taxonomy, where: str | Path)
     return True
 
 
-def _verify(directory: Path, manifest: dict[str, object]) -> None:
-    """Every file the manifest lists is there, with its checksum."""
+def verify_files(directory: Path, manifest: dict[str, object]) -> None:
+    """Every file the manifest lists is there, readable, with its checksum (ModelLoadError otherwise)."""
     files: dict[str, str] = manifest["files"]  # type: ignore[assignment]
     for name in model_files(manifest):  # refuses a name that leaves the directory
-        checksum = files[name]
         path = directory / name
         if not path.is_file():
             raise ModelLoadError(f"{directory}: {name} is missing")
-        if file_sha256(path) != checksum:
+        try:
+            actual = file_sha256(path)
+        except OSError as exc:
+            raise ModelLoadError(f"{directory}: {name} is unreadable ({exc.strerror or exc})") from exc
+        if actual != files[name]:
             raise ModelLoadError(f"{path}: checksum mismatch, the file is corrupted or was replaced")
 
 
 def _read_data(directory: Path, manifest: dict[str, object]) -> tuple[dict[str, object], dict[str, np.ndarray]]:
     """The verified data files: JSON state and arrays (no pickle: json and safetensors only)."""
-    _verify(directory, manifest)
+    verify_files(directory, manifest)
     try:
         state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
         arrays = load_file(str(directory / ARRAYS_FILE))
@@ -421,7 +424,7 @@ def load_cascade(directory: str | Path, manifest: dict[str, object] | None = Non
     """A verified cascade directory as a CascadeModel (onnxruntime threads: ``CHUISHAO_ONNX_THREADS``)."""
     directory = Path(directory)
     manifest = manifest if manifest is not None else read_manifest(directory)
-    _verify(directory, manifest)
+    verify_files(directory, manifest)
     classical = load_classical(directory / CLASSICAL_DIR, taxonomy)
     transformer = manifest.get("transformer")
     int8 = bool(transformer.get("int8")) if isinstance(transformer, dict) else False

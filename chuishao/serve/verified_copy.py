@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from chuishao.errors import ModelLoadError
-from chuishao.models.persistence import checksum, copy_model, file_sha256, model_files, read_manifest
+from chuishao.models.persistence import checksum, copy_model, read_manifest, verify_files
 
 log = logging.getLogger("chuishao.serve")
 CURRENT = "current"
@@ -30,16 +30,7 @@ def verify(directory: Path) -> str:
     """The model's identity (``persistence.checksum``) once every data file matches its manifest
     checksum; ModelLoadError otherwise (missing directory, unreadable manifest, corrupted file)."""
     manifest = read_manifest(directory)
-    files: dict[str, str] = manifest["files"]  # type: ignore[assignment]
-    for name in model_files(manifest):
-        expected = files[name]
-        path = directory / name
-        try:
-            actual = file_sha256(path)
-        except OSError as exc:
-            raise ModelLoadError(f"{directory}: {name} is unreadable ({exc.strerror or exc})") from exc
-        if actual != expected:
-            raise ModelLoadError(f"{path}: checksum mismatch, the file is corrupted or was replaced")
+    verify_files(directory, manifest)
     return checksum(manifest)
 
 
