@@ -25,7 +25,7 @@ from chuishao.errors import DataError, ModelLoadError
 from chuishao.models.cascade import ALL, GATES, WEIGHTS, CascadeParams, fit_cascade
 from chuishao.models.onnx_encoder import META_FILE, load_encoders
 from chuishao.models.persistence import load_classical, read_manifest, require_exports, save_cascade
-from chuishao.transformer.data import stratified_split
+from chuishao.transformer.data import read_jsonl, stratified_split
 
 SHINGLE = 10  # characters of a shingle
 STEP = 5  # a dev text's shingles are taken every STEP characters
@@ -40,36 +40,9 @@ def _joined(rec: dict[str, Any]) -> str:
     return _norm(f"{rec.get('title') or ''}{rec.get('text') or ''}")
 
 
-def read_rows(path: str | Path, need: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The records of a JSONL file as ``read_jsonl`` reads them, with a DataError naming the file and line (missing,
-    unreadable, a line not a JSON object, a row without one of the ``need`` fields), not an OSError or ValueError."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    rows: list[dict[str, Any]] = []
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}, line {n}: not JSON ({exc.msg}); a JSONL file is expected") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}, line {n}: not a JSON object")
-                lacking = [k for k in need if k not in row]
-                if lacking:
-                    raise DataError(f"{path}, line {n}: no {', '.join(lacking)} field")
-                rows.append(row)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot be read as UTF-8 JSONL ({exc})") from None
-    return rows
-
-
 def dev_rows(train: str | Path, fraction: float = 0.15, seed: int = 0) -> list[dict[str, Any]]:
     """The fine-tuning's dev rows (``stratified_split`` on the file's labels, in file order)."""
-    rows = read_rows(train, need=("id", "label"))
+    rows = read_jsonl(train, need=("id", "label"))
     _, dev = stratified_split([r["label"] for r in rows], fraction, seed)
     return [rows[i] for i in dev]
 
@@ -113,7 +86,7 @@ def dev_exclusion(train: str | Path, out: str | Path, corpus: str | Path | None 
     them (JSONL: id, title, text, and the label of the dev row each copies), so that the training data check reads
     it like any test file and also drops training rows that copy these texts."""
     dev = dev_rows(train, fraction, seed)
-    corpus_rows = read_rows(corpus) if corpus is not None else []
+    corpus_rows = read_jsonl(corpus) if corpus is not None else []
     copies = near_copies(dev, corpus_rows)
     label_of = {str(r["id"]): r.get("label") for r in dev}
     by_id = {str(r.get("id")): r for r in corpus_rows}

@@ -150,15 +150,14 @@ def evaluate_cmd(
     _needs("torch", "transformers")
     import torch
 
-    from chuishao.transformer.cascade_build import read_rows
-    from chuishao.transformer.data import stratified_split
+    from chuishao.transformer.data import read_jsonl, stratified_split
     from chuishao.transformer.finetune import load_classifier, macro_scores, predict_logits
     from chuishao.transformer.onnx_export import require_finetuned
 
     torch.set_num_threads(threads)
     with _one_line_errors():
         require_finetuned(model_dir)
-        rows = read_rows(data, need=("label",))
+        rows = read_jsonl(data, need=("label",))
     if dev_of:
         rows = [rows[i] for i in stratified_split([r["label"] for r in rows], dev_fraction, seed)[1]]
     model, tok, meta = load_classifier(model_dir)
@@ -181,12 +180,12 @@ def export_onnx_cmd(
     """Export a fine-tuned folder (finetune's output: an imported encoder is refused, fine-tune it first) to ONNX;
     with --check, the max |logit difference| against torch (and of the int8 model)."""
     _needs("torch", "transformers", "onnx", "onnxruntime")
-    from chuishao.transformer.cascade_build import read_rows
+    from chuishao.transformer.data import read_jsonl
     from chuishao.transformer.onnx_export import compare_with_torch, export_onnx, require_finetuned
 
     with _one_line_errors():
         require_finetuned(model_dir)
-        rows = read_rows(check)[:check_rows] if check is not None else []
+        rows = read_jsonl(check)[:check_rows] if check is not None else []
     export_onnx(model_dir, out, opset=opset, quantize=int8)
     if check is not None:
         typer.echo(json.dumps({"fp32": compare_with_torch(model_dir, out, rows)}))
@@ -203,12 +202,12 @@ def predict_onnx_cmd(
     """JSONL out: id, label, probability (temperature-scaled), with onnxruntime only."""
     _needs("onnxruntime", "tokenizers")
     from chuishao.models.persistence import require_exports
-    from chuishao.transformer.cascade_build import read_rows
+    from chuishao.transformer.data import read_jsonl
     from chuishao.transformer.onnx_export import OnnxClassifier
 
     with _one_line_errors():
         require_exports([onnx_dir], int8=int8)
-        rows = read_rows(data)
+        rows = read_jsonl(data)
     clf = OnnxClassifier.load(onnx_dir, int8=int8, threads=threads)
     proba = clf.predict_proba(rows)
     for r, p in zip(rows, proba, strict=True):
@@ -244,14 +243,13 @@ def extra_rows_cmd(
 ) -> None:
     """Training-only rows for the encoder: our corpus labels and authored rows, minus the dev split's ids."""
     from chuishao.errors import DataError
-    from chuishao.transformer.cascade_build import read_rows
-    from chuishao.transformer.data import extra_rows
+    from chuishao.transformer.data import extra_rows, read_jsonl
 
     with _one_line_errors():
         for path in [corpus, *labels, *(data or [])]:
             if not path.is_file():
                 raise DataError(f"{path}: no such file")
-        excluded = [str(r["id"]) for r in read_rows(exclude, need=("id",))] if exclude else []
+        excluded = [str(r["id"]) for r in read_jsonl(exclude, need=("id",))] if exclude else []
         rows = extra_rows(corpus, labels, data or [], excluded, max_other, seed)
     with out.open("w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)

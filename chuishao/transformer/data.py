@@ -16,14 +16,41 @@ from chuishao.io.labels import read_id_label_file
 from chuishao.io.records import read_records
 from chuishao.models.onnx_encoder import TitleMode, format_text
 
-__all__ = ["TitleMode", "build_dataset", "extra_rows", "format_text", "read_jsonl", "sqrt_inverse_frequency",
+__all__ = ["TitleMode", "build_dataset", "extra_rows", "format_text", "json_object", "read_jsonl", "sqrt_inverse_frequency",
            "stratified_split"]
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a JSONL file (blank lines skipped)."""
-    with Path(path).open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+def json_object(path: Path, n: int, line: str) -> dict[str, Any]:
+    """Line ``n`` of the JSONL file ``path`` as an object, or a DataError naming the file and line."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}, line {n}: not JSON ({exc.msg}); a JSONL file is expected") from None
+    if not isinstance(row, dict):
+        raise DataError(f"{path}, line {n}: not a JSON object")
+    return row
+
+
+def read_jsonl(path: str | Path, need: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Records of a JSONL file (blank lines skipped), or a DataError naming the file and line: missing, not UTF-8, a
+    line not a JSON object, a row without one of the ``need`` fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    rows: list[dict[str, Any]] = []
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                row = json_object(path, n, line)
+                lacking = [k for k in need if k not in row]
+                if lacking:
+                    raise DataError(f"{path}, line {n}: no {', '.join(lacking)} field")
+                rows.append(row)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot be read as UTF-8 JSONL ({exc})") from None
+    return rows
 
 
 def stratified_split(labels: Sequence[str], dev_fraction: float = 0.15, seed: int = 0) -> tuple[list[int], list[int]]:

@@ -28,6 +28,7 @@ import numpy as np
 
 from chuishao.errors import DataError, ModelLoadError
 from chuishao.models.persistence import file_sha256, publish_folder
+from chuishao.transformer.data import json_object
 
 MAGIC = b"E5S1"
 QK = 32
@@ -401,12 +402,7 @@ def iter_texts(paths: Iterable[str | Path], fields: Sequence[str] = ("title", "t
                     if not line:
                         continue
                     if p.suffix == ".jsonl":
-                        try:
-                            rec = json.loads(line)
-                        except json.JSONDecodeError as exc:
-                            raise DataError(f"{p}, line {n}: not JSON ({exc.msg})") from None
-                        if not isinstance(rec, dict):
-                            raise DataError(f"{p}, line {n}: not a JSON object")
+                        rec = json_object(p, n, line)
                         parts = [str(rec.get(f) or "") for f in fields]
                         yield from (x for x in parts if x)
                         yield "。".join(x for x in parts if x)

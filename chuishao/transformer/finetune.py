@@ -193,13 +193,10 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 
 def _labelled_rows(path: str) -> list[dict]:
-    """The rows of a JSONL file, or a DataError naming the file (unreadable, not JSONL, a row without a label)."""
-    try:
-        rows = read_jsonl(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    """The rows of a JSONL file (``read_jsonl``'s errors), or a DataError for a row without a label."""
+    rows = read_jsonl(path)
     for n, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or row.get("label") in (None, ""):
+        if row.get("label") in (None, ""):
             raise DataError(f"{path}: row {n} has no label (the encoder reads the fields id, title, text and label)")
     return rows
 
