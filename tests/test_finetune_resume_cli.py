@@ -1,5 +1,6 @@
-"""`chuishao transformer finetune --resume` continues a stopped run (and without it a run starts at step 0); on a tiny
-random encoder."""
+"""`chuishao transformer finetune --resume` continues a stopped run (and without it a run starts at step 0), and a
+resumed fine-tuning's train_seconds counts the whole training, the part before the stop included; on a tiny random
+encoder."""
 
 from __future__ import annotations
 
@@ -77,3 +78,39 @@ def test_the_cli_resumes_a_stopped_run_only_with_resume(enc, tmp_path, monkeypat
     meta = json.loads((out / "chuishao_transformer.json").read_text(encoding="utf-8"))
     assert meta["resumed_from_step"] == step and meta["global_step"] == 6 and meta["config"]["resume"] is True
 
+
+def test_a_resumed_runs_train_seconds_count_the_part_before_the_stop(enc, tmp_path, monkeypatch):
+    from chuishao.transformer.finetune import TRAIN_CLOCK_FILE, FinetuneConfig, finetune
+
+    out = tmp_path / "ft"
+    cfg = FinetuneConfig(model_dir=str(enc), train=str(MINI), out_dir=str(out), max_steps=6, batch_size=4,
+                         max_length=48, lr=1e-3, threads=1, dev_fraction=0.2, evals_per_epoch=3, patience=10,
+                         resume=True)
+    with monkeypatch.context() as m:
+        _stop_after_first_save(m)
+        with pytest.raises(KeyboardInterrupt):
+            finetune(cfg)
+    (step,) = _saved_steps(out)
+    clock = out / "checkpoints" / f"checkpoint-{step}" / TRAIN_CLOCK_FILE
+    first = json.loads(clock.read_text(encoding="utf-8"))
+    assert first["global_step"] == step and 0 < first["train_seconds"] < 600
+    # as if the first part had taken an hour: the resumed run goes on from the seconds its checkpoint recorded
+    clock.write_text(json.dumps({"global_step": step, "train_seconds": 3600.0}), encoding="utf-8")
+    summary = finetune(cfg)
+    assert summary["resumed_from_step"] == step and summary["global_step"] == 6
+    assert 3600.0 <= summary["train_seconds"] < 3600.0 + 600
+    later = [json.loads((out / "checkpoints" / f"checkpoint-{s}" / TRAIN_CLOCK_FILE).read_text(encoding="utf-8"))
+             for s in _saved_steps(out) if s > step]
+    assert later and all(c["train_seconds"] >= 3600.0 for c in later)
+
+    # a checkpoint without the record (an older version's) resumes from 0 seconds: only the resumed part counts
+    fresh_out = tmp_path / "old"
+    cfg.out_dir = str(fresh_out)
+    with monkeypatch.context() as m:
+        _stop_after_first_save(m)
+        with pytest.raises(KeyboardInterrupt):
+            finetune(cfg)
+    (step,) = _saved_steps(fresh_out)
+    (fresh_out / "checkpoints" / f"checkpoint-{step}" / TRAIN_CLOCK_FILE).unlink()
+    summary = finetune(cfg)
+    assert summary["resumed_from_step"] == step and 0 <= summary["train_seconds"] < 600

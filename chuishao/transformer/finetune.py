@@ -4,7 +4,8 @@ The dev split is carved from the training file (stratified, seeded); early stopp
 temperature scaling all use it. The saved folder holds config.json (id2label/label2id), model.safetensors,
 the tokenizer, and chuishao_transformer.json (labels, temperature, input format, dev figures, settings).
 With ``resume``, a run stopped midway continues from its last complete checkpoint, provided that it was started
-with the same settings on the same files (``chuishao_finetune_run.json``).
+with the same settings on the same files (``chuishao_finetune_run.json``); each checkpoint records the seconds trained
+up to it (``chuishao_train_seconds.json``), so a resumed run's ``train_seconds`` counts the whole training.
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ from transformers import (
     set_seed,
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from chuishao.errors import DataError, ModelLoadError
 from chuishao.transformer.data import TitleMode, build_dataset, read_jsonl, sqrt_inverse_frequency, stratified_split
 
 META_FILE = "chuishao_transformer.json"
 RUN_FILE = "chuishao_finetune_run.json"  # what a run was started with (settings, input files' contents): resume guard
+TRAIN_CLOCK_FILE = "chuishao_train_seconds.json"  # in each checkpoint folder: the seconds trained up to its step
 
 
 class MeanPoolClassifier(BertPreTrainedModel):
@@ -139,6 +142,40 @@ class ProgressCallback(TrainerCallback):
         print(f"[train] step {state.global_step}/{state.max_steps} epoch {state.epoch:.2f} loss "
               f"{self.loss if self.loss is not None else float('nan'):.4f} {sps:.2f} s/step "
               f"ETA {eta / 60:.1f} min", flush=True)
+
+
+class TrainClockCallback(TrainerCallback):
+    """The training's seconds across a resume: ``before`` (those recorded in the checkpoint resumed from) plus this
+    run's; at each checkpoint save they are written into the checkpoint's folder (``TRAIN_CLOCK_FILE``), which
+    travels with it."""
+
+    def __init__(self, before: float = 0.0) -> None:
+        self.before = before
+        self.started = time.time()
+
+    def seconds(self) -> float:
+        return self.before + time.time() - self.started
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kw: Any) -> None:
+        self.started = time.time()
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if folder.is_dir():
+            tmp = folder / (TRAIN_CLOCK_FILE + ".tmp")
+            tmp.write_text(json.dumps({"global_step": state.global_step, "train_seconds": self.seconds()}),
+                           encoding="utf-8")
+            tmp.replace(folder / TRAIN_CLOCK_FILE)
+
+
+def recorded_train_seconds(checkpoint: Path) -> float:
+    """The seconds trained up to ``checkpoint`` as it recorded them; 0 where it has no record (an older version's)."""
+    try:
+        seconds = float(json.loads((checkpoint / TRAIN_CLOCK_FILE).read_text(encoding="utf-8"))["train_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds >= 0 else 0.0
 
 
 class ChuishaoTrainer(Trainer):
@@ -355,7 +392,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         metric_for_best_model="macro_f1", greater_is_better=True, logging_steps=cfg.log_every,
         report_to=[], use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=True,
         dataloader_num_workers=0, save_only_model=False, bf16=cfg.bf16)
-    callbacks: list[TrainerCallback] = [ProgressCallback(cfg.log_every)]
+    clock = TrainClockCallback(recorded_train_seconds(resume_from) if resume_from is not None else 0.0)
+    callbacks: list[TrainerCallback] = [clock, ProgressCallback(cfg.log_every)]  # the clock first: it records before the others
     if dev_ds is not None:
         callbacks.insert(0, EarlyStoppingCallback(cfg.patience))
     trainer = ChuishaoTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
@@ -366,9 +404,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     if resume_from is not None:
         resumed_step = int(json.loads((resume_from / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
         print(f"[resume] from {resume_from} (step {resumed_step})", flush=True)
-    t0 = time.time()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
-    train_s = time.time() - t0
+    train_s = clock.seconds()  # the whole training's, the part before a resume included
     dev: dict[str, float] | None = None
     temperature = cfg.temperature or 1.0
     if dev_ds is not None:
