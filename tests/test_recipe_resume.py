@@ -138,5 +138,6 @@ def test_the_encoders_labels_are_checked_against_the_classical_model_before_fine
     with pytest.raises(DataError, match=f"lack the classical model's {classes[0]}"):
         _same_labels(tiny_model_dir, [rows])
     extra.write_text(json.dumps({"id": "x", "text": "t", "label": "W99"}) + "\n", encoding="utf-8")
-    with pytest.raises(DataError, match="have W99, which the classical model does not"):
+    with pytest.raises(DataError, match=rf"\) lack the classical model's {classes[0]}; they have W99, which the classical "
+                                        rf"model does not: the cascade needs the same labels"):
         _same_labels(tiny_model_dir, [rows, extra])

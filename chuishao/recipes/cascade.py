@@ -39,15 +39,14 @@ def _same_labels(classical: Path, rows_files: list[Path]) -> None:
     """A DataError unless the encoder will learn exactly the classical model's labels (the cascade mixes the two
     label by label): extra labels files, dropped leaking rows or held-out rows can leave one side a label short."""
     from chuishao.models.persistence import load_classical
+    from chuishao.transformer.cascade_build import label_differences
     from chuishao.transformer.data import read_jsonl
 
     want = {str(c) for c in load_classical(classical).classes_}
     have = {str(r["label"]) for f in rows_files for r in read_jsonl(f)}
     if have != want:
-        lacks, more = sorted(want - have), sorted(have - want)
-        parts = ([f"lack the classical model's {', '.join(lacks)}"] if lacks else []) + (
-            [f"have {', '.join(more)}, which the classical model does not"] if more else [])
-        raise DataError(f"the encoder's training rows ({', '.join(map(str, rows_files))}) {'; they '.join(parts)}: "
+        raise DataError(f"the encoder's training rows ({', '.join(map(str, rows_files))}) "
+                        f"{label_differences(want, have, plural=True)}: "
                         f"the cascade needs the same labels on both sides; check transformer.extra_labels, "
                         f"data.exclude and data.leakage")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,19 @@ def _in_order(p: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> n
     return out / np.clip(out.sum(axis=1, keepdims=True), 1e-12, None)
 
 
+def label_differences(classical: Iterable[str], other: Iterable[str], *, plural: bool = False) -> str:
+    """How ``other`` (an encoder's labels, or those of its training rows) differs from the classical model's labels,
+    as the predicate of the caller's subject: "lacks the classical model's A, B; it has C, which the classical model
+    does not" (with ``plural``: "lack ...; they have ..."), either half left out where there is no such difference;
+    "" when the two are the same."""
+    want, have = {str(x) for x in classical}, {str(x) for x in other}
+    lacks, extra = sorted(want - have), sorted(have - want)
+    lack, has, pronoun = ("lack", "have", "they") if plural else ("lacks", "has", "it")
+    parts = ([f"{lack} the classical model's {', '.join(lacks)}"] if lacks else []) + (
+        [f"{has} {', '.join(extra)}, which the classical model does not"] if extra else [])
+    return f"; {pronoun} ".join(parts)
+
+
 def check_labels(onnx_dirs: Sequence[str | Path], classes: Sequence[str], classical: str | Path) -> None:
     """A DataError unless every encoder answers exactly the classical model's labels: a class the encoder lacks would
     get probability 0 from it (and the dev fit fall back to the classical model alone), one it adds would be dropped."""
@@ -122,10 +135,7 @@ def check_labels(onnx_dirs: Sequence[str | Path], classes: Sequence[str], classi
             raise ModelLoadError(f"{d}: {META_FILE} has no label list ({exc}); export the fine-tuned model again "
                                  f"(chuishao transformer export-onnx)") from None
         if have != want:
-            lacks, extra = sorted(want - have), sorted(have - want)
-            parts = ([f"lacks the classical model's {', '.join(lacks)}"] if lacks else []) + (
-                [f"has {', '.join(extra)}, which the classical model does not"] if extra else [])
-            raise DataError(f"{d}: the encoder's labels are not those of {classical}: it {'; it '.join(parts)}. "
+            raise DataError(f"{d}: the encoder's labels are not those of {classical}: it {label_differences(want, have)}. "
                             f"Fine-tune the encoder on the classical model's training labels")
 
 
