@@ -9,6 +9,8 @@ EXTRA ?=
 FAST ?= not spark and not browser and not processes and not slow and not transformer
 
 # the transformer path (make transformer-model): where its intermediate folders go (outside git), and the torch CPU wheels
+# (TORCH_INDEX= where download.pytorch.org cannot be reached and the pinned CPU wheel comes from elsewhere: pip then
+# does not retry that index for every package)
 RUNS ?= ../runs/transformer
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 E5_LAYERS ?= 12
@@ -23,7 +25,7 @@ install:  ## the classical path plus the service and batch extras
 	$(PYTHON) -m pip install -q -e '.[serve,batch]'
 
 deps:  ## install the package with everything the checks and tests use (ruff, mypy, import-linter, pytest, torch CPU, ...)
-	$(PYTHON) -m pip install -q -e '.[serve,batch,spark,test,transformer]' --extra-index-url $(TORCH_INDEX)
+	$(PYTHON) -m pip install -q -e '.[serve,batch,spark,test,transformer]' $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
 check:  ## lint, types, import layering and the fast tests: under a minute (make deps first, once)
 	$(PYTHON) -m ruff check chuishao tests bench
