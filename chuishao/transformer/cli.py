@@ -95,9 +95,11 @@ def finetune_cmd(
     temperature: Annotated[float | None, typer.Option(
         help="with --dev-fraction 0 (no dev to fit one on), required: the temperature of the same run with dev")] = None,
     resume: Annotated[bool, typer.Option(
-        "--resume", help="continue a run of the same settings on the same files that stopped midway, from its last "
-                         "complete checkpoint in OUT (one that finished is not trained again); otherwise, and without "
-                         "--resume, OUT's old checkpoints are removed and training starts at step 0")] = False,
+        "--resume", help="continue a run that stopped midway, from its last complete checkpoint in OUT (one that "
+                         "finished is not trained again): the same settings (--threads may differ) on the same files; "
+                         "a run of other settings or files in OUT is refused, naming what differs (rerun without "
+                         "--resume to start over). Without --resume, OUT's old checkpoints are removed and training "
+                         "starts at step 0")] = False,
 ) -> None:
     """Fine-tune (mean pooling + linear head, class weights, early stopping and temperature on dev; with
     --dev-fraction 0 every row trains for --epochs and the last weights are kept; --resume continues a stopped run)."""
@@ -111,7 +113,8 @@ def finetune_cmd(
     cfg = FinetuneConfig(str(model_dir), str(train), str(out), [str(p) for p in extra_train or []], max_length,
                          epochs, max_steps, batch_size, grad_accum, lr, head_lr, 0.01, 0.06, dev_fraction, seed,
                          cast(TitleMode, title_mode), prefix, class_weights, evals_per_epoch, patience, threads, log_every,
-                         limit_train, split_seed, use_bf16, temperature, resume=resume)
+                         limit_train, split_seed, use_bf16, temperature, resume=resume,
+                         restart_if_changed=False)
     with _one_line_errors():
         summary = finetune(cfg)
     typer.echo(json.dumps({"dev": summary["dev"], "temperature": summary["temperature"]}))

@@ -4,8 +4,9 @@ The dev split is carved from the training file (stratified, seeded); early stopp
 temperature scaling all use it. The saved folder holds config.json (id2label/label2id), model.safetensors,
 the tokenizer, and chuishao_transformer.json (labels, temperature, input format, dev figures, settings).
 With ``resume``, a run stopped midway continues from its last complete checkpoint, provided that it was started
-with the same settings on the same files (``chuishao_finetune_run.json``); each checkpoint records the seconds trained
-up to it (``chuishao_train_seconds.json``), so a resumed run's ``train_seconds`` counts the whole training.
+with the same settings on the same files (``chuishao_finetune_run.json``); each checkpoint's ``trainer_state.json``
+holds the seconds trained up to it (``TrainClockCallback``'s state), so a resumed run's ``train_seconds`` counts the
+whole training.
 """
 
 from __future__ import annotations
@@ -36,14 +37,13 @@ from transformers import (
     set_seed,
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_callback import ExportableState
 
 from chuishao.errors import DataError, ModelLoadError
 from chuishao.transformer.data import TitleMode, build_dataset, read_jsonl, sqrt_inverse_frequency, stratified_split
 
 META_FILE = "chuishao_transformer.json"
 RUN_FILE = "chuishao_finetune_run.json"  # what a run was started with (settings, input files' contents): resume guard
-TRAIN_CLOCK_FILE = "chuishao_train_seconds.json"  # in each checkpoint folder: the seconds trained up to its step
 
 
 class MeanPoolClassifier(BertPreTrainedModel):
@@ -109,6 +109,9 @@ class FinetuneConfig:
     bf16: bool = False  # bfloat16 autocast (fp32 master weights): about twice as fast where the CPU has AVX512-BF16 or AMX
     temperature: float | None = None  # with dev_fraction 0 (no dev to fit one on): the same run's with dev; else unused
     resume: bool = False  # continue a run of these settings on these files stopped midway, from its last checkpoint
+    # with resume, for a run of other settings or files in out_dir: True, remove its checkpoints and start at step 0
+    # (the cascade recipe, whose step keys already decided); False, a DataError naming what differs (the CLI)
+    restart_if_changed: bool = True
 
 
 class ProgressCallback(TrainerCallback):
@@ -144,38 +147,27 @@ class ProgressCallback(TrainerCallback):
               f"ETA {eta / 60:.1f} min", flush=True)
 
 
-class TrainClockCallback(TrainerCallback):
-    """The training's seconds across a resume: ``before`` (those recorded in the checkpoint resumed from) plus this
-    run's; at each checkpoint save they are written into the checkpoint's folder (``TRAIN_CLOCK_FILE``), which
-    travels with it."""
+class TrainClockCallback(TrainerCallback, ExportableState):
+    """The training's seconds across a resume: ``before`` (those of the checkpoint resumed from) plus this process's.
+    As an ``ExportableState`` the seconds are saved in each checkpoint's ``trainer_state.json``, written with the
+    rest of the Trainer's state, and a resume (``restore_callback_states_from_checkpoint``) makes a new instance
+    with ``before`` from there: read the clock from ``trainer.callback_handler.callbacks`` after ``train()``."""
 
     def __init__(self, before: float = 0.0) -> None:
         self.before = before
-        self.started = time.time()
+        self.started = time.perf_counter()
 
     def seconds(self) -> float:
-        return self.before + time.time() - self.started
+        return self.before + time.perf_counter() - self.started
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {"before": self.seconds()}, "attributes": {}}
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                        **kw: Any) -> None:
-        self.started = time.time()
-
-    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
-        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-        if folder.is_dir():
-            tmp = folder / (TRAIN_CLOCK_FILE + ".tmp")
-            tmp.write_text(json.dumps({"global_step": state.global_step, "train_seconds": self.seconds()}),
-                           encoding="utf-8")
-            tmp.replace(folder / TRAIN_CLOCK_FILE)
-
-
-def recorded_train_seconds(checkpoint: Path) -> float:
-    """The seconds trained up to ``checkpoint`` as it recorded them; 0 where it has no record (an older version's)."""
-    try:
-        seconds = float(json.loads((checkpoint / TRAIN_CLOCK_FILE).read_text(encoding="utf-8"))["train_seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
-    return seconds if math.isfinite(seconds) and seconds >= 0 else 0.0
+        self.started = time.perf_counter()
+        # a checkpoint of an older version holds no clock state; the Trainer's save updates only entries it has
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
 
 
 class ChuishaoTrainer(Trainer):
@@ -312,9 +304,22 @@ def _run_record(cfg: FinetuneConfig) -> dict[str, Any]:
     the encoder folder and the training files; a checkpoint is resumed only by a run with the same record."""
     from chuishao.io.digest import fingerprint
 
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("threads", "log_every", "resume", "out_dir")}
+    settings = {k: v for k, v in asdict(cfg).items()
+                if k not in ("threads", "log_every", "resume", "restart_if_changed", "out_dir")}
     inputs = {p: fingerprint(p) for p in (cfg.model_dir, cfg.train, *cfg.extra_train)}
     return json.loads(json.dumps({"settings": settings, "inputs": inputs}))  # as read back from the file
+
+
+def record_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What differs between two run records, in a few words: the settings' names, then the inputs' file names
+    ("lr, seed, inputs: train.jsonl"); "" where they are the same."""
+    def differing(a: Any, b: Any) -> list[str]:
+        a, b = (x if isinstance(x, dict) else {} for x in (a, b))
+        return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+    settings = differing(old.get("settings"), new.get("settings"))
+    inputs = sorted({Path(p).name or p for p in differing(old.get("inputs"), new.get("inputs"))})
+    return ", ".join(settings + ([f"inputs: {', '.join(inputs)}"] if inputs else []))
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
@@ -335,8 +340,10 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     """Train, save to ``cfg.out_dir``, return the summary. With a dev split: early stopping, the best dev checkpoint
     and a temperature fitted on dev; with ``dev_fraction`` 0: every row, a fixed length (``epochs`` or ``max_steps``),
     the last weights and ``cfg.temperature``. With ``cfg.resume``, a run of the same settings on the same files that
-    stopped midway continues from its last complete checkpoint (one that finished returns its summary); otherwise,
-    and for a run of anything else, the output's old checkpoints are removed and training starts at step 0. The
+    stopped midway continues from its last complete checkpoint (one that finished returns its summary); a run of
+    other settings or files there is started over (said in one line) or, with ``restart_if_changed`` False, a
+    DataError naming what differs; without ``resume`` the output's old checkpoints are removed and training starts
+    at step 0. The
     output folder is made only once the data and the encoder have loaded."""
     check_config(cfg)
     torch.set_num_threads(cfg.threads)
@@ -354,9 +361,18 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     resume_from = None
     if cfg.resume:
         try:
-            same_run = json.loads((out / RUN_FILE).read_text(encoding="utf-8")) == record
+            old = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            same_run = False
+            old = None
+        same_run = old == record
+        if not same_run and (old is not None or (out / "checkpoints").is_dir()):
+            diff = (record_differences(old, record) or "its record") if isinstance(old, dict) else (
+                "no readable record of its settings")
+            if not cfg.restart_if_changed:
+                raise DataError(f"{out} holds a run of other settings or files ({diff}): resuming it is refused; "
+                                f"rerun without --resume to start over at step 0 (which removes its checkpoints)")
+            print(f"[start over] {out} holds a run of other settings or files ({diff}): its checkpoints are "
+                  f"removed, training starts at step 0", flush=True)
         if same_run and (out / META_FILE).is_file():  # it finished; only its caller's marker was not written
             print(f"[done before] {out}", flush=True)
             return dict(json.loads((out / META_FILE).read_text(encoding="utf-8")))
@@ -392,19 +408,30 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         metric_for_best_model="macro_f1", greater_is_better=True, logging_steps=cfg.log_every,
         report_to=[], use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=True,
         dataloader_num_workers=0, save_only_model=False, bf16=cfg.bf16)
-    clock = TrainClockCallback(recorded_train_seconds(resume_from) if resume_from is not None else 0.0)
-    callbacks: list[TrainerCallback] = [clock, ProgressCallback(cfg.log_every)]  # the clock first: it records before the others
+    callbacks: list[TrainerCallback] = [TrainClockCallback(), ProgressCallback(cfg.log_every)]
     if dev_ds is not None:
         callbacks.insert(0, EarlyStoppingCallback(cfg.patience))
     trainer = ChuishaoTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
                               processing_class=tok, data_collator=DataCollatorWithPadding(tok),
                               compute_metrics=_compute_metrics, callbacks=callbacks)
     trainer.head_lr = cfg.head_lr
-    resumed_step = None
+    resumed_step: int | None = None
+    seconds_before: float | None = 0.0  # None: resumed from a checkpoint without a time record
     if resume_from is not None:
-        resumed_step = int(json.loads((resume_from / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
-        print(f"[resume] from {resume_from} (step {resumed_step})", flush=True)
+        state = json.loads((resume_from / "trainer_state.json").read_text(encoding="utf-8"))
+        resumed_step = int(state["global_step"])
+        clock_state = (state.get("stateful_callbacks") or {}).get(TrainClockCallback.__name__)
+        if isinstance(clock_state, dict):
+            seconds_before = float(clock_state.get("args", {}).get("before", 0.0))
+            print(f"[resume] from {resume_from} (step {resumed_step}, {seconds_before / 60:.1f} min trained)",
+                  flush=True)
+        else:
+            seconds_before = None
+            print(f"[resume] from {resume_from} (step {resumed_step}): no time record: train_seconds counts from "
+                  f"step {resumed_step}", flush=True)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+    # a resume replaced the clock by one restored from the checkpoint: the handler's is the one that ran
+    (clock,) = [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, TrainClockCallback)]
     train_s = clock.seconds()  # the whole training's, the part before a resume included
     dev: dict[str, float] | None = None
     temperature = cfg.temperature or 1.0
@@ -424,7 +451,9 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         "dev_rows": len(dev_rows), "train_rows": len(train_rows), "train_seconds": round(train_s, 1),
         "best_checkpoint": trainer.state.best_model_checkpoint, "global_step": trainer.state.global_step,
         "best_step": trainer.state.best_global_step if dev_ds is not None else None,
-        "resumed_from_step": resumed_step, "config": asdict(cfg),
+        "resumed_from_step": resumed_step,
+        "train_seconds_before_resume": round(seconds_before, 1) if seconds_before is not None else None,
+        "config": asdict(cfg),
     }
     (out / META_FILE).write_text(json.dumps(summary, ensure_ascii=False, indent=2))
     figures = f"dev macro-F1 {dev['macro_f1']:.4f} acc {dev['accuracy']:.4f}" if dev else "no dev"
