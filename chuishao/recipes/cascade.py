@@ -42,11 +42,10 @@ def _same_labels(classical: Path, rows_files: list[Path]) -> None:
     from chuishao.transformer.cascade_build import label_differences
     from chuishao.transformer.data import read_jsonl
 
-    want = {str(c) for c in load_classical(classical).classes_}
-    have = {str(r["label"]) for f in rows_files for r in read_jsonl(f)}
-    if have != want:
-        raise DataError(f"the encoder's training rows ({', '.join(map(str, rows_files))}) "
-                        f"{label_differences(want, have, plural=True)}: "
+    want = load_classical(classical).classes_
+    have = {r["label"] for f in rows_files for r in read_jsonl(f)}
+    if diff := label_differences(want, have, plural=True):  # the test is the wording's: the two never disagree
+        raise DataError(f"the encoder's training rows ({', '.join(map(str, rows_files))}) {diff}: "
                         f"the cascade needs the same labels on both sides; check transformer.extra_labels, "
                         f"data.exclude and data.leakage")
 

@@ -126,16 +126,15 @@ def label_differences(classical: Iterable[str], other: Iterable[str], *, plural:
 def check_labels(onnx_dirs: Sequence[str | Path], classes: Sequence[str], classical: str | Path) -> None:
     """A DataError unless every encoder answers exactly the classical model's labels: a class the encoder lacks would
     get probability 0 from it (and the dev fit fall back to the classical model alone), one it adds would be dropped."""
-    want = set(classes)
     for d in onnx_dirs:
         try:
             labels = json.loads((Path(d) / META_FILE).read_text(encoding="utf-8"))["labels"]
-            have = {str(x) for x in labels}
+            have = list(labels)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelLoadError(f"{d}: {META_FILE} has no label list ({exc}); export the fine-tuned model again "
                                  f"(chuishao transformer export-onnx)") from None
-        if have != want:
-            raise DataError(f"{d}: the encoder's labels are not those of {classical}: it {label_differences(want, have)}. "
+        if diff := label_differences(classes, have):  # the test is the wording's: the two never disagree
+            raise DataError(f"{d}: the encoder's labels are not those of {classical}: it {diff}. "
                             f"Fine-tune the encoder on the classical model's training labels")
 
 
