@@ -470,8 +470,9 @@ def test_an_output_format_whose_library_is_missing_is_refused_before_tagging(tin
 
 @pytest.mark.processes
 def test_ctrl_c_twice_stops_at_once_keeps_what_finished_and_resumes(tiny_model_dir, tmp_path):
-    # big chunks: the second Ctrl-C must come while the running ones are still being finished
-    base, ref, out, proc = _interruptible_run(tiny_model_dir, tmp_path, 12000, 1500, 1)
+    # big chunks, and enough of them to outlast a loaded moment of the test process on a fast machine (12,000 rows
+    # finished before the first Ctrl-C once, at 8,800 rows/s): the second Ctrl-C must come while chunks still run
+    base, ref, out, proc = _interruptible_run(tiny_model_dir, tmp_path, 36000, 4500, 1)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
     time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)  # impatient: again, while the running chunks finish
