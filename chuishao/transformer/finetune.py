@@ -343,8 +343,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     stopped midway continues from its last complete checkpoint (one that finished returns its summary); a run of
     other settings or files there is started over (said in one line) or, with ``restart_if_changed`` False, a
     DataError naming what differs; without ``resume`` the output's old checkpoints are removed and training starts
-    at step 0. The
-    output folder is made only once the data and the encoder have loaded."""
+    at step 0. The output folder is made only once the data and the encoder have loaded."""
     check_config(cfg)
     torch.set_num_threads(cfg.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
