@@ -170,6 +170,15 @@ class TransformerConfig(_Section):
     pretrain_batch_size: int = Field(32, ge=1, description="windows of max_length pieces per pretraining step")
     int8: bool = Field(True, description="ship the dynamic int8 ONNX encoder (fp32 otherwise)")
     max_share: float = Field(1.0, gt=0, le=1, description="only gates re-scoring at most this share of dev messages")
+    students: int = Field(
+        0, ge=0, le=4, description="self-training: encoders fine-tuned after the others on the training rows plus the "
+                                   "unlabelled corpus messages that the first encoders and the dev-only classical model "
+                                   "label with at least student_confidence (OTHER capped at max_other); seeds seed, "
+                                   "seed+1, ...; they join the mean (0: off)",
+    )
+    student_confidence: float = Field(
+        0.8, gt=0, le=1, description="the teacher's probability a corpus message needs to train the students",
+    )
     refit: bool = Field(
         False, description="after the cascade is fitted on dev, fine-tune each encoder again on the whole training file "
                            "(dev included) for as many steps as its dev-split twin's best checkpoint took, and ship "

@@ -228,6 +228,57 @@ def test_train_model_type_cascade_builds_and_resumes(built, tmp_path) -> None:
     assert json.loads((out / "cascade.json").read_text())["dev"]["refit"] is False
 
 
+FRESH = ["楼下垃圾桶三天没人清理，臭味很大，夏天招苍蝇。", "小区门口的路灯坏了一个多月了，晚上出行很不方便。",
+         "隔壁饭店的油烟直接排到我家窗户，呛得人喘不过气。", "请问公积金怎么提取，需要哪些材料？",
+         "楼顶有人私自加盖了两层彩钢房，存在安全隐患。", "半夜装修电钻声不停，投诉多次没人管。",
+         "马路上的井盖松动，车开过去哐哐响。", "小区绿地被人圈起来种菜，希望恢复原样。"]
+
+
+def test_students_learn_from_the_corpus_messages_the_first_encoders_label(built, tmp_path) -> None:
+    """transformer.students 1: the corpus messages in no labelled file, labelled by the dev-only classical model and
+    the first encoder, train a second encoder that joins the mean; a rerun keeps every step."""
+    from chuishao.models.onnx_encoder import load_encoders
+    from chuishao.models.persistence import load_classical
+
+    tmp: Path = built["tmp"]  # type: ignore[assignment]
+    corpus = tmp_path / "corpus.jsonl"
+    labelled = MINI.read_text(encoding="utf-8")
+    fresh = [{"id": f"c{i}", "title": t[:6], "text": t} for i, t in enumerate(FRESH)]
+    corpus.write_text(labelled + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in fresh), encoding="utf-8")
+    cfg = tmp_path / "students.yaml"
+    cfg.write_text("features: {min_df: 1, max_features: null}\nclassifier: {calibration_folds: 2}\n"
+                   "transformer: {max_length: 48, epochs: 1, batch_size: 8, dev_fraction: 0.2, threads: 1, "
+                   "evals_per_epoch: 1, extra_rows: true, max_other: null, encoders: 1, students: 1, "
+                   "student_confidence: 0.1}\n", encoding="utf-8")
+    out, work = tmp_path / "model", tmp_path / "work"
+    args = ["train", str(MINI), "-o", str(out), "--config", str(cfg), "--model-type", "cascade", "--base",
+            str(tmp / "enc"), "--work-dir", str(work), "--corpus", str(corpus)]
+    first = runner.invoke(app, args)
+    _ok(first)
+    assert "pseudo-labels: running" in first.stderr and "student: running" in first.stderr
+    pseudo = [json.loads(x) for x in (work / "pseudo-labels.jsonl").read_text(encoding="utf-8").splitlines()]
+    # the teachers' answer on every fresh message, recomputed: the dev-only classical model and the encoder, half each
+    classical = load_classical(work / "dev-classical")
+    p = classical.predict_proba(FRESH, titles=[r["title"] for r in fresh])
+    encoder = load_encoders([work / "onnx"], int8=True)
+    pe = encoder.predict_proba(fresh)[:, [encoder.labels.index(c) for c in classical.classes_]]
+    p = 0.5 * p + 0.5 * pe / pe.sum(axis=1, keepdims=True)
+    sure = {r["id"]: classical.classes_[int(i)] for r, i, c in zip(fresh, p.argmax(1), p.max(1), strict=True) if c >= 0.1}
+    assert sure and {r["id"]: r["label"] for r in pseudo} == sure  # no labelled message comes back
+    assert f"pseudo-labels: {len(pseudo)} corpus messages for the students" in first.stderr
+    meta = json.loads((work / "student" / "chuishao_transformer.json").read_text())
+    tuned = json.loads((work / "encoder" / "chuishao_transformer.json").read_text())
+    assert meta["train_rows"] == tuned["train_rows"] + len(pseudo) and meta["dev_rows"] == tuned["dev_rows"]
+    assert meta["config"]["seed"] == tuned["config"]["seed"] and meta["config"]["extra_train"][-1].endswith("pseudo-labels.jsonl")
+    manifest = read_manifest(out)
+    assert manifest["transformer"]["members"] == 2  # type: ignore[index]
+    assert json.loads((out / "cascade.json").read_text())["dev"]["encoders"] == 2
+    assert (out / "transformer-2" / "model.int8.onnx").read_bytes() == (work / "onnx-student" / "model.int8.onnx").read_bytes()
+    again = runner.invoke(app, args)
+    _ok(again)
+    assert "running" not in again.stderr and "student: done before" in again.stderr
+
+
 def test_two_encoders_answer_as_their_mean(built, tmp_path) -> None:
     """`transformer cascade --transformer A --transformer B`: both ship, the manifest counts them, the loaded
     cascade re-scores with the mean of their probabilities, and a copy in another process answers the same."""

@@ -80,3 +80,22 @@ def test_refit_keeps_every_step_before_it():
     lr = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.base": "/enc", "transformer.refit": "true",
                                     "transformer.lr": "0.0001"})
     assert _key(lr, "refit") != _key(on, "refit")  # it reads the fine-tuning settings
+
+
+def test_students_keep_every_step_before_them_and_follow_their_teachers():
+    """Turning self-training on only adds its steps; the students' steps read what their teachers' labels depend on."""
+    assert changed(**{"transformer.students": "1"}) == set()
+    assert changed(**{"transformer.student_confidence": "0.9"}) == set()  # the encoders' steps do not read it
+
+    def student_keys(**overrides: str) -> dict[str, str]:
+        recipe = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.base": "/enc",
+                                            "transformer.students": "1", **overrides})
+        return {s: _key(recipe, s) for s in ("pseudo-labels", "student", "export-student")}
+
+    base = student_keys()
+    assert student_keys(**{"transformer.students": "2"}) == base  # student 1 is the same whether 1 or 2 are trained
+    assert student_keys(**{"transformer.max_share": "0.3", "transformer.threads": "1"}) == base
+    for override in ({"transformer.encoders": "3"}, {"transformer.int8": "false"}, {"transformer.lr": "0.0001"}):
+        assert all(student_keys(**override)[s] != base[s] for s in base), override  # other teachers, other labels
+    confident = student_keys(**{"transformer.student_confidence": "0.9"})
+    assert all(confident[s] != base[s] for s in base)

@@ -123,6 +123,16 @@ def test_renamed_fields_are_refused_before_any_training(tmp_path, field):
     assert check_recipe(_recipe(data, enc)) == (enc, data)
 
 
+def test_students_need_the_corpus_and_do_not_combine_with_refit(tmp_path):
+    data, enc = _files(tmp_path)
+    with pytest.raises(DataError, match=r"transformer\.students need data\.corpus"):
+        check_recipe(_recipe(data, enc, **{"transformer.students": "1", "data.corpus": "null"}))
+    with pytest.raises(DataError, match=r"transformer\.students and transformer\.refit do not combine"):
+        check_recipe(_recipe(data, enc, **{"transformer.students": "1", "data.corpus": str(data),
+                                           "transformer.refit": "true"}))
+    assert check_recipe(_recipe(data, enc, **{"transformer.students": "1", "data.corpus": str(data)})) == (enc, data)
+
+
 def test_the_encoders_labels_are_checked_against_the_classical_model_before_fine_tuning(tiny_model_dir, tmp_path):
     """A label only one side has would make the cascade refuse after hours of fine-tuning: refused first."""
     from chuishao.models.persistence import load_classical

@@ -4,8 +4,10 @@ Steps: the classical model on all the data; the dev split's ids and their corpus
 without them (it scores the dev rows honestly); the encoder's training-only rows (our corpus labels, authored rows);
 with ``transformer.pretrain_steps``, masked-LM pretraining of the encoder on the corpus (held-out and dev messages
 left out); fine-tuning; ONNX export; the cascade's weight, gate, temperature and review threshold fitted on the dev rows;
-with ``transformer.refit``, each encoder fine-tuned again on the whole training file (dev included) and the same extra
-rows, and shipped in its dev twin's place.
+with ``transformer.students``, self-training: the corpus messages in no labelled or held-out file, labelled by the
+dev-only classical model and the encoders so far (``chuishao.transformer.pseudo_labels``), train more encoders beside the
+training rows, and join the mean; with ``transformer.refit``, each encoder fine-tuned again on the whole training file
+(dev included) and the same extra rows, and shipped in its dev twin's place.
 Each step's output stays in a work folder with a marker holding the recipe it was made from and the contents of
 the files it reads (SHA-256 of each data file and of the encoder folder's files), so a rerun of the same recipe on the
 same files resumes after the last finished step (fine-tuning takes hours on two cores), and a changed recipe, a
@@ -76,6 +78,11 @@ def check_recipe(recipe: ChuishaoConfig) -> tuple[Path, Path]:
         raise DataError("data.extra_labels need data.corpus (their texts)")
     if recipe.transformer.extra_rows and recipe.resolved_encoder_labels() and not data.corpus:
         raise DataError("transformer.extra_labels need data.corpus (their texts)")
+    if recipe.transformer.students and not data.corpus:
+        raise DataError("transformer.students need data.corpus: the unlabelled messages the students learn from")
+    if recipe.transformer.students and recipe.transformer.refit:
+        raise DataError("transformer.students and transformer.refit do not combine (a student learns from labels that "
+                        "the dev-split encoders gave, so no twin refitted without them matches it): turn one off")
     return Path(base), Path(data.train[0])
 
 
@@ -90,13 +97,18 @@ _STEP_TRANSFORMER_FIELDS: dict[str, tuple[str, ...]] = {
 _ENCODER_ONLY_STEPS = {"pretrain"}  # steps that read no classical setting: only the seed, the data and their own keys
 _STEPS_READING_BASE = {"pretrain"}  # steps before fine-tuning that read the encoder folder
 # settings that steps from fine-tuning on do not read: encoder k is the same whether 1 or 3 are averaged, int8
-# is an export setting (max_share only acts when the cascade is fitted, after every step), and refit only decides
-# whether the refit steps run and which encoders ship; threads change the speed, not the weights
+# is an export setting (max_share only acts when the cascade is fitted, after every step), refit and students only
+# decide whether their steps run and which encoders ship; threads change the speed, not the weights. The students'
+# steps read the teacher's settings, int8 and the number of encoders included (they score the corpus).
+_STUDENTS = ("students", "student_confidence")
 _STEP_IGNORES: dict[str, tuple[str, ...]] = {
-    "finetune": ("encoders", "int8", "max_share", "refit", "threads"),
-    "export-onnx": ("encoders", "max_share", "refit", "threads"),
-    "refit": ("encoders", "int8", "max_share", "refit", "threads"),
-    "export-refit": ("encoders", "max_share", "refit", "threads"),
+    "finetune": ("encoders", "int8", "max_share", "refit", "threads", *_STUDENTS),
+    "export-onnx": ("encoders", "max_share", "refit", "threads", *_STUDENTS),
+    "refit": ("encoders", "int8", "max_share", "refit", "threads", *_STUDENTS),
+    "export-refit": ("encoders", "max_share", "refit", "threads", *_STUDENTS),
+    "pseudo-labels": ("max_share", "refit", "threads", "students"),
+    "student": ("max_share", "refit", "threads", "students"),
+    "export-student": ("max_share", "refit", "threads", "students"),
 }
 _PRETRAIN_FIELDS = ("pretrain_steps", "pretrain_lr", "pretrain_batch_size")
 
@@ -205,6 +217,7 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
     from chuishao.transformer.finetune import FinetuneConfig, finetune, resolve_bf16
     from chuishao.transformer.onnx_export import export_onnx
     from chuishao.transformer.pretrain import PretrainConfig, pretrain
+    from chuishao.transformer.pseudo_labels import pseudo_label, unlabelled
 
     base, train_file = check_recipe(recipe)
     data, tc, seed = recipe.resolved_data(), recipe.transformer, recipe.seed
@@ -248,9 +261,10 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
 
         w.step("pretrain", start, pretrain_encoder)
 
-    def tune(enc_dir: Path, tuning_seed: int, twin: Path | None = None) -> dict[str, Any]:
+    def tune(enc_dir: Path, tuning_seed: int, twin: Path | None = None, more: Path | None = None) -> dict[str, Any]:
         """Fine-tune on the training file less the dev split; with ``twin`` (that seed's dev-split encoder) on every
-        row instead, as many steps as the twin's best checkpoint took scaled to the rows, and the twin's temperature."""
+        row instead, as many steps as the twin's best checkpoint took scaled to the rows, and the twin's temperature;
+        ``more``: training rows beside the extra rows (a student's pseudo-labelled messages)."""
         steps, temperature = -1, None
         if twin is not None:
             meta = _encoder_meta(twin)
@@ -258,7 +272,8 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
             steps = max(1, round((meta.get("best_step") or meta["global_step"]) * rows / meta["train_rows"]))
             temperature = float(meta["temperature"])
         summary = finetune(FinetuneConfig(
-            model_dir=str(start), train=str(train_file), out_dir=str(enc_dir), extra_train=[str(extra)],
+            model_dir=str(start), train=str(train_file), out_dir=str(enc_dir),
+            extra_train=[str(extra)] + ([str(more)] if more else []),
             max_length=tc.max_length, epochs=tc.epochs, max_steps=steps, batch_size=tc.batch_size, lr=tc.lr,
             head_lr=tc.head_lr, dev_fraction=tc.dev_fraction if twin is None else 0.0, seed=tuning_seed,
             split_seed=seed, evals_per_epoch=tc.evals_per_epoch, patience=tc.patience, threads=tc.threads, bf16=bf16,
@@ -282,6 +297,30 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
             w.step(f"refit{suffix}", refit_dir, partial(tune, refit_dir, seed + k - 1, enc_dir), resumable=True)
             w.step(f"export-refit{suffix}", refit_onnx, partial(export, refit_dir, refit_onnx))
             shipped.append(refit_onnx)
+    pseudo = work / "pseudo-labels.jsonl"
+
+    def label_corpus(teachers: list[Path]) -> dict[str, Any]:
+        assert corpus is not None  # check_recipe: students need the corpus
+        # the encoders' training rows, the dev rows and the held-out files: what a student must not learn from again
+        held: list[str | Path] = [train_file, *data.exclude, exclude, extra, *data.extra_data]
+        messages, left_out = unlabelled(corpus, held)
+        labelled = pseudo_label(dev_classical, teachers, messages, pseudo, int8=tc.int8,
+                                min_confidence=tc.student_confidence, max_other=tc.max_other, seed=seed,
+                                threads=tc.threads)
+        say(f"pseudo-labels: {labelled['rows']} corpus messages for the students ({labelled['confident']} of "
+            f"{labelled['scored']} labelled with at least {tc.student_confidence:g}, OTHER capped at {tc.max_other}; "
+            f"{left_out['near_copies']} near-copies of training or held-out messages left out)")
+        return {**left_out, **labelled}
+
+    teachers = list(onnx_dirs)
+    for k in range(1, tc.students + 1):  # student k: seed seed + k - 1, the encoders' dev split, the teachers' labels
+        suffix = "" if k == 1 else f"-{k}"
+        if k == 1:
+            w.step("pseudo-labels", pseudo, partial(label_corpus, teachers))
+        student, student_onnx = work / f"student{suffix}", work / f"onnx-student{suffix}"
+        w.step(f"student{suffix}", student, partial(tune, student, seed + k - 1, None, pseudo), resumable=True)
+        w.step(f"export-student{suffix}", student_onnx, partial(export, student, student_onnx))
+        onnx_dirs.append(student_onnx)
     params = build_cascade(classical, dev_classical, onnx_dirs, train_file, out, int8=tc.int8, fraction=tc.dev_fraction,
                            seed=seed, max_share=tc.max_share, ship=shipped or None,
                            metadata={"recipe": recipe.portable().model_dump(mode="json")})

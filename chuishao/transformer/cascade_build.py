@@ -100,7 +100,7 @@ def dev_exclusion(train: str | Path, out: str | Path, corpus: str | Path | None 
     return {"dev_rows": len(dev), "corpus_near_copies": len(copies), "ids": len(rows)}
 
 
-def _in_order(p: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+def in_class_order(p: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     """Columns of ``p`` (in ``labels`` order) in ``classes`` order; absent classes get 0; rows renormalised."""
     index = {c: i for i, c in enumerate(labels)}
     out = np.zeros((p.shape[0], len(classes)), dtype=np.float64)
@@ -185,9 +185,9 @@ def build_cascade(classical: str | Path, dev_classical: str | Path, onnx_dir: st
     texts = [str(r.get("text") or "") for r in keep]
     titles = [r.get("title") for r in keep]
     y = np.array([index[r["label"]] for r in keep])
-    p_classical = _in_order(scorer.predict_proba(texts, titles=titles), scorer.classes_, classes)
+    p_classical = in_class_order(scorer.predict_proba(texts, titles=titles), scorer.classes_, classes)
     encoder = load_encoders(onnx_dirs, int8=int8, threads=2)
-    p_transformer = _in_order(encoder.predict_proba(keep), encoder.labels, classes)
+    p_transformer = in_class_order(encoder.predict_proba(keep), encoder.labels, classes)
     params = fit_cascade(p_classical, p_transformer, y, shipped.config.review.target_precision, weights, gates, max_share)
     params.dev.update({"split": {"file": Path(train).name, "fraction": fraction, "seed": seed, "ids_in_split": len(dev_ids)},
                        "dev_classical": scorer.version, "int8": int8, "encoders": len(onnx_dirs),
