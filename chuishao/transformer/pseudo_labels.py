@@ -66,11 +66,12 @@ def pseudo_label(dev_classical: str | Path, onnx_dirs: Sequence[str | Path], mes
     classes = list(scorer.classes_)
     texts = [str(r.get("text") or "") for r in messages]
     titles = [r.get("title") for r in messages]
-    p = scorer.predict_proba(texts, titles=titles) if messages else np.zeros((0, len(classes)))
-    if len(messages):
+    p = np.zeros((0, len(classes)))
+    if messages:
         encoder = load_encoders(onnx_dirs, int8=int8, threads=threads)
         records = [{"title": ti, "text": te} for ti, te in zip(titles, texts, strict=True)]
-        p = (1 - TEACHER_WEIGHT) * p + TEACHER_WEIGHT * in_class_order(encoder.predict_proba(records), encoder.labels, classes)
+        p_encoders = in_class_order(encoder.predict_proba(records), encoder.labels, classes)
+        p = (1 - TEACHER_WEIGHT) * scorer.predict_proba(texts, titles=titles) + TEACHER_WEIGHT * p_encoders
     best, confidence = p.argmax(axis=1), p.max(axis=1)
     sure = [i for i in range(len(messages)) if confidence[i] >= min_confidence]
     other = [i for i in sure if classes[best[i]] == "OTHER"]
