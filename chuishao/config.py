@@ -171,10 +171,11 @@ class TransformerConfig(_Section):
     int8: bool = Field(True, description="ship the dynamic int8 ONNX encoder (fp32 otherwise)")
     max_share: float = Field(1.0, gt=0, le=1, description="only gates re-scoring at most this share of dev messages")
     students: int = Field(
-        0, ge=0, le=4, description="self-training: encoders fine-tuned after the others on the training rows plus the "
-                                   "unlabelled corpus messages that the first encoders and the dev-only classical model "
-                                   "label with at least student_confidence (OTHER capped at max_other); seeds seed, "
-                                   "seed+1, ...; they join the mean (0: off)",
+        0, ge=0, le=4, description="self-training: encoders fine-tuned after the others on their training rows plus "
+                                   "the corpus messages those do not hold (nor held-out ones or their copies) that the "
+                                   "first encoders and the dev-only classical model label with at least "
+                                   "student_confidence (OTHER among them capped at max_other); seeds seed, seed+1, ...; "
+                                   "they join the mean (0: off; not with refit)",
     )
     student_confidence: float = Field(
         0.8, gt=0, le=1, description="the teacher's probability a corpus message needs to train the students",

@@ -277,6 +277,44 @@ def test_students_learn_from_the_corpus_messages_the_first_encoders_label(built,
     again = runner.invoke(app, args)
     _ok(again)
     assert "running" not in again.stderr and "student: done before" in again.stderr
+    meta_file = work / "onnx" / "chuishao_transformer.json"  # the teacher fine-tuned again since (another temperature)
+    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "temperature": 0.5}), encoding="utf-8")
+    stale = runner.invoke(app, args)
+    _ok(stale)
+    assert "export-onnx: done before" in stale.stderr and "pseudo-labels: running" in stale.stderr
+    assert "student: running" in stale.stderr and "export-student: running" in stale.stderr
+
+
+def test_pseudo_labels_keep_the_confident_cap_other_and_refuse_to_be_empty(built, tmp_path) -> None:
+    """The teacher's confident labels only, OTHER capped, messages the classical model refuses left out; no row at
+    all is an error (a student would learn nothing its seed's encoder did not)."""
+    from chuishao.errors import DataError
+    from chuishao.models.onnx_encoder import load_encoders
+    from chuishao.models.persistence import load_classical
+    from chuishao.transformer.pseudo_labels import pseudo_label
+
+    tmp: Path = built["tmp"]  # type: ignore[assignment]
+    rows = [json.loads(x) for x in MINI.read_text(encoding="utf-8").splitlines() if x.strip()]
+    messages = [{"id": f"c{i}", "title": r["title"], "text": r["text"] + "。"} for i, r in enumerate(rows)]
+    refused = {"id": "c-latin", "title": None, "text": "hello world, no Chinese here at all"}
+    classical = load_classical(tmp / "dev-classical")
+    encoder = load_encoders([tmp / "onnx"], int8=False)
+    pe = encoder.predict_proba(messages)[:, [encoder.labels.index(c) for c in classical.classes_]]
+    p = 0.5 * classical.predict_proba([m["text"] for m in messages], titles=[m["title"] for m in messages])
+    p += 0.5 * pe / pe.sum(axis=1, keepdims=True)
+    teacher = {m["id"]: (classical.classes_[int(i)], float(c)) for m, i, c in zip(messages, p.argmax(1), p.max(1), strict=True)}
+    cut = float(np.median([c for _, c in teacher.values()]))
+    out = tmp_path / "pseudo.jsonl"
+    result = pseudo_label(tmp / "dev-classical", [tmp / "onnx"], [*messages, refused], out, int8=False,
+                          min_confidence=cut, max_other=1, seed=3)
+    got = {r["id"]: r["label"] for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    sure = {i: lab for i, (lab, c) in teacher.items() if c >= cut}
+    assert result["scored"] == len(messages) and result["confident"] == len(sure) >= len(messages) // 2
+    assert {i: lab for i, lab in sure.items() if lab != "OTHER"} == {i: lab for i, lab in got.items() if lab != "OTHER"}
+    others = [i for i, lab in got.items() if lab == "OTHER"]
+    assert len(others) == min(1, sum(lab == "OTHER" for lab in sure.values())) and set(others) <= set(sure)
+    with pytest.raises(DataError, match="no corpus message for the students"):
+        pseudo_label(tmp / "dev-classical", [tmp / "onnx"], [refused], out, int8=False)
 
 
 def test_two_encoders_answer_as_their_mean(built, tmp_path) -> None:

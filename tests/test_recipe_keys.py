@@ -94,8 +94,13 @@ def test_students_keep_every_step_before_them_and_follow_their_teachers():
 
     base = student_keys()
     assert student_keys(**{"transformer.students": "2"}) == base  # student 1 is the same whether 1 or 2 are trained
+    two = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.base": "/enc", "transformer.students": "2"})
+    three = ChuishaoConfig.load(None, {"model_type": "cascade", "transformer.base": "/enc", "transformer.students": "3"})
+    assert _key(two, "student-2") == _key(three, "student-2") != _key(two, "student")  # each student its own marker
+    assert _key(two, "export-student-2") == _key(three, "export-student-2") != _key(two, "export-student")
     assert student_keys(**{"transformer.max_share": "0.3", "transformer.threads": "1"}) == base
-    for override in ({"transformer.encoders": "3"}, {"transformer.int8": "false"}, {"transformer.lr": "0.0001"}):
+    for override in ({"transformer.encoders": "3"}, {"transformer.int8": "false"}, {"transformer.lr": "0.0001"},
+                     {"transformer.max_other": "10"}, {"seed": "1"}, {"data.corpus": "other.jsonl"}):
         assert all(student_keys(**override)[s] != base[s] for s in base), override  # other teachers, other labels
     confident = student_keys(**{"transformer.student_confidence": "0.9"})
     assert all(confident[s] != base[s] for s in base)

@@ -3,10 +3,11 @@
 Steps: the classical model on all the data; the dev split's ids and their corpus near-copies; a classical model
 without them (it scores the dev rows honestly); the encoder's training-only rows (our corpus labels, authored rows);
 with ``transformer.pretrain_steps``, masked-LM pretraining of the encoder on the corpus (held-out and dev messages
-left out); fine-tuning; ONNX export; the cascade's weight, gate, temperature and review threshold fitted on the dev rows;
-with ``transformer.students``, self-training: the corpus messages in no labelled or held-out file, labelled by the
-dev-only classical model and the encoders so far (``chuishao.transformer.pseudo_labels``), train more encoders beside the
-training rows, and join the mean; with ``transformer.refit``, each encoder fine-tuned again on the whole training file
+left out); fine-tuning; ONNX export; with ``transformer.students``, self-training: the corpus messages that the
+encoders do not train on and no held-out file holds, labelled by the dev-only classical model and the encoders so far
+(``chuishao.transformer.pseudo_labels``), train more encoders beside the training rows, which join the mean; the
+cascade's weight, gate, temperature and review threshold fitted on the dev rows; with ``transformer.refit``, each
+encoder fine-tuned again on the whole training file
 (dev included) and the same extra rows, and shipped in its dev twin's place.
 Each step's output stays in a work folder with a marker holding the recipe it was made from and the contents of
 the files it reads (SHA-256 of each data file and of the encoder folder's files), so a rerun of the same recipe on the
@@ -201,6 +202,20 @@ def _encoder_meta(encoder_dir: Path) -> dict[str, Any]:
     return dict(json.loads((encoder_dir / META_FILE).read_text(encoding="utf-8")))
 
 
+def _temperatures(onnx_dirs: Iterable[Path]) -> list[float]:
+    """The exported encoders' temperatures: a fine-tuning run again gives another."""
+    return [float(_encoder_meta(d)["temperature"]) for d in onnx_dirs]
+
+
+def _stale_labels(marker: Path, teachers: list[Path]) -> bool:
+    """Whether the pseudo-labels of a finished step came from other runs of the teachers (fine-tuned again since)."""
+    try:
+        made_by = json.loads(marker.read_text(encoding="utf-8"))["result"]["teachers"]
+        return bool(made_by != _temperatures(teachers))
+    except (OSError, ValueError, KeyError, TypeError):  # no finished step, or one cut short: nothing to compare
+        return False
+
+
 def _stale_refit(refit_dir: Path, twin: Path) -> bool:
     """Whether a refitted encoder was made from another run of its twin (the twin fine-tuned again since)."""
     try:
@@ -212,12 +227,12 @@ def _stale_refit(refit_dir: Path, twin: Path) -> bool:
 def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical: TrainClassical,
                   say: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Build the cascade model directory ``out`` from ``recipe``; returns the cascade's fitted parameters and figures."""
-    from chuishao.transformer.cascade_build import build_cascade, dev_exclusion
+    from chuishao.transformer.cascade_build import build_cascade, dev_exclusion, messages_not_held
     from chuishao.transformer.data import extra_rows, read_jsonl
     from chuishao.transformer.finetune import FinetuneConfig, finetune, resolve_bf16
     from chuishao.transformer.onnx_export import export_onnx
     from chuishao.transformer.pretrain import PretrainConfig, pretrain
-    from chuishao.transformer.pseudo_labels import pseudo_label, unlabelled
+    from chuishao.transformer.pseudo_labels import pseudo_label
 
     base, train_file = check_recipe(recipe)
     data, tc, seed = recipe.resolved_data(), recipe.transformer, recipe.seed
@@ -299,24 +314,28 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
             shipped.append(refit_onnx)
     pseudo = work / "pseudo-labels.jsonl"
 
-    def label_corpus(teachers: list[Path]) -> dict[str, Any]:
+    teachers = list(onnx_dirs)
+
+    def label_corpus() -> dict[str, Any]:
         assert corpus is not None  # check_recipe: students need the corpus
         # the encoders' training rows, the dev rows and the held-out files: what a student must not learn from again
         held: list[str | Path] = [train_file, *data.exclude, exclude, extra, *data.extra_data]
-        messages, left_out = unlabelled(corpus, held)
+        messages, left_out = messages_not_held([corpus], held)
         labelled = pseudo_label(dev_classical, teachers, messages, pseudo, int8=tc.int8,
                                 min_confidence=tc.student_confidence, max_other=tc.max_other, seed=seed,
                                 threads=tc.threads)
         say(f"pseudo-labels: {labelled['rows']} corpus messages for the students ({labelled['confident']} of "
-            f"{labelled['scored']} labelled with at least {tc.student_confidence:g}, OTHER capped at {tc.max_other}; "
-            f"{left_out['near_copies']} near-copies of training or held-out messages left out)")
-        return {**left_out, **labelled}
+            f"{labelled['scored']} labelled with at least {tc.student_confidence:g}, OTHER among them capped at "
+            f"{tc.max_other}; {left_out['near_copies']} near-copies of training or held-out messages left out)")
+        return {**left_out, **labelled, "teachers": _temperatures(teachers)}
 
-    teachers = list(onnx_dirs)
+    if tc.students and _stale_labels(work / "pseudo-labels.done.json", teachers):  # teachers fine-tuned again since
+        w.forget("pseudo-labels", *(f"{step}{'' if k == 1 else f'-{k}'}" for k in range(1, tc.students + 1)
+                                    for step in ("student", "export-student")))
     for k in range(1, tc.students + 1):  # student k: seed seed + k - 1, the encoders' dev split, the teachers' labels
         suffix = "" if k == 1 else f"-{k}"
         if k == 1:
-            w.step("pseudo-labels", pseudo, partial(label_corpus, teachers))
+            w.step("pseudo-labels", pseudo, label_corpus)
         student, student_onnx = work / f"student{suffix}", work / f"onnx-student{suffix}"
         w.step(f"student{suffix}", student, partial(tune, student, seed + k - 1, None, pseudo), resumable=True)
         w.step(f"export-student{suffix}", student_onnx, partial(export, student, student_onnx))

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from chuishao.errors import DataError, ModelLoadError
+from chuishao.io.record import FieldMap, has_given_id
+from chuishao.io.records import read_records
 from chuishao.models.cascade import ALL, GATES, WEIGHTS, CascadeParams, fit_cascade
 from chuishao.models.onnx_encoder import META_FILE, load_encoders
 from chuishao.models.persistence import load_classical, read_manifest, require_exports, save_cascade
@@ -78,6 +80,46 @@ def near_copies(dev: Sequence[dict[str, Any]], corpus: Sequence[dict[str, Any]])
         if best is not None and needed[best[0]] and best[1] >= NEAR * needed[best[0]]:
             found[cid] = str(dev[best[0]].get("id"))
     return found
+
+
+def messages_not_held(texts: Sequence[str | Path], exclude: Sequence[str | Path], fields: FieldMap | None = None
+                      ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The messages of ``texts`` (files of any input format; ``fields`` names their columns) that no held-out file of
+    ``exclude`` holds, and counts. A message id repeated across files is read once. Left out: the held-out ids (a row
+    of an exclude file without text still names its id), and the messages that copy or nearly copy a held-out text,
+    including the text that a message with a held-out id has here (a held-out file may list ids only). Rows without an
+    id of their own are neither matched by id nor merged."""
+    held_ids: set[str] = set()
+    held_texts: list[dict[str, Any]] = []
+    for path in exclude:
+        for rec in read_records(path, fields, need_text=False):
+            own_id = has_given_id(rec, fields)
+            if own_id:
+                held_ids.add(rec.id)
+            if rec.error is None:
+                held_texts.append({"id": rec.id if own_id else f"held:{path}#{rec.row}", "title": rec.title,
+                                   "text": rec.text})
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    skipped = 0  # rows with an error or nothing to read
+    for path in texts:
+        for rec in read_records(path, fields):
+            if rec.error is not None or not (str(rec.text or "").strip() or (rec.title or "").strip()):
+                skipped += 1
+                continue
+            own_id = has_given_id(rec, fields)
+            if own_id and rec.id in seen:
+                continue
+            if own_id:
+                seen.add(rec.id)
+            rows.append({"id": rec.id if own_id else f"{path}#{rec.row}", "own_id": own_id, "title": rec.title,
+                         "text": rec.text})
+    by_id = [r for r in rows if not (r["own_id"] and r["id"] in held_ids)]
+    held_texts += [{**r, "id": f"held:{r['id']}"} for r in rows if r["own_id"] and r["id"] in held_ids]
+    copies = near_copies(held_texts, by_id) if held_texts else {}
+    kept = [r for r in by_id if r["id"] not in copies]
+    return kept, {"messages": len(rows), "skipped": skipped, "held_out_ids": len(rows) - len(by_id),
+                  "near_copies": len(copies)}
 
 
 def dev_exclusion(train: str | Path, out: str | Path, corpus: str | Path | None = None, fraction: float = 0.15,

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from chuishao.errors import DataError
-from chuishao.io.record import FieldMap, has_given_id
-from chuishao.io.records import read_records
+from chuishao.io.record import FieldMap
 from chuishao.transformer.data import TitleMode, format_text
 
 __all__ = ["PRETRAIN_META", "PretrainConfig", "pretrain", "pretraining_rows"]
@@ -57,46 +56,16 @@ class PretrainConfig:
 
 def pretraining_rows(texts: list[str], exclude: list[str], limit: int = 0,
                      fields: FieldMap | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The messages to pretrain on and counts. Files of any input format (``fields`` names their columns); a message
-    id repeated across files is read once; held-out ids (a row of an exclude file without text still names its id)
-    and the messages that copy or nearly copy a held-out text are left out. Rows without an id of their own are
-    neither matched by id nor merged."""
-    from chuishao.transformer.cascade_build import near_copies
+    """The messages to pretrain on and counts: ``cascade_build.messages_not_held`` (held-out ids and their copies
+    left out), the first ``limit`` of them when ``limit`` is set; a DataError when none is left."""
+    from chuishao.transformer.cascade_build import messages_not_held
 
-    held_ids: set[str] = set()
-    held_texts: list[dict[str, Any]] = []
-    for path in exclude:
-        for rec in read_records(path, fields, need_text=False):
-            own_id = has_given_id(rec, fields)
-            if own_id:
-                held_ids.add(rec.id)
-            if rec.error is None:
-                held_texts.append({"id": rec.id if own_id else f"held:{path}#{rec.row}", "title": rec.title,
-                                   "text": rec.text})
-    seen: set[str] = set()
-    rows: list[dict[str, Any]] = []
-    skipped = 0  # rows with an error or nothing to read
-    for path in texts:
-        for rec in read_records(path, fields):
-            if rec.error is not None or not (str(rec.text or "").strip() or (rec.title or "").strip()):
-                skipped += 1
-                continue
-            own_id = has_given_id(rec, fields)
-            if own_id and rec.id in seen:
-                continue
-            if own_id:
-                seen.add(rec.id)
-            rows.append({"id": rec.id if own_id else f"{path}#{rec.row}", "own_id": own_id, "title": rec.title,
-                         "text": rec.text})
-    by_id = [r for r in rows if not (r["own_id"] and r["id"] in held_ids)]
-    copies = near_copies(held_texts, by_id) if held_texts else {}
-    kept = [r for r in by_id if r["id"] not in copies]
+    kept, counts = messages_not_held(texts, exclude, fields)
     if limit:
         kept = kept[:limit]
     if not kept:
         raise DataError(f"no message left to pretrain on in {', '.join(texts)} (after leaving out {', '.join(exclude)})")
-    return kept, {"messages": len(rows), "skipped": skipped, "held_out_ids": len(rows) - len(by_id),
-                  "near_copies": len(copies), "kept": len(kept)}
+    return kept, {**counts, "kept": len(kept)}
 
 
 def _windows(rows: list[dict[str, Any]], tok: Any, cfg: PretrainConfig) -> tuple[list[list[int]], list[int]]:
