@@ -312,9 +312,7 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
             w.step(f"refit{suffix}", refit_dir, partial(tune, refit_dir, seed + k - 1, enc_dir), resumable=True)
             w.step(f"export-refit{suffix}", refit_onnx, partial(export, refit_dir, refit_onnx))
             shipped.append(refit_onnx)
-    pseudo = work / "pseudo-labels.jsonl"
-
-    teachers = list(onnx_dirs)
+    pseudo, teachers = work / "pseudo-labels.jsonl", list(onnx_dirs)
 
     def label_corpus() -> dict[str, Any]:
         assert corpus is not None  # check_recipe: students need the corpus
@@ -330,8 +328,7 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
         return {**left_out, **labelled, "teachers": _temperatures(teachers)}
 
     if tc.students and _stale_labels(work / "pseudo-labels.done.json", teachers):  # teachers fine-tuned again since
-        w.forget("pseudo-labels", *(f"{step}{'' if k == 1 else f'-{k}'}" for k in range(1, tc.students + 1)
-                                    for step in ("student", "export-student")))
+        w.forget("pseudo-labels", *(m.name.removesuffix(".done.json") for m in work.glob("*student*.done.json")))
     for k in range(1, tc.students + 1):  # student k: seed seed + k - 1, the encoders' dev split, the teachers' labels
         suffix = "" if k == 1 else f"-{k}"
         if k == 1:
