@@ -310,11 +310,14 @@ def test_pseudo_labels_keep_the_confident_cap_other_and_refuse_to_be_empty(built
     got = {r["id"]: r["label"] for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
     sure = {i: lab for i, (lab, c) in teacher.items() if c >= cut}
     assert result["scored"] == len(messages) and result["confident"] == len(sure) >= len(messages) // 2
+    assert result["refused"] == 1  # the classical model refuses a text without Chinese: not labelled
     assert {i: lab for i, lab in sure.items() if lab != "OTHER"} == {i: lab for i, lab in got.items() if lab != "OTHER"}
     others = [i for i, lab in got.items() if lab == "OTHER"]
     assert len(others) == min(1, sum(lab == "OTHER" for lab in sure.values())) and set(others) <= set(sure)
-    with pytest.raises(DataError, match="no corpus message for the students"):
+    with pytest.raises(DataError, match="no corpus message for the students to learn from"):
         pseudo_label(tmp / "dev-classical", [tmp / "onnx"], [refused], out, int8=False)
+    with pytest.raises(DataError, match=f"of {len(messages)} scored, none labelled with at least 1 "):
+        pseudo_label(tmp / "dev-classical", [tmp / "onnx"], messages, out, int8=False, min_confidence=1.0)
 
 
 def test_two_encoders_answer_as_their_mean(built, tmp_path) -> None:

@@ -30,10 +30,11 @@ def test_only_messages_in_no_file_by_id_or_text_are_left(tmp_path):
         {"id": "h2", "title": "路灯", "text": LAMP},  # held out by its id only
         {"id": "c-copy", "title": "工地", "text": TEST + "谢谢。"},  # a near-copy of the test row under another id
         {"id": "c-copy2", "title": "路灯", "text": LAMP + "请尽快修。"},  # a near-copy of the id-only held-out message
+        {"id": "held:h2", "title": "路灯", "text": LAMP + "谢谢。"},  # another, whose id reads like an internal one
         {"id": "c-empty", "title": "", "text": ""},
         {"id": "c-new", "title": "垃圾", "text": BINS},
         {"id": "c-new", "title": "垃圾", "text": "同一编号的第二条"},  # an id the corpus repeats: its first message
     ])
     messages, counts = messages_not_held([corpus], [train, test, ids_only])
     assert [(m["id"], m["text"]) for m in messages] == [("c-new", BINS)]
-    assert counts == {"messages": 6, "skipped": 1, "held_out_ids": 3, "near_copies": 2}
+    assert counts == {"messages": 7, "skipped": 1, "held_out_ids": 3, "near_copies": 3}

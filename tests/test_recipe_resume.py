@@ -10,7 +10,7 @@ import pytest
 
 from chuishao.config import ChuishaoConfig
 from chuishao.errors import DataError
-from chuishao.recipes.cascade import _key, _Work, check_recipe
+from chuishao.recipes.cascade import _key, _stale_students, _Work, check_recipe
 
 STEPS = ("classical", "dev-exclude", "dev-classical", "extra-rows", "pretrain", "finetune", "export-onnx", "refit")
 ROWS = [{"id": f"m{i}", "title": "噪音", "text": "楼下广场舞噪音太大", "label": "W05" if i % 2 else "W06"}
@@ -151,3 +151,22 @@ def test_the_encoders_labels_are_checked_against_the_classical_model_before_fine
     with pytest.raises(DataError, match=rf"\) lack the classical model's {classes[0]}; they have W99, which the classical "
                                         rf"model does not: the cascade needs the same labels"):
         _same_labels(tiny_model_dir, [rows, extra])
+
+
+def test_students_are_redone_when_their_teachers_were_fine_tuned_again(tmp_path):
+    """The teachers' temperatures recorded with the pseudo-labels decide: other ones, or none recorded, redo the
+    pseudo-labels and every student's steps, however many students there were."""
+    work, onnx = tmp_path / "work", tmp_path / "work" / "onnx"
+    onnx.mkdir(parents=True)
+    (onnx / "chuishao_transformer.json").write_text('{"temperature": 1.25}', encoding="utf-8")
+    assert _stale_students(work, [onnx]) == []  # nothing labelled yet
+    for name in ("student", "export-student", "student-2", "export-student-2", "finetune"):
+        (work / f"{name}.done.json").write_text('{"key": "k"}', encoding="utf-8")
+    marker = work / "pseudo-labels.done.json"
+    marker.write_text(json.dumps({"key": "k", "result": {"rows": 3, "teachers": [1.25]}}), encoding="utf-8")
+    assert _stale_students(work, [onnx]) == []
+    redo = ["pseudo-labels", "export-student", "export-student-2", "student", "student-2"]
+    marker.write_text(json.dumps({"key": "k", "result": {"rows": 3, "teachers": [0.9]}}), encoding="utf-8")
+    assert _stale_students(work, [onnx]) == redo
+    marker.write_text(json.dumps({"key": "k", "result": {"rows": 3}}), encoding="utf-8")  # made before they were kept
+    assert _stale_students(work, [onnx]) == redo

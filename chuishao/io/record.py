@@ -83,8 +83,8 @@ def check_columns(path: Path, columns: list[str], fields: FieldMap, need_text: b
     if repeated:
         raise DataError(f"{path}: column names used twice: {', '.join(repeated)}; rename them so each is unique")
     if not need_text and fields.text not in columns and fields.id in columns:
-        _warn_once(path, fields.text, f"no {fields.text!r} column: held out by id alone, its texts are not compared "
-                                      f"for near-copies (columns: {', '.join(columns)}); name the text column with "
+        _warn_once(path, fields.text, f"no {fields.text!r} column: held out by id alone, the file gives no texts to "
+                                      f"compare for near-copies (columns: {', '.join(columns)}); name the text column with "
                                       f"--text-field if it has one")
         return
     if fields.text not in columns:

@@ -207,13 +207,17 @@ def _temperatures(onnx_dirs: Iterable[Path]) -> list[float]:
     return [float(_encoder_meta(d)["temperature"]) for d in onnx_dirs]
 
 
-def _stale_labels(marker: Path, teachers: list[Path]) -> bool:
-    """Whether the pseudo-labels of a finished step came from other runs of the teachers (fine-tuned again since)."""
+def _stale_students(work: Path, teachers: list[Path]) -> list[str]:
+    """The steps to redo when the finished pseudo-labels came from other runs of the teachers (fine-tuned again since,
+    or not recorded): the pseudo-labels and every student's fine-tuning and export, however many there were."""
     try:
-        made_by = json.loads(marker.read_text(encoding="utf-8"))["result"]["teachers"]
-        return bool(made_by != _temperatures(teachers))
-    except (OSError, ValueError, KeyError, TypeError):  # no finished step, or one cut short: nothing to compare
-        return False
+        result = json.loads((work / "pseudo-labels.done.json").read_text(encoding="utf-8"))["result"]
+    except (OSError, ValueError, KeyError, TypeError):  # no finished step, or one cut short: nothing to redo
+        return []
+    made_by = result.get("teachers") if isinstance(result, dict) else None
+    if made_by == _temperatures(teachers):
+        return []
+    return ["pseudo-labels", *sorted(m.name.removesuffix(".done.json") for m in work.glob("*student*.done.json"))]
 
 
 def _stale_refit(refit_dir: Path, twin: Path) -> bool:
@@ -324,11 +328,12 @@ def train_cascade(recipe: ChuishaoConfig, out: Path, work: Path, train_classical
                                 threads=tc.threads)
         say(f"pseudo-labels: {labelled['rows']} corpus messages for the students ({labelled['confident']} of "
             f"{labelled['scored']} labelled with at least {tc.student_confidence:g}, OTHER among them capped at "
-            f"{tc.max_other}; {left_out['near_copies']} near-copies of training or held-out messages left out)")
+            f"{tc.max_other}; {left_out['near_copies']} near-copies of training or held-out messages and "
+            f"{labelled['refused']} the classical model refuses left out)")
         return {**left_out, **labelled, "teachers": _temperatures(teachers)}
 
-    if tc.students and _stale_labels(work / "pseudo-labels.done.json", teachers):  # teachers fine-tuned again since
-        w.forget("pseudo-labels", *(m.name.removesuffix(".done.json") for m in work.glob("*student*.done.json")))
+    if tc.students:
+        w.forget(*_stale_students(work, teachers))
     for k in range(1, tc.students + 1):  # student k: seed seed + k - 1, the encoders' dev split, the teachers' labels
         suffix = "" if k == 1 else f"-{k}"
         if k == 1:

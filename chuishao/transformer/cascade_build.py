@@ -49,9 +49,11 @@ def dev_rows(train: str | Path, fraction: float = 0.15, seed: int = 0) -> list[d
     return [rows[i] for i in dev]
 
 
-def near_copies(dev: Sequence[dict[str, Any]], corpus: Sequence[dict[str, Any]]) -> dict[str, str]:
+def near_copies(dev: Sequence[dict[str, Any]], corpus: Sequence[dict[str, Any]],
+                same_ids: Iterable[str] | None = None) -> dict[str, str]:
     """Corpus ids whose title+text is a copy or near-copy of a dev row's (alphanumerics only, lower case: at
-    least NEAR of the dev text's SHINGLE-character shingles), each with the dev id it copies."""
+    least NEAR of the dev text's SHINGLE-character shingles), each with the dev id it copies. Corpus rows with one of
+    ``same_ids`` (default: the dev rows' ids) are the dev messages themselves, left out by id already: not compared."""
     index: dict[str, list[int]] = defaultdict(list)
     needed = np.zeros(len(dev), dtype=np.int64)
     whole: dict[str, int] = {}
@@ -62,7 +64,7 @@ def near_copies(dev: Sequence[dict[str, Any]], corpus: Sequence[dict[str, Any]])
         needed[i] = len(shingles)
         for s in shingles:
             index[s].append(i)
-    dev_ids = {str(r.get("id")) for r in dev}
+    dev_ids = {str(i) for i in same_ids} if same_ids is not None else {str(r.get("id")) for r in dev}
     found: dict[str, str] = {}
     for rec in corpus:
         cid = str(rec.get("id"))
@@ -116,7 +118,7 @@ def messages_not_held(texts: Sequence[str | Path], exclude: Sequence[str | Path]
                          "text": rec.text})
     by_id = [r for r in rows if not (r["own_id"] and r["id"] in held_ids)]
     held_texts += [{**r, "id": f"held:{r['id']}"} for r in rows if r["own_id"] and r["id"] in held_ids]
-    copies = near_copies(held_texts, by_id) if held_texts else {}
+    copies = near_copies(held_texts, by_id, same_ids=held_ids) if held_texts else {}  # not "held:…": a real id may read so
     kept = [r for r in by_id if r["id"] not in copies]
     return kept, {"messages": len(rows), "skipped": skipped, "held_out_ids": len(rows) - len(by_id),
                   "near_copies": len(copies)}

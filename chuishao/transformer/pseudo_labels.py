@@ -41,7 +41,12 @@ def pseudo_label(dev_classical: str | Path, onnx_dirs: Sequence[str | Path], mes
     the encoder of its seed did not."""
     scorer = load_classical(dev_classical)
     classes = list(scorer.classes_)
-    messages = [r for r in messages if scorer.preprocessor.problem(r.get("text"), title=r.get("title")) is None]
+    usable = [r for r in messages if scorer.preprocessor.problem(r.get("text"), title=r.get("title")) is None]
+    refused, messages = len(messages) - len(usable), usable
+    if not messages:
+        raise DataError(f"no corpus message for the students to learn from: every message of data.corpus is held out, "
+                        f"trains the encoders already, or is refused by the classical model ({refused}); give "
+                        f"data.corpus unlabelled messages")
     texts = [str(r.get("text") or "") for r in messages]
     titles = [r.get("title") for r in messages]
     p = np.zeros((0, len(classes)))
@@ -57,13 +62,13 @@ def pseudo_label(dev_classical: str | Path, onnx_dirs: Sequence[str | Path], mes
     keep = [i for i in sure if classes[best[i]] != "OTHER"] + (other if max_other is None else other[:max_other])
     random.Random(seed + 1).shuffle(keep)
     if not keep:
-        raise DataError(f"no corpus message for the students: {len(messages)} could be scored, none labelled with at "
-                        f"least {min_confidence:g} (transformer.student_confidence) or all OTHER with max_other 0; "
-                        f"give data.corpus more unlabelled messages or lower transformer.student_confidence")
+        raise DataError(f"no corpus message for the students: of {len(messages)} scored, none labelled with at least "
+                        f"{min_confidence:g} (transformer.student_confidence) or all OTHER with max_other 0; lower "
+                        f"transformer.student_confidence or give data.corpus more unlabelled messages")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with Path(out).open("w", encoding="utf-8") as fh:
         for i in keep:
             row = {"id": str(messages[i]["id"]), "title": titles[i], "text": texts[i], "label": classes[best[i]]}
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return {"scored": len(messages), "confident": len(sure), "rows": len(keep),
+    return {"scored": len(messages), "refused": refused, "confident": len(sure), "rows": len(keep),
             "labels": dict(Counter(classes[best[i]] for i in keep).most_common())}
