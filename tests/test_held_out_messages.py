@@ -38,3 +38,31 @@ def test_only_messages_in_no_file_by_id_or_text_are_left(tmp_path):
     messages, counts = messages_not_held([corpus], [train, test, ids_only])
     assert [(m["id"], m["text"]) for m in messages] == [("c-new", BINS)]
     assert counts == {"messages": 7, "skipped": 1, "held_out_ids": 3, "near_copies": 3}
+
+
+def test_classical_self_training_reads_no_copy_of_a_held_out_message(tmp_path):
+    """`chuishao train --corpus`: the corpus messages it pseudo-labels leave out the copies of held-out texts, those of
+    a held-out file that lists ids only included (their text is the corpus message with that id)."""
+    from typer.testing import CliRunner
+
+    from chuishao.cli import app
+    from chuishao.models.persistence import read_manifest
+
+    mini = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "labelled-mini.jsonl"
+    test = _jsonl(tmp_path / "test.jsonl", [{"id": "h1", "title": "工地", "text": TEST, "label": "W05"}])
+    ids_only = tmp_path / "held-ids.csv"
+    ids_only.write_text("id\nh2\n", encoding="utf-8")
+    corpus = _jsonl(tmp_path / "corpus.jsonl", [
+        {"id": "h2", "title": "路灯", "text": LAMP},
+        {"id": "c-copy", "title": "工地", "text": TEST + "谢谢。"},
+        {"id": "c-copy2", "title": "路灯", "text": LAMP + "请尽快修。"},
+        {"id": "c-new", "title": "垃圾", "text": BINS},
+        {"id": "c-new2", "title": "广场舞", "text": NOISE},
+    ])
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("features: {min_df: 1, max_features: null}\nclassifier: {calibration_folds: 2}\n", encoding="utf-8")
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app, ["train", str(mini), "-o", str(out), "--config", str(cfg), "--corpus", str(corpus),
+                                      "--exclude", str(test), "--exclude", str(ids_only)])
+    assert result.exit_code == 0, result.output
+    assert read_manifest(out)["unlabelled_docs"] == 2  # c-new and c-new2

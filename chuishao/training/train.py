@@ -13,6 +13,7 @@ from chuishao.errors import DataError
 from chuishao.io.records import FieldMap, InputRecord, has_given_id, read_records
 from chuishao.models.classifier import ChuishaoClassifier
 from chuishao.pipeline.doc import Doc
+from chuishao.pipeline.near_copies import near_copies
 from chuishao.taxonomy import Taxonomy
 from chuishao.training.data import LabelledSet, check_labels, read_id_labels, read_labelled, relabelled
 from chuishao.training.sheet import read_sheet
@@ -144,8 +145,17 @@ def _held_out(paths: list[Path], fields: FieldMap | None) -> tuple[set[str], lis
     return ids, records
 
 
-def _unlabelled_docs(model: ChuishaoClassifier, corpus: list[InputRecord], banned: set[str]) -> list[Doc]:
-    recs = [r for r in corpus if r.error is None and r.id not in banned]
+def _unlabelled_docs(model: ChuishaoClassifier, corpus: list[InputRecord], trained: set[str], excluded: set[str],
+                     held_out: list[InputRecord]) -> list[Doc]:
+    """The corpus messages to self-train on: none with a training or held-out id, nor a copy or near-copy of a
+    held-out text (the corpus repeats letters under other ids; a held-out file listing ids only gives its texts through
+    the corpus messages of those ids), nor one the model refuses."""
+    recs = [r for r in corpus if r.error is None and r.id not in trained and r.id not in excluded]
+    held = [{"id": r.id, "title": r.title, "text": r.text} for r in held_out if r.error is None]
+    held += [{"id": r.id, "title": r.title, "text": r.text} for r in corpus if r.error is None and r.id in excluded]
+    if held:
+        copies = near_copies(held, [{"id": r.id, "title": r.title, "text": r.text} for r in recs], same_ids=excluded)
+        recs = [r for r in recs if r.id not in copies]
     recs = [r for r in recs if model.preprocessor.problem(r.text, title=r.title) is None]
     return model.docs([r.text for r in recs], titles=[r.title for r in recs])  # type: ignore[misc]
 
@@ -181,7 +191,7 @@ def train(req: TrainRequest) -> ChuishaoClassifier:
         example = model.preprocessor.problem(data.texts[0], title=data.titles[0])
         raise DataError(f"{files}: no row has a text the model can learn from (e.g. row 1: {example})")
     self_training = req.config.classifier.self_training_weight > 0
-    extra_docs = _unlabelled_docs(model, corpus, set(data.ids) | excluded) if self_training else []
+    extra_docs = _unlabelled_docs(model, corpus, set(data.ids), excluded, held_out) if self_training else []
     # Calibrate on the DATA files' rows only: extra id-label files can cover a whole corpus, mostly
     # easy OTHER, and would set a review threshold too lax for the messages operators see.
     model.fit(data.texts, data.labels, titles=data.titles, subs=data.subs, weights=data.weights, unlabelled=extra_docs,

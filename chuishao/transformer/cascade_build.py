@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,19 +26,8 @@ from chuishao.io.records import read_records
 from chuishao.models.cascade import ALL, GATES, WEIGHTS, CascadeParams, fit_cascade
 from chuishao.models.onnx_encoder import META_FILE, load_encoders
 from chuishao.models.persistence import load_classical, read_manifest, require_exports, save_cascade
+from chuishao.pipeline.near_copies import near_copies
 from chuishao.transformer.data import read_jsonl, stratified_split
-
-SHINGLE = 10  # characters of a shingle
-STEP = 5  # a dev text's shingles are taken every STEP characters
-NEAR = 0.5  # a corpus text holding this share of a dev text's shingles is a near-copy of it
-
-
-def _norm(text: str) -> str:
-    return "".join(ch for ch in text.lower() if ch.isalnum())
-
-
-def _joined(rec: dict[str, Any]) -> str:
-    return _norm(f"{rec.get('title') or ''}{rec.get('text') or ''}")
 
 
 def dev_rows(train: str | Path, fraction: float = 0.15, seed: int = 0) -> list[dict[str, Any]]:
@@ -47,41 +35,6 @@ def dev_rows(train: str | Path, fraction: float = 0.15, seed: int = 0) -> list[d
     rows = read_jsonl(train, need=("id", "label"))
     _, dev = stratified_split([r["label"] for r in rows], fraction, seed)
     return [rows[i] for i in dev]
-
-
-def near_copies(dev: Sequence[dict[str, Any]], corpus: Sequence[dict[str, Any]],
-                same_ids: Iterable[str] | None = None) -> dict[str, str]:
-    """Corpus ids whose title+text is a copy or near-copy of a dev row's (alphanumerics only, lower case: at
-    least NEAR of the dev text's SHINGLE-character shingles), each with the dev id it copies. Corpus rows with one of
-    ``same_ids`` (default: the dev rows' ids) are the dev messages themselves, left out by id already: not compared."""
-    index: dict[str, list[int]] = defaultdict(list)
-    needed = np.zeros(len(dev), dtype=np.int64)
-    whole: dict[str, int] = {}
-    for i, rec in enumerate(dev):
-        t = _joined(rec)
-        whole.setdefault(t, i)
-        shingles = {t[j:j + SHINGLE] for j in range(0, max(len(t) - SHINGLE, 0) + 1, STEP)} if len(t) >= SHINGLE else set()
-        needed[i] = len(shingles)
-        for s in shingles:
-            index[s].append(i)
-    dev_ids = {str(i) for i in same_ids} if same_ids is not None else {str(r.get("id")) for r in dev}
-    found: dict[str, str] = {}
-    for rec in corpus:
-        cid = str(rec.get("id"))
-        if cid in dev_ids:
-            continue  # the same message: excluded by its id already
-        t = _joined(rec)
-        if t in whole:
-            found[cid] = str(dev[whole[t]].get("id"))
-            continue
-        hits: dict[int, int] = defaultdict(int)
-        for s in {t[j:j + SHINGLE] for j in range(len(t) - SHINGLE + 1)}:
-            for i in index.get(s, ()):
-                hits[i] += 1
-        best = max(hits.items(), key=lambda kv: kv[1] / max(needed[kv[0]], 1), default=None)
-        if best is not None and needed[best[0]] and best[1] >= NEAR * needed[best[0]]:
-            found[cid] = str(dev[best[0]].get("id"))
-    return found
 
 
 def messages_not_held(texts: Sequence[str | Path], exclude: Sequence[str | Path], fields: FieldMap | None = None
