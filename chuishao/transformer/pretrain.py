@@ -5,7 +5,7 @@ The encoder folder (``import-encoder``'s output or any local BERT-style encoder)
 a fresh one), is trained on the messages of ``texts`` in the fine-tuning's input format, cut into windows of
 ``max_length`` pieces (a long letter gives several windows), and is saved as a plain encoder folder again:
 fine-tuning starts from it as from the imported one. Held-out messages never train it: the ids of the ``exclude`` files and the
-messages that copy or nearly copy them (``cascade_build.near_copies``) are left out, and counted.
+messages that copy or nearly copy them (``cascade_build.messages_not_held``) are left out, and counted.
 """
 
 from __future__ import annotations
