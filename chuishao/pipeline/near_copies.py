@@ -4,12 +4,12 @@ training row under another id (the corpus repeats letters with a word changed, a
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["NEAR", "SHINGLE", "STEP", "near_copies"]
+__all__ = ["NEAR", "SHINGLE", "STEP", "copies_of_held", "near_copies"]
 
 SHINGLE = 10  # characters of a shingle
 STEP = 5  # a dev text's shingles are taken every STEP characters
@@ -57,3 +57,11 @@ def near_copies(dev: Sequence[dict[str, Any]], corpus: Sequence[dict[str, Any]],
         if best is not None and needed[best[0]] and best[1] >= NEAR * needed[best[0]]:
             found[cid] = str(dev[best[0]].get("id"))
     return found
+
+
+def copies_of_held(held: Sequence[dict[str, Any]], held_ids: Collection[str], messages: Sequence[dict[str, Any]]) -> set[str]:
+    """Ids of the ``messages`` without a held-out id that copy or nearly copy a held-out text: one of ``held``, or the
+    text that a message with a held-out id has among ``messages`` (a held-out file may list ids only)."""
+    texts = [*held, *(m for m in messages if m["id"] in held_ids)]
+    candidates = [m for m in messages if m["id"] not in held_ids]
+    return set(near_copies(texts, candidates, same_ids=held_ids)) if texts else set()

@@ -13,7 +13,7 @@ from chuishao.errors import DataError
 from chuishao.io.records import FieldMap, InputRecord, has_given_id, read_records
 from chuishao.models.classifier import ChuishaoClassifier
 from chuishao.pipeline.doc import Doc
-from chuishao.pipeline.near_copies import near_copies
+from chuishao.pipeline.near_copies import copies_of_held
 from chuishao.taxonomy import Taxonomy
 from chuishao.training.data import LabelledSet, check_labels, read_id_labels, read_labelled, relabelled
 from chuishao.training.sheet import read_sheet
@@ -150,12 +150,10 @@ def _unlabelled_docs(model: ChuishaoClassifier, corpus: list[InputRecord], train
     """The corpus messages to self-train on: none with a training or held-out id, nor a copy or near-copy of a
     held-out text (the corpus repeats letters under other ids; a held-out file listing ids only gives its texts through
     the corpus messages of those ids), nor one the model refuses."""
-    recs = [r for r in corpus if r.error is None and r.id not in trained and r.id not in excluded]
     held = [{"id": r.id, "title": r.title, "text": r.text} for r in held_out if r.error is None]
-    held += [{"id": r.id, "title": r.title, "text": r.text} for r in corpus if r.error is None and r.id in excluded]
-    if held:
-        copies = near_copies(held, [{"id": r.id, "title": r.title, "text": r.text} for r in recs], same_ids=excluded)
-        recs = [r for r in recs if r.id not in copies]
+    untrained = [r for r in corpus if r.error is None and (r.id not in trained or r.id in excluded)]
+    copies = copies_of_held(held, excluded, [{"id": r.id, "title": r.title, "text": r.text} for r in untrained])
+    recs = [r for r in untrained if r.id not in excluded and r.id not in copies]
     recs = [r for r in recs if model.preprocessor.problem(r.text, title=r.title) is None]
     return model.docs([r.text for r in recs], titles=[r.title for r in recs])  # type: ignore[misc]
 

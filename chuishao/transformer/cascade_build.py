@@ -26,7 +26,7 @@ from chuishao.io.records import read_records
 from chuishao.models.cascade import ALL, GATES, WEIGHTS, CascadeParams, fit_cascade
 from chuishao.models.onnx_encoder import META_FILE, load_encoders
 from chuishao.models.persistence import load_classical, read_manifest, require_exports, save_cascade
-from chuishao.pipeline.near_copies import near_copies
+from chuishao.pipeline.near_copies import copies_of_held, near_copies
 from chuishao.transformer.data import read_jsonl, stratified_split
 
 
@@ -70,8 +70,7 @@ def messages_not_held(texts: Sequence[str | Path], exclude: Sequence[str | Path]
             rows.append({"id": rec.id if own_id else f"{path}#{rec.row}", "own_id": own_id, "title": rec.title,
                          "text": rec.text})
     by_id = [r for r in rows if not (r["own_id"] and r["id"] in held_ids)]
-    held_texts += [{**r, "id": f"held:{r['id']}"} for r in rows if r["own_id"] and r["id"] in held_ids]
-    copies = near_copies(held_texts, by_id, same_ids=held_ids) if held_texts else {}  # not "held:…": a real id may read so
+    copies = copies_of_held(held_texts, held_ids, [r for r in rows if r["own_id"] or r["id"] not in held_ids])
     kept = [r for r in by_id if r["id"] not in copies]
     return kept, {"messages": len(rows), "skipped": skipped, "held_out_ids": len(rows) - len(by_id),
                   "near_copies": len(copies)}

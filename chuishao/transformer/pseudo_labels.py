@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from chuishao.errors import DataError
 from chuishao.models.onnx_encoder import load_encoders
 from chuishao.models.persistence import load_classical
@@ -49,12 +47,10 @@ def pseudo_label(dev_classical: str | Path, onnx_dirs: Sequence[str | Path], mes
                         f"data.corpus unlabelled messages")
     texts = [str(r.get("text") or "") for r in messages]
     titles = [r.get("title") for r in messages]
-    p = np.zeros((0, len(classes)))
-    if messages:
-        encoder = load_encoders(onnx_dirs, int8=int8, threads=threads)
-        records = [{"title": ti, "text": te} for ti, te in zip(titles, texts, strict=True)]
-        p_encoders = in_class_order(encoder.predict_proba(records), encoder.labels, classes)
-        p = (1 - TEACHER_WEIGHT) * scorer.predict_proba(texts, titles=titles) + TEACHER_WEIGHT * p_encoders
+    encoder = load_encoders(onnx_dirs, int8=int8, threads=threads)
+    records = [{"title": ti, "text": te} for ti, te in zip(titles, texts, strict=True)]
+    p_encoders = in_class_order(encoder.predict_proba(records), encoder.labels, classes)
+    p = (1 - TEACHER_WEIGHT) * scorer.predict_proba(texts, titles=titles) + TEACHER_WEIGHT * p_encoders
     best, confidence = p.argmax(axis=1), p.max(axis=1)
     sure = [i for i in range(len(messages)) if confidence[i] >= min_confidence]
     other = [i for i in sure if classes[best[i]] == "OTHER"]
